@@ -1,0 +1,37 @@
+namespace HubertEcg.Grains;
+
+/// <summary>
+/// One per run, keyed by the run id. Plans the run's shards by listing its input in small steps, leases shards to
+/// workers that ask, renews and expires leases, aggregates progress and persists all of it in Postgres, so any
+/// activation (after any silo restart) resumes where the last one stopped. Every call is short: scoring happens
+/// in workers, outside grain turns.
+/// </summary>
+[Alias("HubertEcg.IRunCoordinatorGrain")]
+public interface IRunCoordinatorGrain : IGrainWithGuidKey
+{
+    /// <summary>The next shard for <paramref name="workerId"/>, or null when none is available now (or the run is over).</summary>
+    [Alias("AcquireLease")]
+    Task<ShardLease?> AcquireLease(string workerId);
+
+    /// <summary>Extends a lease; <paramref name="recordsSinceLastReport"/> feeds the run's rate.</summary>
+    [Alias("Renew")]
+    Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport);
+
+    /// <summary>Marks a shard done once all its results are written. Repeated or late reports are harmless.</summary>
+    [Alias("Complete")]
+    Task Complete(ShardOutcome outcome);
+
+    /// <summary>
+    /// Gives a lease back. Without <paramref name="error"/> (a worker shutting down) the attempt does not count;
+    /// with one, the shard is retried until its attempts are spent, or failed at once when <paramref name="permanent"/>.
+    /// </summary>
+    [Alias("Release")]
+    Task Release(string workerId, int shardNo, int leaseId, string? error, bool permanent);
+
+    [Alias("GetProgress")]
+    Task<RunProgress> GetProgress();
+
+    /// <summary>Cancels the run: no more leases; workers stop at their next renewal.</summary>
+    [Alias("Cancel")]
+    Task Cancel();
+}

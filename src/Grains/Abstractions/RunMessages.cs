@@ -1,0 +1,62 @@
+namespace HubertEcg.Grains;
+
+/// <summary>How a run scores: the model, preprocessing and window policy every shard of the run uses.</summary>
+[GenerateSerializer, Immutable, Alias("HubertEcg.RunScoringSettings")]
+public sealed record class RunScoringSettings(
+    string ModelId,
+    string ModelPath,
+    string PreprocessingProfile,
+    string Aggregation,
+    int MaxWindows,
+    int BatchSize);
+
+/// <summary>
+/// A shard handed to one worker until <see cref="Deadline"/>; the worker renews it while working.
+/// <see cref="LeaseId"/> is the shard's attempt number: a later lease of the same shard has a larger one.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("HubertEcg.ShardLease")]
+public sealed record class ShardLease(
+    Guid RunId,
+    int ShardNo,
+    int LeaseId,
+    string Kind,
+    string Container,
+    IReadOnlyList<string> Blobs,
+    DateTime Deadline,
+    TimeSpan Duration,
+    RunScoringSettings Settings);
+
+/// <summary>What a worker reports when it has written every result of a shard.</summary>
+[GenerateSerializer, Immutable, Alias("HubertEcg.ShardOutcome")]
+public sealed record class ShardOutcome(string WorkerId, int ShardNo, int LeaseId, int RecordsDone, int RecordsQuarantined);
+
+/// <summary>The answer to a lease renewal.</summary>
+[GenerateSerializer, Alias("HubertEcg.LeaseStatus")]
+public enum LeaseStatus
+{
+    /// <summary>The lease is extended; keep working.</summary>
+    Renewed = 0,
+
+    /// <summary>The lease expired and went to another worker, or the shard is finished: stop working on it.</summary>
+    Lost = 1,
+
+    /// <summary>The run was cancelled: stop working on it.</summary>
+    Cancelled = 2,
+}
+
+/// <summary>A run's progress as its coordinator sees it.</summary>
+[GenerateSerializer, Immutable, Alias("HubertEcg.RunProgress")]
+public sealed record class RunProgress(
+    Guid RunId,
+    string State,
+    bool PlanningComplete,
+    int ShardsPlanned,
+    int ShardsDone,
+    int ShardsFailed,
+    int ShardsLeased,
+    long RecordsPlanned,
+    long RecordsDone,
+    long RecordsQuarantined,
+    long RecordsFailed,
+    double RatePerSecond,
+    double? EtaSeconds);

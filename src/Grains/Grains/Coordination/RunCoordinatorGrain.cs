@@ -1,0 +1,531 @@
+using HubertEcg.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace HubertEcg.Grains.Coordination;
+
+/// <summary>
+/// The coordinator of one run (see <see cref="IRunCoordinatorGrain"/>). Postgres is the source of truth: the run row
+/// and its shard rows are written before a call returns, and an activation rebuilds its memory from them. Counts
+/// are derived from shard rows, so a crash never double-counts. The timer does one bounded step per tick: a page
+/// of listing, lease expiry, progress.
+/// </summary>
+public sealed partial class RunCoordinatorGrain(
+    RunStore store,
+    BlobStore blobs,
+    IOptions<CoordinatorOptions> options,
+    ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain
+{
+    private readonly CoordinatorOptions _options = options.Value;
+    private readonly Dictionary<int, ShardState> _shards = [];
+    private readonly LinkedList<int> _pending = new();
+    private readonly HashSet<int> _leased = [];
+    private readonly Queue<(DateTime At, int Records)> _recent = new();
+    private RunRecord? _run;
+    private string _state = RunStates.Pending;
+    private bool _planningComplete;
+    private string? _planningToken;
+    private IReadOnlyList<string> _carry = [];
+    private int _planningFailures;
+    private string? _error;
+    private DateTime? _startedAt;
+    private DateTime? _finishedAt;
+    private DateTime _activatedAt;
+    private bool _dirty;
+    private IGrainTimer? _timer;
+
+    private Guid RunId => this.GetPrimaryKey();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _activatedAt = DateTime.UtcNow;
+        _run = await store.GetRunAsync(RunId, cancellationToken);
+        if (_run is null)
+        {
+            LogUnknownRun(logger, RunId);
+            return;
+        }
+
+        _state = _run.State;
+        _planningComplete = _run.PlanningComplete;
+        _planningToken = _run.PlanningToken;
+        _carry = _run.PlanningCarry;
+        _error = _run.Error;
+        _startedAt = _run.StartedAt;
+        _finishedAt = _run.FinishedAt;
+        foreach (var shard in await store.LoadShardsAsync(RunId, includeBlobs: false, cancellationToken))
+        {
+            var state = new ShardState(shard);
+            _shards[shard.ShardNo] = state;
+            if (shard.State == ShardStates.Pending)
+            {
+                _pending.AddLast(shard.ShardNo);
+            }
+            else if (shard.State == ShardStates.Leased)
+            {
+                _leased.Add(shard.ShardNo);
+            }
+        }
+
+        if (!RunStates.IsFinal(_state))
+        {
+            _timer = this.RegisterGrainTimer(
+                TickAsync,
+                new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = _options.TickInterval, KeepAlive = true });
+            LogResumed(logger, RunId, _state, _shards.Count, _pending.Count, _leased.Count);
+        }
+    }
+
+    public async Task<ShardLease?> AcquireLease(string workerId)
+    {
+        if (_run is null || RunStates.IsFinal(_state) || _pending.Count == 0)
+        {
+            return null;
+        }
+
+        var shardNo = _pending.First!.Value;
+        _pending.RemoveFirst();
+        var shard = _shards[shardNo];
+        var now = DateTime.UtcNow;
+        var duration = TimeSpan.FromSeconds(_run.LeaseSeconds);
+        var before = shard.Snapshot();
+        shard.State = ShardStates.Leased;
+        shard.Attempts++;
+        shard.LeaseOwner = workerId;
+        shard.LeaseDeadline = now + duration;
+        shard.ReportedInFlight = 0;
+        IReadOnlyList<string> blobNames;
+        try
+        {
+            blobNames = await store.LeaseShardAsync(shard.ToRecord(RunId));
+        }
+        catch
+        {
+            shard.Restore(before);
+            _pending.AddFirst(shardNo);
+            throw;
+        }
+
+        _leased.Add(shardNo);
+        if (_state is RunStates.Pending or RunStates.Planning)
+        {
+            _state = RunStates.Running;
+            _startedAt ??= now;
+        }
+
+        _dirty = true;
+        LogLeased(logger, RunId, shardNo, shard.Attempts, workerId);
+        return new ShardLease(
+            RunId,
+            shardNo,
+            shard.Attempts,
+            shard.Kind,
+            _run.InputContainer,
+            blobNames,
+            shard.LeaseDeadline.Value,
+            duration,
+            new RunScoringSettings(_run.ModelId, _run.ModelPath, _run.PreprocessingProfile, _run.Aggregation, _run.MaxWindows, _run.BatchSize));
+    }
+
+    public async Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport)
+    {
+        if (_run is null)
+        {
+            return LeaseStatus.Lost;
+        }
+
+        if (_state == RunStates.Cancelled)
+        {
+            return LeaseStatus.Cancelled;
+        }
+
+        if (!_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
+        {
+            return LeaseStatus.Lost;
+        }
+
+        if (recordsSinceLastReport > 0)
+        {
+            shard.ReportedInFlight += recordsSinceLastReport;
+            _recent.Enqueue((DateTime.UtcNow, recordsSinceLastReport));
+        }
+
+        shard.LeaseDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_run.LeaseSeconds);
+        await store.SaveShardAsync(shard.ToRecord(RunId));
+        return LeaseStatus.Renewed;
+    }
+
+    public async Task Complete(ShardOutcome outcome)
+    {
+        if (_run is null || !_shards.TryGetValue(outcome.ShardNo, out var shard) || shard.State == ShardStates.Done)
+        {
+            return;
+        }
+
+        // A late report from an expired lease still means every result of the shard is written: accept it.
+        var inFlight = shard.IsHeldBy(outcome.WorkerId, outcome.LeaseId) ? shard.ReportedInFlight : 0;
+        var before = shard.Snapshot();
+        var wasFailed = shard.State == ShardStates.Failed;
+        shard.State = ShardStates.Done;
+        shard.LeaseOwner = null;
+        shard.LeaseDeadline = null;
+        shard.RecordsDone = outcome.RecordsDone;
+        shard.RecordsQuarantined = outcome.RecordsQuarantined;
+        shard.LastError = null;
+        try
+        {
+            await store.SaveShardAsync(shard.ToRecord(RunId));
+        }
+        catch
+        {
+            shard.Restore(before);
+            throw;
+        }
+
+        _leased.Remove(outcome.ShardNo);
+        _pending.Remove(outcome.ShardNo);
+        var fresh = outcome.RecordsDone + outcome.RecordsQuarantined - inFlight;
+        if (fresh > 0)
+        {
+            _recent.Enqueue((DateTime.UtcNow, fresh));
+        }
+
+        _dirty = true;
+        LogCompleted(logger, RunId, outcome.ShardNo, outcome.RecordsDone, outcome.RecordsQuarantined, outcome.WorkerId, wasFailed);
+        await FinishIfDoneAsync();
+    }
+
+    public async Task Release(string workerId, int shardNo, int leaseId, string? error, bool permanent)
+    {
+        if (_run is null || !_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
+        {
+            return;
+        }
+
+        var before = shard.Snapshot();
+        if (error is null)
+        {
+            // Handed back by a worker that is shutting down: the attempt does not count.
+            shard.Attempts = Math.Max(0, shard.Attempts - 1);
+            shard.State = ShardStates.Pending;
+        }
+        else
+        {
+            shard.LastError = error;
+            shard.State = permanent || shard.Attempts >= _run.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
+        }
+
+        shard.LeaseOwner = null;
+        shard.LeaseDeadline = null;
+        try
+        {
+            await store.SaveShardAsync(shard.ToRecord(RunId));
+        }
+        catch
+        {
+            shard.Restore(before);
+            throw;
+        }
+
+        _leased.Remove(shardNo);
+        if (shard.State == ShardStates.Pending)
+        {
+            _pending.AddLast(shardNo);
+        }
+
+        _dirty = true;
+        LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State);
+        await FinishIfDoneAsync();
+    }
+
+    public Task<RunProgress> GetProgress() => Task.FromResult(BuildProgress(DateTime.UtcNow));
+
+    public async Task Cancel()
+    {
+        if (_run is null || RunStates.IsFinal(_state))
+        {
+            return;
+        }
+
+        await FinishAsync(RunStates.Cancelled, "cancelled by request");
+    }
+
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        if (_run is null || RunStates.IsFinal(_state))
+        {
+            return;
+        }
+
+        try
+        {
+            if (await store.IsCancelRequestedAsync(RunId, cancellationToken))
+            {
+                await FinishAsync(RunStates.Cancelled, "cancelled by request");
+                return;
+            }
+
+            await ExpireLeasesAsync(cancellationToken);
+            if (!_planningComplete)
+            {
+                await PlanStepAsync(cancellationToken);
+            }
+
+            if (!await FinishIfDoneAsync() && _dirty)
+            {
+                await SaveProgressAsync(cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Postgres or blob storage briefly unreachable: the next tick tries again from persisted state.
+            LogTickFailed(logger, e, RunId);
+        }
+    }
+
+    private async Task ExpireLeasesAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTime.UtcNow;
+        foreach (var shardNo in _leased.ToList())
+        {
+            var shard = _shards[shardNo];
+            if (shard.LeaseDeadline is not { } deadline || deadline > now)
+            {
+                continue;
+            }
+
+            var before = shard.Snapshot();
+            shard.LastError = $"lease of attempt {shard.Attempts} expired (worker {shard.LeaseOwner} stopped renewing)";
+            shard.State = shard.Attempts >= _run!.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
+            shard.LeaseOwner = null;
+            shard.LeaseDeadline = null;
+            try
+            {
+                await store.SaveShardAsync(shard.ToRecord(RunId), cancellationToken);
+            }
+            catch
+            {
+                shard.Restore(before);
+                throw;
+            }
+
+            _leased.Remove(shardNo);
+            if (shard.State == ShardStates.Pending)
+            {
+                _pending.AddLast(shardNo);
+            }
+
+            _dirty = true;
+            LogExpired(logger, RunId, shardNo, shard.Attempts, shard.State);
+        }
+    }
+
+    private async Task PlanStepAsync(CancellationToken cancellationToken)
+    {
+        var run = _run!;
+        BlobPage page;
+        try
+        {
+            page = await blobs.ListPageAsync(run.InputContainer, run.InputPrefix, _planningToken, _options.ListPageSize, cancellationToken);
+            _planningFailures = 0;
+        }
+        catch (BlobNotFoundException e)
+        {
+            await FinishAsync(RunStates.Failed, e.Message);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
+        {
+            LogPlanningRetry(logger, e, RunId, _planningFailures);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await FinishAsync(RunStates.Failed, $"listing {run.InputContainer}/{run.InputPrefix} failed {_planningFailures} times: {e.Message}");
+            return;
+        }
+
+        var last = page.ContinuationToken is null;
+        var step = new ShardPlanner(run.ShardSize).Plan(_carry, page.Items.Select(b => b.Name).ToList(), last);
+        var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
+        var records = step.Shards
+            .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
+            .ToList();
+        await store.AppendPlanAsync(RunId, records, page.ContinuationToken, step.Carry, last, cancellationToken);
+        foreach (var record in records)
+        {
+            _shards[record.ShardNo] = new ShardState(record);
+            _pending.AddLast(record.ShardNo);
+        }
+
+        _planningToken = page.ContinuationToken;
+        _carry = step.Carry;
+        _planningComplete = last;
+        if (_state == RunStates.Pending)
+        {
+            _state = RunStates.Planning;
+        }
+
+        _startedAt ??= DateTime.UtcNow;
+        _dirty = true;
+        LogPlanned(logger, RunId, records.Count, _shards.Count, last);
+    }
+
+    /// <summary>Completes the run when listing is over and every shard is done or failed; true when the run is final.</summary>
+    private async Task<bool> FinishIfDoneAsync()
+    {
+        if (RunStates.IsFinal(_state))
+        {
+            return true;
+        }
+
+        if (!_planningComplete || _pending.Count > 0 || _leased.Count > 0)
+        {
+            return false;
+        }
+
+        await FinishAsync(RunStates.Completed, _error);
+        return true;
+    }
+
+    private async Task FinishAsync(string state, string? error)
+    {
+        var now = DateTime.UtcNow;
+        _state = state;
+        _error = error;
+        _finishedAt = now;
+        _startedAt ??= now;
+        await SaveProgressAsync(CancellationToken.None);
+        _timer?.Dispose();
+        _timer = null;
+        LogFinished(logger, RunId, state, error ?? "");
+    }
+
+    private async Task SaveProgressAsync(CancellationToken cancellationToken)
+    {
+        var p = BuildProgress(DateTime.UtcNow);
+        await store.SaveProgressAsync(
+            new RunProgressUpdate(
+                RunId, _state, p.RecordsPlanned, p.RecordsDone, p.RecordsQuarantined, p.RecordsFailed, p.ShardsDone, p.ShardsFailed,
+                p.RatePerSecond, p.EtaSeconds, _error, _startedAt, _finishedAt),
+            cancellationToken);
+        _dirty = false;
+    }
+
+    private RunProgress BuildProgress(DateTime now)
+    {
+        long planned = 0, done = 0, quarantined = 0, failed = 0;
+        int shardsDone = 0, shardsFailed = 0;
+        foreach (var shard in _shards.Values)
+        {
+            switch (shard.State)
+            {
+                case ShardStates.Done:
+                    shardsDone++;
+                    done += shard.RecordsDone;
+                    quarantined += shard.RecordsQuarantined;
+
+                    // A container's record count is known once it is read.
+                    planned += shard.Kind == ShardKinds.Container ? shard.RecordsDone + shard.RecordsQuarantined : shard.RecordsPlanned;
+                    break;
+                case ShardStates.Failed:
+                    shardsFailed++;
+                    failed += shard.RecordsPlanned;
+                    planned += shard.RecordsPlanned;
+                    break;
+                default:
+                    planned += shard.RecordsPlanned;
+                    break;
+            }
+        }
+
+        while (_recent.Count > 0 && now - _recent.Peek().At > _options.RateWindow)
+        {
+            _recent.Dequeue();
+        }
+
+        var window = Math.Min(_options.RateWindow.TotalSeconds, Math.Max(1, (now - _activatedAt).TotalSeconds));
+        var rate = _recent.Sum(r => (double)r.Records) / window;
+        var remaining = Math.Max(0, planned - done - quarantined - failed - _leased.Sum(n => (long)_shards[n].ReportedInFlight));
+        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete ? remaining / rate : null;
+        return new RunProgress(
+            RunId, _state, _planningComplete, _shards.Count, shardsDone, shardsFailed, _leased.Count,
+            planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: no such run")]
+    private static partial void LogUnknownRun(ILogger logger, Guid runId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: coordinator active in state {State} with {Shards} shards ({Pending} pending, {Leased} leased)")]
+    private static partial void LogResumed(ILogger logger, Guid runId, string state, int shards, int pending, int leased);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "run {RunId}: shard {ShardNo} attempt {Attempt} leased to {Worker}")]
+    private static partial void LogLeased(ILogger logger, Guid runId, int shardNo, int attempt, string worker);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "run {RunId}: shard {ShardNo} done ({Done} scored, {Quarantined} quarantined) by {Worker}; was failed: {WasFailed}")]
+    private static partial void LogCompleted(ILogger logger, Guid runId, int shardNo, int done, int quarantined, string worker, bool wasFailed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: shard {ShardNo} released by {Worker}: {Reason}; now {State}")]
+    private static partial void LogReleased(ILogger logger, Guid runId, int shardNo, string worker, string reason, string state);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: lease of shard {ShardNo} (attempt {Attempt}) expired; now {State}")]
+    private static partial void LogExpired(ILogger logger, Guid runId, int shardNo, int attempt, string state);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: planned {New} shards ({Total} in all); listing complete: {Complete}")]
+    private static partial void LogPlanned(ILogger logger, Guid runId, int @new, int total, bool complete);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: listing failed (attempt {Attempt}); retrying on the next tick")]
+    private static partial void LogPlanningRetry(ILogger logger, Exception e, Guid runId, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: coordinator tick failed; retrying on the next tick")]
+    private static partial void LogTickFailed(ILogger logger, Exception e, Guid runId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: finished {State} {Error}")]
+    private static partial void LogFinished(ILogger logger, Guid runId, string state, string error);
+
+    /// <summary>The coordinator's memory of one shard (its blob names stay in Postgres until it is leased).</summary>
+    private sealed class ShardState(ShardRecord record)
+    {
+        public int ShardNo { get; } = record.ShardNo;
+
+        public string Kind { get; } = record.Kind;
+
+        public int RecordsPlanned { get; } = record.RecordsPlanned;
+
+        public string State { get; set; } = record.State;
+
+        public int Attempts { get; set; } = record.Attempts;
+
+        public string? LeaseOwner { get; set; } = record.LeaseOwner;
+
+        public DateTime? LeaseDeadline { get; set; } = record.LeaseDeadline;
+
+        public int RecordsDone { get; set; } = record.RecordsDone;
+
+        public int RecordsQuarantined { get; set; } = record.RecordsQuarantined;
+
+        public string? LastError { get; set; } = record.LastError;
+
+        /// <summary>Records the current lease holder reported before completing (for the rate; never persisted).</summary>
+        public int ReportedInFlight { get; set; }
+
+        public bool IsHeldBy(string workerId, int leaseId) =>
+            State == ShardStates.Leased && Attempts == leaseId && string.Equals(LeaseOwner, workerId, StringComparison.Ordinal);
+
+        public ShardRecord ToRecord(Guid runId) =>
+            new(runId, ShardNo, Kind, [], RecordsPlanned, State, Attempts, LeaseOwner, LeaseDeadline, RecordsDone, RecordsQuarantined, LastError);
+
+        public ShardRecord Snapshot() => ToRecord(Guid.Empty);
+
+        public void Restore(ShardRecord snapshot)
+        {
+            State = snapshot.State;
+            Attempts = snapshot.Attempts;
+            LeaseOwner = snapshot.LeaseOwner;
+            LeaseDeadline = snapshot.LeaseDeadline;
+            RecordsDone = snapshot.RecordsDone;
+            RecordsQuarantined = snapshot.RecordsQuarantined;
+            LastError = snapshot.LastError;
+        }
+    }
+}

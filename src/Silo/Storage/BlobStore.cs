@@ -1,0 +1,123 @@
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+
+namespace HubertEcg.Storage;
+
+/// <summary>One listed blob: its name within the container, ETag and size.</summary>
+public sealed record BlobEntry(string Name, string ETag, long Length);
+
+/// <summary>One page of a listing and the token that continues it (null at the end).</summary>
+public sealed record BlobPage(IReadOnlyList<BlobEntry> Items, string? ContinuationToken);
+
+/// <summary>A blob (or its container) that does not exist: a permanent error for the shard or run that needs it.</summary>
+public sealed class BlobNotFoundException : Exception
+{
+    public BlobNotFoundException(string container, string blobName, Exception? inner = null)
+        : base(blobName.Length == 0 ? $"container '{container}' does not exist" : $"blob '{container}/{blobName}' does not exist", inner)
+    {
+        Container = container;
+        BlobName = blobName;
+    }
+
+    public BlobNotFoundException()
+        : this("?", "?")
+    {
+    }
+
+    public BlobNotFoundException(string message)
+        : base(message)
+    {
+        Container = "?";
+        BlobName = "?";
+    }
+
+    public BlobNotFoundException(string message, Exception inner)
+        : base(message, inner)
+    {
+        Container = "?";
+        BlobName = "?";
+    }
+
+    public string Container { get; }
+
+    public string BlobName { get; }
+}
+
+/// <summary>A blob larger than the worker accepts for one shard.</summary>
+public sealed class BlobTooLargeException(string container, string blobName, long length, long limit)
+    : Exception($"blob '{container}/{blobName}' is {length} bytes, over the limit of {limit} bytes")
+{
+    public long Length { get; } = length;
+}
+
+/// <summary>
+/// Blob adapter for run inputs: resumable listing (page by page with continuation tokens) and streaming
+/// downloads to local files, so a worker's memory does not grow with a shard's size.
+/// </summary>
+public sealed class BlobStore(BlobServiceClient service)
+{
+    public BlobStore(string connectionString)
+        : this(new BlobServiceClient(connectionString))
+    {
+    }
+
+    public BlobServiceClient Service => service;
+
+    /// <summary>Lists up to <paramref name="pageSize"/> blobs under <paramref name="prefix"/>, continuing from <paramref name="continuationToken"/>.</summary>
+    public async Task<BlobPage> ListPageAsync(
+        string container, string prefix, string? continuationToken, int pageSize, CancellationToken cancellationToken = default)
+    {
+        var client = service.GetBlobContainerClient(container);
+        try
+        {
+            var pages = client.GetBlobsAsync(BlobTraits.None, BlobStates.None, string.IsNullOrEmpty(prefix) ? null : prefix, cancellationToken)
+                .AsPages(continuationToken, pageSize);
+            await foreach (var page in pages)
+            {
+                var items = page.Values
+                    .Select(b => new BlobEntry(b.Name, b.Properties.ETag?.ToString() ?? "", b.Properties.ContentLength ?? -1))
+                    .ToList();
+                return new BlobPage(items, string.IsNullOrEmpty(page.ContinuationToken) ? null : page.ContinuationToken);
+            }
+
+            return new BlobPage([], null);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new BlobNotFoundException(container, "", e);
+        }
+    }
+
+    /// <summary>
+    /// Streams a blob into <paramref name="path"/>; returns its ETag. Throws <see cref="BlobNotFoundException"/> when it
+    /// is missing and <see cref="BlobTooLargeException"/> when it is larger than <paramref name="maxBytes"/>.
+    /// </summary>
+    public async Task<string> DownloadToFileAsync(
+        string container, string blobName, string path, long maxBytes, CancellationToken cancellationToken = default)
+    {
+        var blob = service.GetBlobContainerClient(container).GetBlobClient(blobName);
+        try
+        {
+            var response = await blob.DownloadStreamingAsync(cancellationToken: cancellationToken);
+            using var download = response.Value;
+            var length = download.Details.ContentLength;
+            if (length > maxBytes)
+            {
+                throw new BlobTooLargeException(container, blobName, length, maxBytes);
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            {
+                await download.Content.CopyToAsync(file, cancellationToken);
+            }
+
+            return download.Details.ETag.ToString();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new BlobNotFoundException(container, blobName, e);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace HubertEcg.Storage;
+
+/// <summary>One scored record: the row of <c>scores</c>, keyed by (model, record).</summary>
+public sealed record ScoreRow(
+    string ModelId,
+    string RecordId,
+    Guid RunId,
+    float[] Probabilities,
+    float[] Embedding,
+    int WindowsUsed,
+    string SourceBlob,
+    string SourceETag,
+    DateTime ScoredAt);
+
+/// <summary>A record that could not be read or preprocessed: the row of <c>quarantine</c>, keyed by (run, record).</summary>
+public sealed record QuarantineRow(Guid RunId, string RecordId, int ShardNo, string SourceBlob, string Reason, DateTime QuarantinedAt);
+
+/// <summary>
+/// Writes scores and quarantine rows idempotently: binary COPY into a transaction-scoped staging table, then an
+/// insert that skips rows already present. Re-writing a shard after a crash therefore never duplicates a row,
+/// and a write that failed part-way left nothing behind (one transaction), so retrying never loses one.
+/// Transient connection failures are retried on a fresh connection.
+/// </summary>
+public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null)
+{
+    private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
+
+    /// <summary>Writes <paramref name="rows"/>; returns how many were new.</summary>
+    public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken = default)
+    {
+        if (rows.Count == 0)
+        {
+            return Task.FromResult(0);
+        }
+
+        return _retry.RunAsync(ct => WriteScoresOnceAsync(rows, ct), cancellationToken);
+    }
+
+    /// <summary>Writes <paramref name="rows"/>; returns how many were new.</summary>
+    public Task<int> WriteQuarantineAsync(IReadOnlyList<QuarantineRow> rows, CancellationToken cancellationToken = default)
+    {
+        if (rows.Count == 0)
+        {
+            return Task.FromResult(0);
+        }
+
+        return _retry.RunAsync(ct => WriteQuarantineOnceAsync(rows, ct), cancellationToken);
+    }
+
+    private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var create = new NpgsqlCommand(
+            "create temp table score_staging (like scores including defaults) on commit drop", connection, tx))
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var import = await connection.BeginBinaryImportAsync(
+            "copy score_staging (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) from stdin (format binary)",
+            cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                await import.StartRowAsync(cancellationToken);
+                await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
+                await import.WriteAsync(row.Probabilities, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
+                await import.WriteAsync(row.Embedding, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
+                await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
+                await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
+            }
+
+            await import.CompleteAsync(cancellationToken);
+        }
+
+        int inserted;
+        await using (var insert = new NpgsqlCommand(
+            "insert into scores select * from score_staging on conflict (model_id, record_id) do nothing", connection, tx))
+        {
+            inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        return inserted;
+    }
+
+    private async Task<int> WriteQuarantineOnceAsync(IReadOnlyList<QuarantineRow> rows, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var create = new NpgsqlCommand(
+            "create temp table quarantine_staging (like quarantine including defaults) on commit drop", connection, tx))
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var import = await connection.BeginBinaryImportAsync(
+            "copy quarantine_staging (run_id, record_id, shard_no, source_blob, reason, quarantined_at) from stdin (format binary)",
+            cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                await import.StartRowAsync(cancellationToken);
+                await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
+                await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(row.ShardNo, NpgsqlDbType.Integer, cancellationToken);
+                await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(row.Reason, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(DateTime.SpecifyKind(row.QuarantinedAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
+            }
+
+            await import.CompleteAsync(cancellationToken);
+        }
+
+        int inserted;
+        await using (var insert = new NpgsqlCommand(
+            "insert into quarantine select * from quarantine_staging on conflict (run_id, record_id) do nothing", connection, tx))
+        {
+            inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        return inserted;
+    }
+}
