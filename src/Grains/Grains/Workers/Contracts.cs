@@ -1,0 +1,38 @@
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Model;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>One blob of a shard, downloaded to a local file.</summary>
+public sealed record DownloadedBlob(string BlobName, string LocalPath, string ETag);
+
+/// <summary>A leased shard whose blobs are on local disk, in a folder the worker deletes afterwards.</summary>
+public sealed record DownloadedShard(string Kind, string Container, string LocalDirectory, IReadOnlyList<DownloadedBlob> Blobs);
+
+/// <summary>
+/// One record of a shard, not yet read: <see cref="Load"/> reads it (on a worker's CPU pool) and throws
+/// <see cref="EcgFormatException"/> when it cannot be read.
+/// </summary>
+public sealed record RecordInput(string RecordId, string SourceBlob, string SourceETag, Func<EcgSignal> Load);
+
+/// <summary>Turns a downloaded shard into its records. Throws <see cref="EcgFormatException"/> for a container that cannot be opened at all.</summary>
+public interface IRecordDecoder
+{
+    IEnumerable<RecordInput> Enumerate(DownloadedShard shard);
+}
+
+/// <summary>Turns a signal into model windows (each <see cref="IEcgScorer.WindowLength"/> floats) by a preprocessing profile.</summary>
+public interface IWindowPreparer
+{
+    /// <summary>
+    /// Returns up to <paramref name="maxWindows"/> windows laid out back to back (count x 6000).
+    /// Throws <see cref="EcgFormatException"/> when the signal cannot be preprocessed (too short, wrong leads).
+    /// </summary>
+    float[] Prepare(EcgSignal signal, string profile, int maxWindows);
+}
+
+/// <summary>Opens scoring models by path, once per process; the scorers it returns are shared and thread-safe.</summary>
+public interface IScorerProvider
+{
+    IEcgScorer Get(string modelPath);
+}

@@ -1,0 +1,160 @@
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>
+/// A shard lease a worker holds: renews it in the background (three times per lease duration, reporting the
+/// records written since the last renewal), signals <see cref="Stopped"/> when the coordinator says the lease is
+/// lost or the run cancelled, and owns the shard's local download folder.
+/// </summary>
+internal sealed partial class HeldLease : IAsyncDisposable
+{
+    private readonly string _workerId;
+    private readonly IRunCoordinatorGrain _coordinator;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopped = new();
+    private readonly CancellationTokenSource _heartbeatStop = new();
+    private readonly Task _heartbeat;
+    private int _unreported;
+    private int _reported;
+    private bool _finished;
+
+    public HeldLease(string workerId, IRunCoordinatorGrain coordinator, ShardLease lease, ILogger logger)
+    {
+        _workerId = workerId;
+        _coordinator = coordinator;
+        Lease = lease;
+        _logger = logger;
+        _heartbeat = Task.Run(HeartbeatAsync);
+    }
+
+    public ShardLease Lease { get; }
+
+    /// <summary>Cancelled when the lease is lost or the run cancelled.</summary>
+    public CancellationToken Stopped => _stopped.Token;
+
+    public string? LocalDirectory { get; set; }
+
+    public DownloadedShard? Shard { get; set; }
+
+    /// <summary>Records written so far (reported to the coordinator or waiting for the next renewal).</summary>
+    public int Reported => Volatile.Read(ref _reported);
+
+    public void Report(int records)
+    {
+        Interlocked.Add(ref _unreported, records);
+        Interlocked.Add(ref _reported, records);
+    }
+
+    public async Task CompleteAsync(int done, int quarantined)
+    {
+        await StopHeartbeatAsync();
+        _finished = true;
+        await _coordinator.Complete(new ShardOutcome(_workerId, Lease.ShardNo, Lease.LeaseId, done, quarantined));
+    }
+
+    public async Task ReleaseAsync(string error, bool permanent)
+    {
+        await StopHeartbeatAsync();
+        _finished = true;
+        await _coordinator.Release(_workerId, Lease.ShardNo, Lease.LeaseId, error, permanent);
+    }
+
+    /// <summary>Gives the lease back without counting the attempt (the worker is shutting down).</summary>
+    public async Task HandBackAsync()
+    {
+        if (_finished)
+        {
+            return;
+        }
+
+        await StopHeartbeatAsync();
+        _finished = true;
+        try
+        {
+            await _coordinator.Release(_workerId, Lease.ShardNo, Lease.LeaseId, null, false);
+        }
+        catch (Exception e)
+        {
+            // The lease will expire instead.
+            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopHeartbeatAsync();
+        _stopped.Dispose();
+        _heartbeatStop.Dispose();
+        if (LocalDirectory is not null && Directory.Exists(LocalDirectory))
+        {
+            try
+            {
+                Directory.Delete(LocalDirectory, recursive: true);
+            }
+            catch (IOException e)
+            {
+                LogCleanupFailed(_logger, e, LocalDirectory);
+            }
+        }
+    }
+
+    private async Task StopHeartbeatAsync()
+    {
+        if (!_heartbeatStop.IsCancellationRequested)
+        {
+            await _heartbeatStop.CancelAsync();
+        }
+
+        await _heartbeat;
+    }
+
+    private async Task HeartbeatAsync()
+    {
+        var period = Lease.Duration / 3;
+        if (period < TimeSpan.FromMilliseconds(100))
+        {
+            period = TimeSpan.FromMilliseconds(100);
+        }
+
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_heartbeatStop.Token))
+            {
+                var records = Interlocked.Exchange(ref _unreported, 0);
+                LeaseStatus status;
+                try
+                {
+                    status = await _coordinator.Renew(_workerId, Lease.ShardNo, Lease.LeaseId, records);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The coordinator may be moving to another silo; try again on the next tick.
+                    Interlocked.Add(ref _unreported, records);
+                    LogRenewFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+                    continue;
+                }
+
+                if (status != LeaseStatus.Renewed)
+                {
+                    await _stopped.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_heartbeatStop.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: renewing run {RunId} shard {ShardNo} failed")]
+    private static partial void LogRenewFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: handing back run {RunId} shard {ShardNo} failed; the lease will expire")]
+    private static partial void LogHandBackFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete {Directory}")]
+    private static partial void LogCleanupFailed(ILogger logger, Exception e, string directory);
+}

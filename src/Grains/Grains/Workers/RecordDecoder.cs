@@ -1,0 +1,82 @@
+using HubertEcg.Grains.Coordination;
+using HubertEcg.Inference.Ecg;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>A single-record format: reads one record from the files sharing its name.</summary>
+public interface IRecordFormat
+{
+    /// <summary>True when this format reads a record made of files with these extensions (lower case, with the dot).</summary>
+    bool CanRead(IReadOnlySet<string> extensions);
+
+    /// <summary>Reads record <paramref name="recordName"/> (file name without extension) from <paramref name="files"/>.</summary>
+    EcgSignal Read(string recordId, IRecordFileSource files, string recordName);
+}
+
+/// <summary>A container format holding many records (an HDF5 shard, an archive).</summary>
+public interface IContainerFormat
+{
+    bool CanRead(string blobName);
+
+    /// <summary>The records of the container at <paramref name="localPath"/>; throws <see cref="EcgFormatException"/> when it cannot be opened.</summary>
+    IEnumerable<(string ExamId, Func<EcgSignal> Load)> Open(string localPath, string blobName);
+}
+
+/// <summary>The files of one record, downloaded to local paths, addressed by file name.</summary>
+public sealed class LocalRecordFiles(IReadOnlyDictionary<string, string> pathsByName) : IRecordFileSource
+{
+    public bool Exists(string fileName) => pathsByName.ContainsKey(fileName);
+
+    public Stream Open(string fileName) =>
+        pathsByName.TryGetValue(fileName, out var path)
+            ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+            : throw new FileNotFoundException($"record file {fileName} is not part of the shard", fileName);
+
+    public long Length(string fileName) => pathsByName.TryGetValue(fileName, out var path) ? new FileInfo(path).Length : -1;
+}
+
+/// <summary>
+/// The decoder the workers use: groups a records shard's files by record (path without extension) and hands each
+/// group to the first format that reads it; opens a container shard with the first container format that takes it.
+/// A group no format reads becomes a record that quarantines with the reason.
+/// </summary>
+public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnumerable<IContainerFormat> containerFormats) : IRecordDecoder
+{
+    private readonly IRecordFormat[] _recordFormats = recordFormats.ToArray();
+    private readonly IContainerFormat[] _containerFormats = containerFormats.ToArray();
+
+    public IEnumerable<RecordInput> Enumerate(DownloadedShard shard)
+    {
+        return shard.Kind == "container" ? EnumerateContainers(shard) : EnumerateRecords(shard);
+    }
+
+    private IEnumerable<RecordInput> EnumerateContainers(DownloadedShard shard)
+    {
+        foreach (var blob in shard.Blobs)
+        {
+            var format = _containerFormats.FirstOrDefault(f => f.CanRead(blob.BlobName))
+                ?? throw new EcgFormatException(blob.BlobName, "no reader for this container format");
+            foreach (var (examId, load) in format.Open(blob.LocalPath, blob.BlobName))
+            {
+                yield return new RecordInput($"{blob.BlobName}#{examId}", blob.BlobName, blob.ETag, load);
+            }
+        }
+    }
+
+    private IEnumerable<RecordInput> EnumerateRecords(DownloadedShard shard)
+    {
+        foreach (var group in shard.Blobs.GroupBy(b => ShardPlanner.RecordStem(b.BlobName), StringComparer.Ordinal))
+        {
+            var recordId = group.Key;
+            var files = group.ToDictionary(b => Path.GetFileName(b.BlobName), b => b.LocalPath, StringComparer.Ordinal);
+            var extensions = group.Select(b => Path.GetExtension(b.BlobName).ToLowerInvariant()).ToHashSet();
+            var primary = group.FirstOrDefault(b => b.BlobName.EndsWith(".hea", StringComparison.OrdinalIgnoreCase)) ?? group.First();
+            var format = _recordFormats.FirstOrDefault(f => f.CanRead(extensions));
+            var recordName = Path.GetFileName(recordId);
+            Func<EcgSignal> load = format is null
+                ? () => throw new EcgFormatException(recordId, $"no reader for a record made of {string.Join(", ", extensions.Order())} files")
+                : () => format.Read(recordId, new LocalRecordFiles(files), recordName);
+            yield return new RecordInput(recordId, primary.BlobName, primary.ETag, load);
+        }
+    }
+}

@@ -1,0 +1,460 @@
+using System.Threading.Channels;
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Model;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>
+/// One scoring worker, pinned to its silo and device. It pulls shard leases from the coordinators of active runs,
+/// downloads the next shard while the current one is scored (one shard prefetched), reads and preprocesses
+/// records on a pool of threads, scores windows in batches, aggregates per record, writes results idempotently and
+/// reports the shard done. A heartbeat renews each held lease; a lost lease or a cancelled run stops its shard.
+/// On shutdown, leases not finished are handed back without counting an attempt.
+/// </summary>
+public sealed partial class ScoringWorker(
+    string workerId,
+    IGrainFactory grains,
+    RunStore runs,
+    BlobStore blobs,
+    ResultWriter writer,
+    IRecordDecoder decoder,
+    IWindowPreparer preparer,
+    IScorerProvider scorers,
+    WorkerOptions options,
+    ILogger logger)
+{
+    public string WorkerId => workerId;
+
+    /// <summary>Shards this worker completed (for tests and logs).</summary>
+    public int ShardsCompleted => _shardsCompleted;
+
+    private int _shardsCompleted;
+
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var prefetched = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        var producer = Task.Run(() => ProduceAsync(prefetched.Writer, stoppingToken), CancellationToken.None);
+        try
+        {
+            await foreach (var held in prefetched.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                await using (held)
+                {
+                    if (stoppingToken.IsCancellationRequested)
+                    {
+                        await held.HandBackAsync();
+                        continue;
+                    }
+
+                    await ProcessAsync(held, stoppingToken);
+                }
+            }
+        }
+        finally
+        {
+            await producer;
+        }
+    }
+
+    private async Task ProduceAsync(ChannelWriter<HeldLease> output, CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                HeldLease? held = null;
+                try
+                {
+                    held = await AcquireAsync(stoppingToken);
+                    if (held is null)
+                    {
+                        await Task.Delay(options.IdlePollInterval, stoppingToken);
+                        continue;
+                    }
+
+                    if (await DownloadAsync(held, stoppingToken))
+                    {
+                        await output.WriteAsync(held, stoppingToken);
+                        held = null;
+                    }
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e)
+                {
+                    LogProducerError(logger, e, workerId);
+                    if (held is not null)
+                    {
+                        await held.ReleaseAsync($"worker {workerId}: {e.GetType().Name}: {e.Message}", permanent: false);
+                    }
+
+                    await Task.Delay(options.IdlePollInterval, CancellationToken.None);
+                }
+                finally
+                {
+                    if (held is not null)
+                    {
+                        if (stoppingToken.IsCancellationRequested)
+                        {
+                            await held.HandBackAsync();
+                        }
+
+                        await held.DisposeAsync();
+                    }
+                }
+            }
+        }
+        finally
+        {
+            output.Complete();
+        }
+    }
+
+    private async Task<HeldLease?> AcquireAsync(CancellationToken cancellationToken)
+    {
+        foreach (var runId in await runs.ListActiveRunIdsAsync(cancellationToken))
+        {
+            var coordinator = grains.GetGrain<IRunCoordinatorGrain>(runId);
+            var lease = await coordinator.AcquireLease(workerId);
+            if (lease is not null)
+            {
+                LogLeased(logger, workerId, runId, lease.ShardNo, lease.LeaseId);
+                return new HeldLease(workerId, coordinator, lease, logger);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Downloads the shard's blobs; false (and the lease released) when the shard cannot be downloaded.</summary>
+    private async Task<bool> DownloadAsync(HeldLease held, CancellationToken stoppingToken)
+    {
+        var lease = held.Lease;
+        var root = string.IsNullOrEmpty(options.TempDirectory) ? Path.GetTempPath() : options.TempDirectory;
+        var directory = Path.Combine(root, "hubert-ecg", $"{lease.RunId:N}-{lease.ShardNo}-{lease.LeaseId}-{Guid.NewGuid():N}");
+        held.LocalDirectory = directory;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
+        var results = new DownloadedBlob[lease.Blobs.Count];
+        long total = 0;
+        try
+        {
+            await Parallel.ForEachAsync(
+                Enumerable.Range(0, lease.Blobs.Count),
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.DownloadConcurrency), CancellationToken = linked.Token },
+                async (i, ct) =>
+                {
+                    var name = lease.Blobs[i];
+                    var path = Path.Combine(directory, i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+                    var etag = await blobs.DownloadToFileAsync(lease.Container, name, path, options.MaxShardBytes, ct);
+                    if (Interlocked.Add(ref total, new FileInfo(path).Length) > options.MaxShardBytes)
+                    {
+                        throw new BlobTooLargeException(lease.Container, name, Interlocked.Read(ref total), options.MaxShardBytes);
+                    }
+
+                    results[i] = new DownloadedBlob(name, path, etag);
+                });
+        }
+        catch (Exception e) when (e is BlobNotFoundException or BlobTooLargeException)
+        {
+            LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
+            await held.ReleaseAsync(e.Message, permanent: true);
+            return false;
+        }
+        catch (OperationCanceledException) when (held.Stopped.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, results);
+        return true;
+    }
+
+    private async Task ProcessAsync(HeldLease held, CancellationToken stoppingToken)
+    {
+        var lease = held.Lease;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
+        var ct = linked.Token;
+        try
+        {
+            var scorer = scorers.Get(lease.Settings.ModelPath);
+            if (!string.Equals(scorer.Model.ModelId, lease.Settings.ModelId, StringComparison.Ordinal))
+            {
+                await held.ReleaseAsync(
+                    $"model file {lease.Settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {lease.Settings.ModelId}", permanent: true);
+                return;
+            }
+
+            var (done, quarantined) = await ScoreShardAsync(held, scorer, ct);
+            await held.CompleteAsync(done, quarantined);
+            Interlocked.Increment(ref _shardsCompleted);
+            LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, done, quarantined);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            await held.HandBackAsync();
+        }
+        catch (OperationCanceledException) when (held.Stopped.IsCancellationRequested)
+        {
+            LogLeaseLost(logger, workerId, lease.RunId, lease.ShardNo);
+        }
+        catch (Exception e)
+        {
+            LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
+            await held.ReleaseAsync($"{e.GetType().Name}: {e.Message}", permanent: false);
+        }
+    }
+
+    private async Task<(int Done, int Quarantined)> ScoreShardAsync(HeldLease held, IEcgScorer scorer, CancellationToken ct)
+    {
+        var lease = held.Lease;
+        var settings = lease.Settings;
+        var shard = held.Shard!;
+        var prepared = Channel.CreateBounded<PreparedRecord>(new BoundedChannelOptions(Math.Max(8, settings.BatchSize * 2)) { SingleReader = true });
+        var rowsOut = Channel.CreateBounded<object>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
+        using var stages = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var token = stages.Token;
+
+        // Stage 3: writes score rows and quarantine rows in batches, overlapped with scoring; counts what it wrote.
+        var writing = Task.Run(
+            async () =>
+            {
+                int scored = 0, quarantined = 0;
+                await foreach (var batch in rowsOut.Reader.ReadAllAsync(token))
+                {
+                    if (batch is List<ScoreRow> scores)
+                    {
+                        await writer.WriteScoresAsync(scores, token);
+                        scored += scores.Count;
+                        held.Report(scores.Count);
+                    }
+                    else if (batch is List<QuarantineRow> rows)
+                    {
+                        await writer.WriteQuarantineAsync(rows, token);
+                        quarantined += rows.Count;
+                        held.Report(rows.Count);
+                    }
+                }
+
+                return (scored, quarantined);
+            },
+            token);
+
+        // Stage 1: reads and preprocesses records on a pool of threads; collects quarantine rows.
+        var preparing = Task.Run(
+            async () =>
+            {
+                var quarantine = new List<QuarantineRow>();
+                void Quarantine(string recordId, string blob, string reason)
+                {
+                    lock (quarantine)
+                    {
+                        quarantine.Add(new QuarantineRow(lease.RunId, recordId, lease.ShardNo, blob, reason, DateTime.UtcNow));
+                    }
+                }
+
+                try
+                {
+                    List<RecordInput> records;
+                    try
+                    {
+                        records = decoder.Enumerate(shard).ToList();
+                    }
+                    catch (EcgFormatException e)
+                    {
+                        // A container that cannot be opened at all: one quarantine row names the blob and the reason.
+                        Quarantine(e.RecordId, shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId, e.Reason);
+                        records = [];
+                    }
+
+                    await Parallel.ForEachAsync(
+                        records,
+                        new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.PreprocessThreads), CancellationToken = token },
+                        async (record, t) =>
+                        {
+                            float[] windows;
+                            try
+                            {
+                                windows = preparer.Prepare(record.Load(), settings.PreprocessingProfile, settings.MaxWindows);
+                                if (windows.Length == 0 || windows.Length % IEcgScorer.WindowLength != 0)
+                                {
+                                    throw new EcgFormatException(record.RecordId, $"preprocessing produced {windows.Length} samples, not whole windows");
+                                }
+                            }
+                            catch (EcgFormatException e)
+                            {
+                                Quarantine(record.RecordId, record.SourceBlob, e.Reason);
+                                return;
+                            }
+                            catch (Exception e) when (e is not OperationCanceledException)
+                            {
+                                Quarantine(record.RecordId, record.SourceBlob, $"unexpected {e.GetType().Name}: {e.Message}");
+                                return;
+                            }
+
+                            await prepared.Writer.WriteAsync(new PreparedRecord(record, windows), t);
+                        });
+                }
+                finally
+                {
+                    prepared.Writer.TryComplete();
+                }
+
+                return quarantine;
+            },
+            token);
+
+        // Stage 2: batches windows to the model and aggregates per record.
+        var scoring = Task.Run(
+            async () =>
+            {
+                var batchSize = Math.Max(1, settings.BatchSize);
+                var hidden = scorer.Model.HiddenSize;
+                var labels = scorer.Model.LabelCount;
+                var useMax = string.Equals(settings.Aggregation, "max", StringComparison.Ordinal);
+                var windows = new float[batchSize * IEcgScorer.WindowLength];
+                var embeddings = new float[batchSize * hidden];
+                var probabilities = new float[batchSize * labels];
+                var slots = new List<RecordAccumulator>(batchSize);
+                var rows = new List<ScoreRow>();
+
+                async Task FlushBatchAsync(bool final)
+                {
+                    if (slots.Count > 0)
+                    {
+                        var n = slots.Count;
+                        scorer.Score(windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
+                        for (var i = 0; i < n; i++)
+                        {
+                            if (slots[i].Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels)))
+                            {
+                                rows.Add(slots[i].ToRow(settings.ModelId, lease.RunId));
+                            }
+                        }
+
+                        slots.Clear();
+                    }
+
+                    if (rows.Count > 0 && (final || rows.Count >= options.WriteBatchRows))
+                    {
+                        await rowsOut.Writer.WriteAsync(rows, token);
+                        rows = [];
+                    }
+                }
+
+                await foreach (var record in prepared.Reader.ReadAllAsync(token))
+                {
+                    var count = record.Windows.Length / IEcgScorer.WindowLength;
+                    var accumulator = new RecordAccumulator(record.Input, count, hidden, labels, useMax);
+                    for (var w = 0; w < count; w++)
+                    {
+                        record.Windows.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength)
+                            .CopyTo(windows.AsSpan(slots.Count * IEcgScorer.WindowLength));
+                        slots.Add(accumulator);
+                        if (slots.Count == batchSize)
+                        {
+                            await FlushBatchAsync(final: false);
+                        }
+                    }
+                }
+
+                await FlushBatchAsync(final: true);
+            },
+            token);
+
+        try
+        {
+            await scoring;
+            var quarantineRows = await preparing;
+            if (quarantineRows.Count > 0)
+            {
+                await rowsOut.Writer.WriteAsync(quarantineRows, token);
+            }
+
+            rowsOut.Writer.TryComplete();
+            return await writing;
+        }
+        catch
+        {
+            // One stage failed or the shard was stopped: stop the others, wait for them, report the first failure.
+            await stages.CancelAsync();
+            rowsOut.Writer.TryComplete();
+            prepared.Writer.TryComplete();
+            try
+            {
+                await Task.WhenAll(scoring, preparing, writing);
+            }
+            catch (Exception)
+            {
+                // Already failing; the original exception is rethrown below.
+            }
+
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Worker}: leased run {RunId} shard {ShardNo} attempt {LeaseId}")]
+    private static partial void LogLeased(ILogger logger, string worker, Guid runId, int shardNo, int leaseId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined")]
+    private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
+    private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: lease of run {RunId} shard {ShardNo} lost; stopped working on it")]
+    private static partial void LogLeaseLost(ILogger logger, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while fetching work")]
+    private static partial void LogProducerError(ILogger logger, Exception e, string worker);
+
+    private sealed record PreparedRecord(RecordInput Input, float[] Windows);
+
+    /// <summary>Sums (or takes the maximum of) one record's window outputs until all its windows are scored.</summary>
+    private sealed class RecordAccumulator(RecordInput input, int windows, int hidden, int labels, bool useMax)
+    {
+        private readonly float[] _embedding = new float[hidden];
+        private readonly float[] _probabilities = new float[labels];
+        private int _seen;
+
+        /// <summary>Adds one window's outputs; true when it was the record's last window.</summary>
+        public bool Add(ReadOnlySpan<float> embedding, ReadOnlySpan<float> probabilities)
+        {
+            for (var i = 0; i < embedding.Length; i++)
+            {
+                _embedding[i] += embedding[i];
+            }
+
+            for (var i = 0; i < probabilities.Length; i++)
+            {
+                _probabilities[i] = !useMax ? _probabilities[i] + probabilities[i]
+                    : _seen == 0 ? probabilities[i]
+                    : Math.Max(_probabilities[i], probabilities[i]);
+            }
+
+            return ++_seen == windows;
+        }
+
+        public ScoreRow ToRow(string modelId, Guid runId)
+        {
+            var scale = 1f / windows;
+            for (var i = 0; i < _embedding.Length; i++)
+            {
+                _embedding[i] *= scale;
+            }
+
+            if (!useMax)
+            {
+                for (var i = 0; i < _probabilities.Length; i++)
+                {
+                    _probabilities[i] *= scale;
+                }
+            }
+
+            return new ScoreRow(modelId, input.RecordId, runId, _probabilities, _embedding, windows, input.SourceBlob, input.SourceETag, DateTime.UtcNow);
+        }
+    }
+}

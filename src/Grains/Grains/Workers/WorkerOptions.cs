@@ -1,0 +1,31 @@
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>The scoring workers of one silo. Section <c>Workers</c>.</summary>
+public sealed class WorkerOptions
+{
+    public const string SectionName = "Workers";
+
+    /// <summary>
+    /// One worker per entry: <c>cpu</c> for a CPU worker, or a GPU index (<c>0</c>, <c>1</c>, ...). Empty: no workers
+    /// (a coordinator-only silo).
+    /// </summary>
+    public List<string> Devices { get; set; } = ["cpu"];
+
+    /// <summary>Threads per worker that read and preprocess records while the model scores.</summary>
+    public int PreprocessThreads { get; set; } = Math.Max(1, Environment.ProcessorCount - 1);
+
+    /// <summary>Score rows per Postgres write.</summary>
+    public int WriteBatchRows { get; set; } = 512;
+
+    /// <summary>How long an idle worker waits before asking for work again.</summary>
+    public TimeSpan IdlePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Largest shard (sum of its blobs) a worker downloads.</summary>
+    public long MaxShardBytes { get; set; } = 8L << 30;
+
+    /// <summary>Folder for downloaded shards; the system temp folder when empty.</summary>
+    public string TempDirectory { get; set; } = "";
+
+    /// <summary>Concurrent blob downloads per shard.</summary>
+    public int DownloadConcurrency { get; set; } = 8;
+}
