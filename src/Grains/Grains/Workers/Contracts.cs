@@ -34,5 +34,6 @@ public interface IWindowPreparer
 /// <summary>Opens scoring models by path, once per process; the scorers it returns are shared and thread-safe.</summary>
 public interface IScorerProvider
 {
-    IEcgScorer Get(string modelPath);
+    /// <param name="device"><c>cpu</c> or a GPU index, as configured in <c>Workers:Devices</c>.</param>
+    IEcgScorer Get(string modelPath, string device);
 }

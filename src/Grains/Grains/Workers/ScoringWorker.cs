@@ -15,6 +15,7 @@ namespace HubertEcg.Grains.Workers;
 /// </summary>
 public sealed partial class ScoringWorker(
     string workerId,
+    string device,
     IGrainFactory grains,
     RunStore runs,
     BlobStore blobs,
@@ -180,7 +181,7 @@ public sealed partial class ScoringWorker(
         var ct = linked.Token;
         try
         {
-            var scorer = scorers.Get(lease.Settings.ModelPath);
+            var scorer = scorers.Get(lease.Settings.ModelPath, device);
             if (!string.Equals(scorer.Model.ModelId, lease.Settings.ModelId, StringComparison.Ordinal))
             {
                 await held.ReleaseAsync(

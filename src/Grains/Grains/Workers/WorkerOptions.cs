@@ -6,10 +6,14 @@ public sealed class WorkerOptions
     public const string SectionName = "Workers";
 
     /// <summary>
-    /// One worker per entry: <c>cpu</c> for a CPU worker, or a GPU index (<c>0</c>, <c>1</c>, ...). Empty: no workers
-    /// (a coordinator-only silo).
+    /// One worker per entry: <c>cpu</c> for a CPU worker, or a GPU index (<c>0</c>, <c>1</c>, ...). Empty means one
+    /// CPU worker (configuration binding appends to a list, so the default cannot live in the list itself).
     /// </summary>
-    public List<string> Devices { get; set; } = ["cpu"];
+    public List<string> Devices { get; set; } = [];
+
+    /// <summary>The devices to start workers for: <see cref="Devices"/>, or <c>cpu</c> when none are configured.</summary>
+    public IReadOnlyList<string> EffectiveDevices =>
+        Devices.Count == 0 ? ["cpu"] : Devices.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
 
     /// <summary>Threads per worker that read and preprocess records while the model scores.</summary>
     public int PreprocessThreads { get; set; } = Math.Max(1, Environment.ProcessorCount - 1);

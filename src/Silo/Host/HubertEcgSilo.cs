@@ -1,0 +1,53 @@
+using System.Net;
+using HubertEcg.Grains;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+
+namespace HubertEcg.Silo;
+
+/// <summary>Configures a scoring silo host from the HubertEcg configuration (see <see cref="SiloOptions"/>).</summary>
+public static class HubertEcgSilo
+{
+    /// <summary>Adds Orleans with the configured clustering, and the scoring services and workers.</summary>
+    public static IHostApplicationBuilder AddHubertEcgSilo(this IHostApplicationBuilder builder)
+    {
+        var siloOptions = new SiloOptions();
+        builder.Configuration.GetSection(SiloOptions.SectionName).Bind(siloOptions);
+        var postgres = builder.Configuration.Postgres();
+        builder.Services.AddHubertEcgScoring(builder.Configuration);
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = siloOptions.ClusterId;
+                o.ServiceId = siloOptions.ServiceId;
+            });
+            if (!string.IsNullOrEmpty(siloOptions.Name))
+            {
+                silo.Configure<Orleans.Configuration.SiloOptions>(o => o.SiloName = siloOptions.Name);
+            }
+
+            switch (siloOptions.Clustering.ToLowerInvariant())
+            {
+                case "localhost":
+                    silo.UseLocalhostClustering(siloOptions.SiloPort, siloOptions.GatewayPort, serviceId: siloOptions.ServiceId, clusterId: siloOptions.ClusterId);
+                    break;
+                case "adonet":
+                    var address = string.IsNullOrEmpty(siloOptions.AdvertisedAddress) ? IPAddress.Loopback : IPAddress.Parse(siloOptions.AdvertisedAddress);
+                    silo.ConfigureEndpoints(address, siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: true);
+                    silo.UseAdoNetClustering(o =>
+                    {
+                        o.Invariant = "Npgsql";
+                        o.ConnectionString = postgres.ConnectionString;
+                    });
+                    break;
+                default:
+                    throw new InvalidOperationException($"Silo:Clustering must be 'localhost' or 'adonet', not '{siloOptions.Clustering}'");
+            }
+        });
+        return builder;
+    }
+}
