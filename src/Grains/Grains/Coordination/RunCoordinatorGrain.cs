@@ -167,7 +167,8 @@ public sealed partial class RunCoordinatorGrain(
         var before = shard.Snapshot();
         var wasFailed = shard.State == ShardStates.Failed;
         shard.State = ShardStates.Done;
-        shard.LeaseOwner = null;
+        shard.LeaseOwner = outcome.WorkerId; // kept on a done shard: who wrote its results
+
         shard.LeaseDeadline = null;
         shard.RecordsDone = outcome.RecordsDone;
         shard.RecordsQuarantined = outcome.RecordsQuarantined;

@@ -1,0 +1,113 @@
+using HubertEcg.Grains;
+using HubertEcg.Grains.Workers;
+using HubertEcg.Inference.Model;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Orleans.TestingHost;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>
+/// In-process Orleans silos wired to the real Postgres and Azurite of the test fixtures, each running the scoring
+/// services (and, unless disabled, one CPU worker).
+/// </summary>
+public sealed class ScoringCluster : IAsyncDisposable
+{
+    private ScoringCluster(InProcessTestCluster cluster)
+    {
+        Cluster = cluster;
+    }
+
+    public InProcessTestCluster Cluster { get; }
+
+    public IGrainFactory Grains => Cluster.Client;
+
+    public static async Task<ScoringCluster> StartAsync(
+        short silos,
+        string postgres,
+        string blob,
+        IScorerProvider scorers,
+        IWindowPreparer preparer,
+        bool workers = true,
+        IDictionary<string, string?>? settings = null)
+    {
+        var builder = new InProcessTestClusterBuilder(silos);
+        builder.ConfigureSiloHost((_, host) =>
+        {
+            var values = new Dictionary<string, string?>
+            {
+                ["Postgres:ConnectionString"] = postgres,
+                ["BlobStorage:ConnectionString"] = blob,
+                ["Coordinator:TickInterval"] = "00:00:00.200",
+                ["Workers:PreprocessThreads"] = "1",
+                ["Workers:IdlePollInterval"] = "00:00:00.200",
+                ["Workers:WriteBatchRows"] = "64",
+            };
+            foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            {
+                values[key] = value;
+            }
+
+            host.Configuration.AddInMemoryCollection(values);
+            host.Services.AddHubertEcgScoring(host.Configuration, startWorkers: workers);
+            host.Services.AddSingleton(scorers);
+            host.Services.AddSingleton(preparer);
+        });
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return new ScoringCluster(cluster);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+}
+
+/// <summary>Creating runs and waiting for them, as the client does.</summary>
+public static class Runs
+{
+    public static async Task<Guid> SubmitAsync(
+        RunStore store, ModelDescriptor model, string container, string prefix, int shardSize, int batchSize = 8,
+        int leaseSeconds = 10, int maxAttempts = 3, string aggregation = "mean", int maxWindows = 4)
+    {
+        await store.RegisterModelAsync(new ModelRecord(
+            model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
+        var runId = Guid.NewGuid();
+        await store.CreateRunAsync(new NewRun(
+            runId, "test run", container, prefix, model.ModelId, "/models/test.onnx", model.PreprocessingProfile, aggregation, maxWindows, batchSize,
+            shardSize, maxAttempts, leaseSeconds));
+        return runId;
+    }
+
+    /// <summary>Waits until the run is completed, failed or cancelled; fails the test after <paramref name="timeout"/>.</summary>
+    public static async Task<RunRecord> WaitFinishedAsync(RunStore store, Guid runId, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var run = await store.GetRunAsync(runId) ?? throw new InvalidOperationException($"run {runId} vanished");
+            if (RunStates.IsFinal(run.State))
+            {
+                return run;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"run {runId} still {run.State} after {timeout}: {run.RecordsDone} done, {run.RecordsQuarantined} quarantined, {run.ShardsDone}/{run.ShardsPlanned} shards");
+            }
+
+            await Task.Delay(250);
+        }
+    }
+
+    public static async Task<long> CountAsync(NpgsqlDataSource db, string sql, Guid runId)
+    {
+        await using var cmd = db.CreateCommand(sql);
+        cmd.Parameters.AddWithValue("run", runId);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
