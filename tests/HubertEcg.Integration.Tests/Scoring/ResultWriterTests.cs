@@ -1,0 +1,84 @@
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClassFixture<PostgresDatabaseFixture>
+{
+    [Fact]
+    public async Task RewritingAShardNeitherDuplicatesNorLosesRows()
+    {
+        var store = new RunStore(database.DataSource);
+        var scorer = new DeterministicScorer("writer-model");
+        var runId = await Runs.SubmitAsync(store, scorer.Model, "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        var at = new DateTime(2026, 11, 24, 8, 0, 0, DateTimeKind.Utc);
+        ScoreRow Row(int i) => new(
+            "writer-model", $"rec-{i}", runId, Enumerable.Range(0, 164).Select(l => (l + i) / 1000f).ToArray(),
+            Enumerable.Range(0, 512).Select(h => h * 0.5f).ToArray(), 2, $"p/rec-{i}.npy", $"\"etag-{i}\"", at);
+
+        var first = Enumerable.Range(0, 300).Select(Row).ToList();
+        Assert.Equal(300, await writer.WriteScoresAsync(first));
+
+        // The same shard again after a "crash", overlapping with 100 rows it had not written yet.
+        var again = Enumerable.Range(200, 200).Select(Row).ToList();
+        Assert.Equal(100, await writer.WriteScoresAsync(again));
+        Assert.Equal(0, await writer.WriteScoresAsync(again));
+
+        Assert.Equal(400, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
+        await using var cmd = database.DataSource.CreateCommand(
+            "select probabilities, embedding, windows_used, source_blob, source_etag, scored_at from scores where model_id = 'writer-model' and record_id = 'rec-7'");
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal(Row(7).Probabilities, reader.GetFieldValue<float[]>(0));
+        Assert.Equal(Row(7).Embedding, reader.GetFieldValue<float[]>(1));
+        Assert.Equal(2, reader.GetInt32(2));
+        Assert.Equal("p/rec-7.npy", reader.GetString(3));
+        Assert.Equal("\"etag-7\"", reader.GetString(4));
+        Assert.Equal(at, reader.GetFieldValue<DateTime>(5));
+    }
+
+    [Fact]
+    public async Task QuarantineRowsAreWrittenOncePerRunAndRecord()
+    {
+        var store = new RunStore(database.DataSource);
+        var scorer = new DeterministicScorer("quarantine-model");
+        var runId = await Runs.SubmitAsync(store, scorer.Model, "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        var rows = Enumerable.Range(0, 5)
+            .Select(i => new QuarantineRow(runId, $"bad-{i}'; drop table scores; --", 3, $"p/bad-{i}.hea", $"reason {i}", DateTime.UtcNow))
+            .ToList();
+
+        Assert.Equal(5, await writer.WriteQuarantineAsync(rows));
+        Assert.Equal(0, await writer.WriteQuarantineAsync(rows));
+        Assert.Equal(5, await Runs.CountAsync(database.DataSource, "select count(*) from quarantine where run_id = @run", runId));
+        Assert.Equal(1, await Runs.CountAsync(
+            database.DataSource, "select count(*) from quarantine where run_id = @run and record_id = 'bad-2''; drop table scores; --' and reason = 'reason 2'", runId));
+    }
+
+    [Fact]
+    public async Task TransientFailuresAreRetriedAndOthersAreNot()
+    {
+        var retry = new TransientRetry(maxAttempts: 4, firstDelay: TimeSpan.FromMilliseconds(1));
+        var calls = 0;
+        var result = await retry.RunAsync(
+            _ =>
+            {
+                calls++;
+                return calls < 3 ? throw new Npgsql.NpgsqlException("connection lost", new IOException("reset")) : Task.FromResult(42);
+            },
+            CancellationToken.None);
+        Assert.Equal(42, result);
+        Assert.Equal(3, calls);
+
+        calls = 0;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => retry.RunAsync<int>(
+            _ =>
+            {
+                calls++;
+                throw new InvalidOperationException("a bug, not an outage");
+            },
+            CancellationToken.None));
+        Assert.Equal(1, calls);
+    }
+}
