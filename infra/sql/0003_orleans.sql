@@ -99,9 +99,13 @@ end;
 $fn$;
 
 insert into orleansquery (querykey, querytext) values
+-- Returns 1 when the version row was created, 0 when it already existed.
 ('InsertMembershipVersionKey', '
-    insert into orleansmembershipversiontable (deploymentid) values (@DeploymentId)
-    on conflict (deploymentid) do nothing;
+    with created as (
+        insert into orleansmembershipversiontable (deploymentid) values (@DeploymentId)
+        on conflict (deploymentid) do nothing
+        returning 1)
+    select count(*)::integer from created;
 '),
 ('InsertMembershipKey', '
     select row_count from hubert_orleans_insert_member(
@@ -166,7 +170,7 @@ create table orleansreminderstable (
     grainid varchar(150) not null,
     remindername varchar(150) not null,
     starttime timestamptz(3) not null,
-    period bigint not null, -- milliseconds; read back as integer (the provider reads a 32-bit period)
+    period bigint not null, -- milliseconds
     grainhash integer not null,
     version integer not null,
     primary key (serviceid, grainid, remindername)
@@ -192,22 +196,22 @@ insert into orleansquery (querykey, querytext) values
         @ServiceId, @GrainId, @ReminderName, @StartTime, @Period::bigint, @GrainHash::integer);
 '),
 ('ReadReminderRowsKey', '
-    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period::integer as Period, version as Version
+    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period as Period, version as Version
     from orleansreminderstable
     where serviceid = @ServiceId and grainid = @GrainId;
 '),
 ('ReadReminderRowKey', '
-    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period::integer as Period, version as Version
+    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period as Period, version as Version
     from orleansreminderstable
     where serviceid = @ServiceId and grainid = @GrainId and remindername = @ReminderName;
 '),
 ('ReadRangeRows1Key', '
-    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period::integer as Period, version as Version
+    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period as Period, version as Version
     from orleansreminderstable
     where serviceid = @ServiceId and grainhash > @BeginHash and grainhash <= @EndHash;
 '),
 ('ReadRangeRows2Key', '
-    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period::integer as Period, version as Version
+    select grainid as GrainId, remindername as ReminderName, starttime as StartTime, period as Period, version as Version
     from orleansreminderstable
     where serviceid = @ServiceId and (grainhash > @BeginHash or grainhash <= @EndHash);
 '),

@@ -34,11 +34,17 @@ public static class HubertEcgSilo
             {
                 case "localhost":
                     silo.UseLocalhostClustering(siloOptions.SiloPort, siloOptions.GatewayPort, serviceId: siloOptions.ServiceId, clusterId: siloOptions.ClusterId);
+                    silo.UseInMemoryReminderService();
                     break;
                 case "adonet":
                     var address = string.IsNullOrEmpty(siloOptions.AdvertisedAddress) ? IPAddress.Loopback : IPAddress.Parse(siloOptions.AdvertisedAddress);
                     silo.ConfigureEndpoints(address, siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: true);
                     silo.UseAdoNetClustering(o =>
+                    {
+                        o.Invariant = "Npgsql";
+                        o.ConnectionString = postgres.ConnectionString;
+                    });
+                    silo.UseAdoNetReminderService(o =>
                     {
                         o.Invariant = "Npgsql";
                         o.ConnectionString = postgres.ConnectionString;

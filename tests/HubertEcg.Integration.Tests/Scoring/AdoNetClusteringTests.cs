@@ -1,0 +1,116 @@
+using System.Net;
+using System.Net.Sockets;
+using HubertEcg.Grains.Workers;
+using HubertEcg.Silo;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>
+/// Real silo hosts (the silo program's own configuration code, TCP between silos) forming a cluster through the
+/// project's ADO.NET clustering SQL on Postgres, then running a job together.
+/// </summary>
+public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
+    : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
+{
+    [Fact]
+    public async Task TwoSilosJoinThroughPostgresAndShareARun()
+    {
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "adonet/", 60);
+        var scorer = new DeterministicScorer("adonet-model");
+        var clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
+        var hosts = new List<IHost>();
+        try
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                hosts.Add(await StartSiloAsync(clusterId, $"silo{i}", scorer));
+            }
+
+            // Both silos are Active (status 3) in the membership table the project's SQL maintains.
+            Assert.Equal(2, await CountActiveAsync(clusterId));
+
+            // Reminders go through the project's reminder SQL: register, read back, remove.
+            var probe = hosts[0].Services.GetRequiredService<IGrainFactory>().GetGrain<IReminderProbeGrain>("probe-" + clusterId);
+            Assert.Equal("probe", await probe.Register(TimeSpan.FromHours(24)));
+            Assert.Equal(1, await CountRemindersAsync(clusterId, "probe"));
+            Assert.Equal(1, await probe.Count());
+            await probe.Remove();
+            Assert.Equal(0, await CountRemindersAsync(clusterId, "probe"));
+            Assert.Equal(0, await probe.Count());
+
+            var store = new RunStore(database.DataSource);
+            var runId = await Runs.SubmitAsync(store, scorer.Model, blobs.ContainerName, "adonet/", shardSize: 8);
+            var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
+            Assert.Equal(RunStates.Completed, run.State);
+            Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
+            Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
+        }
+        finally
+        {
+            foreach (var host in hosts)
+            {
+                await host.StopAsync(TimeSpan.FromSeconds(30));
+                host.Dispose();
+            }
+        }
+
+        // A silo that shut down gracefully marks itself Dead (status 6).
+        Assert.Equal(0, await CountActiveAsync(clusterId));
+    }
+
+    private async Task<long> CountRemindersAsync(string serviceId, string name)
+    {
+        await using var cmd = database.DataSource.CreateCommand(
+            "select count(*) from orleansreminderstable where serviceid = @service and remindername = @name and period = 86400000");
+        cmd.Parameters.AddWithValue("service", serviceId);
+        cmd.Parameters.AddWithValue("name", name);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    private async Task<long> CountActiveAsync(string clusterId)
+    {
+        await using var cmd = database.DataSource.CreateCommand(
+            "select count(*) from orleansmembershiptable where deploymentid = @cluster and status = 3");
+        cmd.Parameters.AddWithValue("cluster", clusterId);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    private async Task<IHost> StartSiloAsync(string clusterId, string name, DeterministicScorer scorer)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Postgres:ConnectionString"] = database.ConnectionString,
+            ["BlobStorage:ConnectionString"] = blobs.ConnectionString,
+            ["Silo:Clustering"] = "adonet",
+            ["Silo:ClusterId"] = clusterId,
+            ["Silo:ServiceId"] = clusterId,
+            ["Silo:Name"] = name,
+            ["Silo:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Silo:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Coordinator:TickInterval"] = "00:00:00.200",
+            ["Workers:PreprocessThreads"] = "1",
+            ["Workers:IdlePollInterval"] = "00:00:00.200",
+        });
+        builder.Services.AddSingleton<IScorerProvider>(new FixedScorerProvider(scorer));
+        builder.Services.AddSingleton<IWindowPreparer>(new ThinningWindowPreparer());
+        builder.AddHubertEcgSilo();
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
