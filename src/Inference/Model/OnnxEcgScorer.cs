@@ -77,8 +77,9 @@ public sealed class OnnxEcgScorer : IEcgScorer
         };
         if (_options.ProfilePrefix is { } prefix)
         {
-            sessionOptions.EnableProfiling = true;
+            // The prefix must be set before profiling is switched on: ONNX Runtime takes it when enabling.
             sessionOptions.ProfileOutputPathPrefix = prefix;
+            sessionOptions.EnableProfiling = true;
         }
 
 #if ORT_GPU
