@@ -46,13 +46,6 @@ public sealed record ModelOutputs(int Batch, int Frames, int HiddenSize, int Lab
 /// </summary>
 public sealed class OnnxEcgScorer : IEcgScorer
 {
-#if ORT_GPU
-    /// <summary>Whether this build links the GPU (CUDA) ONNX Runtime package.</summary>
-    public const bool IsGpuBuild = true;
-#else
-    /// <summary>Whether this build links the GPU (CUDA) ONNX Runtime package.</summary>
-    public const bool IsGpuBuild = false;
-#endif
 
     private readonly InferenceSession _session;
     private readonly ScorerOptions _options;
@@ -106,6 +99,14 @@ public sealed class OnnxEcgScorer : IEcgScorer
 
         _scoreOutputs = Model.LabelCount > 0 ? [HubertOnnxExporter.EmbeddingName, HubertOnnxExporter.ProbabilitiesName] : [HubertOnnxExporter.EmbeddingName];
     }
+
+    /// <summary>Whether this build links the GPU (CUDA) ONNX Runtime package (<c>-p:OnnxRuntimeFlavor=Gpu</c>).</summary>
+    public static bool IsGpuBuild =>
+#if ORT_GPU
+        true;
+#else
+        false;
+#endif
 
     public ModelDescriptor Model { get; }
 
