@@ -78,10 +78,32 @@ public static class NpyEcgReader
             throw new EcgFormatException(recordId, $"{names.Count} lead names given for an array of {leads} leads");
         }
 
-        // Read lead by lead into the output arrays (the last one is allocated only when its bytes have arrived).
+        var data = header.FortranOrder && shape.Length == 2
+            ? ReadInterleaved(stream, recordId, header, leads, samples)
+            : ReadLeadByLead(stream, recordId, header, leads, samples);
+        for (var lead = 0; lead < leads; lead++)
+        {
+            if (scaleToMillivolts != 1.0)
+            {
+                var row = data[lead];
+                for (var t = 0; t < samples; t++)
+                {
+                    row[t] *= scaleToMillivolts;
+                }
+            }
+
+            EcgValues.CheckFinite(recordId, names[lead], data[lead]);
+        }
+
+        return new EcgSignal(recordId, samplingRate, names, data);
+    }
+
+    /// <summary>C order: each lead's samples are contiguous. A lead's array is allocated only once its bytes have arrived.</summary>
+    private static double[][] ReadLeadByLead(Stream stream, string recordId, NpyHeader header, int leads, int samples)
+    {
+        var size = header.ElementSize;
         var data = new double[leads][];
-        var rowBytes = samples * size;
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(rowBytes, 1 << 20));
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)samples * size, 1 << 20));
         try
         {
             for (var lead = 0; lead < leads; lead++)
@@ -101,15 +123,6 @@ public static class NpyEcgReader
                     done += want;
                 }
 
-                if (scaleToMillivolts != 1.0)
-                {
-                    for (var t = 0; t < samples; t++)
-                    {
-                        row[t] *= scaleToMillivolts;
-                    }
-                }
-
-                EcgValues.CheckFinite(recordId, names[lead], row);
                 data[lead] = row;
             }
         }
@@ -118,7 +131,59 @@ public static class NpyEcgReader
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
-        return new EcgSignal(recordId, samplingRate, names, data);
+        return data;
+    }
+
+    /// <summary>Fortran order (leads x samples stored column-major): the leads of each sample are contiguous.</summary>
+    private static double[][] ReadInterleaved(Stream stream, string recordId, NpyHeader header, int leads, int samples)
+    {
+        var size = header.ElementSize;
+        var total = (long)leads * samples;
+        if (!stream.CanSeek && total * size > 1 << 26)
+        {
+            throw new EcgFormatException(recordId, "a large Fortran-order array needs a seekable stream");
+        }
+
+        var data = new double[leads][];
+        for (var lead = 0; lead < leads; lead++)
+        {
+            data[lead] = new double[samples];
+        }
+
+        var framesPerChunk = Math.Max(1, (1 << 16) / leads);
+        var buffer = ArrayPool<byte>.Shared.Rent(framesPerChunk * leads * size);
+        var values = ArrayPool<double>.Shared.Rent(framesPerChunk * leads);
+        try
+        {
+            var t = 0;
+            while (t < samples)
+            {
+                var frames = Math.Min(samples - t, framesPerChunk);
+                var bytes = frames * leads * size;
+                if (stream.ReadAtLeast(buffer.AsSpan(0, bytes), bytes, throwOnEndOfStream: false) < bytes)
+                {
+                    throw new EcgFormatException(recordId, $"file ends at sample {t} (truncated file)");
+                }
+
+                Npy.Decode(header.DType, buffer.AsSpan(0, bytes), values.AsSpan(0, frames * leads));
+                for (var k = 0; k < frames; k++)
+                {
+                    for (var lead = 0; lead < leads; lead++)
+                    {
+                        data[lead][t + k] = values[(k * leads) + lead];
+                    }
+                }
+
+                t += frames;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<double>.Shared.Return(values);
+        }
+
+        return data;
     }
 }
 

@@ -44,7 +44,8 @@ public sealed class NpyArray
 }
 
 /// <summary>A .npy header: shape, element type, element size in bytes and element count.</summary>
-public sealed record NpyHeader(int[] Shape, NpyDType DType, int ElementSize, long Count);
+/// <remarks>With <see cref="FortranOrder"/>, the data that follow are stored column-major (the first index varies fastest).</remarks>
+public sealed record NpyHeader(int[] Shape, NpyDType DType, int ElementSize, long Count, bool FortranOrder = false);
 
 /// <summary>The NumPy file format (version 1.0 and 2.0, little-endian, C order).</summary>
 public static class Npy
@@ -95,7 +96,44 @@ public static class Npy
             done += want;
         }
 
+        if (header.FortranOrder && header.Shape.Length > 1)
+        {
+            data = ToCOrder(data, header.Shape);
+        }
+
         return new NpyArray(header.Shape, header.DType, data);
+    }
+
+    /// <summary>Reorders column-major (Fortran) data into row-major (C) order.</summary>
+    private static double[] ToCOrder(double[] fortran, int[] shape)
+    {
+        var result = new double[fortran.Length];
+        var rank = shape.Length;
+        var index = new int[rank];
+        for (var c = 0; c < result.Length; c++)
+        {
+            // index is the C-order multi-index of element c; its Fortran offset has the first index fastest.
+            long f = 0;
+            long stride = 1;
+            for (var d = 0; d < rank; d++)
+            {
+                f += index[d] * stride;
+                stride *= shape[d];
+            }
+
+            result[c] = fortran[f];
+            for (var d = rank - 1; d >= 0; d--)
+            {
+                if (++index[d] < shape[d])
+                {
+                    break;
+                }
+
+                index[d] = 0;
+            }
+        }
+
+        return result;
     }
 
     /// <summary>Decodes little-endian elements of <paramref name="dtype"/> into doubles.</summary>
@@ -178,10 +216,11 @@ public static class Npy
         ReadExactly(stream, headerBytes);
         var header = Encoding.Latin1.GetString(headerBytes);
         var descr = HeaderValue(header, "descr").Trim().Trim('\'', '"');
-        var fortran = HeaderValue(header, "fortran_order").Trim();
-        if (fortran.StartsWith("True", StringComparison.Ordinal))
+        var fortranText = HeaderValue(header, "fortran_order").Trim();
+        var fortran = fortranText.StartsWith("True", StringComparison.Ordinal);
+        if (!fortran && !fortranText.StartsWith("False", StringComparison.Ordinal))
         {
-            throw new InvalidDataException("Fortran-order arrays are not supported");
+            throw new InvalidDataException($"fortran_order '{fortranText}' is neither True nor False");
         }
 
         var shapeText = HeaderValue(header, "shape").Trim();
@@ -207,7 +246,7 @@ public static class Npy
             count *= d;
         }
 
-        return new NpyHeader(shape, dtype, size, count);
+        return new NpyHeader(shape, dtype, size, count, fortran);
     }
 
     private static void ReadExactly(Stream stream, Span<byte> buffer)
