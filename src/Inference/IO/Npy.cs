@@ -96,11 +96,7 @@ public static class Npy
         stream.ReadExactly(headerBytes);
         var header = Encoding.Latin1.GetString(headerBytes);
         var descr = HeaderValue(header, "descr").Trim().Trim('\'', '"');
-        var fortran = HeaderValue(header, "fortran_order").Trim();
-        if (fortran.StartsWith("True", StringComparison.Ordinal))
-        {
-            throw new InvalidDataException("Fortran-order arrays are not supported");
-        }
+        var fortran = HeaderValue(header, "fortran_order").Trim().StartsWith("True", StringComparison.Ordinal);
 
         var shapeText = HeaderValue(header, "shape").Trim();
         var shape = ParseShape(shapeText);
@@ -146,7 +142,35 @@ public static class Npy
             };
         }
 
-        return new NpyArray(shape, dtype, data);
+        return new NpyArray(shape, dtype, fortran ? ToCOrder(data, shape) : data);
+    }
+
+    // Fortran order stores the first index fastest; reorder so the last index is fastest.
+    private static double[] ToCOrder(double[] data, int[] shape)
+    {
+        if (shape.Length < 2)
+        {
+            return data;
+        }
+
+        var result = new double[data.Length];
+        var index = new int[shape.Length];
+        for (var f = 0; f < data.Length; f++)
+        {
+            var c = 0;
+            for (var d = 0; d < shape.Length; d++)
+            {
+                c = (c * shape[d]) + index[d];
+            }
+
+            result[c] = data[f];
+            for (var d = 0; d < shape.Length && ++index[d] == shape[d]; d++)
+            {
+                index[d] = 0;
+            }
+        }
+
+        return result;
     }
 
     public static void WriteFloat32(string path, ReadOnlySpan<float> data, params int[] shape)
