@@ -1,9 +1,126 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using HubertEcg.Inference.Model;
+using HubertEcg.Inference.Onnx;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg bench model</c>.</summary>
+/// <summary><c>hubert-ecg bench model</c>: model throughput through <see cref="OnnxEcgScorer.Score"/>; last line <c>ecg_per_second=N</c>.</summary>
 public static class BenchModelCommand
 {
-    public static Command Build() => new("model", "(not built yet)");
+    public static Command Build()
+    {
+        var model = new Option<string?>("--model") { Description = "ONNX model to benchmark" };
+        var size = new Option<string?>("--size") { Description = "Benchmark a random-weight model of this size instead (small, base, large)" };
+        size.AcceptOnlyFromAmong("small", "base", "large");
+        var labels = new Option<int>("--labels") { Description = "Head outputs of the random model (--size only)", DefaultValueFactory = _ => LabelCatalog.CardioLearningCount };
+        var batch = new Option<int>("--batch") { Description = "Windows per run", DefaultValueFactory = _ => 16 };
+        var seconds = new Option<double>("--seconds") { Description = "How long to measure (after one warm-up run)", DefaultValueFactory = _ => 10 };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: ONNX Runtime's default)" };
+        var provider = new Option<string>("--provider") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        provider.AcceptOnlyFromAmong("cpu", "cuda");
+        var device = new Option<int>("--device") { Description = "CUDA device ordinal" };
+        var profile = new Option<string?>("--profile") { Description = "Write an ONNX Runtime profile trace with this path prefix and summarise it" };
+        var command = new Command("model", "Measure model throughput (ECG windows per second)");
+        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, profile })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parseResult => ModelCommands.Guard(() =>
+        {
+            var modelPath = parseResult.GetValue(model);
+            var sizeName = parseResult.GetValue(size);
+            if ((modelPath is null) == (sizeName is null))
+            {
+                throw new ArgumentException("give exactly one of --model FILE.onnx or --size small|base|large");
+            }
+
+            var batchSize = parseResult.GetValue(batch);
+            var duration = parseResult.GetValue(seconds);
+            if (batchSize < 1 || !(duration > 0))
+            {
+                throw new ArgumentException("--batch and --seconds must be positive");
+            }
+
+            string? temporary = null;
+            try
+            {
+                if (sizeName is not null)
+                {
+                    temporary = Path.Combine(Path.GetTempPath(), $"hubert-ecg-bench-{sizeName}-{Environment.ProcessId}.onnx");
+                    var watch = Stopwatch.StartNew();
+                    HubertOnnxExporter.Export(RandomModelFactory.CreateForSize(sizeName, parseResult.GetValue(labels)), temporary);
+                    Console.WriteLine($"built random {sizeName} model in {watch.Elapsed.TotalSeconds:F1} s");
+                    modelPath = temporary;
+                }
+
+                var options = new ScorerOptions
+                {
+                    IntraOpThreads = parseResult.GetValue(threads),
+                    MaxBatch = batchSize,
+                    Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
+                    DeviceId = parseResult.GetValue(device),
+                    ProfilePrefix = parseResult.GetValue(profile),
+                };
+                return Run(modelPath!, options, batchSize, duration);
+            }
+            finally
+            {
+                if (temporary is not null)
+                {
+                    File.Delete(temporary);
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static int Run(string modelPath, ScorerOptions options, int batchSize, double duration)
+    {
+        using var scorer = new OnnxEcgScorer(modelPath, options);
+        var windows = new float[batchSize * IEcgScorer.WindowLength];
+        var random = new Random(7);
+        for (var i = 0; i < windows.Length; i++)
+        {
+            // Preprocessed windows lie in [-1, 1].
+            windows[i] = (float)((random.NextDouble() * 2) - 1);
+        }
+
+        var embeddings = new float[batchSize * scorer.Model.HiddenSize];
+        var probabilities = new float[batchSize * scorer.Model.LabelCount];
+        var warm = Stopwatch.StartNew();
+        scorer.Score(windows, batchSize, embeddings, probabilities);
+        Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
+        Console.WriteLine($"provider: {options.Provider}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}");
+        Console.WriteLine($"warm-up run: {warm.Elapsed.TotalMilliseconds:F0} ms");
+
+        var runs = 0;
+        var latencies = new List<double>();
+        var total = Stopwatch.StartNew();
+        while (total.Elapsed.TotalSeconds < duration || runs < 2)
+        {
+            var start = total.Elapsed.TotalMilliseconds;
+            scorer.Score(windows, batchSize, embeddings, probabilities);
+            latencies.Add(total.Elapsed.TotalMilliseconds - start);
+            runs++;
+        }
+
+        var elapsed = total.Elapsed.TotalSeconds;
+        latencies.Sort();
+        Console.WriteLine($"runs: {runs}, median {latencies[latencies.Count / 2]:F1} ms, min {latencies[0]:F1} ms, max {latencies[^1]:F1} ms per batch");
+        if (options.ProfilePrefix is not null)
+        {
+            var trace = scorer.EndProfiling();
+            Console.WriteLine($"profile: {trace}");
+            foreach (var line in OrtProfileSummary.Summarise(trace, 15))
+            {
+                Console.WriteLine(line);
+            }
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ecg_per_second={runs * batchSize / elapsed:F2}"));
+        return 0;
+    }
 }

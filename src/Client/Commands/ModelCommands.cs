@@ -1,13 +1,214 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using HubertEcg.Inference.IO;
+using HubertEcg.Inference.Model;
+using HubertEcg.Inference.Onnx;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg model</c> subcommands.</summary>
+/// <summary><c>hubert-ecg model</c> subcommands: export, random, info, run.</summary>
 public static class ModelCommands
 {
     public static Command Build()
     {
-        var command = new Command("model", "Model commands");
+        var command = new Command("model", "Import HuBERT-ECG checkpoints, export ONNX models, inspect and run them");
+        command.Subcommands.Add(BuildExport());
+        command.Subcommands.Add(BuildRandom());
+        command.Subcommands.Add(BuildInfo());
+        command.Subcommands.Add(BuildRun());
         return command;
+    }
+
+    /// <summary>Runs <paramref name="action"/>, turning bad-input exceptions into a message on stderr and exit code 1.</summary>
+    internal static int Guard(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>
+    /// The label codes for a head of <paramref name="labels"/> outputs: the Cardio-Learning list for 164 outputs
+    /// (from <paramref name="csv"/> or found in ../shared/labels), none otherwise (generic codes).
+    /// </summary>
+    internal static IReadOnlyList<string>? LabelCodesFor(int labels, string? csv)
+    {
+        if (labels == 0)
+        {
+            return null;
+        }
+
+        var path = csv ?? (labels == LabelCatalog.CardioLearningCount ? LabelCatalog.FindCardioLearningFile() : null);
+        if (path is null)
+        {
+            if (labels == LabelCatalog.CardioLearningCount)
+            {
+                throw new ArgumentException($"the head has 164 outputs but {LabelCatalog.CardioLearningFileName} was not found; pass --labels-csv");
+            }
+
+            return null;
+        }
+
+        var codes = LabelCatalog.LoadCodes(path);
+        return codes.Count == labels
+            ? codes
+            : throw new ArgumentException($"{path} lists {codes.Count} labels but the head has {labels} outputs");
+    }
+
+    private static Command BuildExport()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Hugging Face checkpoint folder (config.json + model.safetensors)", Required = true };
+        var output = new Option<string>("--out") { Description = "ONNX file to write", Required = true };
+        var labelsCsv = new Option<string?>("--labels-csv") { Description = "Label list (index,code,...) for the head; default: ../shared/labels/cardio-learning-164.csv for 164 outputs" };
+        var profile = new Option<string>("--preprocessing-profile") { Description = "Preprocessing profile recorded in the metadata", DefaultValueFactory = _ => OnnxModelMetadata.DefaultPreprocessingProfile };
+        var command = new Command("export", "Import a HuBERT-ECG checkpoint and export it as an ONNX model");
+        command.Options.Add(checkpoint);
+        command.Options.Add(output);
+        command.Options.Add(labelsCsv);
+        command.Options.Add(profile);
+        command.SetAction(parseResult => Guard(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            var source = HubertCheckpoint.Load(parseResult.GetValue(checkpoint)!);
+            var options = new OnnxExportOptions
+            {
+                LabelCodes = LabelCodesFor(source.LabelCount, parseResult.GetValue(labelsCsv)),
+                PreprocessingProfile = parseResult.GetValue(profile)!,
+            };
+            var descriptor = HubertOnnxExporter.Export(source, parseResult.GetValue(output)!, options);
+            Console.WriteLine($"exported {parseResult.GetValue(output)} in {watch.Elapsed.TotalSeconds:F1} s");
+            PrintDescriptor(descriptor);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command BuildRandom()
+    {
+        var size = new Option<string>("--size") { Description = "small, base or large", Required = true };
+        size.AcceptOnlyFromAmong("small", "base", "large");
+        var labels = new Option<int>("--labels") { Description = "Outputs of a classifier head (164: Cardio-Learning); 0 for none" };
+        var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1234 };
+        var output = new Option<string>("--out") { Description = "ONNX file to write", Required = true };
+        var labelsCsv = new Option<string?>("--labels-csv") { Description = "Label list for the head; default: ../shared/labels/cardio-learning-164.csv for 164 outputs" };
+        var command = new Command("random", "Write a random-weight (untrained) model of a published size");
+        command.Options.Add(size);
+        command.Options.Add(labels);
+        command.Options.Add(seed);
+        command.Options.Add(output);
+        command.Options.Add(labelsCsv);
+        command.SetAction(parseResult => Guard(() =>
+        {
+            var labelCount = parseResult.GetValue(labels);
+            if (labelCount < 0)
+            {
+                throw new ArgumentException("--labels must be 0 or positive");
+            }
+
+            var watch = Stopwatch.StartNew();
+            var checkpoint = RandomModelFactory.CreateForSize(parseResult.GetValue(size)!, labelCount, parseResult.GetValue(seed));
+            var options = new OnnxExportOptions { LabelCodes = LabelCodesFor(labelCount, parseResult.GetValue(labelsCsv)) };
+            var descriptor = HubertOnnxExporter.Export(checkpoint, parseResult.GetValue(output)!, options);
+            Console.WriteLine($"wrote {parseResult.GetValue(output)} in {watch.Elapsed.TotalSeconds:F1} s");
+            PrintDescriptor(descriptor);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command BuildInfo()
+    {
+        var file = new Argument<string>("file") { Description = "ONNX model exported by hubert-ecg" };
+        var command = new Command("info", "Show a model's architecture, parameters, labels, ids and untrained flag");
+        command.Arguments.Add(file);
+        command.SetAction(parseResult => Guard(() =>
+        {
+            var path = parseResult.GetValue(file)!;
+            var metadata = OnnxModelMetadata.Read(path);
+            var descriptor = OnnxModelMetadata.ReadDescriptor(path);
+            PrintDescriptor(descriptor);
+            if (metadata.TryGetValue(OnnxModelMetadata.ParameterCountKey, out var parameters))
+            {
+                Console.WriteLine($"parameters: {long.Parse(parameters, CultureInfo.InvariantCulture):N0}");
+            }
+
+            if (metadata.TryGetValue(OnnxModelMetadata.FramesKey, out var frames))
+            {
+                Console.WriteLine($"frames per window: {frames}");
+            }
+
+            Console.WriteLine($"file size: {new FileInfo(path).Length:N0} bytes");
+            Console.WriteLine($"architecture: {descriptor.ArchitectureJson}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command BuildRun()
+    {
+        var model = new Option<string>("--model") { Description = "ONNX model", Required = true };
+        var input = new Option<string>("--input") { Description = "float32 .npy of shape (B, 6000)", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for embedding.npy, logits.npy, probabilities.npy, last_hidden_state.npy", Required = true };
+        var hiddenStates = new Option<bool>("--hidden-states") { Description = "Also write last_hidden_state.npy (B, frames, hidden)" };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)" };
+        var command = new Command("run", "Run a model on a batch of preprocessed windows and write its outputs as .npy");
+        command.Options.Add(model);
+        command.Options.Add(input);
+        command.Options.Add(output);
+        command.Options.Add(hiddenStates);
+        command.Options.Add(threads);
+        command.SetAction(parseResult => Guard(() =>
+        {
+            var inputPath = parseResult.GetValue(input)!;
+            var array = Npy.Read(inputPath);
+            if (array.DType != NpyDType.Float32 || array.Shape.Length != 2 || array.Shape[1] != IEcgScorer.WindowLength || array.Shape[0] < 1)
+            {
+                throw new InvalidDataException($"{inputPath}: expected float32 of shape (B, {IEcgScorer.WindowLength}), got {array.DType} ({string.Join(", ", array.Shape)})");
+            }
+
+            var batch = array.Shape[0];
+            using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, new ScorerOptions { IntraOpThreads = parseResult.GetValue(threads) });
+            var watch = Stopwatch.StartNew();
+            var result = scorer.Run(array.ToSingle(), batch, parseResult.GetValue(hiddenStates));
+            var seconds = watch.Elapsed.TotalSeconds;
+            var outDir = parseResult.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            Npy.WriteFloat32(Path.Combine(outDir, "embedding.npy"), result.Embedding, batch, result.HiddenSize);
+            if (result.Logits is not null && result.Probabilities is not null)
+            {
+                Npy.WriteFloat32(Path.Combine(outDir, "logits.npy"), result.Logits, batch, result.LabelCount);
+                Npy.WriteFloat32(Path.Combine(outDir, "probabilities.npy"), result.Probabilities, batch, result.LabelCount);
+            }
+
+            if (result.LastHiddenState is not null)
+            {
+                Npy.WriteFloat32(Path.Combine(outDir, "last_hidden_state.npy"), result.LastHiddenState, batch, result.Frames, result.HiddenSize);
+            }
+
+            Console.WriteLine($"model {scorer.Model.Name} ({scorer.Model.ModelId}){(scorer.Model.Untrained ? " [untrained]" : string.Empty)}");
+            Console.WriteLine($"ran {batch} windows in {seconds:F2} s; outputs in {outDir}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void PrintDescriptor(ModelDescriptor d)
+    {
+        Console.WriteLine($"name: {d.Name}");
+        Console.WriteLine($"model id: {d.ModelId}");
+        Console.WriteLine($"source: {d.SourceHash}");
+        Console.WriteLine($"untrained: {(d.Untrained ? "yes (random weights)" : "no")}");
+        Console.WriteLine($"hidden size: {d.HiddenSize}");
+        Console.WriteLine($"preprocessing profile: {d.PreprocessingProfile}");
+        Console.WriteLine(d.LabelCount > 0
+            ? $"labels: {d.LabelCount} ({string.Join(", ", d.LabelCodes.Take(8))}{(d.LabelCount > 8 ? ", ..." : string.Empty)})"
+            : "labels: none (embeddings only)");
     }
 }

@@ -43,6 +43,10 @@ public sealed class NpyArray
     }
 }
 
+/// <summary>A .npy header: shape, element type, element size in bytes and element count.</summary>
+/// <remarks>With <see cref="FortranOrder"/>, the data that follow are stored column-major (the first index varies fastest).</remarks>
+public sealed record NpyHeader(int[] Shape, NpyDType DType, int ElementSize, long Count, bool FortranOrder = false);
+
 /// <summary>The NumPy file format (version 1.0 and 2.0, little-endian, C order).</summary>
 public static class Npy
 {
@@ -63,9 +67,123 @@ public static class Npy
 
     public static NpyArray Read(Stream stream)
     {
+        var header = ReadHeader(stream);
+        var size = header.ElementSize;
+        var count = header.Count;
+        if (count > Array.MaxLength / size)
+        {
+            throw new InvalidDataException($"array of {count} elements is too large");
+        }
+
+        if (stream.CanSeek && stream.Length - stream.Position < count * size)
+        {
+            throw new InvalidDataException($"file holds {stream.Length - stream.Position} data bytes but shape ({string.Join(", ", header.Shape)}) needs {count * size}");
+        }
+
+        var data = new double[count];
+        var chunk = new byte[(int)Math.Min(count * size, 1 << 16) / size * size + size];
+        long done = 0;
+        while (done < count)
+        {
+            var want = (int)Math.Min(count - done, chunk.Length / size);
+            var got = stream.ReadAtLeast(chunk.AsSpan(0, want * size), want * size, throwOnEndOfStream: false);
+            if (got < want * size)
+            {
+                throw new InvalidDataException($"file ends after {(done * size) + got} data bytes but shape ({string.Join(", ", header.Shape)}) needs {count * size}");
+            }
+
+            Decode(header.DType, chunk.AsSpan(0, want * size), data.AsSpan((int)done, want));
+            done += want;
+        }
+
+        if (header.FortranOrder && header.Shape.Length > 1)
+        {
+            data = ToCOrder(data, header.Shape);
+        }
+
+        return new NpyArray(header.Shape, header.DType, data);
+    }
+
+    /// <summary>Reorders column-major (Fortran) data into row-major (C) order.</summary>
+    private static double[] ToCOrder(double[] fortran, int[] shape)
+    {
+        var result = new double[fortran.Length];
+        var rank = shape.Length;
+        var index = new int[rank];
+        for (var c = 0; c < result.Length; c++)
+        {
+            // index is the C-order multi-index of element c; its Fortran offset has the first index fastest.
+            long f = 0;
+            long stride = 1;
+            for (var d = 0; d < rank; d++)
+            {
+                f += index[d] * stride;
+                stride *= shape[d];
+            }
+
+            result[c] = fortran[f];
+            for (var d = rank - 1; d >= 0; d--)
+            {
+                if (++index[d] < shape[d])
+                {
+                    break;
+                }
+
+                index[d] = 0;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Decodes little-endian elements of <paramref name="dtype"/> into doubles.</summary>
+    public static void Decode(NpyDType dtype, ReadOnlySpan<byte> bytes, Span<double> dest)
+    {
+        switch (dtype)
+        {
+            case NpyDType.Float32:
+                for (var i = 0; i < dest.Length; i++)
+                {
+                    dest[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.Slice(i * 4, 4));
+                }
+
+                break;
+            case NpyDType.Float64:
+                for (var i = 0; i < dest.Length; i++)
+                {
+                    dest[i] = BinaryPrimitives.ReadDoubleLittleEndian(bytes.Slice(i * 8, 8));
+                }
+
+                break;
+            case NpyDType.Int16:
+                for (var i = 0; i < dest.Length; i++)
+                {
+                    dest[i] = BinaryPrimitives.ReadInt16LittleEndian(bytes.Slice(i * 2, 2));
+                }
+
+                break;
+            case NpyDType.Int32:
+                for (var i = 0; i < dest.Length; i++)
+                {
+                    dest[i] = BinaryPrimitives.ReadInt32LittleEndian(bytes.Slice(i * 4, 4));
+                }
+
+                break;
+            default:
+                for (var i = 0; i < dest.Length; i++)
+                {
+                    dest[i] = BinaryPrimitives.ReadInt64LittleEndian(bytes.Slice(i * 8, 8));
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Reads the magic and header; the stream is left at the first data byte.</summary>
+    public static NpyHeader ReadHeader(Stream stream)
+    {
         var head = new byte[10];
-        stream.ReadExactly(head, 0, 8);
-        if (!head.AsSpan(0, 6).SequenceEqual(Magic))
+        if (stream.ReadAtLeast(head.AsSpan(0, 8), 8, throwOnEndOfStream: false) < 8 || !head.AsSpan(0, 6).SequenceEqual(Magic))
         {
             throw new InvalidDataException("not a NumPy .npy file (bad magic)");
         }
@@ -74,18 +192,20 @@ public static class Npy
         int headerLength;
         if (major == 1)
         {
-            stream.ReadExactly(head, 8, 2);
+            ReadExactly(stream, head.AsSpan(8, 2));
             headerLength = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(8, 2));
         }
         else if (major is 2 or 3)
         {
             var four = new byte[4];
-            stream.ReadExactly(four);
-            headerLength = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(four));
-            if (headerLength > 1 << 20)
+            ReadExactly(stream, four);
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(four);
+            if (length > 1 << 20)
             {
-                throw new InvalidDataException($"header length {headerLength} is implausible");
+                throw new InvalidDataException($"header length {length} is implausible");
             }
+
+            headerLength = (int)length;
         }
         else
         {
@@ -93,13 +213,14 @@ public static class Npy
         }
 
         var headerBytes = new byte[headerLength];
-        stream.ReadExactly(headerBytes);
+        ReadExactly(stream, headerBytes);
         var header = Encoding.Latin1.GetString(headerBytes);
         var descr = HeaderValue(header, "descr").Trim().Trim('\'', '"');
-        var fortran = HeaderValue(header, "fortran_order").Trim();
-        if (fortran.StartsWith("True", StringComparison.Ordinal))
+        var fortranText = HeaderValue(header, "fortran_order").Trim();
+        var fortran = fortranText.StartsWith("True", StringComparison.Ordinal);
+        if (!fortran && !fortranText.StartsWith("False", StringComparison.Ordinal))
         {
-            throw new InvalidDataException("Fortran-order arrays are not supported");
+            throw new InvalidDataException($"fortran_order '{fortranText}' is neither True nor False");
         }
 
         var shapeText = HeaderValue(header, "shape").Trim();
@@ -117,36 +238,23 @@ public static class Npy
         long count = 1;
         foreach (var d in shape)
         {
-            count = checked(count * d);
-        }
-
-        if (stream.CanSeek && stream.Length - stream.Position < count * size)
-        {
-            throw new InvalidDataException($"file holds {stream.Length - stream.Position} data bytes but shape ({string.Join(", ", shape)}) needs {count * size}");
-        }
-
-        if (count > Array.MaxLength)
-        {
-            throw new InvalidDataException($"array of {count} elements is too large");
-        }
-
-        var raw = new byte[count * size];
-        stream.ReadExactly(raw);
-        var data = new double[count];
-        for (var i = 0; i < count; i++)
-        {
-            var span = raw.AsSpan(i * size, size);
-            data[i] = dtype switch
+            if (d > 0 && count > long.MaxValue / 16 / d)
             {
-                NpyDType.Float32 => BinaryPrimitives.ReadSingleLittleEndian(span),
-                NpyDType.Float64 => BinaryPrimitives.ReadDoubleLittleEndian(span),
-                NpyDType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(span),
-                NpyDType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(span),
-                _ => BinaryPrimitives.ReadInt64LittleEndian(span),
-            };
+                throw new InvalidDataException($"shape ({string.Join(", ", shape)}) is too large");
+            }
+
+            count *= d;
         }
 
-        return new NpyArray(shape, dtype, data);
+        return new NpyHeader(shape, dtype, size, count, fortran);
+    }
+
+    private static void ReadExactly(Stream stream, Span<byte> buffer)
+    {
+        if (stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) < buffer.Length)
+        {
+            throw new InvalidDataException("file ends inside the .npy header");
+        }
     }
 
     public static void WriteFloat32(string path, ReadOnlySpan<float> data, params int[] shape)
@@ -213,11 +321,21 @@ public static class Npy
         }
 
         var colon = header.IndexOf(':', keyIndex);
+        if (colon < 0)
+        {
+            throw new InvalidDataException($"header's '{key}' has no value");
+        }
+
         var start = colon + 1;
         if (header.AsSpan(start).TrimStart().StartsWith("("))
         {
             var open = header.IndexOf('(', start);
             var close = header.IndexOf(')', open);
+            if (close < 0)
+            {
+                throw new InvalidDataException($"header's '{key}' lacks ')'");
+            }
+
             return header.Substring(open, close - open + 1);
         }
 
@@ -225,6 +343,11 @@ public static class Npy
         if (end < 0)
         {
             end = header.IndexOf('}', start);
+        }
+
+        if (end < 0)
+        {
+            throw new InvalidDataException($"header's '{key}' value is not terminated");
         }
 
         return header[start..end];

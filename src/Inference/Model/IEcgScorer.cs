@@ -12,6 +12,9 @@ public sealed record ModelDescriptor(
     string PreprocessingProfile)
 {
     public int LabelCount => LabelCodes.Count;
+
+    /// <summary>Reads the descriptor from an exported ONNX model's metadata, without loading its weights.</summary>
+    public static ModelDescriptor FromOnnxFile(string path) => Onnx.OnnxModelMetadata.ReadDescriptor(path);
 }
 
 /// <summary>

@@ -1,0 +1,151 @@
+using System.Buffers;
+
+namespace HubertEcg.Inference.Preprocessing;
+
+/// <summary>
+/// Second-order sections run forward and backward with the semantics of <c>scipy.signal.sosfiltfilt(sos, x)</c>:
+/// odd extension of <c>3 * (2 * sections + 1 - trailing zero coefficients)</c> samples at each end, both passes
+/// started from <c>sosfilt_zi</c> scaled by the first sample they filter, transposed direct form II per section.
+/// </summary>
+public sealed class ZeroPhaseSos
+{
+    private readonly double[] _sos;
+    private readonly double[] _zi;
+    private readonly int _sections;
+
+    public ZeroPhaseSos(double[] sos)
+    {
+        ArgumentNullException.ThrowIfNull(sos);
+        if (sos.Length == 0 || sos.Length % 6 != 0)
+        {
+            throw new ArgumentException("sos must hold whole sections of 6 coefficients", nameof(sos));
+        }
+
+        _sections = sos.Length / 6;
+        _sos = new double[sos.Length];
+        for (var s = 0; s < _sections; s++)
+        {
+            var a0 = sos[(s * 6) + 3];
+            if (a0 != 1.0)
+            {
+                throw new ArgumentException($"section {s} has a0 = {a0}; sections must be normalised to a0 = 1", nameof(sos));
+            }
+        }
+
+        sos.CopyTo(_sos, 0);
+        _zi = ChebyshevDesign.SosStepInitialState(_sos);
+        var zeroB2 = 0;
+        var zeroA2 = 0;
+        for (var s = 0; s < _sections; s++)
+        {
+            zeroB2 += _sos[(s * 6) + 2] == 0 ? 1 : 0;
+            zeroA2 += _sos[(s * 6) + 5] == 0 ? 1 : 0;
+        }
+
+        PadLength = 3 * ((2 * _sections) + 1 - Math.Min(zeroB2, zeroA2));
+    }
+
+    public int PadLength { get; }
+
+    /// <summary>
+    /// Filters <paramref name="input"/> and writes every <paramref name="step"/>-th output sample (0, step, ...)
+    /// into <paramref name="output"/>, which must hold <c>ceil(n / step)</c> values.
+    /// </summary>
+    public void Apply(ReadOnlySpan<double> input, Span<double> output, int step = 1)
+    {
+        var n = input.Length;
+        ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
+        if (output.Length != (n + step - 1) / step)
+        {
+            throw new ArgumentException($"output must hold {(n + step - 1) / step} values", nameof(output));
+        }
+
+        var edge = PadLength;
+        if (n <= edge)
+        {
+            throw new ArgumentException($"the signal ({n} samples) must be longer than the filter's pad length ({edge})", nameof(input));
+        }
+
+        var length = n + (2 * edge);
+        var buffer = ArrayPool<double>.Shared.Rent(length);
+        Span<double> state = stackalloc double[_zi.Length];
+        try
+        {
+            var ext = buffer.AsSpan(0, length);
+            var first = input[0];
+            var last = input[n - 1];
+            for (var j = 0; j < edge; j++)
+            {
+                ext[j] = (2 * first) - input[edge - j];
+            }
+
+            input.CopyTo(ext.Slice(edge, n));
+            for (var j = 1; j <= edge; j++)
+            {
+                ext[edge + n - 1 + j] = (2 * last) - input[n - 1 - j];
+            }
+
+            // Forward pass, in place.
+            ScaledState(state, ext[0]);
+            FilterForward(ext, state);
+
+            // Backward pass from the end; keep the samples that land on the grid.
+            ScaledState(state, ext[length - 1]);
+            FilterBackwardDecimated(ext, state, edge, n, step, output);
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(buffer);
+        }
+    }
+
+    private void ScaledState(Span<double> state, double x0)
+    {
+        for (var i = 0; i < state.Length; i++)
+        {
+            state[i] = _zi[i] * x0;
+        }
+    }
+
+    private void FilterForward(Span<double> data, Span<double> state)
+    {
+        var sos = _sos;
+        for (var i = 0; i < data.Length; i++)
+        {
+            var x = data[i];
+            for (var s = 0; s < _sections; s++)
+            {
+                var row = s * 6;
+                var y = (sos[row] * x) + state[2 * s];
+                state[2 * s] = (sos[row + 1] * x) - (sos[row + 4] * y) + state[(2 * s) + 1];
+                state[(2 * s) + 1] = (sos[row + 2] * x) - (sos[row + 5] * y);
+                x = y;
+            }
+
+            data[i] = x;
+        }
+    }
+
+    private void FilterBackwardDecimated(ReadOnlySpan<double> data, Span<double> state, int edge, int n, int step, Span<double> output)
+    {
+        var sos = _sos;
+        for (var i = data.Length - 1; i >= edge; i--)
+        {
+            var x = data[i];
+            for (var s = 0; s < _sections; s++)
+            {
+                var row = s * 6;
+                var y = (sos[row] * x) + state[2 * s];
+                state[2 * s] = (sos[row + 1] * x) - (sos[row + 4] * y) + state[(2 * s) + 1];
+                state[(2 * s) + 1] = (sos[row + 2] * x) - (sos[row + 5] * y);
+                x = y;
+            }
+
+            var k = i - edge;
+            if (k < n && k % step == 0)
+            {
+                output[k / step] = x;
+            }
+        }
+    }
+}
