@@ -1,6 +1,7 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
 using HubertEcg.Grains.Workers;
+using HubertEcg.Inference.Ecg;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -14,9 +15,9 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>). The window preparer and scorer provider are registered by the host
-    /// (they come from the inference library); record formats are added as <see cref="IRecordFormat"/> and
-    /// <see cref="IContainerFormat"/> services.
+    /// <c>Coordinator</c>, <c>Workers</c>). Records are read by the inference library's readers (WFDB and Challenge
+    /// .mat, .npy, HDF5 shards), preprocessed by its preprocessor and scored with ONNX Runtime; a host may register
+    /// its own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> after this call to replace them.
     /// </summary>
     public static IServiceCollection AddHubertEcgScoring(this IServiceCollection services, IConfiguration configuration, bool startWorkers = true)
     {
@@ -30,8 +31,14 @@ public static class ScoringSiloExtensions
         services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
+        var hdf5 = new Hdf5ShardOptions();
+        configuration.GetSection("Workers:Hdf5").Bind(hdf5);
+        services.AddSingleton<IRecordFormat>(new WfdbRecordFormat());
         services.AddSingleton<IRecordFormat>(new NpyRecordFormat(npyRate));
+        services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
+        services.TryAddSingleton<IWindowPreparer, PreprocessingWindowPreparer>();
+        services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0)));
         if (startWorkers)
         {
             services.AddHostedService<ScoringWorkerHost>();

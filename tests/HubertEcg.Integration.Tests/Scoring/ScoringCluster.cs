@@ -24,12 +24,16 @@ public sealed class ScoringCluster : IAsyncDisposable
 
     public IGrainFactory Grains => Cluster.Client;
 
+    /// <summary>
+    /// Starts <paramref name="silos"/> silos. Without <paramref name="scorers"/> and <paramref name="preparer"/> the
+    /// silos use the real ones (ONNX Runtime, the preprocessing library).
+    /// </summary>
     public static async Task<ScoringCluster> StartAsync(
         short silos,
         string postgres,
         string blob,
-        IScorerProvider scorers,
-        IWindowPreparer preparer,
+        IScorerProvider? scorers,
+        IWindowPreparer? preparer,
         bool workers = true,
         IDictionary<string, string?>? settings = null)
     {
@@ -52,8 +56,15 @@ public sealed class ScoringCluster : IAsyncDisposable
 
             host.Configuration.AddInMemoryCollection(values);
             host.Services.AddHubertEcgScoring(host.Configuration, startWorkers: workers);
-            host.Services.AddSingleton(scorers);
-            host.Services.AddSingleton(preparer);
+            if (scorers is not null)
+            {
+                host.Services.AddSingleton(scorers);
+            }
+
+            if (preparer is not null)
+            {
+                host.Services.AddSingleton(preparer);
+            }
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
@@ -72,13 +83,13 @@ public static class Runs
 {
     public static async Task<Guid> SubmitAsync(
         RunStore store, ModelDescriptor model, string container, string prefix, int shardSize, int batchSize = 8,
-        int leaseSeconds = 10, int maxAttempts = 3, string aggregation = "mean", int maxWindows = 4)
+        int leaseSeconds = 10, int maxAttempts = 3, string aggregation = "mean", int maxWindows = 4, string modelPath = "/models/test.onnx")
     {
         await store.RegisterModelAsync(new ModelRecord(
             model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
         var runId = Guid.NewGuid();
         await store.CreateRunAsync(new NewRun(
-            runId, "test run", container, prefix, model.ModelId, "/models/test.onnx", model.PreprocessingProfile, aggregation, maxWindows, batchSize,
+            runId, "test run", container, prefix, model.ModelId, modelPath, model.PreprocessingProfile, aggregation, maxWindows, batchSize,
             shardSize, maxAttempts, leaseSeconds));
         return runId;
     }

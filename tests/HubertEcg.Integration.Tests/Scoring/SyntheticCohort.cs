@@ -1,15 +1,23 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Inference.IO;
+using HubertEcg.Testing;
+using PureHDF;
 
 namespace HubertEcg.Integration.Tests.Scoring;
 
 /// <summary>What a synthetic cohort holds: the record ids that must be scored and those that must be quarantined.</summary>
 public sealed record CohortManifest(IReadOnlyList<string> GoodRecords, IReadOnlyList<string> CorruptRecords);
 
-/// <summary>Uploads synthetic 12-lead .npy records (and deliberately corrupt ones) to a blob container.</summary>
+/// <summary>
+/// Uploads a cohort to a blob container: synthetic 12-lead .npy records at 500 Hz, and deliberately corrupt ones;
+/// with <c>mixed</c>, also a real PTB-XL WFDB record (100 Hz), a real 2-lead MIT-BIH record (which cannot give the
+/// 12 leads and is quarantined) and a CODE-15%-layout HDF5 shard of synthetic exams at 400 Hz.
+/// </summary>
 public static class SyntheticCohort
 {
-    public static async Task<CohortManifest> UploadAsync(BlobContainerClient container, string prefix, int goodRecords, int samples = 5000)
+    public const int Hdf5Exams = 12;
+
+    public static async Task<CohortManifest> UploadAsync(BlobContainerClient container, string prefix, int goodRecords, int samples = 5000, bool mixed = false)
     {
         var good = new List<string>();
         var uploads = new List<Func<Task>>();
@@ -44,11 +52,62 @@ public static class SyntheticCohort
         uploads.Add(() => container.GetBlobClient(corrupt[2] + ".npy").UploadAsync(new BinaryData(NpyBytes(new float[12 * 100], 12, 100)), overwrite: true));
         uploads.Add(() => container.GetBlobClient(corrupt[3] + ".dat").UploadAsync(new BinaryData(new byte[64]), overwrite: true));
 
+        if (mixed)
+        {
+            foreach (var file in new[] { "00001_lr.hea", "00001_lr.dat" })
+            {
+                var bytes = await File.ReadAllBytesAsync(RepoPaths.SharedFile("ecg-samples", "ptb-xl", file));
+                uploads.Add(() => container.GetBlobClient($"{prefix}ptbxl/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+            }
+
+            good.Add($"{prefix}ptbxl/00001_lr");
+            foreach (var file in new[] { "100.hea", "100.dat" })
+            {
+                var bytes = await File.ReadAllBytesAsync(RepoPaths.SharedFile("ecg-samples", "wfdb", file));
+                uploads.Add(() => container.GetBlobClient($"{prefix}mitdb/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+            }
+
+            corrupt.Add($"{prefix}mitdb/100");
+            var shardName = $"{prefix}code15/exams_part0.hdf5";
+            var hdf5 = Hdf5Bytes(Hdf5Exams, out var examIds);
+            uploads.Add(() => container.GetBlobClient(shardName).UploadAsync(new BinaryData(hdf5), overwrite: true));
+            good.AddRange(examIds.Select(id => $"{shardName}#{id}"));
+        }
+
         // A file that is no record at all: the planner ignores it.
         uploads.Add(() => container.GetBlobClient(prefix + "README.txt").UploadAsync(new BinaryData("synthetic cohort"u8.ToArray()), overwrite: true));
 
         await Parallel.ForEachAsync(uploads, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (upload, _) => await upload());
         return new CohortManifest(good, corrupt);
+    }
+
+    /// <summary>A CODE-15%-layout shard: <c>tracings</c> (exams x 4096 x 12, 400 Hz, mV) and <c>exam_id</c>.</summary>
+    public static byte[] Hdf5Bytes(int exams, out long[] examIds)
+    {
+        const int samples = 4096;
+        var tracings = new float[exams, samples, 12];
+        for (var e = 0; e < exams; e++)
+        {
+            for (var t = 0; t < samples; t++)
+            {
+                for (var l = 0; l < 12; l++)
+                {
+                    tracings[e, t, l] = (float)(0.4 * Math.Sin((2 * Math.PI * 1.1 * t / 400.0) + e + (0.3 * l)));
+                }
+            }
+        }
+
+        examIds = Enumerable.Range(0, exams).Select(e => 1_000_000L + (e * 7919L)).ToArray();
+        var path = Path.Combine(Path.GetTempPath(), $"cohort-{Guid.NewGuid():N}.hdf5");
+        try
+        {
+            new H5File { ["tracings"] = tracings, ["exam_id"] = examIds }.Write(path);
+            return File.ReadAllBytes(path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     public static byte[] NpyBytes(float[] data, params int[] shape)

@@ -6,8 +6,14 @@ namespace HubertEcg.Grains.Workers;
 /// <summary>One blob of a shard, downloaded to a local file.</summary>
 public sealed record DownloadedBlob(string BlobName, string LocalPath, string ETag);
 
-/// <summary>A leased shard whose blobs are on local disk, in a folder the worker deletes afterwards.</summary>
-public sealed record DownloadedShard(string Kind, string Container, string LocalDirectory, IReadOnlyList<DownloadedBlob> Blobs);
+/// <summary>
+/// A leased shard whose blobs are on local disk, in a folder the worker deletes afterwards; <see cref="Resources"/>
+/// (open container files) are disposed first.
+/// </summary>
+public sealed record DownloadedShard(string Kind, string Container, string LocalDirectory, IReadOnlyList<DownloadedBlob> Blobs)
+{
+    public List<IDisposable> Resources { get; } = [];
+}
 
 /// <summary>
 /// One record of a shard, not yet read: <see cref="Load"/> reads it (on a worker's CPU pool) and throws

@@ -86,6 +86,19 @@ internal sealed partial class HeldLease : IAsyncDisposable
         await StopHeartbeatAsync();
         _stopped.Dispose();
         _heartbeatStop.Dispose();
+        if (Shard is not null)
+        {
+            lock (Shard.Resources)
+            {
+                foreach (var resource in Shard.Resources)
+                {
+                    resource.Dispose();
+                }
+
+                Shard.Resources.Clear();
+            }
+        }
+
         if (LocalDirectory is not null && Directory.Exists(LocalDirectory))
         {
             try
