@@ -23,6 +23,8 @@ public static class Cli
         root.Subcommands.Add(EcgCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(SmokeCommand.Build());
+        root.Subcommands.Add(RunCommands.Build());
+        root.Subcommands.Add(ResultsCommands.Build());
         return root;
     }
 

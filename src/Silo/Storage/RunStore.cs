@@ -304,6 +304,24 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             },
             cancellationToken);
 
+    /// <summary>How many of a run's shards are in each state.</summary>
+    public Task<IReadOnlyDictionary<string, int>> ShardStateCountsAsync(Guid runId, CancellationToken cancellationToken = default) =>
+        _retry.RunAsync<IReadOnlyDictionary<string, int>>(
+            async ct =>
+            {
+                await using var cmd = dataSource.CreateCommand("select state, count(*)::integer from run_shards where run_id = @id group by state");
+                cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+                while (await reader.ReadAsync(ct))
+                {
+                    counts[reader.GetString(0)] = reader.GetInt32(1);
+                }
+
+                return counts;
+            },
+            cancellationToken);
+
     /// <summary>
     /// Records one planning step in one transaction: the new shards, the listing's continuation token, the blobs
     /// carried to the next step, and whether listing finished. Shards already stored (a step repeated after a crash

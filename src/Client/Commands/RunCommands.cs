@@ -1,0 +1,89 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using HubertEcg.Storage;
+using Npgsql;
+
+namespace HubertEcg.Client.Commands;
+
+/// <summary>
+/// <c>hubert-ecg run</c>: submit, inspect, watch, cancel and list distributed scoring runs.
+/// The client talks to Postgres only, never to the Orleans cluster: a submitted run is a <c>runs</c> row that the
+/// silos' workers discover (they wake the run's coordinator grain), status and progress are the columns the
+/// coordinator keeps up to date, and cancel sets <c>cancel_requested</c>, which the coordinator honours on its
+/// next tick. So the client needs no cluster address and works while silos restart.
+/// </summary>
+public static class RunCommands
+{
+    public static Command Build()
+    {
+        var command = new Command("run", "Distributed scoring runs");
+        command.Subcommands.Add(RunSubmitCommand.Build());
+        command.Subcommands.Add(RunStatusCommand.Build());
+        command.Subcommands.Add(RunWatchCommand.Build());
+        command.Subcommands.Add(RunCancelCommand.Build());
+        command.Subcommands.Add(RunListCommand.Build());
+        return command;
+    }
+
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    internal static NpgsqlDataSource OpenDatabase(ParseResult parseResult) =>
+        NpgsqlDataSource.Create(Cli.Configuration(parseResult).Postgres().ConnectionString);
+
+    internal static Guid ParseRunId(string text) =>
+        Guid.TryParse(text, out var id) ? id : throw new ArgumentException($"'{text}' is not a run id (a GUID as printed by `run submit`)");
+
+    internal static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
+        run.RunId,
+        run.Name,
+        run.State,
+        run.CancelRequested,
+        $"{run.InputContainer}/{run.InputPrefix}",
+        run.ModelId,
+        run.PreprocessingProfile,
+        new ShardCounts(
+            run.ShardsPlanned,
+            shardStates.GetValueOrDefault(ShardStates.Pending),
+            shardStates.GetValueOrDefault(ShardStates.Leased),
+            shardStates.GetValueOrDefault(ShardStates.Done),
+            shardStates.GetValueOrDefault(ShardStates.Failed),
+            run.PlanningComplete),
+        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed),
+        Math.Round(run.RatePerSecond, 2),
+        run.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
+        run.Error,
+        run.CreatedAt,
+        run.StartedAt,
+        run.FinishedAt);
+
+    internal static string Duration(double? seconds) =>
+        seconds is not { } s || double.IsNaN(s) ? "-" : TimeSpan.FromSeconds(Math.Round(s)).ToString(s >= 86400 ? @"d\.hh\:mm\:ss" : @"hh\:mm\:ss", CultureInfo.InvariantCulture);
+}
+
+/// <summary>The client's view of a run (text and JSON output).</summary>
+public sealed record RunView(
+    Guid RunId,
+    string Name,
+    string State,
+    bool CancelRequested,
+    string Input,
+    string ModelId,
+    string PreprocessingProfile,
+    ShardCounts Shards,
+    RecordCounts Records,
+    double RatePerSecond,
+    double? EtaSeconds,
+    string? Error,
+    DateTime CreatedAt,
+    DateTime? StartedAt,
+    DateTime? FinishedAt);
+
+public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
+
+public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed);

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Text.Json;
+using HubertEcg.Storage;
+
+namespace HubertEcg.Client.Commands;
+
+/// <summary><c>hubert-ecg run status ID [--json]</c>: one run's state and progress, from Postgres.</summary>
+public static class RunStatusCommand
+{
+    public static Command Build()
+    {
+        var id = new Argument<string>("id") { Description = "Run id" };
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var command = new Command("status", "Show a run's state and progress");
+        command.Arguments.Add(id);
+        command.Options.Add(json);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var runId = RunCommands.ParseRunId(parseResult.GetValue(id)!);
+            await using var db = RunCommands.OpenDatabase(parseResult);
+            var store = new RunStore(db);
+            var run = await store.GetRunAsync(runId, cancellationToken);
+            if (run is null)
+            {
+                Console.Error.WriteLine($"run {runId} does not exist");
+                return 1;
+            }
+
+            var view = RunCommands.View(run, await store.ShardStateCountsAsync(runId, cancellationToken));
+            Console.WriteLine(parseResult.GetValue(json) ? JsonSerializer.Serialize(view, RunCommands.Json) : Describe(view));
+            return 0;
+        });
+        return command;
+    }
+
+    public static string Describe(RunView v)
+    {
+        var lines = new List<string>
+        {
+            $"run {v.RunId}  {v.Name}",
+            $"state: {v.State}{(v.CancelRequested && v.State != RunStates.Cancelled ? " (cancel requested)" : "")}",
+            $"input: {v.Input}   model: {v.ModelId}   profile: {v.PreprocessingProfile}",
+            $"shards: {v.Shards.Done} done, {v.Shards.Failed} failed, {v.Shards.Leased} leased, {v.Shards.Pending} pending of {v.Shards.Planned}{(v.Shards.PlanningComplete ? "" : " (still listing)")}",
+            $"records: {v.Records.Done} scored, {v.Records.Quarantined} quarantined, {v.Records.Failed} failed of {v.Records.Planned} planned",
+            $"rate: {v.RatePerSecond:0.##} records/s   eta: {RunCommands.Duration(v.EtaSeconds)}",
+            $"created: {v.CreatedAt:u}   started: {v.StartedAt?.ToString("u") ?? "-"}   finished: {v.FinishedAt?.ToString("u") ?? "-"}",
+        };
+        if (!string.IsNullOrEmpty(v.Error))
+        {
+            lines.Add($"error: {v.Error}");
+        }
+
+        return string.Join(Environment.NewLine, lines);
+    }
+}

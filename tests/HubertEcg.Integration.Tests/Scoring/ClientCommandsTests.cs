@@ -1,0 +1,152 @@
+using System.Text.Json;
+using HubertEcg.Client.Commands;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+using Parquet;
+using Parquet.Schema;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>The CLI's run and results commands, each runs alone because they write to the process console.</summary>
+[CollectionDefinition(nameof(ConsoleBound), DisableParallelization = true)]
+public sealed class ConsoleBound;
+
+[Collection(nameof(ConsoleBound))]
+public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
+    : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
+{
+    [Fact]
+    public async Task SubmitWatchStatusListAndExportARun()
+    {
+        using var model = new TinyModel(seed: 21);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "cli/", 40);
+        await using var cluster = await ScoringCluster.StartAsync(
+            2, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null,
+            settings: new Dictionary<string, string?> { ["Workers:IntraOpThreads"] = "1" });
+
+        var (code, output) = await CliAsync("run", "submit", "--input", $"{blobs.ContainerName}/cli/", "--model", model.Path, "--name", "cli test", "--shard-size", "7", "--batch", "4");
+        Assert.Equal(0, code);
+        var runId = Guid.Parse(output.Trim());
+
+        (code, output) = await CliAsync("run", "watch", runId.ToString(), "--interval", "0.2");
+        Assert.Equal(0, code);
+        Assert.Contains($"scored={cohort.GoodRecords.Count} quarantined={cohort.CorruptRecords.Count} seconds=", output, StringComparison.Ordinal);
+
+        (code, output) = await CliAsync("run", "status", runId.ToString(), "--json");
+        Assert.Equal(0, code);
+        using (var status = JsonDocument.Parse(output))
+        {
+            var root = status.RootElement;
+            Assert.Equal(RunStates.Completed, root.GetProperty("state").GetString());
+            Assert.Equal("cli test", root.GetProperty("name").GetString());
+            Assert.Equal(cohort.GoodRecords.Count, root.GetProperty("records").GetProperty("done").GetInt64());
+            Assert.Equal(cohort.CorruptRecords.Count, root.GetProperty("records").GetProperty("quarantined").GetInt64());
+            Assert.Equal(7, root.GetProperty("shards").GetProperty("done").GetInt32());
+        }
+
+        (code, output) = await CliAsync("run", "status", runId.ToString());
+        Assert.Equal(0, code);
+        Assert.Contains("state: completed", output, StringComparison.Ordinal);
+
+        (code, output) = await CliAsync("run", "list", "--json");
+        Assert.Equal(0, code);
+        using (var list = JsonDocument.Parse(output))
+        {
+            Assert.Contains(list.RootElement.EnumerateArray(), r => r.GetProperty("runId").GetGuid() == runId);
+        }
+
+        // A finished run cannot be cancelled; an unknown one does not exist.
+        (code, _) = await CliAsync("run", "cancel", runId.ToString());
+        Assert.Equal(1, code);
+        (code, _) = await CliAsync("run", "status", Guid.NewGuid().ToString());
+        Assert.Equal(1, code);
+
+        var dir = Path.Combine(Path.GetTempPath(), "hubert-export-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var csv = Path.Combine(dir, "scores.csv");
+            (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", csv);
+            Assert.Equal(0, code);
+            var lines = await File.ReadAllLinesAsync(csv);
+            var header = lines[0].Split(',');
+            var codes = DeterministicScorer.LabelCodes.Value;
+            Assert.Equal(["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at", .. codes], header);
+            Assert.Equal(cohort.GoodRecords.Count, lines.Length - 1);
+            Assert.Equal(cohort.GoodRecords.Order(StringComparer.Ordinal), lines.Skip(1).Select(l => l.Split(',')[0]));
+
+            var parquet = Path.Combine(dir, "scores.parquet");
+            (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", parquet, "--with-embedding");
+            Assert.Equal(0, code);
+            await using var stream = File.OpenRead(parquet);
+            await using var reader = await ParquetReader.CreateAsync(stream);
+            var fields = reader.Schema.GetDataFields();
+            Assert.Equal(7 + codes.Count + model.Descriptor.HiddenSize, fields.Length);
+            Assert.Equal(codes, fields.Skip(7).Take(codes.Count).Select(f => f.Name));
+            using var group = reader.OpenRowGroupReader(0);
+            Assert.Equal(cohort.GoodRecords.Count, group.RowCount);
+            var first = new float[group.RowCount];
+            await group.ReadAsync<float>(fields[7], first.AsMemory());
+            Assert.All(first, p => Assert.InRange(p, 0f, 1f));
+
+            // The Parquet values are the stored ones.
+            await using var cmd = database.DataSource.CreateCommand("select probabilities[1] from scores where run_id = @run order by record_id");
+            cmd.Parameters.AddWithValue("run", runId);
+            var stored = new List<float>();
+            await using (var rows = await cmd.ExecuteReaderAsync())
+            {
+                while (await rows.ReadAsync())
+                {
+                    stored.Add(rows.GetFloat(0));
+                }
+            }
+
+            Assert.Equal(stored, first);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task CancelStopsARunThatCannotProgress()
+    {
+        using var model = new TinyModel(seed: 22);
+        await SyntheticCohort.UploadAsync(blobs.Container, "cancel/", 5);
+
+        // No silo is running: the run stays pending until cancelled, and the coordinator records it on activation.
+        var (code, output) = await CliAsync("run", "submit", "--input", $"{blobs.ContainerName}/cancel/", "--model", model.Path);
+        Assert.Equal(0, code);
+        var runId = Guid.Parse(output.Trim());
+        (code, output) = await CliAsync("run", "cancel", runId.ToString());
+        Assert.Equal(0, code);
+        Assert.Contains("cancel requested", output, StringComparison.Ordinal);
+
+        await using var cluster = await ScoringCluster.StartAsync(
+            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null);
+        var run = await Runs.WaitFinishedAsync(new RunStore(database.DataSource), runId, TimeSpan.FromMinutes(1));
+        Assert.Equal(RunStates.Cancelled, run.State);
+        Assert.Equal("cancelled by request", run.Error);
+    }
+
+    private async Task<(int Code, string Output)> CliAsync(params string[] args)
+    {
+        var writer = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(writer);
+        try
+        {
+            var code = await Cli.BuildRoot()
+                .Parse([.. args, "--set", $"Postgres:ConnectionString={database.ConnectionString}", "--set", $"BlobStorage:ConnectionString={blobs.ConnectionString}"])
+                .InvokeAsync();
+            return (code, writer.ToString());
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+    }
+}
