@@ -30,6 +30,30 @@ public static class HubertEcgSilo
                 silo.Configure<Orleans.Configuration.SiloOptions>(o => o.SiloName = siloOptions.Name);
             }
 
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                if (siloOptions.ProbeTimeout is { } probe)
+                {
+                    o.ProbeTimeout = probe;
+                    o.IAmAliveTablePublishTimeout = probe * 2;
+                    o.TableRefreshTimeout = probe * 2;
+                }
+
+                if (siloOptions.NumMissedProbesLimit is { } missed)
+                {
+                    o.NumMissedProbesLimit = missed;
+                }
+
+                if (siloOptions.NumVotesForDeathDeclaration is { } votes)
+                {
+                    o.NumVotesForDeathDeclaration = votes;
+                }
+            });
+            if (siloOptions.ResponseTimeout is { } responseTimeout)
+            {
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
+            }
+
             switch (siloOptions.Clustering.ToLowerInvariant())
             {
                 case "localhost":

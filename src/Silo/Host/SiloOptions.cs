@@ -23,4 +23,17 @@ public sealed class SiloOptions
 
     /// <summary>Silo name in logs and worker ids; the machine name when empty.</summary>
     public string Name { get; set; } = "";
+
+    /// <summary>
+    /// Failure detection: how long a probe of another silo may take, and how many missed probes and votes declare it
+    /// dead. Orleans' defaults (tens of seconds in all) apply when unset; tests and small clusters shorten them.
+    /// </summary>
+    public TimeSpan? ProbeTimeout { get; set; }
+
+    public int? NumMissedProbesLimit { get; set; }
+
+    public int? NumVotesForDeathDeclaration { get; set; }
+
+    /// <summary>How long a grain call waits for its answer (Orleans' default is 30 s).</summary>
+    public TimeSpan? ResponseTimeout { get; set; }
 }

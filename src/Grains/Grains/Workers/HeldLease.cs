@@ -46,18 +46,44 @@ internal sealed partial class HeldLease : IAsyncDisposable
         Interlocked.Add(ref _reported, records);
     }
 
+    /// <summary>
+    /// Reports the shard done, retrying while the coordinator is unreachable (it may be moving to another silo). If it
+    /// stays unreachable the exception escapes; the lease then expires and the shard is redone, which is harmless
+    /// because every write is idempotent.
+    /// </summary>
     public async Task CompleteAsync(int done, int quarantined)
     {
         await StopHeartbeatAsync();
         _finished = true;
-        await _coordinator.Complete(new ShardOutcome(_workerId, Lease.ShardNo, Lease.LeaseId, done, quarantined));
+        var outcome = new ShardOutcome(_workerId, Lease.ShardNo, Lease.LeaseId, done, quarantined);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _coordinator.Complete(outcome);
+                return;
+            }
+            catch (Exception e) when (attempt < 5 && e is not ArgumentException)
+            {
+                LogReportRetry(_logger, e, _workerId, Lease.RunId, Lease.ShardNo, attempt);
+                await Task.Delay(TimeSpan.FromSeconds(attempt));
+            }
+        }
     }
 
-    public async Task ReleaseAsync(string error, bool permanent)
+    /// <summary>Gives the lease back with an error; when the coordinator cannot be reached the lease expires instead.</summary>
+    public async Task TryReleaseAsync(string error, bool permanent)
     {
         await StopHeartbeatAsync();
         _finished = true;
-        await _coordinator.Release(_workerId, Lease.ShardNo, Lease.LeaseId, error, permanent);
+        try
+        {
+            await _coordinator.Release(_workerId, Lease.ShardNo, Lease.LeaseId, error, permanent);
+        }
+        catch (Exception e)
+        {
+            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+        }
     }
 
     /// <summary>Gives the lease back without counting the attempt (the worker is shutting down).</summary>
@@ -165,8 +191,11 @@ internal sealed partial class HeldLease : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: renewing run {RunId} shard {ShardNo} failed")]
     private static partial void LogRenewFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: handing back run {RunId} shard {ShardNo} failed; the lease will expire")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: releasing run {RunId} shard {ShardNo} failed; the lease will expire")]
     private static partial void LogHandBackFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: reporting run {RunId} shard {ShardNo} done failed (attempt {Attempt}); retrying")]
+    private static partial void LogReportRetry(ILogger logger, Exception e, string worker, Guid runId, int shardNo, int attempt);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete {Directory}")]
     private static partial void LogCleanupFailed(ILogger logger, Exception e, string directory);

@@ -49,7 +49,15 @@ public sealed partial class ScoringWorker(
                         continue;
                     }
 
-                    await ProcessAsync(held, stoppingToken);
+                    try
+                    {
+                        await ProcessAsync(held, stoppingToken);
+                    }
+                    catch (Exception e)
+                    {
+                        // The coordinator could not be told (its silo died); the lease expires and the shard is redone.
+                        LogShardFailed(logger, e, workerId, held.Lease.RunId, held.Lease.ShardNo);
+                    }
                 }
             }
         }
@@ -90,7 +98,7 @@ public sealed partial class ScoringWorker(
                     LogProducerError(logger, e, workerId);
                     if (held is not null)
                     {
-                        await held.ReleaseAsync($"worker {workerId}: {e.GetType().Name}: {e.Message}", permanent: false);
+                        await held.TryReleaseAsync($"worker {workerId}: {e.GetType().Name}: {e.Message}", permanent: false);
                     }
 
                     await Task.Delay(options.IdlePollInterval, CancellationToken.None);
@@ -162,7 +170,7 @@ public sealed partial class ScoringWorker(
         catch (Exception e) when (e is BlobNotFoundException or BlobTooLargeException)
         {
             LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
-            await held.ReleaseAsync(e.Message, permanent: true);
+            await held.TryReleaseAsync(e.Message, permanent: true);
             return false;
         }
         catch (OperationCanceledException) when (held.Stopped.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
@@ -184,7 +192,7 @@ public sealed partial class ScoringWorker(
             var scorer = scorers.Get(lease.Settings.ModelPath, device);
             if (!string.Equals(scorer.Model.ModelId, lease.Settings.ModelId, StringComparison.Ordinal))
             {
-                await held.ReleaseAsync(
+                await held.TryReleaseAsync(
                     $"model file {lease.Settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {lease.Settings.ModelId}", permanent: true);
                 return;
             }
@@ -205,7 +213,7 @@ public sealed partial class ScoringWorker(
         catch (Exception e)
         {
             LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
-            await held.ReleaseAsync($"{e.GetType().Name}: {e.Message}", permanent: false);
+            await held.TryReleaseAsync($"{e.GetType().Name}: {e.Message}", permanent: false);
         }
     }
 

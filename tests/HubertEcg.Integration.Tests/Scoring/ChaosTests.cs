@@ -1,0 +1,107 @@
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>
+/// Crashes in the middle of a run, with real silo processes on ADO.NET clustering: the run still ends with exactly one
+/// score row per good record and exact counts. Run alone with <c>--filter Category=Chaos</c>.
+/// </summary>
+[Collection(nameof(ConsoleBound))]
+public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
+    : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
+{
+    private const int Records = 160;
+
+    [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task KillingOneSiloMidRunLosesNothingAndDuplicatesNothing()
+    {
+        using var model = new TinyModel(seed: 31);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "kill/", Records);
+        var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
+        var silos = Enumerable.Range(0, 3).Select(i => SiloProcess.Start(clusterId, $"silo{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        try
+        {
+            var store = new RunStore(database.DataSource);
+            var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "kill/", shardSize: 8, leaseSeconds: 4, modelPath: model.Path);
+            await WaitForShardsDoneAsync(store, runId, 3, silos);
+
+            silos[0].Kill();
+            var midway = await store.GetRunAsync(runId);
+            Assert.NotEqual(RunStates.Completed, midway!.State);
+            var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
+            await AssertExactAsync(run, cohort);
+
+            // The killed silo's worker held leases (its current shard and the one it prefetched): they expired and
+            // other workers redid those shards.
+            var shards = await store.LoadShardsAsync(runId, includeBlobs: false);
+            Assert.Contains(shards, s => s.Attempts >= 2 && s.State == ShardStates.Done);
+        }
+        finally
+        {
+            silos.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task StoppingEverySiloMidRunAndStartingNewOnesResumesTheRun()
+    {
+        using var model = new TinyModel(seed: 32);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "restart/", Records);
+        var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
+        var first = Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"old{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        var second = new List<SiloProcess>();
+        try
+        {
+            var store = new RunStore(database.DataSource);
+            var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "restart/", shardSize: 8, leaseSeconds: 4, modelPath: model.Path);
+            await WaitForShardsDoneAsync(store, runId, 3, first);
+            first.ForEach(s => s.Kill());
+            var midway = await store.GetRunAsync(runId);
+            Assert.NotEqual(RunStates.Completed, midway!.State);
+
+            second.AddRange(Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"new{i}", database.ConnectionString, blobs.ConnectionString)));
+            var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
+            await AssertExactAsync(run, cohort);
+        }
+        finally
+        {
+            first.ForEach(s => s.Dispose());
+            second.ForEach(s => s.Dispose());
+        }
+    }
+
+    private static async Task WaitForShardsDoneAsync(RunStore store, Guid runId, int shards, IReadOnlyList<SiloProcess> silos)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (true)
+        {
+            var counts = await store.ShardStateCountsAsync(runId);
+            if (counts.GetValueOrDefault(ShardStates.Done) >= shards)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline || silos.Any(s => s.HasExited))
+            {
+                throw new TimeoutException($"fewer than {shards} shards done; silo logs:\n" + string.Join("\n---\n", silos.Select(s => s.Name + ":\n" + s.Log)));
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task AssertExactAsync(RunRecord run, CohortManifest cohort)
+    {
+        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
+        Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
+        Assert.Equal(0, run.RecordsFailed);
+        Assert.Equal(0, run.ShardsFailed);
+        Assert.Equal(cohort.GoodRecords.Count, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", run.RunId));
+        Assert.Equal(cohort.GoodRecords.Count, await Runs.CountAsync(database.DataSource, "select count(distinct record_id) from scores where run_id = @run", run.RunId));
+        Assert.Equal(cohort.CorruptRecords.Count, await Runs.CountAsync(database.DataSource, "select count(*) from quarantine where run_id = @run", run.RunId));
+    }
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using HubertEcg.Testing;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>
+/// The real silo program (<c>hubert-ecg-silo</c>) in its own process, joined to a cluster through ADO.NET clustering
+/// on the test database, with short failure detection. <see cref="Kill"/> ends it like SIGKILL.
+/// </summary>
+public sealed class SiloProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+
+    private SiloProcess(Process process, string name)
+    {
+        _process = process;
+        Name = name;
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    public static SiloProcess Start(string clusterId, string name, string postgres, string blob)
+    {
+        var assembly = typeof(SiloProcess).Assembly.Location;
+        var configuration = new DirectoryInfo(Path.GetDirectoryName(assembly)!).Parent!.Name; // bin/<Configuration>/net10.0
+        var silo = Path.Combine(RepoPaths.Root, "src", "Silo", "Host", "bin", configuration, "net10.0", "hubert-ecg-silo.dll");
+        if (!File.Exists(silo))
+        {
+            throw new FileNotFoundException($"build the silo first: {silo} is missing", silo);
+        }
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(silo);
+        foreach (var (key, value) in new Dictionary<string, string>
+        {
+            ["Postgres:ConnectionString"] = postgres,
+            ["Postgres:ApplyMigrations"] = "false",
+            ["BlobStorage:ConnectionString"] = blob,
+            ["Silo:Clustering"] = "adonet",
+            ["Silo:ClusterId"] = clusterId,
+            ["Silo:ServiceId"] = clusterId,
+            ["Silo:Name"] = name,
+            ["Silo:SiloPort"] = FreePort(),
+            ["Silo:GatewayPort"] = FreePort(),
+            ["Silo:ProbeTimeout"] = "00:00:01",
+            ["Silo:NumMissedProbesLimit"] = "2",
+            ["Silo:NumVotesForDeathDeclaration"] = "1",
+            ["Silo:ResponseTimeout"] = "00:00:05",
+            ["Coordinator:TickInterval"] = "00:00:00.250",
+            ["Workers:PreprocessThreads"] = "1",
+            ["Workers:IntraOpThreads"] = "1",
+            ["Workers:IdlePollInterval"] = "00:00:00.250",
+            ["Logging:LogLevel:Default"] = "Warning",
+        })
+        {
+            start.ArgumentList.Add($"--{key}={value}");
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {silo}");
+        return new SiloProcess(process, name);
+    }
+
+    /// <summary>Ends the process at once, as SIGKILL does: no shutdown code runs, leases are left to expire.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+
+    private static string FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
+    }
+}
