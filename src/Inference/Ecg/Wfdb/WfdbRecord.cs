@@ -22,7 +22,7 @@ public enum WfdbResolution
 public sealed class WfdbRecord
 {
     /// <summary>The most samples (frames x channels) one read may return.</summary>
-    public const long MaxSamplesPerRead = 1L << 28;
+    public const long MaxSamplesPerRead = 1L << 26;
 
     private const long MaxHeaderBytes = 1 << 20;
 
@@ -610,6 +610,11 @@ public sealed class WfdbRecord
         long total = 0;
         for (var i = first; i < segments.Count; i++)
         {
+            if (segments[i].SampleCount > MaxSamplesPerRead)
+            {
+                throw new EcgFormatException(recordId, $"segment {segments[i].RecordName} claims {segments[i].SampleCount} frames, more than the reader's limit of {MaxSamplesPerRead}");
+            }
+
             total += segments[i].SampleCount;
         }
 
