@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace HubertEcg.Inference.Ecg.Wfdb;
 
@@ -140,6 +141,18 @@ public static class WfdbFormats
     {
         switch (format)
         {
+            case 16 when BitConverter.IsLittleEndian:
+            {
+                var shorts = MemoryMarshal.Cast<byte, short>(src[..(2 * dest.Length)]);
+                for (var i = 0; i < shorts.Length; i++)
+                {
+                    int v = shorts[i];
+                    dest[i] = v == -32768 ? InvalidSample : v;
+                }
+
+                break;
+            }
+
             case 16:
                 for (var i = 0; i < dest.Length; i++)
                 {

@@ -355,6 +355,24 @@ public sealed class WfdbRecord
         var offset = group.OffsetInFrame[channel];
         var spf = spec.SamplesPerFrame;
         var stride = group.SamplesPerFrame;
+        if (spf == 1)
+        {
+            // The common case: one sample per frame, a strided copy.
+            var available = Math.Clamp(decodedFrames - spec.Skew, 0, frames);
+            var index = (spec.Skew * stride) + offset;
+            for (var t = 0; t < available; t++, index += stride)
+            {
+                output[t * outPerFrame] = decoded[index];
+                for (var g = 1; g < outPerFrame; g++)
+                {
+                    output[(t * outPerFrame) + g] = decoded[index];
+                }
+            }
+
+            output.AsSpan(available * outPerFrame, (frames - available) * outPerFrame).Fill(WfdbFormats.InvalidSample);
+            return;
+        }
+
         for (var t = 0; t < frames; t++)
         {
             var f = t + spec.Skew;
@@ -489,12 +507,13 @@ public sealed class WfdbRecord
             }
 
             var offset = group.OffsetInFrame[c];
+            var spf = spec.SamplesPerFrame;
             long sum = 0;
-            for (long f = 0; f < SampleCount; f++)
+            for (int f = 0, start = offset; f < SampleCount; f++, start += stride)
             {
-                var frame = decoded.Slice((int)((f * stride) + offset), spec.SamplesPerFrame);
-                foreach (var v in frame)
+                for (var k = 0; k < spf; k++)
                 {
+                    var v = decoded[start + k];
                     sum += v == WfdbFormats.InvalidSample ? invalidRaw : v;
                 }
             }
