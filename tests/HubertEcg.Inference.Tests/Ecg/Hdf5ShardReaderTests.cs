@@ -107,6 +107,30 @@ public sealed class Hdf5ShardReaderTests : IDisposable
     }
 
     [Fact]
+    public void ZeroPaddingCanBeTrimmed()
+    {
+        var data = new float[2, 100, 12];
+        for (var t = 20; t < 90; t++)
+        {
+            data[0, t, t % 12] = t;
+        }
+
+        var path = Path.Combine(_dir.FullName, "padded.hdf5");
+        new H5File { ["tracings"] = data, ["exam_id"] = new long[] { 1, 2 } }.Write(path);
+        using (var kept = Hdf5ShardReader.Open(path))
+        {
+            Assert.Equal(100, kept.ReadExam(0).SampleCount);
+        }
+
+        using var trimmed = Hdf5ShardReader.Open(path, new Hdf5ShardOptions { TrimZeroPadding = true });
+        var signal = trimmed.ReadExam(0);
+        Assert.Equal(70, signal.SampleCount);
+        Assert.Equal(20, signal.Leads[8][0]);
+        Assert.Equal(89, signal.Leads[89 % 12][69]);
+        Assert.Contains("every sample", Assert.Throws<EcgFormatException>(() => trimmed.ReadExam(1)).Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BadShardsAreTypedErrors()
     {
         var notHdf5 = Path.Combine(_dir.FullName, "junk.hdf5");

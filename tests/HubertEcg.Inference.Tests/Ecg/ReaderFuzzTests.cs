@@ -32,7 +32,7 @@ public sealed class ReaderFuzzTests
     [Fact]
     public void MutatedWfdbRecordsReadOrFailWithAReason()
     {
-        var originals = Records.Select(r => (r.Name, Files: Load(r.Directory, r.Name))).ToArray();
+        var originals = Records.Select(r => (r.Name, Files: Load(r.Directory, r.Name))).Append(("v", MultiSegment())).ToArray();
         var random = new Random(20261124);
         var outcomes = new Dictionary<string, int>(StringComparer.Ordinal) { ["read"] = 0, ["rejected"] = 0 };
         for (var i = 0; i < WfdbCases; i++)
@@ -125,6 +125,17 @@ public sealed class ReaderFuzzTests
             Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < AllocationLimit, $"npy case {i} allocated too much");
         }
     }
+
+    /// <summary>A variable-layout multi-segment record with a null segment (no real sample has one).</summary>
+    private static Dictionary<string, byte[]> MultiSegment() => new(StringComparer.Ordinal)
+    {
+        ["v.hea"] = Encoding.ASCII.GetBytes("v/4 2 100 7\nv_layout 0\nseg1 2\n~ 3\nseg2 2\n"),
+        ["v_layout.hea"] = Encoding.ASCII.GetBytes("v_layout 2 100 0\n~ 0 200 16 0 0 0 0 II\n~ 0 100 16 0 0 0 0 V1\n"),
+        ["seg1.hea"] = Encoding.ASCII.GetBytes("seg1 1 100 2\nseg1.dat 16 100 16 0 0 25 0 II\n"),
+        ["seg1.dat"] = WfdbTestFiles.Format16([50], [-25]),
+        ["seg2.hea"] = Encoding.ASCII.GetBytes("seg2 2 100 2\nseg2.dat 212 100 12 0 0 16 0 V1\nseg2.dat 212 400(8) 12 0 0 616 0 II\n"),
+        ["seg2.dat"] = [7, 0x00, 0x98, 9, 0x00, 0xD0],
+    };
 
     private static Dictionary<string, byte[]> Load(string directory, string name)
     {

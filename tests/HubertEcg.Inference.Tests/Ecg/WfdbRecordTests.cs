@@ -33,7 +33,7 @@ public sealed class WfdbRecordTests
         Assert.False(first.IsCalibrated);
         Assert.Equal(WfdbSignalSpec.DefaultGain, first.EffectiveGain);
         Assert.Equal("mV", first.Units);
-        Assert.Equal(12, first.AdcResolution);
+        Assert.Equal(12, first.AdcResolution); // format 212's default, and WFDB's default for formats that imply none
         Assert.Equal(0, first.AdcZero);
         Assert.Equal(0, first.Baseline);
         Assert.Equal(0, first.InitialValue);
