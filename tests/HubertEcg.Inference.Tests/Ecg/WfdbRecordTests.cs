@@ -202,6 +202,26 @@ public sealed class WfdbRecordTests
     }
 
     [Fact]
+    public void SegmentsInOtherVoltageUnitsAreConvertedToTheLayoutUnits()
+    {
+        var source = Source(
+            ("v.hea", Text("v/2 1 100 2\nv_layout 0\nseg 2\n")),
+            ("v_layout.hea", Text("v_layout 1 100 0\n~ 0 200/mV 16 0 0 0 0 II\n")),
+            ("seg.hea", Text("seg 1 100 2\nseg.dat 16 1/uV 16 0 0 0 0 II\n")),
+            ("seg.dat", Format16([500], [-250])));
+        Assert.Equal([0.5, -0.25], WfdbRecord.Open(source, "v").ReadPhysical()[0]);
+    }
+
+    [Fact]
+    public void AHeaderStoredUnderAnotherNameReadsWithAWarning()
+    {
+        var source = Source(("copy.hea", Text("orig 1 100 1\nx.dat 16 1 16 0 0 0 0 a\n")), ("x.dat", Format16([3])));
+        var record = WfdbRecord.Open(source, "copy");
+        Assert.Equal([3], record.ReadDigital()[0]);
+        Assert.Contains("names the record 'orig'", Assert.Single(record.Warnings), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Format8DifferencesAccumulateFromTheInitialValuePerSignal()
     {
         // Two signals interleaved; initial values 100 and -5; deltas (1, -1), (2, -2), (-3, 3).

@@ -135,7 +135,13 @@ public sealed class WfdbRecord
         }
 
         var container = groups.Select(g => g.Container).FirstOrDefault(c => c != "signal files") ?? "signal files";
-        return new WfdbRecord(source, recordId, header, header.Signals, groups, sampleCount, null, container);
+        var record = new WfdbRecord(source, recordId, header, header.Signals, groups, sampleCount, null, container);
+        if (header.RecordName != recordName)
+        {
+            record._warnings.Add($"the header names the record '{header.RecordName}' but is stored as '{recordName}.hea'");
+        }
+
+        return record;
     }
 
     /// <summary>Reads ADC values: per selected channel, one array of frames [from, to); invalid samples are <see cref="WfdbFormats.InvalidSample"/>.</summary>
@@ -740,8 +746,9 @@ public sealed class WfdbRecord
             var source = values[Array.IndexOf(wanted, sources[i])];
             if (physical is not null)
             {
-                // Physical values come from the segment's own calibration (no loss of precision).
-                ToPhysical(source, physical[i].AsSpan(outOffset, count), segmentSpec.Baseline, segmentSpec.EffectiveGain, 1.0);
+                // Physical values come from the segment's own calibration (no loss of precision), in the layout's units.
+                var unitScale = Units.ToMillivolts(segmentSpec.Units) is { } from0 && Units.ToMillivolts(layoutSpec.Units) is { } to0 ? from0 / to0 : 1.0;
+                ToPhysical(source, physical[i].AsSpan(outOffset, count), segmentSpec.Baseline, segmentSpec.EffectiveGain, unitScale);
             }
 
             if (_layout is null || (segmentSpec.EffectiveGain == layoutSpec.EffectiveGain && segmentSpec.Baseline == layoutSpec.Baseline))
