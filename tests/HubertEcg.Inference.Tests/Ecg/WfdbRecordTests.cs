@@ -215,7 +215,7 @@ public sealed class WfdbRecordTests
     [Fact]
     public void AHeaderStoredUnderAnotherNameReadsWithAWarning()
     {
-        var source = Source(("copy.hea", Text("orig 1 100 1\nx.dat 16 1 16 0 0 0 0 a\n")), ("x.dat", Format16([3])));
+        var source = Source(("copy.hea", Text("orig 1 100 1\nx.dat 16 1 16 0 0 3 0 a\n")), ("x.dat", Format16([3])));
         var record = WfdbRecord.Open(source, "copy");
         Assert.Equal([3], record.ReadDigital()[0]);
         Assert.Contains("names the record 'orig'", Assert.Single(record.Warnings), StringComparison.Ordinal);
