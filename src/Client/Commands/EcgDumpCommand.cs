@@ -32,7 +32,7 @@ public static class EcgDumpCommand
             {
                 var selected = ParseChannels(parseResult.GetValue(channels));
                 using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
-                var warnings = Run(stdout, parseResult.GetValue(record)!, parseResult.GetValue(fs), parseResult.GetValue(from), parseResult.GetValue(to), selected, parseResult.GetValue(physical));
+                var warnings = EcgDump.Write(stdout, parseResult.GetValue(record)!, parseResult.GetValue(from), parseResult.GetValue(to), selected, parseResult.GetValue(physical), parseResult.GetValue(fs));
                 foreach (var warning in warnings)
                 {
                     Console.Error.WriteLine($"warning: {warning}");
@@ -52,55 +52,6 @@ public static class EcgDumpCommand
             }
         });
         return command;
-    }
-
-    /// <summary>Writes the selected samples; returns the record's warnings.</summary>
-    public static IReadOnlyList<string> Run(TextWriter output, string recordSpec, double? samplingRate, long from, long? to, int[]? channels, bool physical)
-    {
-        var spec = EcgRecordSpec.Parse(recordSpec);
-        if (spec.Format == EcgRecordFormat.Wfdb)
-        {
-            // Read only the requested range and channels.
-            var wfdb = Inference.Ecg.Wfdb.WfdbRecord.Open(spec.Path);
-            if (physical)
-            {
-                SampleText.WritePhysical(output, wfdb.ReadPhysical(from, to, channels));
-            }
-            else
-            {
-                SampleText.WriteDigital(output, wfdb.ReadDigital(from, to, channels));
-            }
-
-            return wfdb.Warnings;
-        }
-
-        if (!physical)
-        {
-            throw new EcgFormatException(recordSpec, $"{spec.Format} records hold physical values only: use --physical");
-        }
-
-        var loaded = EcgRecordLoader.Load(recordSpec, samplingRate);
-        var signal = loaded.Signal;
-        var end = to ?? signal.SampleCount;
-        if (from < 0 || end > signal.SampleCount || from > end)
-        {
-            throw new EcgFormatException(loaded.RecordId, $"sample range [{from}, {end}) is outside the record's {signal.SampleCount} samples");
-        }
-
-        var selected = channels ?? Enumerable.Range(0, signal.Leads.Length).ToArray();
-        var columns = new List<double[]>();
-        foreach (var c in selected)
-        {
-            if (c < 0 || c >= signal.Leads.Length)
-            {
-                throw new EcgFormatException(loaded.RecordId, $"channel {c} does not exist (the record has {signal.Leads.Length})");
-            }
-
-            columns.Add(signal.Leads[c][(int)from..(int)end]);
-        }
-
-        SampleText.WritePhysical(output, columns);
-        return loaded.Warnings;
     }
 
     /// <summary>Parses "i,j,..." into channel indices; null or empty means all channels.</summary>

@@ -22,6 +22,12 @@ public sealed record Hdf5ShardOptions
 
     /// <summary>True when the tracings are (exams, leads, samples).</summary>
     public bool LeadsFirst { get; init; }
+
+    /// <summary>
+    /// Drop leading and trailing samples where every lead is exactly zero (CODE-15% centres 7 s and 10 s exams in
+    /// 4096 samples with zero padding). Off by default: the stored array is returned as is.
+    /// </summary>
+    public bool TrimZeroPadding { get; init; }
 }
 
 /// <summary>
@@ -254,6 +260,11 @@ public sealed class Hdf5ShardReader : IDisposable
             EcgValues.CheckFinite(recordId, Options.LeadNames[l], result[l]);
         }
 
+        if (Options.TrimZeroPadding)
+        {
+            result = TrimPadding(result, recordId);
+        }
+
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         if (examId is { } e)
         {
@@ -264,6 +275,30 @@ public sealed class Hdf5ShardReader : IDisposable
     }
 
     public void Dispose() => _file.Dispose();
+
+    private static double[][] TrimPadding(double[][] leads, string recordId)
+    {
+        var n = leads[0].Length;
+        bool Silent(int t) => leads.All(lead => lead[t] == 0);
+        var first = 0;
+        while (first < n && Silent(first))
+        {
+            first++;
+        }
+
+        if (first == n)
+        {
+            throw new EcgFormatException(recordId, "every sample of every lead is zero");
+        }
+
+        var last = n - 1;
+        while (last > first && Silent(last))
+        {
+            last--;
+        }
+
+        return first == 0 && last == n - 1 ? leads : leads.Select(lead => lead[first..(last + 1)]).ToArray();
+    }
 
     private void Scatter<T>(T[] values, double[][] result, int samples, int leads, Func<T, double> widen)
     {

@@ -7,7 +7,7 @@ namespace HubertEcg.Inference.Ecg;
 public static class NpyEcgReader
 {
     /// <summary>The most samples (leads x samples) an array may hold.</summary>
-    public const long MaxSamples = 1L << 28;
+    public const long MaxSamples = 1L << 26;
 
     /// <summary>Reads a .npy file.</summary>
     public static EcgSignal Read(string path, double samplingRate, IReadOnlyList<string>? leadNames = null, double scaleToMillivolts = 1.0)
@@ -32,6 +32,25 @@ public static class NpyEcgReader
         if (!double.IsFinite(samplingRate) || samplingRate <= 0)
         {
             throw new EcgFormatException(recordId, $"sampling rate {samplingRate} Hz is not a positive number (give it with --fs)");
+        }
+
+        if (!stream.CanSeek)
+        {
+            // Buffer a non-seekable stream first, so that sizes the header claims are checked against real data.
+            var copy = new MemoryStream();
+            var chunk = new byte[1 << 16];
+            int n;
+            while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                copy.Write(chunk, 0, n);
+                if (copy.Length > (MaxSamples * 8) + (1 << 20))
+                {
+                    throw new EcgFormatException(recordId, "array is larger than the reader's limit");
+                }
+            }
+
+            copy.Position = 0;
+            stream = copy;
         }
 
         NpyHeader header;
@@ -138,12 +157,6 @@ public static class NpyEcgReader
     private static double[][] ReadInterleaved(Stream stream, string recordId, NpyHeader header, int leads, int samples)
     {
         var size = header.ElementSize;
-        var total = (long)leads * samples;
-        if (!stream.CanSeek && total * size > 1 << 26)
-        {
-            throw new EcgFormatException(recordId, "a large Fortran-order array needs a seekable stream");
-        }
-
         var data = new double[leads][];
         for (var lead = 0; lead < leads; lead++)
         {

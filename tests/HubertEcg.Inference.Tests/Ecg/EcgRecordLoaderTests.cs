@@ -119,3 +119,31 @@ public sealed class EcgRecordLoaderTests
         Assert.Contains("missing leads I, II, III", e.Reason, StringComparison.Ordinal);
     }
 }
+
+public sealed class EcgDumpTests
+{
+    [Fact]
+    public void NpyDumpsPhysicalValuesOnly()
+    {
+        var path = RepoPaths.SharedFile("golden", "preprocess", "synthetic_500hz", "raw.npy");
+        using var writer = new StringWriter();
+        EcgDump.Write(writer, path, 1, 3, [11, 0], physical: true, samplingRate: 500);
+        var raw = Npy.Read(path);
+        var n = raw.Shape[1];
+        var expected = string.Concat(Enumerable.Range(1, 2).Select(t =>
+            $"{SampleText.FormatPhysical(raw.Data[(11 * n) + t]),15}\t{SampleText.FormatPhysical(raw.Data[t]),15}\n"));
+        Assert.Equal(expected, writer.ToString());
+        Assert.Contains("--physical", Assert.Throws<EcgFormatException>(() => EcgDump.Write(TextWriter.Null, path, samplingRate: 500)).Reason, StringComparison.Ordinal);
+        Assert.Throws<EcgFormatException>(() => EcgDump.Write(TextWriter.Null, path, 0, n + 1, physical: true, samplingRate: 500));
+        Assert.Throws<EcgFormatException>(() => EcgDump.Write(TextWriter.Null, path, 0, 1, [12], physical: true, samplingRate: 500));
+    }
+
+    [Fact]
+    public void PhysicalTiesRoundToEvenLikePrintf()
+    {
+        Assert.Equal("0.00195312", SampleText.FormatPhysical(1.0 / 512)); // exactly 0.001953125
+        Assert.Equal("-0.00585938", SampleText.FormatPhysical(-3.0 / 512)); // exactly -0.005859375
+        Assert.Equal("0.52138867", SampleText.FormatPhysical(0.521388671)); // not a tie
+        Assert.Equal("NaN", SampleText.FormatPhysical(double.NaN));
+    }
+}

@@ -33,7 +33,7 @@ public sealed class WfdbRecordTests
         Assert.False(first.IsCalibrated);
         Assert.Equal(WfdbSignalSpec.DefaultGain, first.EffectiveGain);
         Assert.Equal("mV", first.Units);
-        Assert.Equal(12, first.AdcResolution);
+        Assert.Equal(12, first.AdcResolution); // format 212's default, and WFDB's default for formats that imply none
         Assert.Equal(0, first.AdcZero);
         Assert.Equal(0, first.Baseline);
         Assert.Equal(0, first.InitialValue);
@@ -199,6 +199,26 @@ public sealed class WfdbRecordTests
         const int X = WfdbFormats.InvalidSample;
         Assert.Equal([100, -50, 200, 100], digital[0]);
         Assert.Equal([X, X, 7, 9], digital[1]);
+    }
+
+    [Fact]
+    public void SegmentsInOtherVoltageUnitsAreConvertedToTheLayoutUnits()
+    {
+        var source = Source(
+            ("v.hea", Text("v/2 1 100 2\nv_layout 0\nseg 2\n")),
+            ("v_layout.hea", Text("v_layout 1 100 0\n~ 0 200/mV 16 0 0 0 0 II\n")),
+            ("seg.hea", Text("seg 1 100 2\nseg.dat 16 1/uV 16 0 0 0 0 II\n")),
+            ("seg.dat", Format16([500], [-250])));
+        Assert.Equal([0.5, -0.25], WfdbRecord.Open(source, "v").ReadPhysical()[0]);
+    }
+
+    [Fact]
+    public void AHeaderStoredUnderAnotherNameReadsWithAWarning()
+    {
+        var source = Source(("copy.hea", Text("orig 1 100 1\nx.dat 16 1 16 0 0 3 0 a\n")), ("x.dat", Format16([3])));
+        var record = WfdbRecord.Open(source, "copy");
+        Assert.Equal([3], record.ReadDigital()[0]);
+        Assert.Contains("names the record 'orig'", Assert.Single(record.Warnings), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace HubertEcg.Inference.Ecg.Wfdb;
 
@@ -15,12 +16,11 @@ public static class WfdbFormats
 
     internal static bool IsKnownUnsupported(int format) => format is 508 or 516 or 524;
 
+    /// <summary>ADC resolution (bits) when the header omits it, as the WFDB library assigns it (12 unless the format implies another).</summary>
     public static int DefaultResolution(int format) => format switch
     {
-        8 or 80 => 8,
-        16 or 61 or 160 => 16,
-        24 => 24,
-        32 => 32,
+        80 => 8,
+        160 => 16,
         310 or 311 => 10,
         _ => 12,
     };
@@ -140,6 +140,18 @@ public static class WfdbFormats
     {
         switch (format)
         {
+            case 16 when BitConverter.IsLittleEndian:
+            {
+                var shorts = MemoryMarshal.Cast<byte, short>(src[..(2 * dest.Length)]);
+                for (var i = 0; i < shorts.Length; i++)
+                {
+                    int v = shorts[i];
+                    dest[i] = v == -32768 ? InvalidSample : v;
+                }
+
+                break;
+            }
+
             case 16:
                 for (var i = 0; i < dest.Length; i++)
                 {

@@ -45,6 +45,7 @@ public sealed class WfdbSignalSpec
     /// <summary>16-bit checksum of all samples of the signal, or null when the header has none.</summary>
     public int? Checksum { get; init; }
 
+    /// <summary>Block size in bytes for signals read from tape or special devices; it does not change how a file is read.</summary>
     public int BlockSize { get; init; }
 
     public required string Description { get; init; }

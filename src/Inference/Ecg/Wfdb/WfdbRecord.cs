@@ -22,7 +22,7 @@ public enum WfdbResolution
 public sealed class WfdbRecord
 {
     /// <summary>The most samples (frames x channels) one read may return.</summary>
-    public const long MaxSamplesPerRead = 1L << 28;
+    public const long MaxSamplesPerRead = 1L << 26;
 
     private const long MaxHeaderBytes = 1 << 20;
 
@@ -135,7 +135,13 @@ public sealed class WfdbRecord
         }
 
         var container = groups.Select(g => g.Container).FirstOrDefault(c => c != "signal files") ?? "signal files";
-        return new WfdbRecord(source, recordId, header, header.Signals, groups, sampleCount, null, container);
+        var record = new WfdbRecord(source, recordId, header, header.Signals, groups, sampleCount, null, container);
+        if (header.RecordName != recordName)
+        {
+            record._warnings.Add($"the header names the record '{header.RecordName}' but is stored as '{recordName}.hea'");
+        }
+
+        return record;
     }
 
     /// <summary>Reads ADC values: per selected channel, one array of frames [from, to); invalid samples are <see cref="WfdbFormats.InvalidSample"/>.</summary>
@@ -355,6 +361,24 @@ public sealed class WfdbRecord
         var offset = group.OffsetInFrame[channel];
         var spf = spec.SamplesPerFrame;
         var stride = group.SamplesPerFrame;
+        if (spf == 1)
+        {
+            // The common case: one sample per frame, a strided copy.
+            var available = Math.Clamp(decodedFrames - spec.Skew, 0, frames);
+            var index = (spec.Skew * stride) + offset;
+            for (var t = 0; t < available; t++, index += stride)
+            {
+                output[t * outPerFrame] = decoded[index];
+                for (var g = 1; g < outPerFrame; g++)
+                {
+                    output[(t * outPerFrame) + g] = decoded[index];
+                }
+            }
+
+            output.AsSpan(available * outPerFrame, (frames - available) * outPerFrame).Fill(WfdbFormats.InvalidSample);
+            return;
+        }
+
         for (var t = 0; t < frames; t++)
         {
             var f = t + spec.Skew;
@@ -489,12 +513,13 @@ public sealed class WfdbRecord
             }
 
             var offset = group.OffsetInFrame[c];
+            var spf = spec.SamplesPerFrame;
             long sum = 0;
-            for (long f = 0; f < SampleCount; f++)
+            for (int f = 0, start = offset; f < SampleCount; f++, start += stride)
             {
-                var frame = decoded.Slice((int)((f * stride) + offset), spec.SamplesPerFrame);
-                foreach (var v in frame)
+                for (var k = 0; k < spf; k++)
                 {
+                    var v = decoded[start + k];
                     sum += v == WfdbFormats.InvalidSample ? invalidRaw : v;
                 }
             }
@@ -610,6 +635,11 @@ public sealed class WfdbRecord
         long total = 0;
         for (var i = first; i < segments.Count; i++)
         {
+            if (segments[i].SampleCount > MaxSamplesPerRead)
+            {
+                throw new EcgFormatException(recordId, $"segment {segments[i].RecordName} claims {segments[i].SampleCount} frames, more than the reader's limit of {MaxSamplesPerRead}");
+            }
+
             total += segments[i].SampleCount;
         }
 
@@ -716,8 +746,9 @@ public sealed class WfdbRecord
             var source = values[Array.IndexOf(wanted, sources[i])];
             if (physical is not null)
             {
-                // Physical values come from the segment's own calibration (no loss of precision).
-                ToPhysical(source, physical[i].AsSpan(outOffset, count), segmentSpec.Baseline, segmentSpec.EffectiveGain, 1.0);
+                // Physical values come from the segment's own calibration (no loss of precision), in the layout's units.
+                var unitScale = Units.ToMillivolts(segmentSpec.Units) is { } from0 && Units.ToMillivolts(layoutSpec.Units) is { } to0 ? from0 / to0 : 1.0;
+                ToPhysical(source, physical[i].AsSpan(outOffset, count), segmentSpec.Baseline, segmentSpec.EffectiveGain, unitScale);
             }
 
             if (_layout is null || (segmentSpec.EffectiveGain == layoutSpec.EffectiveGain && segmentSpec.Baseline == layoutSpec.Baseline))
