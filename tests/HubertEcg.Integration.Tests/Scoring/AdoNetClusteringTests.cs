@@ -22,14 +22,14 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
     public async Task TwoSilosJoinThroughPostgresAndShareARun()
     {
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "adonet/", 60);
-        var scorer = new DeterministicScorer("adonet-model");
+        using var model = new TinyModel(seed: 51);
         var clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
         var hosts = new List<IHost>();
         try
         {
             for (var i = 0; i < 2; i++)
             {
-                hosts.Add(await StartSiloAsync(clusterId, $"silo{i}", scorer));
+                hosts.Add(await StartSiloAsync(clusterId, $"silo{i}"));
             }
 
             // Both silos are Active (status 3) in the membership table the project's SQL maintains.
@@ -45,7 +45,7 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
             Assert.Equal(0, await probe.Count());
 
             var store = new RunStore(database.DataSource);
-            var runId = await Runs.SubmitAsync(store, scorer.Model, blobs.ContainerName, "adonet/", shardSize: 8);
+            var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "adonet/", shardSize: 8, modelPath: model.Path);
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
             Assert.Equal(RunStates.Completed, run.State);
             Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
@@ -81,7 +81,7 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
-    private async Task<IHost> StartSiloAsync(string clusterId, string name, DeterministicScorer scorer)
+    private async Task<IHost> StartSiloAsync(string clusterId, string name)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -97,10 +97,9 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
             ["Silo:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Coordinator:TickInterval"] = "00:00:00.200",
             ["Workers:PreprocessThreads"] = "1",
+            ["Workers:IntraOpThreads"] = "1",
             ["Workers:IdlePollInterval"] = "00:00:00.200",
         });
-        builder.Services.AddSingleton<IScorerProvider>(new FixedScorerProvider(scorer));
-        builder.Services.AddSingleton<IWindowPreparer>(new ThinningWindowPreparer());
         builder.AddHubertEcgSilo();
         var host = builder.Build();
         await host.StartAsync();

@@ -69,7 +69,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
             Assert.Equal(0, code);
             var lines = await File.ReadAllLinesAsync(csv);
             var header = lines[0].Split(',');
-            var codes = DeterministicScorer.LabelCodes.Value;
+            var codes = TestModels.LabelCodes.Value;
             Assert.Equal(["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at", .. codes], header);
             Assert.Equal(cohort.GoodRecords.Count, lines.Length - 1);
             Assert.Equal(cohort.GoodRecords.Order(StringComparer.Ordinal), lines.Skip(1).Select(l => l.Split(',')[0]));

@@ -16,11 +16,10 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
     public async Task ExpiredLeasesAreReleasedUntilAttemptsAreSpentThenTheShardFails()
     {
         await SyntheticCohort.UploadAsync(blobs.Container, "lease/", 4);
-        var scorer = new DeterministicScorer("lease-model");
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, new FixedScorerProvider(scorer), new ThinningWindowPreparer(), workers: false);
-        var runId = await Runs.SubmitAsync(store, scorer.Model, blobs.ContainerName, "lease/", shardSize: 4, leaseSeconds: 1, maxAttempts: 2);
+            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("lease-model"), blobs.ContainerName, "lease/", shardSize: 4, leaseSeconds: 1, maxAttempts: 2);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);
 
@@ -68,11 +67,10 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
     public async Task AHandedBackLeaseDoesNotSpendAnAttemptAndAFailedOneDoes()
     {
         await SyntheticCohort.UploadAsync(blobs.Container, "handback/", 2);
-        var scorer = new DeterministicScorer("handback-model");
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, new FixedScorerProvider(scorer), new ThinningWindowPreparer(), workers: false);
-        var runId = await Runs.SubmitAsync(store, scorer.Model, blobs.ContainerName, "handback/", shardSize: 100, leaseSeconds: 30, maxAttempts: 2);
+            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("handback-model"), blobs.ContainerName, "handback/", shardSize: 100, leaseSeconds: 30, maxAttempts: 2);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);
 
@@ -101,11 +99,11 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
     public async Task AShardWhoseBlobVanishedFailsWithTheReasonAndTheRestCompletes()
     {
         await SyntheticCohort.UploadAsync(blobs.Container, "vanish/", 20);
-        var scorer = new DeterministicScorer("vanish-model");
+        using var model = new TinyModel(seed: 41);
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, new FixedScorerProvider(scorer), new ThinningWindowPreparer(), workers: false);
-        var runId = await Runs.SubmitAsync(store, scorer.Model, blobs.ContainerName, "vanish/", shardSize: 5);
+            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "vanish/", shardSize: 5, modelPath: model.Path);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);
 
@@ -115,7 +113,7 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         var services = cluster.Cluster.Silos[0].ServiceProvider;
         var worker = new ScoringWorker(
             "manual/cpu", "cpu", cluster.Grains, store, services.GetRequiredService<BlobStore>(), new ResultWriter(database.DataSource),
-            services.GetRequiredService<IRecordDecoder>(), new ThinningWindowPreparer(), new FixedScorerProvider(scorer),
+            services.GetRequiredService<IRecordDecoder>(), services.GetRequiredService<IWindowPreparer>(), services.GetRequiredService<IScorerProvider>(),
             services.GetRequiredService<IOptions<WorkerOptions>>().Value, NullLogger.Instance);
         using var stop = new CancellationTokenSource();
         var running = worker.RunAsync(stop.Token);

@@ -9,8 +9,7 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
     public async Task RewritingAShardNeitherDuplicatesNorLosesRows()
     {
         var store = new RunStore(database.DataSource);
-        var scorer = new DeterministicScorer("writer-model");
-        var runId = await Runs.SubmitAsync(store, scorer.Model, "c", "p/", shardSize: 10);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("writer-model"), "c", "p/", shardSize: 10);
         var writer = new ResultWriter(database.DataSource);
         var at = new DateTime(2026, 11, 24, 8, 0, 0, DateTimeKind.Utc);
         ScoreRow Row(int i) => new(
@@ -42,8 +41,7 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
     public async Task QuarantineRowsAreWrittenOncePerRunAndRecord()
     {
         var store = new RunStore(database.DataSource);
-        var scorer = new DeterministicScorer("quarantine-model");
-        var runId = await Runs.SubmitAsync(store, scorer.Model, "c", "p/", shardSize: 10);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("quarantine-model"), "c", "p/", shardSize: 10);
         var writer = new ResultWriter(database.DataSource);
         var rows = Enumerable.Range(0, 5)
             .Select(i => new QuarantineRow(runId, $"bad-{i}'; drop table scores; --", 3, $"p/bad-{i}.hea", $"reason {i}", DateTime.UtcNow))

@@ -46,6 +46,7 @@ public sealed class ScoringCluster : IAsyncDisposable
                 ["BlobStorage:ConnectionString"] = blob,
                 ["Coordinator:TickInterval"] = "00:00:00.200",
                 ["Workers:PreprocessThreads"] = "1",
+                ["Workers:IntraOpThreads"] = "1",
                 ["Workers:IdlePollInterval"] = "00:00:00.200",
                 ["Workers:WriteBatchRows"] = "64",
             };
