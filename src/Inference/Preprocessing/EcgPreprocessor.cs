@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Numerics;
 using HubertEcg.Inference.Ecg;
 
 namespace HubertEcg.Inference.Preprocessing;
@@ -217,11 +218,16 @@ public sealed class EcgPreprocessor
 
         for (var i = 0; i < EcgWindows.LeadCount; i++)
         {
-            var lead = signal.Leads[i];
-            var bad = lead.AsSpan().IndexOfAny(double.PositiveInfinity, double.NegativeInfinity);
-            if (bad >= 0)
+            var lead = signal.Leads[i].AsSpan();
+            if (!SampleScan.AllFinite(lead))
             {
-                throw new EcgFormatException(id, $"lead {StandardLeads.Names[i]} has an infinite value at sample {bad}");
+                for (var j = 0; j < lead.Length; j++)
+                {
+                    if (double.IsInfinity(lead[j]))
+                    {
+                        throw new EcgFormatException(id, $"lead {StandardLeads.Names[i]} has an infinite value at sample {j}");
+                    }
+                }
             }
         }
 
@@ -244,7 +250,7 @@ public sealed class EcgPreprocessor
             {
                 var x = signal.Leads[lead].AsSpan();
                 var y = output.Slice(lead * samples, samples);
-                if (x.Contains(double.NaN))
+                if (SampleScan.ContainsNaN(x))
                 {
                     // NaN reaches every sample of the lead through the FFT and the min/max scaling.
                     y.Fill(double.NaN);
@@ -285,19 +291,51 @@ public sealed class EcgPreprocessor
         return nanLeads;
     }
 
-    // 2 (x - min) / (max - min + 1e-8) - 1 over the whole lead.
+    // 2 (x - min) / (max - min + 1e-8) - 1 over the whole lead (the lead holds no NaN here).
     private static void Scale(Span<double> y)
     {
         var min = double.PositiveInfinity;
         var max = double.NegativeInfinity;
-        foreach (var v in y)
+        var i = 0;
+        if (Vector.IsHardwareAccelerated && y.Length >= Vector<double>.Count)
         {
-            min = Math.Min(min, v);
-            max = Math.Max(max, v);
+            var vmin = new Vector<double>(min);
+            var vmax = new Vector<double>(max);
+            for (; i <= y.Length - Vector<double>.Count; i += Vector<double>.Count)
+            {
+                var v = new Vector<double>(y[i..]);
+                vmin = Vector.Min(vmin, v);
+                vmax = Vector.Max(vmax, v);
+            }
+
+            for (var k = 0; k < Vector<double>.Count; k++)
+            {
+                min = Math.Min(min, vmin[k]);
+                max = Math.Max(max, vmax[k]);
+            }
+        }
+
+        for (; i < y.Length; i++)
+        {
+            min = Math.Min(min, y[i]);
+            max = Math.Max(max, y[i]);
         }
 
         var range = max - min + 1e-8;
-        for (var i = 0; i < y.Length; i++)
+        i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vmin = new Vector<double>(min);
+            var vrange = new Vector<double>(range);
+            var two = new Vector<double>(2.0);
+            for (; i <= y.Length - Vector<double>.Count; i += Vector<double>.Count)
+            {
+                var v = new Vector<double>(y[i..]);
+                ((two * (v - vmin) / vrange) - Vector<double>.One).CopyTo(y[i..]);
+            }
+        }
+
+        for (; i < y.Length; i++)
         {
             y[i] = (2 * (y[i] - min) / range) - 1;
         }

@@ -78,6 +78,11 @@ public static class EcgWindows
 
     private static void FillNaN(Span<double> flat, string recordId, int window)
     {
+        if (!SampleScan.ContainsNaN(flat))
+        {
+            return;
+        }
+
         var nanCount = 0;
         var sum = 0.0;
         foreach (var v in flat)

@@ -109,6 +109,12 @@ public sealed class ZeroPhaseSos
 
     private void FilterForward(Span<double> data, Span<double> state)
     {
+        if (_sections == 4)
+        {
+            FilterForward4(data, state);
+            return;
+        }
+
         var sos = _sos;
         for (var i = 0; i < data.Length; i++)
         {
@@ -126,8 +132,43 @@ public sealed class ZeroPhaseSos
         }
     }
 
+    // The same recurrence with the 4 sections' coefficients and states in locals (the decimator's case).
+    private void FilterForward4(Span<double> data, Span<double> state)
+    {
+        var c = _sos.AsSpan(0, 24);
+        double b00 = c[0], b01 = c[1], b02 = c[2], a01 = c[4], a02 = c[5];
+        double b10 = c[6], b11 = c[7], b12 = c[8], a11 = c[10], a12 = c[11];
+        double b20 = c[12], b21 = c[13], b22 = c[14], a21 = c[16], a22 = c[17];
+        double b30 = c[18], b31 = c[19], b32 = c[20], a31 = c[22], a32 = c[23];
+        double z00 = state[0], z01 = state[1], z10 = state[2], z11 = state[3];
+        double z20 = state[4], z21 = state[5], z30 = state[6], z31 = state[7];
+        for (var i = 0; i < data.Length; i++)
+        {
+            var x = data[i];
+            var y0 = Math.FusedMultiplyAdd(b00, x, z00);
+            z00 = Math.FusedMultiplyAdd(-a01, y0, Math.FusedMultiplyAdd(b01, x, z01));
+            z01 = Math.FusedMultiplyAdd(-a02, y0, b02 * x);
+            var y1 = Math.FusedMultiplyAdd(b10, y0, z10);
+            z10 = Math.FusedMultiplyAdd(-a11, y1, Math.FusedMultiplyAdd(b11, y0, z11));
+            z11 = Math.FusedMultiplyAdd(-a12, y1, b12 * y0);
+            var y2 = Math.FusedMultiplyAdd(b20, y1, z20);
+            z20 = Math.FusedMultiplyAdd(-a21, y2, Math.FusedMultiplyAdd(b21, y1, z21));
+            z21 = Math.FusedMultiplyAdd(-a22, y2, b22 * y1);
+            var y3 = Math.FusedMultiplyAdd(b30, y2, z30);
+            z30 = Math.FusedMultiplyAdd(-a31, y3, Math.FusedMultiplyAdd(b31, y2, z31));
+            z31 = Math.FusedMultiplyAdd(-a32, y3, b32 * y2);
+            data[i] = y3;
+        }
+    }
+
     private void FilterBackwardDecimated(ReadOnlySpan<double> data, Span<double> state, int edge, int n, int step, Span<double> output)
     {
+        if (_sections == 4)
+        {
+            FilterBackwardDecimated4(data, state, edge, n, step, output);
+            return;
+        }
+
         var sos = _sos;
         for (var i = data.Length - 1; i >= edge; i--)
         {
@@ -145,6 +186,39 @@ public sealed class ZeroPhaseSos
             if (k < n && k % step == 0)
             {
                 output[k / step] = x;
+            }
+        }
+    }
+
+    private void FilterBackwardDecimated4(ReadOnlySpan<double> data, Span<double> state, int edge, int n, int step, Span<double> output)
+    {
+        var c = _sos.AsSpan(0, 24);
+        double b00 = c[0], b01 = c[1], b02 = c[2], a01 = c[4], a02 = c[5];
+        double b10 = c[6], b11 = c[7], b12 = c[8], a11 = c[10], a12 = c[11];
+        double b20 = c[12], b21 = c[13], b22 = c[14], a21 = c[16], a22 = c[17];
+        double b30 = c[18], b31 = c[19], b32 = c[20], a31 = c[22], a32 = c[23];
+        double z00 = state[0], z01 = state[1], z10 = state[2], z11 = state[3];
+        double z20 = state[4], z21 = state[5], z30 = state[6], z31 = state[7];
+        var next = ((n - 1) / step) * step;
+        for (var i = data.Length - 1; i >= edge; i--)
+        {
+            var x = data[i];
+            var y0 = Math.FusedMultiplyAdd(b00, x, z00);
+            z00 = Math.FusedMultiplyAdd(-a01, y0, Math.FusedMultiplyAdd(b01, x, z01));
+            z01 = Math.FusedMultiplyAdd(-a02, y0, b02 * x);
+            var y1 = Math.FusedMultiplyAdd(b10, y0, z10);
+            z10 = Math.FusedMultiplyAdd(-a11, y1, Math.FusedMultiplyAdd(b11, y0, z11));
+            z11 = Math.FusedMultiplyAdd(-a12, y1, b12 * y0);
+            var y2 = Math.FusedMultiplyAdd(b20, y1, z20);
+            z20 = Math.FusedMultiplyAdd(-a21, y2, Math.FusedMultiplyAdd(b21, y1, z21));
+            z21 = Math.FusedMultiplyAdd(-a22, y2, b22 * y1);
+            var y3 = Math.FusedMultiplyAdd(b30, y2, z30);
+            z30 = Math.FusedMultiplyAdd(-a31, y3, Math.FusedMultiplyAdd(b31, y2, z31));
+            z31 = Math.FusedMultiplyAdd(-a32, y3, b32 * y2);
+            if (i - edge == next)
+            {
+                output[next / step] = y3;
+                next -= step;
             }
         }
     }

@@ -162,11 +162,11 @@ public sealed class EcgPreprocessorTests
     [Fact]
     public void ConcurrentCallsAgree()
     {
-        var signals = Enumerable.Range(0, 8).Select(i => Synthetic(250 + (i * 50), 3000 + (i * 700), seed: i)).ToArray();
+        var signals = Enumerable.Range(0, 4).Select(i => Synthetic(250 + (i * 50), (6 * (250 + (i * 50))) + (i * 7), seed: i)).ToArray();
         var preprocessor = new EcgPreprocessor();
         var sequential = signals.Select(s => preprocessor.Preprocess(s).Windows).ToArray();
         var parallel = new float[signals.Length][];
-        Parallel.For(0, signals.Length * 4, i =>
+        Parallel.For(0, signals.Length * 2, i =>
         {
             var k = i % signals.Length;
             var windows = preprocessor.Preprocess(signals[k]).Windows;
