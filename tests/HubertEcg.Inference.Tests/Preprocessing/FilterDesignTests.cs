@@ -137,6 +137,29 @@ public sealed class FilterDesignTests
     }
 
     [Fact]
+    public void PairedSosFilteringEqualsTwoSeparateRuns()
+    {
+        var filter = new ZeroPhaseSos(ChebyshevDesign.LowPassSos(8, 0.05, 0.16));
+        var random = new Random(3);
+        var a = Enumerable.Range(0, 3000).Select(i => Math.Sin(i * 0.02) + random.NextDouble()).ToArray();
+        var b = Enumerable.Range(0, 3000).Select(i => Math.Cos(i * 0.005) - random.NextDouble()).ToArray();
+        var pairA = new double[600];
+        var pairB = new double[600];
+        filter.ApplyPair(a, b, pairA, pairB, 5);
+        var soloA = new double[600];
+        var soloB = new double[600];
+        filter.Apply(a, soloA, 5);
+        filter.Apply(b, soloB, 5);
+        Assert.Equal(soloA, pairA);
+        Assert.Equal(soloB, pairB);
+
+        // Every 5th sample of the full-rate output.
+        var full = new double[3000];
+        filter.Apply(a, full);
+        Assert.Equal(Enumerable.Range(0, 600).Select(i => full[i * 5]).ToArray(), soloA);
+    }
+
+    [Fact]
     public void ZeroPhaseFirEqualsFiltfiltWithLfilterZi()
     {
         var taps = FirDesign.BandPass(31, 0.001, 0.94);
