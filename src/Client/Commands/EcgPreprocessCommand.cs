@@ -68,7 +68,11 @@ public static class EcgPreprocessCommand
         {
             array = Npy.Read(record);
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or OverflowException or IOException)
+        catch (EndOfStreamException e)
+        {
+            throw new EcgFormatException(id, $"truncated .npy file: {record}", e);
+        }
+        catch (Exception e) when (e is InvalidDataException or OverflowException or IOException)
         {
             throw new EcgFormatException(id, e.Message, e);
         }
