@@ -243,39 +243,81 @@ public sealed class EcgPreprocessor
         var at500 = fs == EcgWindows.SamplingRate;
         var filter500 = BandPass(EcgWindows.SamplingRate);
         var sourceFilter = Options.Profile == PreprocessingProfile.HubertEcg2025 && !at500 ? BandPass(fs) : filter500;
-        var scratch = ArrayPool<double>.Shared.Rent(Math.Max(n, samples));
+        // Leads holding NaN: NaN reaches every sample of the lead through the FFT and the min/max scaling.
+        Span<int> valid = stackalloc int[EcgWindows.LeadCount];
+        var validCount = 0;
+        for (var lead = 0; lead < EcgWindows.LeadCount; lead++)
+        {
+            if (SampleScan.ContainsNaN(signal.Leads[lead]))
+            {
+                output.Slice(lead * samples, samples).Fill(double.NaN);
+                nanLeads++;
+            }
+            else
+            {
+                valid[validCount++] = lead;
+            }
+        }
+
+        var scratchLength = Math.Max(n, samples);
+        var scratch = ArrayPool<double>.Shared.Rent(2 * scratchLength);
         try
         {
-            for (var lead = 0; lead < EcgWindows.LeadCount; lead++)
+            // Two leads at a time share one complex FFT when resampling.
+            for (var v = 0; v < validCount; v += 2)
             {
-                var x = signal.Leads[lead].AsSpan();
-                var y = output.Slice(lead * samples, samples);
-                if (SampleScan.ContainsNaN(x))
-                {
-                    // NaN reaches every sample of the lead through the FFT and the min/max scaling.
-                    y.Fill(double.NaN);
-                    nanLeads++;
-                    continue;
-                }
-
+                var a = valid[v];
+                var xa = signal.Leads[a].AsSpan();
+                var ya = output.Slice(a * samples, samples);
+                var paired = v + 1 < validCount;
+                var b = paired ? valid[v + 1] : a;
+                var xb = signal.Leads[b].AsSpan();
+                var yb = output.Slice(b * samples, samples);
                 if (at500)
                 {
-                    filter500.Apply(x, y);
+                    filter500.Apply(xa, ya);
+                    if (paired)
+                    {
+                        filter500.Apply(xb, yb);
+                    }
                 }
                 else if (Options.Profile == PreprocessingProfile.HubertEcg2024)
                 {
-                    var resampled = scratch.AsSpan(0, samples);
-                    FourierResampler.Resample(x, resampled);
-                    filter500.Apply(resampled, y);
+                    var ra = scratch.AsSpan(0, samples);
+                    var rb = scratch.AsSpan(scratchLength, samples);
+                    if (paired)
+                    {
+                        FourierResampler.ResamplePair(xa, xb, ra, rb);
+                        filter500.Apply(ra, ya);
+                        filter500.Apply(rb, yb);
+                    }
+                    else
+                    {
+                        FourierResampler.Resample(xa, ra);
+                        filter500.Apply(ra, ya);
+                    }
                 }
                 else
                 {
-                    var filtered = scratch.AsSpan(0, n);
-                    sourceFilter.Apply(x, filtered);
-                    FourierResampler.Resample(filtered, y);
+                    var fa = scratch.AsSpan(0, n);
+                    var fb = scratch.AsSpan(scratchLength, n);
+                    sourceFilter.Apply(xa, fa);
+                    if (paired)
+                    {
+                        sourceFilter.Apply(xb, fb);
+                        FourierResampler.ResamplePair(fa, fb, ya, yb);
+                    }
+                    else
+                    {
+                        FourierResampler.Resample(fa, ya);
+                    }
                 }
 
-                Scale(y);
+                Scale(ya);
+                if (paired)
+                {
+                    Scale(yb);
+                }
             }
         }
         finally

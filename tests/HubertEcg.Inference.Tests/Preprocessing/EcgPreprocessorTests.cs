@@ -54,8 +54,8 @@ public sealed class EcgPreprocessorTests
         for (var lead = 0; lead < 12; lead++)
         {
             var values = result.Signal.AsSpan(lead * 5000, 5000);
-            Assert.Equal(-1.0, Min(values), 12);
-            Assert.Equal(1.0, Max(values), 6);
+            Assert.Equal(-1.0, Min(values), 1e-12);
+            Assert.Equal(1.0, Max(values), 1e-6);
         }
     }
 

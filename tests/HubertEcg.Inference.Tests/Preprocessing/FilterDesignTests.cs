@@ -22,11 +22,11 @@ public sealed class FilterDesignTests
         var w = FirDesign.Hamming(151);
         for (var i = 0; i < w.Length; i++)
         {
-            Assert.Equal(0.54 - (0.46 * Math.Cos(2 * Math.PI * i / 150)), w[i], 12);
+            Assert.Equal(0.54 - (0.46 * Math.Cos(2 * Math.PI * i / 150)), w[i], 1e-12);
         }
 
-        Assert.Equal(0.08, w[0], 15);
-        Assert.Equal(1.0, w[75], 15);
+        Assert.Equal(0.08, w[0], 1e-15);
+        Assert.Equal(1.0, w[75], 1e-15);
     }
 
     [Theory]
@@ -43,13 +43,13 @@ public sealed class FilterDesignTests
         // Linear phase: symmetric taps.
         for (var i = 0; i < taps.Length; i++)
         {
-            Assert.Equal(taps[i], taps[taps.Length - 1 - i], 15);
+            Assert.Equal(taps[i], taps[taps.Length - 1 - i], 1e-15);
         }
 
         // |H| at the centre of [0.05 Hz, 47 Hz] is 1. A 0.3 s filter cannot resolve the 0.05 Hz edge, so DC passes
         // almost unattenuated (about 0.98); above 47 Hz plus the Hamming transition width the stop band holds.
         var centre = Math.PI * 0.5 * ((2 * 0.05 / fs) + (2 * 47 / fs));
-        Assert.Equal(1.0, Magnitude(taps, centre), 12);
+        Assert.Equal(1.0, Magnitude(taps, centre), 1e-12);
         Assert.InRange(taps.Sum(), 0.95, 0.999);
         if (fs >= 250)
         {
@@ -69,8 +69,8 @@ public sealed class FilterDesignTests
         for (var s = 0; s < 4; s++)
         {
             var b0 = sos[s * 6];
-            Assert.Equal(2 * b0, sos[(s * 6) + 1], 14);
-            Assert.Equal(b0, sos[(s * 6) + 2], 14);
+            Assert.Equal(2 * b0, sos[(s * 6) + 1], 1e-14);
+            Assert.Equal(b0, sos[(s * 6) + 2], 1e-14);
             Assert.Equal(1.0, sos[(s * 6) + 3]);
             radii[s] = Math.Sqrt(sos[(s * 6) + 5]);
             Assert.InRange(radii[s], 0.0, 1.0);
@@ -85,8 +85,8 @@ public sealed class FilterDesignTests
 
         // An even-order Chebyshev I filter sits at the bottom of its ripple at DC and at the cut-off,
         // never exceeds 1 in the pass band, and is far down in the stop band.
-        Assert.Equal(ripple, SosMagnitude(sos, 0), 12);
-        Assert.Equal(ripple, SosMagnitude(sos, Math.PI * 0.16), 10);
+        Assert.Equal(ripple, SosMagnitude(sos, 0), 1e-12);
+        Assert.Equal(ripple, SosMagnitude(sos, Math.PI * 0.16), 1e-10);
         for (var w = 0.0; w < Math.PI * 0.16; w += 0.001)
         {
             Assert.InRange(SosMagnitude(sos, w), ripple - 1e-12, 1 + 1e-12);
@@ -119,7 +119,7 @@ public sealed class FilterDesignTests
                 x = y;
             }
 
-            Assert.Equal(3.0 * gain, x, 12);
+            Assert.Equal(3.0 * gain, x, 1e-12);
         }
     }
 
@@ -170,7 +170,7 @@ public sealed class FilterDesignTests
         var expected = ReferenceFiltfilt(taps, x);
         for (var i = 0; i < x.Length; i++)
         {
-            Assert.Equal(expected[i], actual[i], 12);
+            Assert.Equal(expected[i], actual[i], 1e-12);
         }
     }
 
