@@ -9,14 +9,13 @@ using HubertEcg.Inference.Preprocessing;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench preprocess [--seconds S] [--profile P] [--format wfdb16|npy]</c>: 10 s 12-lead 500 Hz records
+/// <c>hubert-ecg bench preprocess [--seconds S] [--profile P] [--format wfdb16|npy] [--rate HZ]</c>: 10 s 12-lead records (500 Hz by default)
 /// read from in-memory bytes and preprocessed on one thread; the last line is <c>records_per_second=N</c>.
 /// </summary>
 public static class BenchPreprocessCommand
 {
     private const int Leads = 12;
-    private const int Rate = 500;
-    private const int Samples = 10 * Rate;
+    private const int Seconds = 10;
     private const int Variants = 8;
 
     public static Command Build()
@@ -26,12 +25,14 @@ public static class BenchPreprocessCommand
         profile.AcceptOnlyFromAmong([.. PreprocessingProfiles.Names]);
         var format = new Option<string>("--format") { Description = "Record encoding read in the loop", DefaultValueFactory = _ => "wfdb16" };
         format.AcceptOnlyFromAmong([.. Codecs.Keys]);
+        var rate = new Option<int>("--rate") { Description = "Sampling rate of the records in Hz (500: no resampling)", DefaultValueFactory = _ => 500 };
 
         var command = new Command("preprocess", "Records per second through read + preprocess on one core");
         command.Options.Add(seconds);
         command.Options.Add(profile);
         command.Options.Add(format);
-        command.SetAction(parseResult => Run(parseResult.GetValue(seconds), PreprocessingProfiles.Parse(parseResult.GetValue(profile)!), Codecs[parseResult.GetValue(format)!]));
+        command.Options.Add(rate);
+        command.SetAction(parseResult => Run(parseResult.GetValue(seconds), PreprocessingProfiles.Parse(parseResult.GetValue(profile)!), Codecs[parseResult.GetValue(format)!], parseResult.GetValue(rate)));
         return command;
     }
 
@@ -42,7 +43,7 @@ public static class BenchPreprocessCommand
 
         byte[] Encode(EcgSignal signal);
 
-        EcgSignal Decode(string id, byte[] bytes);
+        EcgSignal Decode(string id, double rate, byte[] bytes);
     }
 
     private static Dictionary<string, IRecordCodec> Codecs { get; } = new(StringComparer.OrdinalIgnoreCase)
@@ -51,7 +52,7 @@ public static class BenchPreprocessCommand
         ["npy"] = new NpyCodec(),
     };
 
-    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec)
+    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate)
     {
         if (!(seconds > 0) || seconds > 3600)
         {
@@ -59,7 +60,13 @@ public static class BenchPreprocessCommand
             return 1;
         }
 
-        var records = Enumerable.Range(0, Variants).Select(i => codec.Encode(Synthetic(i))).ToArray();
+        if (rate is < 100 or > 10_000)
+        {
+            Console.Error.WriteLine("error: --rate must be between 100 and 10000 Hz");
+            return 1;
+        }
+
+        var records = Enumerable.Range(0, Variants).Select(i => codec.Encode(Synthetic(i, rate))).ToArray();
         var preprocessor = new EcgPreprocessor(new EcgPreprocessorOptions { Profile = profile });
         var windows = new float[2 * EcgWindows.ModelInputLength];
         var checksum = 0.0;
@@ -67,7 +74,7 @@ public static class BenchPreprocessCommand
         // Warm-up: JIT, filter designs, pooled buffers.
         for (var i = 0; i < 50; i++)
         {
-            preprocessor.Preprocess(codec.Decode("warmup", records[i % Variants]), windows);
+            preprocessor.Preprocess(codec.Decode("warmup", rate, records[i % Variants]), windows);
         }
 
         var gcBefore = GC.CollectionCount(0);
@@ -78,7 +85,7 @@ public static class BenchPreprocessCommand
         var limit = TimeSpan.FromSeconds(seconds);
         while (stopwatch.Elapsed < limit)
         {
-            var signal = codec.Decode("bench", records[count % Variants]);
+            var signal = codec.Decode("bench", rate, records[count % Variants]);
             var written = preprocessor.Preprocess(signal, windows);
             checksum += windows[(count * 997) % (written * EcgWindows.ModelInputLength)];
             count++;
@@ -87,27 +94,28 @@ public static class BenchPreprocessCommand
         stopwatch.Stop();
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
-        var rate = count / stopwatch.Elapsed.TotalSeconds;
-        Console.WriteLine($"records: 10 s, 12 leads, {Rate} Hz; read: {codec.Description}; profile: {profile.Name()}; one thread");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"processed {count} records in {stopwatch.Elapsed.TotalSeconds:F2} s wall, {cpu:F2} s CPU ({1000 / rate:F3} ms wall and {1000 * cpu / count:F3} ms CPU per record, {GC.CollectionCount(0) - gcBefore} gen0 GCs, checksum {checksum:F3})"));
+        var perSecond = count / stopwatch.Elapsed.TotalSeconds;
+        Console.WriteLine($"records: {Seconds} s, 12 leads, {rate} Hz; read: {codec.Description}; profile: {profile.Name()}; one thread");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"processed {count} records in {stopwatch.Elapsed.TotalSeconds:F2} s wall, {cpu:F2} s CPU ({1000 / perSecond:F3} ms wall and {1000 * cpu / count:F3} ms CPU per record, {GC.CollectionCount(0) - gcBefore} gen0 GCs, checksum {checksum:F3})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cpu_records_per_second={count / cpu:F1} (records per second of process CPU time; equals the wall rate on an idle core)"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"records_per_second={rate:F1}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"records_per_second={perSecond:F1}"));
         return 0;
     }
 
     // A deterministic ECG-like 10 s record: a beat every ~0.8 s plus baseline wander and noise, per lead.
-    private static EcgSignal Synthetic(int seed)
+    private static EcgSignal Synthetic(int seed, int rate)
     {
+        var samples = Seconds * rate;
         var random = new Random(seed);
         var leads = new double[Leads][];
         for (var lead = 0; lead < Leads; lead++)
         {
             var amplitude = 0.5 + random.NextDouble();
             var wander = random.NextDouble() * 2 * Math.PI;
-            leads[lead] = new double[Samples];
-            for (var i = 0; i < Samples; i++)
+            leads[lead] = new double[samples];
+            for (var i = 0; i < samples; i++)
             {
-                var t = (double)i / Rate;
+                var t = (double)i / rate;
                 var phase = (t % 0.8) - 0.4;
                 var qrs = amplitude * Math.Exp(-phase * phase / 0.0003);
                 var twave = 0.25 * amplitude * Math.Exp(-(phase - 0.25) * (phase - 0.25) / 0.004);
@@ -115,7 +123,7 @@ public static class BenchPreprocessCommand
             }
         }
 
-        return new EcgSignal($"synthetic-{seed}", Rate, StandardLeads.Names, leads);
+        return new EcgSignal($"synthetic-{seed}", rate, StandardLeads.Names, leads);
     }
 
     /// <summary>WFDB signal format 16 (interleaved little-endian int16 frames), gain 1000 adu/mV, baseline 0.</summary>
@@ -127,8 +135,9 @@ public static class BenchPreprocessCommand
 
         public byte[] Encode(EcgSignal signal)
         {
-            var bytes = new byte[Samples * Leads * 2];
-            for (var i = 0; i < Samples; i++)
+            var samples = signal.SampleCount;
+            var bytes = new byte[samples * Leads * 2];
+            for (var i = 0; i < samples; i++)
             {
                 for (var lead = 0; lead < Leads; lead++)
                 {
@@ -140,7 +149,7 @@ public static class BenchPreprocessCommand
             return bytes;
         }
 
-        public EcgSignal Decode(string id, byte[] bytes)
+        public EcgSignal Decode(string id, double rate, byte[] bytes)
         {
             var frames = bytes.Length / (Leads * 2);
             var leads = new double[Leads][];
@@ -161,7 +170,7 @@ public static class BenchPreprocessCommand
                 }
             }
 
-            return new EcgSignal(id, Rate, StandardLeads.Names, leads);
+            return new EcgSignal(id, rate, StandardLeads.Names, leads);
         }
     }
 
@@ -172,16 +181,17 @@ public static class BenchPreprocessCommand
 
         public byte[] Encode(EcgSignal signal)
         {
-            var flat = new double[Leads * Samples];
+            var samples = signal.SampleCount;
+            var flat = new double[Leads * samples];
             for (var lead = 0; lead < Leads; lead++)
             {
-                signal.Leads[lead].CopyTo(flat, lead * Samples);
+                signal.Leads[lead].CopyTo(flat, lead * samples);
             }
 
             var path = Path.Combine(Path.GetTempPath(), $"hubert-ecg-bench-{Guid.NewGuid():N}.npy");
             try
             {
-                Npy.WriteFloat64(path, flat, Leads, Samples);
+                Npy.WriteFloat64(path, flat, Leads, samples);
                 return File.ReadAllBytes(path);
             }
             finally
@@ -190,7 +200,7 @@ public static class BenchPreprocessCommand
             }
         }
 
-        public EcgSignal Decode(string id, byte[] bytes)
+        public EcgSignal Decode(string id, double rate, byte[] bytes)
         {
             using var stream = new MemoryStream(bytes, writable: false);
             var array = Npy.Read(stream);
@@ -201,7 +211,7 @@ public static class BenchPreprocessCommand
                 leads[lead] = array.Data.AsSpan(lead * n, n).ToArray();
             }
 
-            return new EcgSignal(id, Rate, StandardLeads.Names, leads);
+            return new EcgSignal(id, rate, StandardLeads.Names, leads);
         }
     }
 }

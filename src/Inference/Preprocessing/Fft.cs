@@ -13,6 +13,16 @@ namespace HubertEcg.Inference.Preprocessing;
 public sealed class Fft
 {
     private const int MaxCachedPlans = 256;
+
+    // Cached plans hold twiddles and chirps; bound their total size (complex values) so records of many distinct
+    // lengths cannot grow the cache without limit. Plans past the bound are built per call.
+    private const long MaxCachedValues = 4L << 20;
+    private static long _cachedValues;
+    private static readonly double Sin60 = Math.Sqrt(3) / 2;
+    private static readonly double Cos72 = Math.Cos(2 * Math.PI / 5);
+    private static readonly double Cos144 = Math.Cos(4 * Math.PI / 5);
+    private static readonly double Sin72 = Math.Sin(2 * Math.PI / 5);
+    private static readonly double Sin144 = Math.Sin(4 * Math.PI / 5);
     private static readonly ConcurrentDictionary<int, Fft> Plans = new();
 
     private readonly int[] _factors;
@@ -51,8 +61,26 @@ public sealed class Fft
         }
 
         plan = new Fft(length);
-        return Plans.Count < MaxCachedPlans ? Plans.GetOrAdd(length, plan) : plan;
+        if (Plans.Count < MaxCachedPlans)
+        {
+            if (Interlocked.Add(ref _cachedValues, plan.StoredValues) <= MaxCachedValues)
+            {
+                var cached = Plans.GetOrAdd(length, plan);
+                if (!ReferenceEquals(cached, plan))
+                {
+                    Interlocked.Add(ref _cachedValues, -plan.StoredValues);
+                }
+
+                return cached;
+            }
+
+            Interlocked.Add(ref _cachedValues, -plan.StoredValues);
+        }
+
+        return plan;
     }
+
+    private long StoredValues => _twiddles.Length + (_bluestein?.StoredValues ?? 0);
 
     /// <summary>In place: <c>X[k] = sum_n x[n] exp(-2 pi i k n / N)</c>.</summary>
     public void Forward(Span<Complex> data)
@@ -183,6 +211,40 @@ public sealed class Fft
                     return;
                 }
 
+            case 3:
+                {
+                    // W = exp(-2 pi i / 3): X1,2 = a - (b + c) / 2 -/+ i (sqrt(3) / 2) (b - c).
+                    var sum = t[1] + t[2];
+                    var mid = t[0] - (0.5 * sum);
+                    var d = Sin60 * (t[1] - t[2]);
+                    var minusJd = new Complex(d.Imaginary, -d.Real);
+                    output[0] = t[0] + sum;
+                    output[outStride] = mid + minusJd;
+                    output[2 * outStride] = mid - minusJd;
+                    return;
+                }
+
+            case 5:
+                {
+                    // W = exp(-2 pi i / 5), pairing x1 with x4 and x2 with x3.
+                    var t1 = t[1] + t[4];
+                    var t2 = t[2] + t[3];
+                    var t3 = t[1] - t[4];
+                    var t4 = t[2] - t[3];
+                    var a1 = t[0] + (Cos72 * t1) + (Cos144 * t2);
+                    var a2 = t[0] + (Cos144 * t1) + (Cos72 * t2);
+                    var b1 = (Sin72 * t3) + (Sin144 * t4);
+                    var b2 = (Sin144 * t3) - (Sin72 * t4);
+                    var minusJb1 = new Complex(b1.Imaginary, -b1.Real);
+                    var minusJb2 = new Complex(b2.Imaginary, -b2.Real);
+                    output[0] = t[0] + t1 + t2;
+                    output[outStride] = a1 + minusJb1;
+                    output[2 * outStride] = a2 + minusJb2;
+                    output[3 * outStride] = a2 - minusJb2;
+                    output[4 * outStride] = a1 - minusJb1;
+                    return;
+                }
+
             default:
                 {
                     var unit = Length / p;
@@ -238,6 +300,8 @@ public sealed class Fft
 
             _inner.Forward(_kernelSpectrum);
         }
+
+        public long StoredValues => _chirp.Length + _kernelSpectrum.Length;
 
         public void Forward(Span<Complex> data)
         {
