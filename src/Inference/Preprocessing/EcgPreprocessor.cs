@@ -16,6 +16,12 @@ public sealed record EcgPreprocessorOptions
 
     /// <summary>Longest record accepted, in samples per lead at 500 Hz (default one hour).</summary>
     public int MaxSamplesAt500Hz { get; init; } = 3600 * EcgWindows.SamplingRate;
+
+    /// <summary>
+    /// Highest sampling rate accepted, in Hz (default 20 kHz). The band-pass has 0.3 x rate taps, so an absurd rate
+    /// would turn filtering into hours of work.
+    /// </summary>
+    public double MaxSamplingRate { get; init; } = 20_000;
 }
 
 /// <summary>A preprocessed record: the 500 Hz signal and the model inputs.</summary>
@@ -192,6 +198,11 @@ public sealed class EcgPreprocessor
         if (!double.IsFinite(fs) || fs <= 0)
         {
             throw new EcgFormatException(id, $"sampling rate {fs} Hz is not a positive number");
+        }
+
+        if (fs > Options.MaxSamplingRate)
+        {
+            throw new EcgFormatException(id, $"sampling rate {Format(fs)} Hz is above the limit of {Format(Options.MaxSamplingRate)} Hz");
         }
 
         if (Options.Profile == PreprocessingProfile.HubertEcg2025 && fs <= 2 * HighCutHz)

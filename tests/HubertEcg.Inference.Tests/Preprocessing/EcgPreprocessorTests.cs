@@ -134,6 +134,18 @@ public sealed class EcgPreprocessorTests
     }
 
     [Fact]
+    public void AbsurdSamplingRateIsRejected()
+    {
+        var leads = Enumerable.Range(0, 12).Select(_ => new double[5000]).ToArray();
+        var signal = new EcgSignal("fast", 1e7, StandardLeads.Names, leads);
+        foreach (var profile in new[] { PreprocessingProfile.HubertEcg2024, PreprocessingProfile.HubertEcg2025 })
+        {
+            var e = Assert.Throws<EcgFormatException>(() => new EcgPreprocessor(new EcgPreprocessorOptions { Profile = profile }).Preprocess(signal));
+            Assert.Contains("above the limit", e.Reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void OverlongRecordIsRejectedBeforeAnyLargeAllocation()
     {
         var signal = Synthetic(1, 5000);
