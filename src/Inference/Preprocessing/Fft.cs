@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace HubertEcg.Inference.Preprocessing;
 
@@ -175,15 +177,109 @@ public sealed class Fft
             Transform(input, offset + (q * stride), stride * p, output, outOffset + (q * m), m, factorIndex + 1);
         }
 
+        var block = output.Slice(outOffset, n);
+        switch (p)
+        {
+            case 2:
+                Combine2(block, m, twiddleStep);
+                return;
+            case 4:
+                Combine4(block, m, twiddleStep);
+                return;
+            case 5:
+                Combine5(block, m, twiddleStep);
+                return;
+            default:
+                for (var k = 0; k < m; k++)
+                {
+                    t[0] = block[k];
+                    for (var q = 1; q < p; q++)
+                    {
+                        t[q] = block[(q * m) + k] * _twiddles[q * k * twiddleStep];
+                    }
+
+                    Butterfly(t[..p], block[k..], m);
+                }
+
+                return;
+        }
+    }
+
+    // Radix-2 combine in place: X[k] = Y0[k] + W^k Y1[k], X[k + m] = Y0[k] - W^k Y1[k].
+    private void Combine2(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
         for (var k = 0; k < m; k++)
         {
-            t[0] = output[outOffset + k];
-            for (var q = 1; q < p; q++)
-            {
-                t[q] = output[outOffset + (q * m) + k] * _twiddles[q * k * twiddleStep];
-            }
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            var a = r0;
+            var b = r1 * Unsafe.Add(ref w, k * step);
+            r0 = a + b;
+            r1 = a - b;
+        }
+    }
 
-            Butterfly(t[..p], output[(outOffset + k)..], m);
+    private void Combine4(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
+        for (var k = 0; k < m; k++)
+        {
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            ref var r2 = ref Unsafe.Add(ref x0, (2 * m) + k);
+            ref var r3 = ref Unsafe.Add(ref x0, (3 * m) + k);
+            var i = k * step;
+            var t0 = r0;
+            var t1 = r1 * Unsafe.Add(ref w, i);
+            var t2 = r2 * Unsafe.Add(ref w, 2 * i);
+            var t3 = r3 * Unsafe.Add(ref w, 3 * i);
+            var s02 = t0 + t2;
+            var d02 = t0 - t2;
+            var s13 = t1 + t3;
+            var d13 = t1 - t3;
+            var minusJd13 = new Complex(d13.Imaginary, -d13.Real);
+            r0 = s02 + s13;
+            r1 = d02 + minusJd13;
+            r2 = s02 - s13;
+            r3 = d02 - minusJd13;
+        }
+    }
+
+    private void Combine5(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
+        for (var k = 0; k < m; k++)
+        {
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            ref var r2 = ref Unsafe.Add(ref x0, (2 * m) + k);
+            ref var r3 = ref Unsafe.Add(ref x0, (3 * m) + k);
+            ref var r4 = ref Unsafe.Add(ref x0, (4 * m) + k);
+            var i = k * step;
+            var u0 = r0;
+            var u1 = r1 * Unsafe.Add(ref w, i);
+            var u2 = r2 * Unsafe.Add(ref w, 2 * i);
+            var u3 = r3 * Unsafe.Add(ref w, 3 * i);
+            var u4 = r4 * Unsafe.Add(ref w, 4 * i);
+            var t1 = u1 + u4;
+            var t2 = u2 + u3;
+            var t3 = u1 - u4;
+            var t4 = u2 - u3;
+            var a1 = u0 + (Cos72 * t1) + (Cos144 * t2);
+            var a2 = u0 + (Cos144 * t1) + (Cos72 * t2);
+            var b1 = (Sin72 * t3) + (Sin144 * t4);
+            var b2 = (Sin144 * t3) - (Sin72 * t4);
+            var minusJb1 = new Complex(b1.Imaginary, -b1.Real);
+            var minusJb2 = new Complex(b2.Imaginary, -b2.Real);
+            r0 = u0 + t1 + t2;
+            r1 = a1 + minusJb1;
+            r2 = a2 + minusJb2;
+            r3 = a2 - minusJb2;
+            r4 = a1 - minusJb1;
         }
     }
 
