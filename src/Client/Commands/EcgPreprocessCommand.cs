@@ -72,9 +72,10 @@ public static class EcgPreprocessCommand
         {
             throw new EcgFormatException(id, $"truncated .npy file: {record}", e);
         }
-        catch (Exception e) when (e is InvalidDataException or OverflowException or IOException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new EcgFormatException(id, e.Message, e);
+            // Whatever a malformed file makes the parser throw becomes a record error with its message.
+            throw new EcgFormatException(id, $"not a readable .npy array: {e.Message}", e);
         }
 
         if (array.Shape.Length != 2 || array.Shape[0] != StandardLeads.Names.Count)

@@ -92,6 +92,7 @@ public sealed class EcgPreprocessor
             throw new ArgumentOutOfRangeException(nameof(options), Options.MaxSamplesAt500Hz, $"MaxSamplesAt500Hz must be at least {EcgWindows.WindowSamples}");
         }
 
+        // Fails fast on an undefined profile value.
         _ = Options.Profile.Name();
     }
 

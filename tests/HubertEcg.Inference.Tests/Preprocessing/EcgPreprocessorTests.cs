@@ -162,6 +162,32 @@ public sealed class EcgPreprocessorTests
         Assert.Throws<ArgumentException>(() => preprocessor.Preprocess(signal, new float[6000]));
     }
 
+    [Theory]
+    [InlineData(500.0, PreprocessingProfile.HubertEcg2024)]
+    [InlineData(400.0, PreprocessingProfile.HubertEcg2024)]
+    [InlineData(400.0, PreprocessingProfile.HubertEcg2025)]
+    public void BufferOverloadAllocatesNothingOnceWarm(double fs, PreprocessingProfile profile)
+    {
+        var signal = Synthetic(fs, (int)(10 * fs));
+        var preprocessor = new EcgPreprocessor(new EcgPreprocessorOptions { Profile = profile });
+        var windows = new float[2 * 6000];
+        for (var i = 0; i < 3; i++)
+        {
+            preprocessor.Preprocess(signal, windows);
+        }
+
+        var written = 0;
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 5; i++)
+        {
+            written += preprocessor.Preprocess(signal, windows);
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(10, written);
+        Assert.True(allocated < 1024, $"{allocated} bytes allocated by 5 warm calls");
+    }
+
     [Fact]
     public void ProfilesParseByName()
     {
