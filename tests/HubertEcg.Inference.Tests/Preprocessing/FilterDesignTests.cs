@@ -136,6 +136,27 @@ public sealed class FilterDesignTests
         Assert.All(output, v => Assert.Equal(-1.5 * dc * dc, v, 12));
     }
 
+    [Theory]
+    [InlineData(2, 1.0, 0.3)]
+    [InlineData(4, 0.5, 0.2)]
+    [InlineData(6, 0.1, 0.45)]
+    public void OtherEvenOrdersKeepTheirRippleAndRunZeroPhase(int order, double ripple, double cutoff)
+    {
+        var sos = ChebyshevDesign.LowPassSos(order, ripple, cutoff);
+        Assert.Equal(order / 2 * 6, sos.Length);
+        var bottom = Math.Pow(10, -ripple / 20);
+        Assert.Equal(bottom, SosMagnitude(sos, 0), 1e-12);
+        Assert.Equal(bottom, SosMagnitude(sos, Math.PI * cutoff), 1e-9);
+
+        // The general (not 4-section) path: a constant comes out times the squared DC gain, with the pad the
+        // section count implies.
+        var filter = new ZeroPhaseSos(sos);
+        Assert.Equal(3 * (order + 1), filter.PadLength);
+        var output = new double[100];
+        filter.Apply(Enumerable.Repeat(2.0, 100).ToArray(), output);
+        Assert.All(output, v => Assert.Equal(2.0 * bottom * bottom, v, 1e-12));
+    }
+
     [Fact]
     public void PairedSosFilteringEqualsTwoSeparateRuns()
     {
