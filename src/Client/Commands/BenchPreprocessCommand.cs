@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Preprocessing;
@@ -41,9 +42,9 @@ public static class BenchPreprocessCommand
     {
         string Description { get; }
 
-        byte[] Encode(EcgSignal signal);
+        InMemoryRecordFileSource Encode(EcgSignal signal);
 
-        EcgSignal Decode(string id, double rate, byte[] bytes);
+        EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files);
     }
 
     private static Dictionary<string, IRecordCodec> Codecs { get; } = new(StringComparer.OrdinalIgnoreCase)
@@ -126,60 +127,55 @@ public static class BenchPreprocessCommand
         return new EcgSignal($"synthetic-{seed}", rate, StandardLeads.Names, leads);
     }
 
-    /// <summary>WFDB signal format 16 (interleaved little-endian int16 frames), gain 1000 adu/mV, baseline 0.</summary>
+    /// <summary>
+    /// A WFDB record (header + format 16 signal file, 1000 adu/mV) held in memory and read by the project's
+    /// WFDB reader and lead mapping, exactly as a worker reads a downloaded record.
+    /// </summary>
     private sealed class Format16Codec : IRecordCodec
     {
         private const double Gain = 1000;
 
-        public string Description => "WFDB format 16 bytes, 1000 adu/mV";
+        public string Description => "WFDB header + format 16 signal file via WfdbRecord and lead mapping";
 
-        public byte[] Encode(EcgSignal signal)
+        public InMemoryRecordFileSource Encode(EcgSignal signal)
         {
             var samples = signal.SampleCount;
             var bytes = new byte[samples * Leads * 2];
+            var checksums = new int[Leads];
             for (var i = 0; i < samples; i++)
             {
                 for (var lead = 0; lead < Leads; lead++)
                 {
                     var adu = (short)Math.Clamp(Math.Round(signal.Leads[lead][i] * Gain), short.MinValue + 1, short.MaxValue);
+                    checksums[lead] += adu;
                     BinaryPrimitives.WriteInt16LittleEndian(bytes.AsSpan(((i * Leads) + lead) * 2), adu);
                 }
             }
 
-            return bytes;
-        }
-
-        public EcgSignal Decode(string id, double rate, byte[] bytes)
-        {
-            var frames = bytes.Length / (Leads * 2);
-            var leads = new double[Leads][];
+            var header = new StringBuilder();
+            header.Append(CultureInfo.InvariantCulture, $"bench {Leads} {signal.SamplingRate} {samples}\n");
             for (var lead = 0; lead < Leads; lead++)
             {
-                leads[lead] = new double[frames];
+                var first = BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(lead * 2));
+                header.Append(CultureInfo.InvariantCulture, $"bench.dat 16 {Gain}/mV 16 0 {first} {(short)checksums[lead]} 0 {signal.LeadNames[lead]}\n");
             }
 
-            for (var i = 0; i < frames; i++)
-            {
-                var frame = bytes.AsSpan(i * Leads * 2, Leads * 2);
-                for (var lead = 0; lead < Leads; lead++)
-                {
-                    var adu = BinaryPrimitives.ReadInt16LittleEndian(frame[(lead * 2)..]);
-
-                    // -32768 is format 16's invalid-sample marker.
-                    leads[lead][i] = adu == short.MinValue ? double.NaN : adu / Gain;
-                }
-            }
-
-            return new EcgSignal(id, rate, StandardLeads.Names, leads);
+            var files = new InMemoryRecordFileSource();
+            files.Set("bench.hea", Encoding.ASCII.GetBytes(header.ToString()));
+            files.Set("bench.dat", bytes);
+            return files;
         }
+
+        public EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files) =>
+            EcgRecordLoader.LoadWfdb(files, "bench", id).ToStandard12Lead();
     }
 
-    /// <summary>A NumPy .npy float64 array (12 x samples) parsed by <see cref="Npy"/>.</summary>
+    /// <summary>A NumPy .npy float64 array (12 x samples) read by the project's .npy reader and lead mapping.</summary>
     private sealed class NpyCodec : IRecordCodec
     {
-        public string Description => ".npy float64 bytes via Npy.Read";
+        public string Description => ".npy float64 bytes via NpyEcgReader and lead mapping";
 
-        public byte[] Encode(EcgSignal signal)
+        public InMemoryRecordFileSource Encode(EcgSignal signal)
         {
             var samples = signal.SampleCount;
             var flat = new double[Leads * samples];
@@ -192,7 +188,9 @@ public static class BenchPreprocessCommand
             try
             {
                 Npy.WriteFloat64(path, flat, Leads, samples);
-                return File.ReadAllBytes(path);
+                var files = new InMemoryRecordFileSource();
+                files.Set("bench.npy", File.ReadAllBytes(path));
+                return files;
             }
             finally
             {
@@ -200,18 +198,10 @@ public static class BenchPreprocessCommand
             }
         }
 
-        public EcgSignal Decode(string id, double rate, byte[] bytes)
+        public EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files)
         {
-            using var stream = new MemoryStream(bytes, writable: false);
-            var array = Npy.Read(stream);
-            var n = array.Shape[1];
-            var leads = new double[Leads][];
-            for (var lead = 0; lead < Leads; lead++)
-            {
-                leads[lead] = array.Data.AsSpan(lead * n, n).ToArray();
-            }
-
-            return new EcgSignal(id, rate, StandardLeads.Names, leads);
+            using var stream = files.Open("bench.npy");
+            return EcgRecordLoader.LoadNpy(stream, id, rate).ToStandard12Lead();
         }
     }
 }

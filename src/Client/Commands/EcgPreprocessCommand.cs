@@ -14,7 +14,7 @@ public static class EcgPreprocessCommand
 {
     public static Command Build()
     {
-        var record = new Argument<string>("record") { Description = "The record: a .npy array (12 leads x samples, standard lead order; needs --fs)" };
+        var record = new Argument<string>("record") { Description = "The record: a WFDB header or record name, a .npy array (leads x samples; needs --fs), or FILE.h5#INDEX" };
         var profile = new Option<string>("--profile")
         {
             Description = "Preprocessing profile",
@@ -41,57 +41,13 @@ public static class EcgPreprocessCommand
     }
 
     /// <summary>
-    /// Opens a record given on the command line as an <see cref="EcgSignal"/> in the standard lead order.
-    /// Supports <c>.npy</c> arrays (12 x N, leads in the standard order, rate from <paramref name="samplingRate"/>).
+    /// Opens a record given on the command line (a WFDB header or record name, a Challenge <c>.mat</c> record's
+    /// header, a <c>.npy</c> array with <paramref name="samplingRate"/>, or <c>shard.h5#index</c>) as an
+    /// <see cref="EcgSignal"/> in the standard 12-lead order.
     /// </summary>
     /// <exception cref="EcgFormatException">The record cannot be read; the reason says why.</exception>
-    public static EcgSignal LoadRecord(string record, double? samplingRate)
-    {
-        var id = Path.GetFileNameWithoutExtension(record);
-        if (!record.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new EcgFormatException(id, $"unsupported record '{record}': this command reads .npy arrays (12 leads x samples)");
-        }
-
-        if (samplingRate is not { } fs)
-        {
-            throw new EcgFormatException(id, "a .npy record needs its sampling rate: pass --fs HZ");
-        }
-
-        if (!File.Exists(record))
-        {
-            throw new EcgFormatException(id, $"file not found: {record}");
-        }
-
-        NpyArray array;
-        try
-        {
-            array = Npy.Read(record);
-        }
-        catch (EndOfStreamException e)
-        {
-            throw new EcgFormatException(id, $"truncated .npy file: {record}", e);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // Whatever a malformed file makes the parser throw becomes a record error with its message.
-            throw new EcgFormatException(id, $"not a readable .npy array: {e.Message}", e);
-        }
-
-        if (array.Shape.Length != 2 || array.Shape[0] != StandardLeads.Names.Count)
-        {
-            throw new EcgFormatException(id, $"expected a 12 x samples array, got shape ({string.Join(", ", array.Shape)})");
-        }
-
-        var n = array.Shape[1];
-        var leads = new double[StandardLeads.Names.Count][];
-        for (var i = 0; i < leads.Length; i++)
-        {
-            leads[i] = array.Data.AsSpan(i * n, n).ToArray();
-        }
-
-        return new EcgSignal(id, fs, StandardLeads.Names, leads);
-    }
+    public static EcgSignal LoadRecord(string record, double? samplingRate) =>
+        EcgRecordLoader.Load(record, samplingRate).ToStandard12Lead();
 
     private static int Run(string record, PreprocessingProfile profile, double? fs, int? maxWindows, string output)
     {
