@@ -98,6 +98,8 @@ public static class BenchModelCommand
 
         var runs = 0;
         var latencies = new List<double>();
+        using var process = Process.GetCurrentProcess();
+        var cpuStart = process.TotalProcessorTime;
         var total = Stopwatch.StartNew();
         while (total.Elapsed.TotalSeconds < duration || runs < 2)
         {
@@ -108,8 +110,13 @@ public static class BenchModelCommand
         }
 
         var elapsed = total.Elapsed.TotalSeconds;
+        process.Refresh();
+        var cpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds;
         latencies.Sort();
         Console.WriteLine($"runs: {runs}, median {latencies[latencies.Count / 2]:F1} ms, min {latencies[0]:F1} ms, max {latencies[^1]:F1} ms per batch");
+        // CPU time shows how much of the machine the run got: on a shared machine, wall-clock throughput drops
+        // while the CPU time per window stays put.
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"process cpu: {cpuSeconds:F1} s over {elapsed:F1} s wall ({cpuSeconds / elapsed:F2} cores busy), {cpuSeconds * 1000 / (runs * batchSize):F0} cpu-ms per ecg"));
         if (options.ProfilePrefix is not null)
         {
             var trace = scorer.EndProfiling();

@@ -41,6 +41,33 @@ public sealed class RandomModelAndScorerTests : IDisposable
     }
 
     [Fact]
+    public async Task ConcurrentScoreCallsGetTheirOwnBuffers()
+    {
+        var path = _temp.File("concurrent.onnx");
+        HubertOnnxExporter.Export(RandomModelFactory.Create(HubertArchitecture.Tiny(), labels: 7, seed: 5), path);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 2 });
+        var input = ModelTestSupport.Input("tiny-pretrained");
+        var expected = new List<float[]>();
+        for (var w = 0; w < 4; w++)
+        {
+            expected.Add(scorer.Run(input.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength), 1).Probabilities!);
+        }
+
+        // Each task scores a different window repeatedly; mixed-up buffers would hand one task another's result.
+        var tasks = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
+        {
+            var window = input.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength).ToArray();
+            var probabilities = new float[7];
+            for (var i = 0; i < 20; i++)
+            {
+                scorer.Score(window, 1, new float[32], probabilities);
+                Assert.Equal(expected[w], probabilities);
+            }
+        }));
+        await Task.WhenAll(tasks);
+    }
+
+    [Fact]
     public void ModelWithoutHeadHasNoLabels()
     {
         var path = _temp.File("nohead.onnx");
