@@ -21,9 +21,10 @@ public static class BenchModelCommand
         var provider = new Option<string>("--provider") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         provider.AcceptOnlyFromAmong("cpu", "cuda");
         var device = new Option<int>("--device") { Description = "CUDA device ordinal" };
+        var noSpin = new Option<bool>("--no-spin") { Description = "Idle ONNX Runtime threads sleep instead of spinning (for shared machines)" };
         var profile = new Option<string?>("--profile") { Description = "Write an ONNX Runtime profile trace with this path prefix and summarise it" };
         var command = new Command("model", "Measure model throughput (ECG windows per second)");
-        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, profile })
+        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, noSpin, profile })
         {
             command.Options.Add(option);
         }
@@ -63,6 +64,7 @@ public static class BenchModelCommand
                     Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
                     DeviceId = parseResult.GetValue(device),
                     ProfilePrefix = parseResult.GetValue(profile),
+                    AllowSpinning = !parseResult.GetValue(noSpin),
                 };
                 return Run(modelPath!, options, batchSize, duration);
             }
