@@ -71,7 +71,8 @@ public sealed class RandomModelAndScorerTests : IDisposable
     public void ModelWithoutHeadHasNoLabels()
     {
         var path = _temp.File("nohead.onnx");
-        HubertOnnxExporter.Export(RandomModelFactory.Create(HubertArchitecture.Tiny(layers: 1) with { DoStableLayerNorm = true, FeatExtractNorm = FeatureExtractorNorm.Layer }), path);
+        var exported = RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(layers: 1) with { DoStableLayerNorm = true, FeatExtractNorm = FeatureExtractorNorm.Layer }, path);
+        Assert.True(exported.Untrained);
         using var scorer = new OnnxEcgScorer(path);
         Assert.Equal(0, scorer.Model.LabelCount);
         var windows = new float[2 * IEcgScorer.WindowLength];
