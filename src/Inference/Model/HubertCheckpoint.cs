@@ -7,8 +7,6 @@ namespace HubertEcg.Inference.Model;
 public sealed record WeightTensor(int[] Shape, float[] Data)
 {
     public static WeightTensor Zeros(params int[] shape) => new(shape, new float[shape.Aggregate(1, (a, b) => a * b)]);
-
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }
 
 /// <summary>
