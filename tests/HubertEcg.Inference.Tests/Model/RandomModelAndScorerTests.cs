@@ -85,6 +85,25 @@ public sealed class RandomModelAndScorerTests : IDisposable
         Assert.Equal(outputs.Embedding, embeddings);
     }
 
+    [Theory]
+    [InlineData(15, true, true, 2)]
+    [InlineData(16, false, false, 1)]
+    [InlineData(7, true, false, 0)]
+    public void ArchitectureVariantsExportAndRun(int posKernel, bool convBias, bool featProjLayerNorm, int layers)
+    {
+        var architecture = HubertArchitecture.Tiny(layers: layers, posKernel: posKernel) with { ConvBias = convBias, FeatProjLayerNorm = featProjLayerNorm };
+        var path = _temp.File($"variant-{posKernel}.onnx");
+        RandomModelFactory.ExportRandom(architecture, path, labels: 3);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1 });
+        var outputs = scorer.Run(ModelTestSupport.Input("tiny-pretrained"), 4, hiddenStates: true);
+
+        // SamePad drops a frame only for even kernels, so every variant keeps 93 frames.
+        Assert.Equal(93, outputs.Frames);
+        Assert.Equal(4 * 93 * 32, outputs.LastHiddenState!.Length);
+        Assert.All(outputs.Probabilities!, p => Assert.InRange(p, 0f, 1f));
+        Assert.Equal(architecture.ParameterCount(3), RandomModelFactory.Create(architecture, 3).Weights.Values.Sum(w => (long)w.Data.Length));
+    }
+
     [Fact]
     public void PublishedSizesHaveTheirShapes()
     {
