@@ -1,7 +1,7 @@
-using Xunit.Abstractions;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using Xunit.Abstractions;
 
 namespace HubertEcg.Inference.Tests.Model;
 

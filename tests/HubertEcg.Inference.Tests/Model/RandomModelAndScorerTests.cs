@@ -1,9 +1,10 @@
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using Xunit.Abstractions;
 
 namespace HubertEcg.Inference.Tests.Model;
 
-public sealed class RandomModelAndScorerTests : IDisposable
+public sealed class RandomModelAndScorerTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _temp = new();
 
@@ -65,6 +66,29 @@ public sealed class RandomModelAndScorerTests : IDisposable
             }
         }));
         await Task.WhenAll(tasks);
+    }
+
+    [Fact]
+    public void SteadyStateScoringAllocatesNoBuffers()
+    {
+        var path = _temp.File("alloc.onnx");
+        RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(), path, labels: 164);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 4 });
+        var windows = ModelTestSupport.Input("tiny-pretrained");
+        var embeddings = new float[4 * 32];
+        var probabilities = new float[4 * 164];
+        scorer.Score(windows, 4, embeddings, probabilities);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10; i++)
+        {
+            scorer.Score(windows, 4, embeddings, probabilities);
+        }
+
+        // One batch's buffers alone are 4 x 6000 x 4 bytes = 96 KB; what is left per call is ONNX Runtime's
+        // managed wrapper marshalling names and handles.
+        var perCall = (GC.GetAllocatedBytesForCurrentThread() - before) / 10;
+        output.WriteLine($"allocated per Score call: {perCall} bytes");
+        Assert.InRange(perCall, 0, 2048);
     }
 
     [Fact]
