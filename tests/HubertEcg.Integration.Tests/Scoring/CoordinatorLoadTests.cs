@@ -25,7 +25,7 @@ public sealed class CoordinatorLoadTests(PostgresDatabaseFixture database, BlobC
     {
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+            1, database.ConnectionString, blobs.ConnectionString, workers: false);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("load-model"), blobs.ContainerName, "none/", shardSize: RecordsPerShard, leaseSeconds: 300);
 
         // The plan as listing would have left it: every shard pending, listing complete.
