@@ -10,6 +10,7 @@ public static class BenchCommands
         var command = new Command("bench", "Throughput benchmarks");
         command.Subcommands.Add(BenchModelCommand.Build());
         command.Subcommands.Add(BenchPreprocessCommand.Build());
+        command.Subcommands.Add(BenchWriteCommand.Build());
         return command;
     }
 }
