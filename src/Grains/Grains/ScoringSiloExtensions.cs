@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Npgsql;
+using Orleans.Runtime;
 
 namespace HubertEcg.Grains;
 
@@ -41,7 +42,8 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0)));
         if (startWorkers)
         {
-            services.AddHostedService<ScoringWorkerHost>();
+            services.AddSingleton<ScoringWorkerHost>();
+            services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScoringWorkerHost>());
         }
 
         return services;

@@ -17,7 +17,6 @@ public static class HubertEcgSilo
         var siloOptions = new SiloOptions();
         builder.Configuration.GetSection(SiloOptions.SectionName).Bind(siloOptions);
         var postgres = builder.Configuration.Postgres();
-        builder.Services.AddHubertEcgScoring(builder.Configuration);
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(o =>
@@ -78,6 +77,10 @@ public static class HubertEcgSilo
                     throw new InvalidOperationException($"Silo:Clustering must be 'localhost' or 'adonet', not '{siloOptions.Clustering}'");
             }
         });
+
+        // The workers follow the silo's lifecycle (see ScoringWorkerHost): they start when it is active and stop,
+        // handing their leases back, before it leaves the cluster.
+        builder.Services.AddHubertEcgScoring(builder.Configuration);
         return builder;
     }
 }

@@ -1,5 +1,4 @@
 using HubertEcg.Storage;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
@@ -7,8 +6,9 @@ using Orleans.Runtime;
 namespace HubertEcg.Grains.Workers;
 
 /// <summary>
-/// Starts this silo's scoring workers (one per configured device) when the silo has started, and on shutdown
-/// stops them, which hands their unfinished leases back to the coordinators.
+/// This silo's scoring workers (one per configured device), tied to the silo's lifecycle: they start when the silo
+/// becomes active and stop first when it shuts down, while grain calls still work, so unfinished leases are handed
+/// back to the coordinators instead of being left to expire.
 /// </summary>
 public sealed partial class ScoringWorkerHost(
     IGrainFactory grains,
@@ -20,25 +20,55 @@ public sealed partial class ScoringWorkerHost(
     IWindowPreparer preparer,
     IScorerProvider scorers,
     IOptions<WorkerOptions> options,
-    ILoggerFactory loggers) : BackgroundService
+    ILoggerFactory loggers) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private readonly List<ScoringWorker> _workers = [];
+    private readonly List<Task> _running = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ILogger _logger = loggers.CreateLogger<ScoringWorker>();
 
     public IReadOnlyList<ScoringWorker> Workers => _workers;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(ScoringWorkerHost), ServiceLifecycleStage.Active, StartAsync, StopAsync);
+
+    public void Dispose() => _stopping.Dispose();
+
+    private Task StartAsync(CancellationToken cancellationToken)
     {
-        var logger = loggers.CreateLogger<ScoringWorker>();
         foreach (var device in options.Value.EffectiveDevices)
         {
             var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
-            _workers.Add(new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, logger));
+            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, _logger);
+            _workers.Add(worker);
+            _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
         }
 
-        LogStarting(logger, silo.Name, _workers.Count);
-        await Task.WhenAll(_workers.Select(w => Task.Run(() => w.RunAsync(stoppingToken), CancellationToken.None)));
+        LogStarted(_logger, silo.Name, _workers.Count);
+        return Task.CompletedTask;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "silo {Silo}: starting {Count} scoring workers")]
-    private static partial void LogStarting(ILogger logger, string silo, int count);
+    private async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_running).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogStopTimedOut(_logger, silo.Name);
+        }
+
+        LogStopped(_logger, silo.Name, _workers.Count);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "silo {Silo}: started {Count} scoring workers")]
+    private static partial void LogStarted(ILogger logger, string silo, int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "silo {Silo}: stopped {Count} scoring workers")]
+    private static partial void LogStopped(ILogger logger, string silo, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "silo {Silo}: workers did not stop in time; their leases will expire")]
+    private static partial void LogStopTimedOut(ILogger logger, string silo);
 }
