@@ -325,10 +325,10 @@ select r.run_id,
        w.last_written_minute
 from runs r
 cross join lateral (
-    select coalesce(sum(m.records_scored), 0) as scored,
-           coalesce(sum(m.records_quarantined), 0) as quarantined,
+    select coalesce(sum(m.records_scored), 0)::bigint as scored,
+           coalesce(sum(m.records_quarantined), 0)::bigint as quarantined,
            coalesce(sum(m.records_scored + m.records_quarantined)
-                    filter (where m.minute >= date_trunc('minute', now()) - interval '59 minutes'), 0) as last_hour,
+                    filter (where m.minute >= date_trunc('minute', now()) - interval '59 minutes'), 0)::bigint as last_hour,
            min(m.minute) as first_minute,
            max(m.minute) as last_written_minute
     from run_progress_minutes m
@@ -444,7 +444,7 @@ select r.run_id,
 from runs r
 join models mo on mo.model_id = r.model_id
 cross join lateral (
-    select coalesce(sum(m.records_scored), 0) as records_scored from run_progress_minutes m where m.run_id = r.run_id
+    select coalesce(sum(m.records_scored), 0)::bigint as records_scored from run_progress_minutes m where m.run_id = r.run_id
 ) n
 join dashboard_label_thresholds t on t.position < cardinality(mo.label_codes)
 left join run_label_positives p on p.run_id = r.run_id and p.position = t.position;

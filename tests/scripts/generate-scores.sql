@@ -87,7 +87,7 @@ begin
             select 'bench-model',
                    'r' || run_no || '-' || i,
                    run,
-                   array(select (random() ^ (1 + j % 9))::real from generate_series(0, 163) j where i >= 0),
+                   array(select ((0.001 + 0.999 * random()) ^ (1 + j % 9))::real from generate_series(0, 163) j where i >= 0),
                    array_fill(0.125::real, array[16]),
                    4,
                    'cohort/' || run_no || '/' || (i / shard_size) || '.hea',
