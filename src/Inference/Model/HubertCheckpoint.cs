@@ -7,8 +7,6 @@ namespace HubertEcg.Inference.Model;
 public sealed record WeightTensor(int[] Shape, float[] Data)
 {
     public static WeightTensor Zeros(params int[] shape) => new(shape, new float[shape.Aggregate(1, (a, b) => a * b)]);
-
-    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
 }
 
 /// <summary>
@@ -217,8 +215,8 @@ public sealed class HubertCheckpoint
             throw new CheckpointFormatException(weightsPath, stored[unexpected[0]], $"unexpected tensor for this architecture ({unexpected.Count} unexpected: {string.Join(", ", unexpected.Take(5))})");
         }
 
-        var name0 = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        return new HubertCheckpoint(architecture, weights, name0, HashFiles(configPath, weightsPath), untrained: false);
+        var displayName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        return new HubertCheckpoint(architecture, weights, displayName, HashFiles(configPath, weightsPath), untrained: false);
     }
 
     /// <summary>Folds weight norm over dim 2 (<c>w = g * v / ||v||</c>, the norm taken over dims 0 and 1 for each kernel tap).</summary>

@@ -32,6 +32,12 @@ public sealed record ScorerOptions
 
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// Whether idle intra-op threads spin waiting for work (ONNX Runtime's default). Turn off on machines shared
+    /// with other busy processes, where spinning burns cores others need.
+    /// </summary>
+    public bool AllowSpinning { get; init; } = true;
+
     /// <summary>When set, ONNX Runtime's profiler writes a JSON trace starting with this prefix (see <see cref="OnnxEcgScorer.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
 }
@@ -68,6 +74,11 @@ public sealed class OnnxEcgScorer : IEcgScorer
             IntraOpNumThreads = _options.IntraOpThreads,
             InterOpNumThreads = _options.InterOpThreads,
         };
+        if (!_options.AllowSpinning)
+        {
+            sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        }
+
         if (_options.ProfilePrefix is { } prefix)
         {
             // The prefix must be set before profiling is switched on: ONNX Runtime takes it when enabling.

@@ -56,6 +56,14 @@ public static class RandomModelFactory
         Create(HubertArchitecture.ForSize(size), labels, seed, $"hubert-ecg-{size.ToLowerInvariant()}-random" + (labels > 0 ? $"-{labels.ToString(CultureInfo.InvariantCulture)}" : string.Empty));
 
     /// <summary>
+    /// Builds a random model and exports it to <paramref name="onnxPath"/> in one step (for tests and demos), e.g.
+    /// <c>RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(), path, labels: 164)</c>. Label codes default to
+    /// <c>label_0</c>, <c>label_1</c>, ...; returns the exported model's descriptor.
+    /// </summary>
+    public static ModelDescriptor ExportRandom(HubertArchitecture architecture, string onnxPath, int labels = 0, int seed = 1234, IReadOnlyList<string>? labelCodes = null) =>
+        Onnx.HubertOnnxExporter.Export(Create(architecture, labels, seed), onnxPath, new Onnx.OnnxExportOptions { LabelCodes = labelCodes });
+
+    /// <summary>
     /// Writes <paramref name="checkpoint"/> as a Hugging Face folder (config.json + model.safetensors) with plain
     /// names (the positional conv weight as a plain <c>weight</c>), so it can be imported again.
     /// </summary>

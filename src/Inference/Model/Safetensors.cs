@@ -109,7 +109,12 @@ public sealed class SafetensorsFile : IDisposable
             throw new CheckpointFormatException(Path, name, $"dtype {entry.DType} is not supported (expected F32, F16, BF16 or F64)");
         }
 
-        var count = checked((int)entry.ElementCount);
+        if (entry.ElementCount > Array.MaxLength || entry.End - entry.Begin > Array.MaxLength)
+        {
+            throw new CheckpointFormatException(Path, name, $"tensor of {entry.ElementCount} elements is too large to load");
+        }
+
+        var count = (int)entry.ElementCount;
         var bytes = new byte[entry.End - entry.Begin];
         var read = 0;
         while (read < bytes.Length)

@@ -68,7 +68,7 @@ public static class HubertOnnxExporter
             [OnnxModelMetadata.PreprocessingProfileKey] = options.PreprocessingProfile,
             [OnnxModelMetadata.UntrainedKey] = checkpoint.Untrained ? "true" : "false",
             [OnnxModelMetadata.ParameterCountKey] = checkpoint.Architecture.ParameterCount(checkpoint.LabelCount).ToString(CultureInfo.InvariantCulture),
-            [OnnxModelMetadata.FramesKey] = checkpoint.Architecture.FramesFor(6000).ToString(CultureInfo.InvariantCulture),
+            [OnnxModelMetadata.FramesKey] = checkpoint.Architecture.FramesFor(IEcgScorer.WindowLength).ToString(CultureInfo.InvariantCulture),
         };
         foreach (var (key, value) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -277,8 +277,6 @@ public static class HubertOnnxExporter
         return Linear(g, c, context, p + "attention.out_proj");
     }
 
-    private static int[] TransposedShape(WeightTensor w) => [w.Shape[1], w.Shape[0]];
-
     private static WeightTensor Transpose(WeightTensor w)
     {
         int rows = w.Shape[0], cols = w.Shape[1];
@@ -291,7 +289,7 @@ public static class HubertOnnxExporter
             }
         }
 
-        return new WeightTensor(TransposedShape(w), data);
+        return new WeightTensor([cols, rows], data);
     }
 
     /// <summary>A write-only stream that hashes what is written to it.</summary>

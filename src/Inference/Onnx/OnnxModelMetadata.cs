@@ -24,6 +24,7 @@ public static class OnnxModelMetadata
     public const string DefaultPreprocessingProfile = "hubert-ecg-2024";
 
     private const int ModelProtoMetadataField = 14;
+    private const ulong MaxMetadataEntryBytes = 64 << 20;
 
     /// <summary>All metadata entries of an ONNX model file.</summary>
     public static IReadOnlyDictionary<string, string> Read(string path)
@@ -67,6 +68,11 @@ public static class OnnxModelMetadata
 
                         if (field == ModelProtoMetadataField)
                         {
+                            if (size > MaxMetadataEntryBytes)
+                            {
+                                throw new CheckpointFormatException(path, null, $"metadata entry of {size} bytes is implausibly large");
+                            }
+
                             var bytes = new byte[size];
                             stream.ReadExactly(bytes);
                             var entry = StringStringEntryProto.Parser.ParseFrom(bytes);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Numerics;
 using HubertEcg.Inference.Ecg;
 
 namespace HubertEcg.Inference.Preprocessing;
@@ -15,6 +16,12 @@ public sealed record EcgPreprocessorOptions
 
     /// <summary>Longest record accepted, in samples per lead at 500 Hz (default one hour).</summary>
     public int MaxSamplesAt500Hz { get; init; } = 3600 * EcgWindows.SamplingRate;
+
+    /// <summary>
+    /// Highest sampling rate accepted, in Hz (default 20 kHz). The band-pass has 0.3 x rate taps, so an absurd rate
+    /// would turn filtering into hours of work.
+    /// </summary>
+    public double MaxSamplingRate { get; init; } = 20_000;
 }
 
 /// <summary>A preprocessed record: the 500 Hz signal and the model inputs.</summary>
@@ -85,6 +92,7 @@ public sealed class EcgPreprocessor
             throw new ArgumentOutOfRangeException(nameof(options), Options.MaxSamplesAt500Hz, $"MaxSamplesAt500Hz must be at least {EcgWindows.WindowSamples}");
         }
 
+        // Fails fast on an undefined profile value.
         _ = Options.Profile.Name();
     }
 
@@ -193,6 +201,11 @@ public sealed class EcgPreprocessor
             throw new EcgFormatException(id, $"sampling rate {fs} Hz is not a positive number");
         }
 
+        if (fs > Options.MaxSamplingRate)
+        {
+            throw new EcgFormatException(id, $"sampling rate {Format(fs)} Hz is above the limit of {Format(Options.MaxSamplingRate)} Hz");
+        }
+
         if (Options.Profile == PreprocessingProfile.HubertEcg2025 && fs <= 2 * HighCutHz)
         {
             throw new EcgFormatException(id, $"profile {Options.Profile.Name()} band-passes at the source rate and needs more than {2 * HighCutHz} Hz, the record has {Format(fs)} Hz");
@@ -217,11 +230,16 @@ public sealed class EcgPreprocessor
 
         for (var i = 0; i < EcgWindows.LeadCount; i++)
         {
-            var lead = signal.Leads[i];
-            var bad = lead.AsSpan().IndexOfAny(double.PositiveInfinity, double.NegativeInfinity);
-            if (bad >= 0)
+            var lead = signal.Leads[i].AsSpan();
+            if (!SampleScan.AllFinite(lead))
             {
-                throw new EcgFormatException(id, $"lead {StandardLeads.Names[i]} has an infinite value at sample {bad}");
+                for (var j = 0; j < lead.Length; j++)
+                {
+                    if (double.IsInfinity(lead[j]))
+                    {
+                        throw new EcgFormatException(id, $"lead {StandardLeads.Names[i]} has an infinite value at sample {j}");
+                    }
+                }
             }
         }
 
@@ -237,39 +255,81 @@ public sealed class EcgPreprocessor
         var at500 = fs == EcgWindows.SamplingRate;
         var filter500 = BandPass(EcgWindows.SamplingRate);
         var sourceFilter = Options.Profile == PreprocessingProfile.HubertEcg2025 && !at500 ? BandPass(fs) : filter500;
-        var scratch = ArrayPool<double>.Shared.Rent(Math.Max(n, samples));
+        // Leads holding NaN: NaN reaches every sample of the lead through the FFT and the min/max scaling.
+        Span<int> valid = stackalloc int[EcgWindows.LeadCount];
+        var validCount = 0;
+        for (var lead = 0; lead < EcgWindows.LeadCount; lead++)
+        {
+            if (SampleScan.ContainsNaN(signal.Leads[lead]))
+            {
+                output.Slice(lead * samples, samples).Fill(double.NaN);
+                nanLeads++;
+            }
+            else
+            {
+                valid[validCount++] = lead;
+            }
+        }
+
+        var scratchLength = Math.Max(n, samples);
+        var scratch = ArrayPool<double>.Shared.Rent(2 * scratchLength);
         try
         {
-            for (var lead = 0; lead < EcgWindows.LeadCount; lead++)
+            // Two leads at a time share one complex FFT when resampling.
+            for (var v = 0; v < validCount; v += 2)
             {
-                var x = signal.Leads[lead].AsSpan();
-                var y = output.Slice(lead * samples, samples);
-                if (x.Contains(double.NaN))
-                {
-                    // NaN reaches every sample of the lead through the FFT and the min/max scaling.
-                    y.Fill(double.NaN);
-                    nanLeads++;
-                    continue;
-                }
-
+                var a = valid[v];
+                var xa = signal.Leads[a].AsSpan();
+                var ya = output.Slice(a * samples, samples);
+                var paired = v + 1 < validCount;
+                var b = paired ? valid[v + 1] : a;
+                var xb = signal.Leads[b].AsSpan();
+                var yb = output.Slice(b * samples, samples);
                 if (at500)
                 {
-                    filter500.Apply(x, y);
+                    filter500.Apply(xa, ya);
+                    if (paired)
+                    {
+                        filter500.Apply(xb, yb);
+                    }
                 }
                 else if (Options.Profile == PreprocessingProfile.HubertEcg2024)
                 {
-                    var resampled = scratch.AsSpan(0, samples);
-                    FourierResampler.Resample(x, resampled);
-                    filter500.Apply(resampled, y);
+                    var ra = scratch.AsSpan(0, samples);
+                    var rb = scratch.AsSpan(scratchLength, samples);
+                    if (paired)
+                    {
+                        FourierResampler.ResamplePair(xa, xb, ra, rb);
+                        filter500.Apply(ra, ya);
+                        filter500.Apply(rb, yb);
+                    }
+                    else
+                    {
+                        FourierResampler.Resample(xa, ra);
+                        filter500.Apply(ra, ya);
+                    }
                 }
                 else
                 {
-                    var filtered = scratch.AsSpan(0, n);
-                    sourceFilter.Apply(x, filtered);
-                    FourierResampler.Resample(filtered, y);
+                    var fa = scratch.AsSpan(0, n);
+                    var fb = scratch.AsSpan(scratchLength, n);
+                    sourceFilter.Apply(xa, fa);
+                    if (paired)
+                    {
+                        sourceFilter.Apply(xb, fb);
+                        FourierResampler.ResamplePair(fa, fb, ya, yb);
+                    }
+                    else
+                    {
+                        FourierResampler.Resample(fa, ya);
+                    }
                 }
 
-                Scale(y);
+                Scale(ya);
+                if (paired)
+                {
+                    Scale(yb);
+                }
             }
         }
         finally
@@ -285,19 +345,51 @@ public sealed class EcgPreprocessor
         return nanLeads;
     }
 
-    // 2 (x - min) / (max - min + 1e-8) - 1 over the whole lead.
+    // 2 (x - min) / (max - min + 1e-8) - 1 over the whole lead (the lead holds no NaN here).
     private static void Scale(Span<double> y)
     {
         var min = double.PositiveInfinity;
         var max = double.NegativeInfinity;
-        foreach (var v in y)
+        var i = 0;
+        if (Vector.IsHardwareAccelerated && y.Length >= Vector<double>.Count)
         {
-            min = Math.Min(min, v);
-            max = Math.Max(max, v);
+            var vmin = new Vector<double>(min);
+            var vmax = new Vector<double>(max);
+            for (; i <= y.Length - Vector<double>.Count; i += Vector<double>.Count)
+            {
+                var v = new Vector<double>(y[i..]);
+                vmin = Vector.Min(vmin, v);
+                vmax = Vector.Max(vmax, v);
+            }
+
+            for (var k = 0; k < Vector<double>.Count; k++)
+            {
+                min = Math.Min(min, vmin[k]);
+                max = Math.Max(max, vmax[k]);
+            }
+        }
+
+        for (; i < y.Length; i++)
+        {
+            min = Math.Min(min, y[i]);
+            max = Math.Max(max, y[i]);
         }
 
         var range = max - min + 1e-8;
-        for (var i = 0; i < y.Length; i++)
+        i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vmin = new Vector<double>(min);
+            var vrange = new Vector<double>(range);
+            var two = new Vector<double>(2.0);
+            for (; i <= y.Length - Vector<double>.Count; i += Vector<double>.Count)
+            {
+                var v = new Vector<double>(y[i..]);
+                ((two * (v - vmin) / vrange) - Vector<double>.One).CopyTo(y[i..]);
+            }
+        }
+
+        for (; i < y.Length; i++)
         {
             y[i] = (2 * (y[i] - min) / range) - 1;
         }

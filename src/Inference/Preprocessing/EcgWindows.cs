@@ -48,26 +48,30 @@ public static class EcgWindows
             throw new ArgumentException($"destination holds {destination.Length} values, {windowCount} windows need {windowCount * ModelInputLength}", nameof(destination));
         }
 
-        var buffer = ArrayPool<double>.Shared.Rent(FlatLength + ModelInputLength);
+        var buffer = ArrayPool<double>.Shared.Rent(2 * (FlatLength + ModelInputLength));
         try
         {
             var flat = buffer.AsSpan(0, FlatLength);
-            var decimated = buffer.AsSpan(FlatLength, ModelInputLength);
-            for (var w = 0; w < windowCount; w++)
-            {
-                var start = w * WindowSamples;
-                for (var lead = 0; lead < LeadCount; lead++)
-                {
-                    signal.Slice((lead * samples) + start, WindowSamples).CopyTo(flat.Slice(lead * WindowSamples, WindowSamples));
-                }
+            var flatNext = buffer.AsSpan(FlatLength, FlatLength);
+            var decimated = buffer.AsSpan(2 * FlatLength, ModelInputLength);
+            var decimatedNext = buffer.AsSpan((2 * FlatLength) + ModelInputLength, ModelInputLength);
+            var w = 0;
 
-                FillNaN(flat, recordId, w);
+            // Two windows at a time share the decimation filter's SIMD lanes.
+            for (; w + 1 < windowCount; w += 2)
+            {
+                Flatten(signal, samples, w, flat, recordId);
+                Flatten(signal, samples, w + 1, flatNext, recordId);
+                Decimator.ApplyPair(flat, flatNext, decimated, decimatedNext, DecimationFactor);
+                Narrow(decimated, destination.Slice(w * ModelInputLength, ModelInputLength));
+                Narrow(decimatedNext, destination.Slice((w + 1) * ModelInputLength, ModelInputLength));
+            }
+
+            if (w < windowCount)
+            {
+                Flatten(signal, samples, w, flat, recordId);
                 Decimator.Apply(flat, decimated, DecimationFactor);
-                var output = destination.Slice(w * ModelInputLength, ModelInputLength);
-                for (var i = 0; i < ModelInputLength; i++)
-                {
-                    output[i] = (float)decimated[i];
-                }
+                Narrow(decimated, destination.Slice(w * ModelInputLength, ModelInputLength));
             }
         }
         finally
@@ -76,8 +80,33 @@ public static class EcgWindows
         }
     }
 
+    // Window w, lead by lead, NaN filled.
+    private static void Flatten(ReadOnlySpan<double> signal, int samples, int w, Span<double> flat, string recordId)
+    {
+        var start = w * WindowSamples;
+        for (var lead = 0; lead < LeadCount; lead++)
+        {
+            signal.Slice((lead * samples) + start, WindowSamples).CopyTo(flat.Slice(lead * WindowSamples, WindowSamples));
+        }
+
+        FillNaN(flat, recordId, w);
+    }
+
+    private static void Narrow(ReadOnlySpan<double> values, Span<float> output)
+    {
+        for (var i = 0; i < values.Length; i++)
+        {
+            output[i] = (float)values[i];
+        }
+    }
+
     private static void FillNaN(Span<double> flat, string recordId, int window)
     {
+        if (!SampleScan.ContainsNaN(flat))
+        {
+            return;
+        }
+
         var nanCount = 0;
         var sum = 0.0;
         foreach (var v in flat)

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace HubertEcg.Inference.Preprocessing;
 
@@ -13,6 +15,16 @@ namespace HubertEcg.Inference.Preprocessing;
 public sealed class Fft
 {
     private const int MaxCachedPlans = 256;
+
+    // Cached plans hold twiddles and chirps; bound their total size (complex values) so records of many distinct
+    // lengths cannot grow the cache without limit. Plans past the bound are built per call.
+    private const long MaxCachedValues = 4L << 20;
+    private static long _cachedValues;
+    private static readonly double Sin60 = Math.Sqrt(3) / 2;
+    private static readonly double Cos72 = Math.Cos(2 * Math.PI / 5);
+    private static readonly double Cos144 = Math.Cos(4 * Math.PI / 5);
+    private static readonly double Sin72 = Math.Sin(2 * Math.PI / 5);
+    private static readonly double Sin144 = Math.Sin(4 * Math.PI / 5);
     private static readonly ConcurrentDictionary<int, Fft> Plans = new();
 
     private readonly int[] _factors;
@@ -51,8 +63,26 @@ public sealed class Fft
         }
 
         plan = new Fft(length);
-        return Plans.Count < MaxCachedPlans ? Plans.GetOrAdd(length, plan) : plan;
+        if (Plans.Count < MaxCachedPlans)
+        {
+            if (Interlocked.Add(ref _cachedValues, plan.StoredValues) <= MaxCachedValues)
+            {
+                var cached = Plans.GetOrAdd(length, plan);
+                if (!ReferenceEquals(cached, plan))
+                {
+                    Interlocked.Add(ref _cachedValues, -plan.StoredValues);
+                }
+
+                return cached;
+            }
+
+            Interlocked.Add(ref _cachedValues, -plan.StoredValues);
+        }
+
+        return plan;
     }
+
+    private long StoredValues => _twiddles.Length + (_bluestein?.StoredValues ?? 0);
 
     /// <summary>In place: <c>X[k] = sum_n x[n] exp(-2 pi i k n / N)</c>.</summary>
     public void Forward(Span<Complex> data)
@@ -147,15 +177,109 @@ public sealed class Fft
             Transform(input, offset + (q * stride), stride * p, output, outOffset + (q * m), m, factorIndex + 1);
         }
 
+        var block = output.Slice(outOffset, n);
+        switch (p)
+        {
+            case 2:
+                Combine2(block, m, twiddleStep);
+                return;
+            case 4:
+                Combine4(block, m, twiddleStep);
+                return;
+            case 5:
+                Combine5(block, m, twiddleStep);
+                return;
+            default:
+                for (var k = 0; k < m; k++)
+                {
+                    t[0] = block[k];
+                    for (var q = 1; q < p; q++)
+                    {
+                        t[q] = block[(q * m) + k] * _twiddles[q * k * twiddleStep];
+                    }
+
+                    Butterfly(t[..p], block[k..], m);
+                }
+
+                return;
+        }
+    }
+
+    // Radix-2 combine in place: X[k] = Y0[k] + W^k Y1[k], X[k + m] = Y0[k] - W^k Y1[k].
+    private void Combine2(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
         for (var k = 0; k < m; k++)
         {
-            t[0] = output[outOffset + k];
-            for (var q = 1; q < p; q++)
-            {
-                t[q] = output[outOffset + (q * m) + k] * _twiddles[q * k * twiddleStep];
-            }
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            var a = r0;
+            var b = r1 * Unsafe.Add(ref w, k * step);
+            r0 = a + b;
+            r1 = a - b;
+        }
+    }
 
-            Butterfly(t[..p], output[(outOffset + k)..], m);
+    private void Combine4(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
+        for (var k = 0; k < m; k++)
+        {
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            ref var r2 = ref Unsafe.Add(ref x0, (2 * m) + k);
+            ref var r3 = ref Unsafe.Add(ref x0, (3 * m) + k);
+            var i = k * step;
+            var t0 = r0;
+            var t1 = r1 * Unsafe.Add(ref w, i);
+            var t2 = r2 * Unsafe.Add(ref w, 2 * i);
+            var t3 = r3 * Unsafe.Add(ref w, 3 * i);
+            var s02 = t0 + t2;
+            var d02 = t0 - t2;
+            var s13 = t1 + t3;
+            var d13 = t1 - t3;
+            var minusJd13 = new Complex(d13.Imaginary, -d13.Real);
+            r0 = s02 + s13;
+            r1 = d02 + minusJd13;
+            r2 = s02 - s13;
+            r3 = d02 - minusJd13;
+        }
+    }
+
+    private void Combine5(Span<Complex> x, int m, int step)
+    {
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var w = ref MemoryMarshal.GetArrayDataReference(_twiddles);
+        for (var k = 0; k < m; k++)
+        {
+            ref var r0 = ref Unsafe.Add(ref x0, k);
+            ref var r1 = ref Unsafe.Add(ref x0, m + k);
+            ref var r2 = ref Unsafe.Add(ref x0, (2 * m) + k);
+            ref var r3 = ref Unsafe.Add(ref x0, (3 * m) + k);
+            ref var r4 = ref Unsafe.Add(ref x0, (4 * m) + k);
+            var i = k * step;
+            var u0 = r0;
+            var u1 = r1 * Unsafe.Add(ref w, i);
+            var u2 = r2 * Unsafe.Add(ref w, 2 * i);
+            var u3 = r3 * Unsafe.Add(ref w, 3 * i);
+            var u4 = r4 * Unsafe.Add(ref w, 4 * i);
+            var t1 = u1 + u4;
+            var t2 = u2 + u3;
+            var t3 = u1 - u4;
+            var t4 = u2 - u3;
+            var a1 = u0 + (Cos72 * t1) + (Cos144 * t2);
+            var a2 = u0 + (Cos144 * t1) + (Cos72 * t2);
+            var b1 = (Sin72 * t3) + (Sin144 * t4);
+            var b2 = (Sin144 * t3) - (Sin72 * t4);
+            var minusJb1 = new Complex(b1.Imaginary, -b1.Real);
+            var minusJb2 = new Complex(b2.Imaginary, -b2.Real);
+            r0 = u0 + t1 + t2;
+            r1 = a1 + minusJb1;
+            r2 = a2 + minusJb2;
+            r3 = a2 - minusJb2;
+            r4 = a1 - minusJb1;
         }
     }
 
@@ -180,6 +304,40 @@ public sealed class Fft
                     output[outStride] = d02 + minusJd13;
                     output[2 * outStride] = s02 - s13;
                     output[3 * outStride] = d02 - minusJd13;
+                    return;
+                }
+
+            case 3:
+                {
+                    // W = exp(-2 pi i / 3): X1,2 = a - (b + c) / 2 -/+ i (sqrt(3) / 2) (b - c).
+                    var sum = t[1] + t[2];
+                    var mid = t[0] - (0.5 * sum);
+                    var d = Sin60 * (t[1] - t[2]);
+                    var minusJd = new Complex(d.Imaginary, -d.Real);
+                    output[0] = t[0] + sum;
+                    output[outStride] = mid + minusJd;
+                    output[2 * outStride] = mid - minusJd;
+                    return;
+                }
+
+            case 5:
+                {
+                    // W = exp(-2 pi i / 5), pairing x1 with x4 and x2 with x3.
+                    var t1 = t[1] + t[4];
+                    var t2 = t[2] + t[3];
+                    var t3 = t[1] - t[4];
+                    var t4 = t[2] - t[3];
+                    var a1 = t[0] + (Cos72 * t1) + (Cos144 * t2);
+                    var a2 = t[0] + (Cos144 * t1) + (Cos72 * t2);
+                    var b1 = (Sin72 * t3) + (Sin144 * t4);
+                    var b2 = (Sin144 * t3) - (Sin72 * t4);
+                    var minusJb1 = new Complex(b1.Imaginary, -b1.Real);
+                    var minusJb2 = new Complex(b2.Imaginary, -b2.Real);
+                    output[0] = t[0] + t1 + t2;
+                    output[outStride] = a1 + minusJb1;
+                    output[2 * outStride] = a2 + minusJb2;
+                    output[3 * outStride] = a2 - minusJb2;
+                    output[4 * outStride] = a1 - minusJb1;
                     return;
                 }
 
@@ -238,6 +396,8 @@ public sealed class Fft
 
             _inner.Forward(_kernelSpectrum);
         }
+
+        public long StoredValues => _chirp.Length + _kernelSpectrum.Length;
 
         public void Forward(Span<Complex> data)
         {

@@ -81,4 +81,87 @@ public static class FourierResampler
             ArrayPool<Complex>.Shared.Return(buffer);
         }
     }
+
+    /// <summary>
+    /// Resamples two signals of equal length at once (one complex FFT carries both: the first as the real part,
+    /// the second as the imaginary part); same results as two <see cref="Resample"/> calls up to rounding.
+    /// </summary>
+    public static void ResamplePair(ReadOnlySpan<double> first, ReadOnlySpan<double> second, Span<double> firstOutput, Span<double> secondOutput)
+    {
+        var nx = first.Length;
+        var num = firstOutput.Length;
+        if (nx == 0 || num == 0 || second.Length != nx || secondOutput.Length != num)
+        {
+            throw new ArgumentException("resampling a pair needs two non-empty inputs of equal length and two outputs of equal length");
+        }
+
+        var buffer = ArrayPool<Complex>.Shared.Rent(nx + num);
+        try
+        {
+            var x = buffer.AsSpan(0, nx);
+            for (var i = 0; i < nx; i++)
+            {
+                x[i] = new Complex(first[i], second[i]);
+            }
+
+            Fft.ForLength(nx).Forward(x);
+
+            var n = Math.Min(num, nx);
+            var nyq = (n / 2) + 1;
+            var half = (num / 2) + 1;
+            var z = buffer.AsSpan(nx, num);
+            var nyquistFactor = n % 2 != 0 || num == nx ? 1.0 : num < nx ? 2.0 : 0.5;
+            for (var k = 0; k < half; k++)
+            {
+                Complex a, b;
+                if (k < nyq)
+                {
+                    // Split the packed spectrum: A = (X[k] + conj X[-k]) / 2, B = (X[k] - conj X[-k]) / 2i.
+                    var xk = x[k];
+                    var xm = Complex.Conjugate(x[(nx - k) % nx]);
+                    a = (xk + xm) * 0.5;
+                    var d = (xk - xm) * 0.5;
+                    b = new Complex(d.Imaginary, -d.Real);
+                    if (k == n / 2 && n % 2 == 0)
+                    {
+                        a *= nyquistFactor;
+                        b *= nyquistFactor;
+                    }
+                }
+                else
+                {
+                    a = Complex.Zero;
+                    b = Complex.Zero;
+                }
+
+                // irfft ignores the imaginary parts of the DC and (even num) Nyquist bins.
+                if (k == 0 || (num % 2 == 0 && k == num / 2))
+                {
+                    a = new Complex(a.Real, 0);
+                    b = new Complex(b.Real, 0);
+                }
+
+                // Z = YA + i YB over the full Hermitian extensions of both half spectra.
+                z[k] = new Complex(a.Real - b.Imaginary, a.Imaginary + b.Real);
+                if (k > 0 && num - k >= half)
+                {
+                    var ac = Complex.Conjugate(a);
+                    var bc = Complex.Conjugate(b);
+                    z[num - k] = new Complex(ac.Real - bc.Imaginary, ac.Imaginary + bc.Real);
+                }
+            }
+
+            Fft.ForLength(num).InverseUnscaled(z);
+            var factor = (double)num / nx;
+            for (var i = 0; i < num; i++)
+            {
+                firstOutput[i] = z[i].Real / num * factor;
+                secondOutput[i] = z[i].Imaginary / num * factor;
+            }
+        }
+        finally
+        {
+            ArrayPool<Complex>.Shared.Return(buffer);
+        }
+    }
 }

@@ -1,11 +1,12 @@
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using Xunit.Abstractions;
 
 namespace HubertEcg.Inference.Tests.Model;
 
 /// <summary>Export each golden checkpoint to ONNX, run it in ONNX Runtime and compare with the float64 PyTorch outputs.</summary>
-public sealed class ParityTests
+public sealed class ParityTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-5;
 
@@ -29,15 +30,15 @@ public sealed class ParityTests
 
         var golden = Npy.Read(Path.Combine(dir, "last_hidden_state.npy"));
         Assert.Equal([batch, outputs.Frames, checkpoint.Architecture.HiddenSize], golden.Shape);
-        Assert.InRange(ModelTestSupport.RelativeError(outputs.LastHiddenState!, golden.Data), 0, Tolerance);
-        Assert.InRange(ModelTestSupport.RelativeError(outputs.Embedding, Npy.Read(Path.Combine(dir, "embedding.npy")).Data), 0, Tolerance);
+        Check("last_hidden_state", outputs.LastHiddenState!, golden.Data);
+        Check("embedding", outputs.Embedding, Npy.Read(Path.Combine(dir, "embedding.npy")).Data);
 
         var logitsPath = Path.Combine(dir, "logits.npy");
         Assert.Equal(File.Exists(logitsPath), descriptor.LabelCount > 0);
         if (File.Exists(logitsPath))
         {
-            Assert.InRange(ModelTestSupport.RelativeError(outputs.Logits!, Npy.Read(logitsPath).Data), 0, Tolerance);
-            Assert.InRange(ModelTestSupport.RelativeError(outputs.Probabilities!, Npy.Read(Path.Combine(dir, "probabilities.npy")).Data), 0, Tolerance);
+            Check("logits", outputs.Logits!, Npy.Read(logitsPath).Data);
+            Check("probabilities", outputs.Probabilities!, Npy.Read(Path.Combine(dir, "probabilities.npy")).Data);
             Assert.Equal(164, descriptor.LabelCount);
             Assert.Equal(LabelCatalog.LoadCodes(ModelTestSupport.LabelsCsv), descriptor.LabelCodes);
         }
@@ -75,6 +76,13 @@ public sealed class ParityTests
         }
 
         Assert.Throws<ArgumentException>(() => scorer.Score(input.AsSpan(1), batch, embeddings, probabilities));
+    }
+
+    private void Check(string name, float[] ours, double[] golden)
+    {
+        var error = ModelTestSupport.RelativeError(ours, golden);
+        output.WriteLine($"{name}: relative error {error:E2}");
+        Assert.InRange(error, 0, Tolerance);
     }
 
     private static double MaxAbsDiff(float[] a, float[] b)

@@ -1,9 +1,10 @@
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using Xunit.Abstractions;
 
 namespace HubertEcg.Inference.Tests.Model;
 
-public sealed class RandomModelAndScorerTests : IDisposable
+public sealed class RandomModelAndScorerTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _temp = new();
 
@@ -41,10 +42,61 @@ public sealed class RandomModelAndScorerTests : IDisposable
     }
 
     [Fact]
+    public async Task ConcurrentScoreCallsGetTheirOwnBuffers()
+    {
+        var path = _temp.File("concurrent.onnx");
+        HubertOnnxExporter.Export(RandomModelFactory.Create(HubertArchitecture.Tiny(), labels: 7, seed: 5), path);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 2 });
+        var input = ModelTestSupport.Input("tiny-pretrained");
+        var expected = new List<float[]>();
+        for (var w = 0; w < 4; w++)
+        {
+            expected.Add(scorer.Run(input.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength), 1).Probabilities!);
+        }
+
+        // Each task scores a different window repeatedly; mixed-up buffers would hand one task another's result.
+        var tasks = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
+        {
+            var window = input.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength).ToArray();
+            var probabilities = new float[7];
+            for (var i = 0; i < 20; i++)
+            {
+                scorer.Score(window, 1, new float[32], probabilities);
+                Assert.Equal(expected[w], probabilities);
+            }
+        }));
+        await Task.WhenAll(tasks);
+    }
+
+    [Fact]
+    public void SteadyStateScoringAllocatesNoBuffers()
+    {
+        var path = _temp.File("alloc.onnx");
+        RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(), path, labels: 164);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 4 });
+        var windows = ModelTestSupport.Input("tiny-pretrained");
+        var embeddings = new float[4 * 32];
+        var probabilities = new float[4 * 164];
+        scorer.Score(windows, 4, embeddings, probabilities);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10; i++)
+        {
+            scorer.Score(windows, 4, embeddings, probabilities);
+        }
+
+        // One batch's buffers alone are 4 x 6000 x 4 bytes = 96 KB; what is left per call is ONNX Runtime's
+        // managed wrapper marshalling names and handles.
+        var perCall = (GC.GetAllocatedBytesForCurrentThread() - before) / 10;
+        output.WriteLine($"allocated per Score call: {perCall} bytes");
+        Assert.InRange(perCall, 0, 2048);
+    }
+
+    [Fact]
     public void ModelWithoutHeadHasNoLabels()
     {
         var path = _temp.File("nohead.onnx");
-        HubertOnnxExporter.Export(RandomModelFactory.Create(HubertArchitecture.Tiny(layers: 1) with { DoStableLayerNorm = true, FeatExtractNorm = FeatureExtractorNorm.Layer }), path);
+        var exported = RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(layers: 1) with { DoStableLayerNorm = true, FeatExtractNorm = FeatureExtractorNorm.Layer }, path);
+        Assert.True(exported.Untrained);
         using var scorer = new OnnxEcgScorer(path);
         Assert.Equal(0, scorer.Model.LabelCount);
         var windows = new float[2 * IEcgScorer.WindowLength];
@@ -55,6 +107,25 @@ public sealed class RandomModelAndScorerTests : IDisposable
         Assert.Null(outputs.Probabilities);
         Assert.Equal(2 * 93 * 32, outputs.LastHiddenState!.Length);
         Assert.Equal(outputs.Embedding, embeddings);
+    }
+
+    [Theory]
+    [InlineData(15, true, true, 2)]
+    [InlineData(16, false, false, 1)]
+    [InlineData(7, true, false, 0)]
+    public void ArchitectureVariantsExportAndRun(int posKernel, bool convBias, bool featProjLayerNorm, int layers)
+    {
+        var architecture = HubertArchitecture.Tiny(layers: layers, posKernel: posKernel) with { ConvBias = convBias, FeatProjLayerNorm = featProjLayerNorm };
+        var path = _temp.File($"variant-{posKernel}.onnx");
+        RandomModelFactory.ExportRandom(architecture, path, labels: 3);
+        using var scorer = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1 });
+        var outputs = scorer.Run(ModelTestSupport.Input("tiny-pretrained"), 4, hiddenStates: true);
+
+        // SamePad drops a frame only for even kernels, so every variant keeps 93 frames.
+        Assert.Equal(93, outputs.Frames);
+        Assert.Equal(4 * 93 * 32, outputs.LastHiddenState!.Length);
+        Assert.All(outputs.Probabilities!, p => Assert.InRange(p, 0f, 1f));
+        Assert.Equal(architecture.ParameterCount(3), RandomModelFactory.Create(architecture, 3).Weights.Values.Sum(w => (long)w.Data.Length));
     }
 
     [Fact]

@@ -22,11 +22,11 @@ public sealed class FilterDesignTests
         var w = FirDesign.Hamming(151);
         for (var i = 0; i < w.Length; i++)
         {
-            Assert.Equal(0.54 - (0.46 * Math.Cos(2 * Math.PI * i / 150)), w[i], 12);
+            Assert.Equal(0.54 - (0.46 * Math.Cos(2 * Math.PI * i / 150)), w[i], 1e-12);
         }
 
-        Assert.Equal(0.08, w[0], 15);
-        Assert.Equal(1.0, w[75], 15);
+        Assert.Equal(0.08, w[0], 1e-15);
+        Assert.Equal(1.0, w[75], 1e-15);
     }
 
     [Theory]
@@ -43,13 +43,13 @@ public sealed class FilterDesignTests
         // Linear phase: symmetric taps.
         for (var i = 0; i < taps.Length; i++)
         {
-            Assert.Equal(taps[i], taps[taps.Length - 1 - i], 15);
+            Assert.Equal(taps[i], taps[taps.Length - 1 - i], 1e-15);
         }
 
         // |H| at the centre of [0.05 Hz, 47 Hz] is 1. A 0.3 s filter cannot resolve the 0.05 Hz edge, so DC passes
         // almost unattenuated (about 0.98); above 47 Hz plus the Hamming transition width the stop band holds.
         var centre = Math.PI * 0.5 * ((2 * 0.05 / fs) + (2 * 47 / fs));
-        Assert.Equal(1.0, Magnitude(taps, centre), 12);
+        Assert.Equal(1.0, Magnitude(taps, centre), 1e-12);
         Assert.InRange(taps.Sum(), 0.95, 0.999);
         if (fs >= 250)
         {
@@ -69,8 +69,8 @@ public sealed class FilterDesignTests
         for (var s = 0; s < 4; s++)
         {
             var b0 = sos[s * 6];
-            Assert.Equal(2 * b0, sos[(s * 6) + 1], 14);
-            Assert.Equal(b0, sos[(s * 6) + 2], 14);
+            Assert.Equal(2 * b0, sos[(s * 6) + 1], 1e-14);
+            Assert.Equal(b0, sos[(s * 6) + 2], 1e-14);
             Assert.Equal(1.0, sos[(s * 6) + 3]);
             radii[s] = Math.Sqrt(sos[(s * 6) + 5]);
             Assert.InRange(radii[s], 0.0, 1.0);
@@ -85,8 +85,8 @@ public sealed class FilterDesignTests
 
         // An even-order Chebyshev I filter sits at the bottom of its ripple at DC and at the cut-off,
         // never exceeds 1 in the pass band, and is far down in the stop band.
-        Assert.Equal(ripple, SosMagnitude(sos, 0), 12);
-        Assert.Equal(ripple, SosMagnitude(sos, Math.PI * 0.16), 10);
+        Assert.Equal(ripple, SosMagnitude(sos, 0), 1e-12);
+        Assert.Equal(ripple, SosMagnitude(sos, Math.PI * 0.16), 1e-10);
         for (var w = 0.0; w < Math.PI * 0.16; w += 0.001)
         {
             Assert.InRange(SosMagnitude(sos, w), ripple - 1e-12, 1 + 1e-12);
@@ -119,7 +119,7 @@ public sealed class FilterDesignTests
                 x = y;
             }
 
-            Assert.Equal(3.0 * gain, x, 12);
+            Assert.Equal(3.0 * gain, x, 1e-12);
         }
     }
 
@@ -136,18 +136,66 @@ public sealed class FilterDesignTests
         Assert.All(output, v => Assert.Equal(-1.5 * dc * dc, v, 12));
     }
 
+    [Theory]
+    [InlineData(2, 1.0, 0.3)]
+    [InlineData(4, 0.5, 0.2)]
+    [InlineData(6, 0.1, 0.45)]
+    public void OtherEvenOrdersKeepTheirRippleAndRunZeroPhase(int order, double ripple, double cutoff)
+    {
+        var sos = ChebyshevDesign.LowPassSos(order, ripple, cutoff);
+        Assert.Equal(order / 2 * 6, sos.Length);
+        var bottom = Math.Pow(10, -ripple / 20);
+        Assert.Equal(bottom, SosMagnitude(sos, 0), 1e-12);
+        Assert.Equal(bottom, SosMagnitude(sos, Math.PI * cutoff), 1e-9);
+
+        // The general (not 4-section) path: a constant comes out times the squared DC gain, with the pad the
+        // section count implies.
+        var filter = new ZeroPhaseSos(sos);
+        Assert.Equal(3 * (order + 1), filter.PadLength);
+        var output = new double[100];
+        filter.Apply(Enumerable.Repeat(2.0, 100).ToArray(), output);
+        Assert.All(output, v => Assert.Equal(2.0 * bottom * bottom, v, 1e-12));
+    }
+
+    [Fact]
+    public void PairedSosFilteringEqualsTwoSeparateRuns()
+    {
+        var filter = new ZeroPhaseSos(ChebyshevDesign.LowPassSos(8, 0.05, 0.16));
+        var random = new Random(3);
+        var a = Enumerable.Range(0, 3000).Select(i => Math.Sin(i * 0.02) + random.NextDouble()).ToArray();
+        var b = Enumerable.Range(0, 3000).Select(i => Math.Cos(i * 0.005) - random.NextDouble()).ToArray();
+        var pairA = new double[600];
+        var pairB = new double[600];
+        filter.ApplyPair(a, b, pairA, pairB, 5);
+        var soloA = new double[600];
+        var soloB = new double[600];
+        filter.Apply(a, soloA, 5);
+        filter.Apply(b, soloB, 5);
+        Assert.Equal(soloA, pairA);
+        Assert.Equal(soloB, pairB);
+
+        // Every 5th sample of the full-rate output.
+        var full = new double[3000];
+        filter.Apply(a, full);
+        Assert.Equal(Enumerable.Range(0, 600).Select(i => full[i * 5]).ToArray(), soloA);
+    }
+
     [Fact]
     public void ZeroPhaseFirEqualsFiltfiltWithLfilterZi()
     {
         var taps = FirDesign.BandPass(31, 0.001, 0.94);
         var random = new Random(7);
-        var x = Enumerable.Range(0, 500).Select(i => Math.Sin(i * 0.05) + random.NextDouble() - 0.5).ToArray();
-        var actual = new double[x.Length];
-        new ZeroPhaseFir(taps).Apply(x, actual);
-        var expected = ReferenceFiltfilt(taps, x);
-        for (var i = 0; i < x.Length; i++)
+        foreach (var length in new[] { 500, 503, ZeroPhaseFir.AlignedPathLimit + 7 })
         {
-            Assert.Equal(expected[i], actual[i], 12);
+            // Short signals take the aligned path, the longest the plain one.
+            var x = Enumerable.Range(0, length).Select(i => Math.Sin(i * 0.05) + random.NextDouble() - 0.5).ToArray();
+            var actual = new double[x.Length];
+            new ZeroPhaseFir(taps).Apply(x, actual);
+            var expected = ReferenceFiltfilt(taps, x);
+            for (var i = 0; i < x.Length; i++)
+            {
+                Assert.Equal(expected[i], actual[i], 1e-12);
+            }
         }
     }
 

@@ -56,7 +56,34 @@ public sealed class FourierTests
         FourierResampler.Resample(x, y);
         for (var i = 0; i < num; i++)
         {
-            Assert.Equal(Signal((double)i / num), y[i], 10);
+            Assert.Equal(Signal((double)i / num), y[i], 1e-10);
+        }
+    }
+
+    [Theory]
+    [InlineData(1000, 5000)]
+    [InlineData(999, 4995)]
+    [InlineData(38400, 19200)]
+    [InlineData(5001, 2500)]
+    [InlineData(5000, 2501)]
+    [InlineData(600, 600)]
+    [InlineData(2, 1)]
+    public void PairedResamplingEqualsSeparateResampling(int n, int num)
+    {
+        var random = new Random(n + num);
+        var a = Enumerable.Range(0, n).Select(_ => random.NextDouble() - 0.5).ToArray();
+        var b = Enumerable.Range(0, n).Select(_ => (3 * random.NextDouble()) + 1).ToArray();
+        var pairA = new double[num];
+        var pairB = new double[num];
+        FourierResampler.ResamplePair(a, b, pairA, pairB);
+        var soloA = new double[num];
+        var soloB = new double[num];
+        FourierResampler.Resample(a, soloA);
+        FourierResampler.Resample(b, soloB);
+        for (var i = 0; i < num; i++)
+        {
+            Assert.Equal(soloA[i], pairA[i], 1e-12);
+            Assert.Equal(soloB[i], pairB[i], 1e-12);
         }
     }
 

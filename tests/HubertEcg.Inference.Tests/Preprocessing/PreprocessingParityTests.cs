@@ -42,6 +42,24 @@ public sealed class PreprocessingParityTests
     }
 
     [Fact]
+    public void FortranOrderRawArraysReadInLeadMajorOrder()
+    {
+        // The real records' raw.npy files are stored Fortran-ordered (samples x leads transposed); element
+        // (lead i, sample j) sits at j * 12 + i in the file. Npy.Read must hand them back lead-major.
+        var path = RepoPaths.SharedFile("golden", "preprocess", "s0010_re", "raw.npy");
+        var bytes = File.ReadAllBytes(path);
+        var headerLength = BitConverter.ToUInt16(bytes, 8);
+        Assert.Contains("'fortran_order': True", System.Text.Encoding.Latin1.GetString(bytes, 10, headerLength), StringComparison.Ordinal);
+        var array = Npy.Read(path);
+        var n = array.Shape[1];
+        foreach (var (lead, sample) in new[] { (0, 0), (1, 5), (11, n - 1), (7, 12345) })
+        {
+            var fileValue = BitConverter.ToDouble(bytes, 10 + headerLength + (8 * ((sample * 12) + lead)));
+            Assert.Equal(fileValue, array.Data[(lead * n) + sample]);
+        }
+    }
+
+    [Fact]
     public void NaNFillMatchesGolden()
     {
         var input = Npy.Read(RepoPaths.SharedFile("golden", "preprocess", "nan_fill", "preprocessed_500hz_with_nan.npy"));

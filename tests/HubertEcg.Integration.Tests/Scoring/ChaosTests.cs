@@ -27,16 +27,28 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "kill/", shardSize: 8, leaseSeconds: 4, modelPath: model.Path);
             await WaitForShardsDoneAsync(store, runId, 3, silos);
 
-            silos[0].Kill();
+            // Kill a silo whose worker holds leases (its current shard and the one it prefetched).
+            var victim = await LeaseHolderAsync(store, runId, silos);
+            victim.Kill();
+            var orphaned = (await store.LoadShardsAsync(runId, includeBlobs: false))
+                .Where(s => s.State == ShardStates.Leased && s.LeaseOwner!.StartsWith(victim.Name + "@", StringComparison.Ordinal))
+                .Select(s => s.ShardNo)
+                .ToList();
+            Assert.NotEmpty(orphaned);
             var midway = await store.GetRunAsync(runId);
             Assert.NotEqual(RunStates.Completed, midway!.State);
+
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
             await AssertExactAsync(run, cohort);
 
-            // The killed silo's worker held leases (its current shard and the one it prefetched): they expired and
-            // other workers redid those shards.
-            var shards = await store.LoadShardsAsync(runId, includeBlobs: false);
-            Assert.Contains(shards, s => s.Attempts >= 2 && s.State == ShardStates.Done);
+            // The dead worker's leases expired and other workers redid those shards.
+            var shards = (await store.LoadShardsAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
+            Assert.All(orphaned, n =>
+            {
+                Assert.Equal(ShardStates.Done, shards[n].State);
+                Assert.True(shards[n].Attempts >= 2);
+                Assert.False(shards[n].LeaseOwner!.StartsWith(victim.Name + "@", StringComparison.Ordinal));
+            });
         }
         finally
         {
@@ -91,6 +103,25 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
 
             await Task.Delay(100);
         }
+    }
+
+    private static async Task<SiloProcess> LeaseHolderAsync(RunStore store, Guid runId, IReadOnlyList<SiloProcess> silos)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (DateTime.UtcNow < deadline)
+        {
+            var leased = (await store.LoadShardsAsync(runId, includeBlobs: false)).Where(s => s.State == ShardStates.Leased).ToList();
+            var holder = silos.FirstOrDefault(p => leased.Count(s => s.LeaseOwner!.StartsWith(p.Name + "@", StringComparison.Ordinal)) >= 2)
+                ?? silos.FirstOrDefault(p => leased.Any(s => s.LeaseOwner!.StartsWith(p.Name + "@", StringComparison.Ordinal)));
+            if (holder is not null)
+            {
+                return holder;
+            }
+
+            await Task.Delay(20);
+        }
+
+        throw new TimeoutException("no silo held a lease");
     }
 
     private async Task AssertExactAsync(RunRecord run, CohortManifest cohort)
