@@ -76,6 +76,10 @@ create function dashboard_scores_added() returns trigger
 language plpgsql as $fn$
 declare
     writer text := dashboard_writer_name();
+    -- The thresholds as two small arrays: comparing probabilities[position + 1] against them is about three
+    -- times faster than unnesting every probability array and joining the thresholds.
+    positions integer[] := array(select position from dashboard_label_thresholds order by position);
+    thresholds real[] := array(select threshold from dashboard_label_thresholds order by position);
 begin
     insert into run_progress_minutes as m (run_id, minute, records_scored)
     select n.run_id, date_trunc('minute', n.scored_at), count(*)
@@ -93,10 +97,9 @@ begin
 
     insert into run_label_positives as p (run_id, position, positives)
     select n.run_id, t.position, count(*)
-    from added_rows n
-    cross join lateral unnest(n.probabilities) with ordinality as u (probability, ord)
-    join dashboard_label_thresholds t on t.position = u.ord - 1
-    where u.probability > t.threshold
+    from unnest(positions, thresholds) as t (position, threshold)
+    cross join added_rows n
+    where n.probabilities[t.position + 1] > t.threshold
     group by 1, 2
     order by 1, 2
     on conflict (run_id, position) do update set positives = p.positives + excluded.positives;
@@ -109,6 +112,9 @@ $fn$;
 -- taken its summary rows with it.
 create function dashboard_scores_removed() returns trigger
 language plpgsql as $fn$
+declare
+    positions integer[] := array(select position from dashboard_label_thresholds order by position);
+    thresholds real[] := array(select threshold from dashboard_label_thresholds order by position);
 begin
     update run_progress_minutes m
     set records_scored = m.records_scored - d.n
@@ -119,10 +125,9 @@ begin
     update run_label_positives p
     set positives = p.positives - d.n
     from (select o.run_id, t.position, count(*) as n
-          from removed_rows o
-          cross join lateral unnest(o.probabilities) with ordinality as u (probability, ord)
-          join dashboard_label_thresholds t on t.position = u.ord - 1
-          where u.probability > t.threshold
+          from unnest(positions, thresholds) as t (position, threshold)
+          cross join removed_rows o
+          where o.probabilities[t.position + 1] > t.threshold
           group by 1, 2 order by 1, 2) d
     where p.run_id = d.run_id and p.position = d.position;
 
