@@ -334,6 +334,10 @@ cross join lateral (
            coalesce(sum(m.records_quarantined), 0)::bigint as quarantined,
            coalesce(sum(m.records_scored + m.records_quarantined)
                     filter (where m.minute >= date_trunc('minute', now()) - interval '59 minutes'), 0)::bigint as last_hour,
+           coalesce(sum(m.records_scored + m.records_quarantined)
+                    filter (where m.minute > date_trunc('minute', now() - interval '1 minute')), 0)::bigint as after_window_minute,
+           coalesce(sum(m.records_scored + m.records_quarantined)
+                    filter (where m.minute = date_trunc('minute', now() - interval '1 minute')), 0)::bigint as window_minute,
            min(m.minute) as first_minute,
            max(m.minute) as last_written_minute
     from run_progress_minutes m
@@ -352,9 +356,27 @@ cross join lateral (
                 else c0.records_planned - c0.records_done - c0.records_quarantined - c0.records_failed end as records_remaining
 ) c
 cross join lateral (
-    select (select count(*) from scores s where s.run_id = r.run_id and s.scored_at > now() - interval '1 minute')
-         + (select count(*) from quarantine q where q.run_id = r.run_id and q.quarantined_at > now() - interval '1 minute')
-           as last_minute,
+    -- The last minute, (now - 60 s, ...), starts inside the minute bucket window_minute: its later buckets count
+    -- whole; of window_minute, whichever side of the window start is shorter (at most 30 s of rows) is counted
+    -- from the rows themselves, so the count stays exact and cheap however fast the run goes.
+    select now() - interval '1 minute' as window_start,
+           date_trunc('minute', now() - interval '1 minute') as window_minute
+) b
+cross join lateral (
+    select w.after_window_minute
+         + case
+               when b.window_start - b.window_minute < interval '30 seconds' then
+                   w.window_minute
+                   - (select count(*) from scores s
+                      where s.run_id = r.run_id and s.scored_at >= b.window_minute and s.scored_at <= b.window_start)
+                   - (select count(*) from quarantine q
+                      where q.run_id = r.run_id and q.quarantined_at >= b.window_minute and q.quarantined_at <= b.window_start)
+               else
+                   (select count(*) from scores s
+                    where s.run_id = r.run_id and s.scored_at > b.window_start and s.scored_at < b.window_minute + interval '1 minute')
+                   + (select count(*) from quarantine q
+                      where q.run_id = r.run_id and q.quarantined_at > b.window_start and q.quarantined_at < b.window_minute + interval '1 minute')
+           end as last_minute,
            coalesce(r.started_at, w.first_minute, now()) as since
 ) l
 cross join lateral (

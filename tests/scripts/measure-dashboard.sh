@@ -54,5 +54,15 @@ for mode in origin replica; do
     printf '%-40s %10s %10s\n' "$label" "-" "$(printf '%s\n' "${times[@]}" | median)"
 done
 
+# A busy live run: 60,000 records scored in the last minute (1,000 a second), so the last-minute count has work.
+burst="insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at)
+select 'bench-model', 'burst-' || i, '$live', s.probabilities, s.embedding, 4, 'burst/' || i, 'e', now() - interval '55 seconds' * (i / 60000.0)
+from generate_series(1, 60000) i cross join lateral (select probabilities, embedding from scores where run_id = '$live' limit 1) s"
+explain_busy=()
+for _ in 1 2 3 4 5; do explain_busy+=(-c "explain (analyze, timing off) select * from dashboard_run_progress where run_id = '$live'"); done
+out="$("${psql_cmd[@]}" -c "begin" -c "$burst" "${explain_busy[@]}" -c "rollback")"
+printf '%-40s %10s %10s\n' "progress, one run, 1000 records/s" \
+    "$(grep -oP 'Planning Time: \K[0-9.]+' <<< "$out" | tail -4 | median)" "$(grep -oP 'Execution Time: \K[0-9.]+' <<< "$out" | tail -4 | median)"
+
 out="$("${psql_cmd[@]}" -c "begin" -c "explain (analyze, timing off) insert into label_thresholds (position, threshold) values (50, 0.3)" -c "rollback")"
 printf '%-40s %10s %10s\n' "threshold change, one label (recount)" "-" "$(grep -oP 'Execution Time: \K[0-9.]+' <<< "$out")"

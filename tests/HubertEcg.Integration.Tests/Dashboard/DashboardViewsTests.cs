@@ -29,9 +29,12 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         var rows = new List<ScoreRow>();
         rows.AddRange(Enumerable.Range(0, 3).Select(i => Score(runId, $"old-{i}", now.AddHours(-3))));
         rows.AddRange(Enumerable.Range(0, 6).Select(i => Score(runId, $"hour-{i}", now.AddMinutes(-30))));
-        rows.AddRange(Enumerable.Range(0, 4).Select(i => Score(runId, $"minute-{i}", now.AddSeconds(-10))));
+        rows.Add(Score(runId, "edge-70", now.AddSeconds(-70)));
+
+        // Spread over the minute so that, whatever second the test runs at, some fall on each side of a minute boundary.
+        rows.AddRange(new[] { -55, -45, -31, -29 }.Select(s => Score(runId, $"minute{s}", now.AddSeconds(s))));
         rows.AddRange(Enumerable.Range(0, 2).Select(i => Score(runId, $"inflight-{i}", now.AddSeconds(-5))));
-        Assert.Equal(15, await writer.WriteScoresAsync(rows));
+        Assert.Equal(16, await writer.WriteScoresAsync(rows));
         Assert.Equal(2, await writer.WriteQuarantineAsync(
         [
             new QuarantineRow(runId, "bad-1", 1, "p/bad-1.hea", "header: missing lead V4", now.AddSeconds(-20)),
@@ -54,29 +57,29 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
             Assert.True(await reader.ReadAsync());
             Assert.Equal("running", reader.GetString(0));
             Assert.Equal(30, reader.GetInt64(1));
-            Assert.Equal(15, reader.GetInt64(2)); // rows written beat the coordinator's 10 (shard 0)
+            Assert.Equal(16, reader.GetInt64(2)); // rows written beat the coordinator's 10 (shard 0)
             Assert.Equal(2, reader.GetInt64(3));
             Assert.Equal(0, reader.GetInt64(4));
-            Assert.Equal(13, reader.GetInt64(5));
-            Assert.Equal(56.67m, reader.GetDecimal(6));
+            Assert.Equal(12, reader.GetInt64(5));
+            Assert.Equal(60.00m, reader.GetDecimal(6));
             Assert.Equal(8 / 60.0, reader.GetDouble(7), 9); // 4 + 2 scored and 2 quarantined in the last minute
-            Assert.Equal(14 / reader.GetDouble(10), reader.GetDouble(8), 9); // the 3 rows of 3 hours ago are out
-            Assert.Equal(13 / (8 / 60.0), reader.GetDouble(9), 6);
+            Assert.Equal(15 / reader.GetDouble(10), reader.GetDouble(8), 9); // the 3 rows of 3 hours ago are out
+            Assert.Equal(12 / (8 / 60.0), reader.GetDouble(9), 6);
             Assert.Equal("dashboard run", reader.GetString(11));
             Assert.Equal(3, reader.GetInt32(12));
             Assert.True(reader.GetBoolean(13));
-            Assert.Equal(97.5, reader.GetFieldValue<TimeSpan>(14).TotalSeconds, 3);
+            Assert.Equal(90, reader.GetFieldValue<TimeSpan>(14).TotalSeconds, 3);
         }
 
         await tx.CommitAsync();
 
-        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Completed, 17, 15, 2, 0, 3, 0, 0, 0, null, started, now));
+        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Completed, 18, 16, 2, 0, 3, 0, 0, 0, null, started, now));
         await using var done = database.DataSource.CreateCommand(
             "select records_planned, records_remaining, percent_done, eta_seconds from dashboard_run_progress where run_id = @run");
         done.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = runId });
         await using var finished = await done.ExecuteReaderAsync();
         Assert.True(await finished.ReadAsync());
-        Assert.Equal(17, finished.GetInt64(0));
+        Assert.Equal(18, finished.GetInt64(0));
         Assert.Equal(0, finished.GetInt64(1));
         Assert.Equal(100m, finished.GetDecimal(2));
         Assert.Equal(0.0, finished.GetDouble(3));
