@@ -22,6 +22,7 @@ public static class Cli
         root.Subcommands.Add(ModelCommands.Build());
         root.Subcommands.Add(EcgCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
+        root.Subcommands.Add(CohortCommands.Build());
         root.Subcommands.Add(SmokeCommand.Build());
         root.Subcommands.Add(RunCommands.Build());
         root.Subcommands.Add(ResultsCommands.Build());

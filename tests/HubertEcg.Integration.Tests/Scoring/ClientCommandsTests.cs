@@ -21,7 +21,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         using var model = new TinyModel(seed: 21);
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "cli/", 40);
         await using var cluster = await ScoringCluster.StartAsync(
-            2, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null,
+            2, database.ConnectionString, blobs.ConnectionString,
             settings: new Dictionary<string, string?> { ["Workers:IntraOpThreads"] = "1" });
 
         var (code, output) = await CliAsync("run", "submit", "--input", $"{blobs.ContainerName}/cli/", "--model", model.Path, "--name", "cli test", "--shard-size", "7", "--batch", "4");
@@ -126,7 +126,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         Assert.Contains("cancel requested", output, StringComparison.Ordinal);
 
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null);
+            1, database.ConnectionString, blobs.ConnectionString);
         var run = await Runs.WaitFinishedAsync(new RunStore(database.DataSource), runId, TimeSpan.FromMinutes(1));
         Assert.Equal(RunStates.Cancelled, run.State);
         Assert.Equal("cancelled by request", run.Error);

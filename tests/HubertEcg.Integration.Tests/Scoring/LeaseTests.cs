@@ -18,7 +18,7 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         await SyntheticCohort.UploadAsync(blobs.Container, "lease/", 4);
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+            1, database.ConnectionString, blobs.ConnectionString, workers: false);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("lease-model"), blobs.ContainerName, "lease/", shardSize: 4, leaseSeconds: 1, maxAttempts: 2);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);
@@ -69,7 +69,7 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         await SyntheticCohort.UploadAsync(blobs.Container, "handback/", 2);
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+            1, database.ConnectionString, blobs.ConnectionString, workers: false);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("handback-model"), blobs.ContainerName, "handback/", shardSize: 100, leaseSeconds: 30, maxAttempts: 2);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);
@@ -102,7 +102,7 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         using var model = new TinyModel(seed: 41);
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null, workers: false);
+            1, database.ConnectionString, blobs.ConnectionString, workers: false);
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "vanish/", shardSize: 5, modelPath: model.Path);
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         await WaitPlannedAsync(coordinator);

@@ -24,7 +24,7 @@ public sealed class RunEndToEndTests(PostgresDatabaseFixture database, BlobConta
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "cohort/", RecordCount, mixed: true);
         var store = new RunStore(database.DataSource);
         await using var cluster = await ScoringCluster.StartAsync(
-            3, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null,
+            3, database.ConnectionString, blobs.ConnectionString,
             settings: new Dictionary<string, string?> { ["Coordinator:ListPageSize"] = "97", ["Workers:IntraOpThreads"] = "1" });
 
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "cohort/", shardSize: 25, modelPath: model.Path);
@@ -133,7 +133,7 @@ public sealed class GracefulShutdownTests(PostgresDatabaseFixture database, Blob
         using var model = new TinyModel(seed: 61);
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "graceful/", 200);
         var store = new RunStore(database.DataSource);
-        await using var cluster = await ScoringCluster.StartAsync(2, database.ConnectionString, blobs.ConnectionString, scorers: null, preparer: null);
+        await using var cluster = await ScoringCluster.StartAsync(2, database.ConnectionString, blobs.ConnectionString);
 
         // A long lease: had the stopped silo's leases been dropped instead of handed back, the run would wait for it.
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "graceful/", shardSize: 10, leaseSeconds: 600, modelPath: model.Path);

@@ -1,5 +1,4 @@
 using HubertEcg.Grains;
-using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Model;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Configuration;
@@ -24,16 +23,11 @@ public sealed class ScoringCluster : IAsyncDisposable
 
     public IGrainFactory Grains => Cluster.Client;
 
-    /// <summary>
-    /// Starts <paramref name="silos"/> silos. Without <paramref name="scorers"/> and <paramref name="preparer"/> the
-    /// silos use the real ones (ONNX Runtime, the preprocessing library).
-    /// </summary>
+    /// <summary>Starts <paramref name="silos"/> silos with the real readers, preprocessing and ONNX Runtime scorer.</summary>
     public static async Task<ScoringCluster> StartAsync(
         short silos,
         string postgres,
         string blob,
-        IScorerProvider? scorers,
-        IWindowPreparer? preparer,
         bool workers = true,
         IDictionary<string, string?>? settings = null)
     {
@@ -57,15 +51,6 @@ public sealed class ScoringCluster : IAsyncDisposable
 
             host.Configuration.AddInMemoryCollection(values);
             host.Services.AddHubertEcgScoring(host.Configuration, startWorkers: workers);
-            if (scorers is not null)
-            {
-                host.Services.AddSingleton(scorers);
-            }
-
-            if (preparer is not null)
-            {
-                host.Services.AddSingleton(preparer);
-            }
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();

@@ -157,7 +157,8 @@ public sealed partial class RunCoordinatorGrain(
 
     public async Task Complete(ShardOutcome outcome)
     {
-        if (_run is null || !_shards.TryGetValue(outcome.ShardNo, out var shard) || shard.State == ShardStates.Done)
+        // After the run ended (completed with failed shards, or cancelled) its counts are final: late reports are ignored.
+        if (_run is null || RunStates.IsFinal(_state) || !_shards.TryGetValue(outcome.ShardNo, out var shard) || shard.State == ShardStates.Done)
         {
             return;
         }
@@ -198,7 +199,7 @@ public sealed partial class RunCoordinatorGrain(
 
     public async Task Release(string workerId, int shardNo, int leaseId, string? error, bool permanent)
     {
-        if (_run is null || !_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
+        if (_run is null || RunStates.IsFinal(_state) || !_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
         {
             return;
         }

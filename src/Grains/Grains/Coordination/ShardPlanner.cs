@@ -1,3 +1,5 @@
+using HubertEcg.Storage;
+
 namespace HubertEcg.Grains.Coordination;
 
 /// <summary>A shard the planner formed: a container blob, or the files of up to shard-size single records.</summary>
@@ -58,7 +60,7 @@ public sealed class ShardPlanner
 
             if (IsContainer(name))
             {
-                shards.Add(new PlannedShard("container", [name], 0));
+                shards.Add(new PlannedShard(ShardKinds.Container, [name], 0));
                 continue;
             }
 
@@ -102,7 +104,7 @@ public sealed class ShardPlanner
         {
             var take = Math.Min(ShardSize, records.Count - index);
             var slice = records.GetRange(index, take);
-            shards.Add(new PlannedShard("records", slice.SelectMany(g => g.Files).ToList(), take));
+            shards.Add(new PlannedShard(ShardKinds.Records, slice.SelectMany(g => g.Files).ToList(), take));
             index += take;
         }
 

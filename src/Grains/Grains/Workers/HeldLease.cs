@@ -16,7 +16,6 @@ internal sealed partial class HeldLease : IAsyncDisposable
     private readonly CancellationTokenSource _heartbeatStop = new();
     private readonly Task _heartbeat;
     private int _unreported;
-    private int _reported;
     private bool _finished;
 
     public HeldLease(string workerId, IRunCoordinatorGrain coordinator, ShardLease lease, ILogger logger)
@@ -37,14 +36,8 @@ internal sealed partial class HeldLease : IAsyncDisposable
 
     public DownloadedShard? Shard { get; set; }
 
-    /// <summary>Records written so far (reported to the coordinator or waiting for the next renewal).</summary>
-    public int Reported => Volatile.Read(ref _reported);
-
-    public void Report(int records)
-    {
-        Interlocked.Add(ref _unreported, records);
-        Interlocked.Add(ref _reported, records);
-    }
+    /// <summary>Counts records written; the next renewal reports them to the coordinator (for the run's rate).</summary>
+    public void Report(int records) => Interlocked.Add(ref _unreported, records);
 
     /// <summary>
     /// Reports the shard done, retrying while the coordinator is unreachable (it may be moving to another silo). If it

@@ -1,5 +1,6 @@
 using HubertEcg.Grains.Coordination;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Storage;
 
 namespace HubertEcg.Grains.Workers;
 
@@ -51,7 +52,7 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
 
     public IEnumerable<RecordInput> Enumerate(DownloadedShard shard)
     {
-        return shard.Kind == "container" ? EnumerateContainers(shard) : EnumerateRecords(shard);
+        return shard.Kind == ShardKinds.Container ? EnumerateContainers(shard) : EnumerateRecords(shard);
     }
 
     private IEnumerable<RecordInput> EnumerateContainers(DownloadedShard shard)

@@ -28,11 +28,6 @@ public sealed partial class ScoringWorker(
 {
     public string WorkerId => workerId;
 
-    /// <summary>Shards this worker completed (for tests and logs).</summary>
-    public int ShardsCompleted => _shardsCompleted;
-
-    private int _shardsCompleted;
-
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         var prefetched = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
@@ -199,7 +194,6 @@ public sealed partial class ScoringWorker(
 
             var (done, quarantined) = await ScoreShardAsync(held, scorer, ct);
             await held.CompleteAsync(done, quarantined);
-            Interlocked.Increment(ref _shardsCompleted);
             LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, done, quarantined);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -1,0 +1,162 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Azure.Storage.Blobs;
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Storage;
+
+namespace HubertEcg.Client.Commands;
+
+/// <summary>
+/// <c>hubert-ecg cohort synth --input CONTAINER/PREFIX</c>: uploads a synthetic cohort in the formats archives
+/// hold (WFDB 500 Hz format 16, WFDB 100 Hz format 212, Challenge <c>.mat</c>, a CODE-15%-layout HDF5 shard)
+/// plus a few deliberately corrupt records, for the demo and for trying a deployment.
+/// </summary>
+public static class CohortCommands
+{
+    public static Command Build()
+    {
+        var command = new Command("cohort", "Synthetic cohorts for demos and trials");
+        command.Subcommands.Add(BuildSynth());
+        return command;
+    }
+
+    /// <summary>What a synthetic cohort holds.</summary>
+    public sealed record CohortSummary(int Wfdb500, int Wfdb100, int ChallengeMat, int Hdf5Exams, IReadOnlyList<string> Corrupt)
+    {
+        public int Good => Wfdb500 + Wfdb100 + ChallengeMat + Hdf5Exams;
+    }
+
+    private static Command BuildSynth()
+    {
+        var input = new Option<string>("--input") { Description = "Destination: <container>/<prefix> in the configured blob store", Required = true };
+        var records = new Option<int>("--records") { Description = "Good records in all (split across the formats)", DefaultValueFactory = _ => 240 };
+        var seconds = new Option<double>("--seconds") { Description = "Length of each record in seconds", DefaultValueFactory = _ => 10 };
+        var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 20261124 };
+        var command = new Command("synth", "Upload a synthetic mixed-format cohort with a few corrupt records");
+        command.Options.Add(input);
+        command.Options.Add(records);
+        command.Options.Add(seconds);
+        command.Options.Add(seed);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var (containerName, prefix) = SplitInput(parseResult.GetValue(input)!);
+            var total = parseResult.GetValue(records);
+            var length = parseResult.GetValue(seconds);
+            if (total < 4 || length < 5)
+            {
+                Console.Error.WriteLine("error: --records must be at least 4 and --seconds at least 5");
+                return 1;
+            }
+
+            var blobs = Cli.Configuration(parseResult).BlobStorage();
+            var container = new BlobContainerClient(blobs.ConnectionString, containerName);
+            await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+            var summary = await UploadAsync(container, prefix, total, length, parseResult.GetValue(seed), cancellationToken);
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"uploaded to {containerName}/{prefix}: {summary.Wfdb500} WFDB 500 Hz, {summary.Wfdb100} WFDB 100 Hz, {summary.ChallengeMat} Challenge .mat, {summary.Hdf5Exams} HDF5 exams, {summary.Corrupt.Count} corrupt"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"good={summary.Good} corrupt={summary.Corrupt.Count}"));
+            return 0;
+        });
+        return command;
+    }
+
+    public static async Task<CohortSummary> UploadAsync(BlobContainerClient container, string prefix, int total, double seconds, int seed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        var p = prefix.Length == 0 || prefix.EndsWith('/') ? prefix : prefix + "/";
+        var hdf5 = Math.Max(1, total / 6);
+        var mat = Math.Max(1, total / 6);
+        var wfdb100 = Math.Max(1, total / 4);
+        var wfdb500 = total - hdf5 - mat - wfdb100;
+        var n = 0;
+
+        async Task Put(string name, byte[] bytes) =>
+            await container.GetBlobClient(p + name).UploadAsync(new BinaryData(bytes), overwrite: true, cancellationToken);
+
+        async Task PutAll(string folder, IReadOnlyDictionary<string, byte[]> files)
+        {
+            foreach (var (name, bytes) in files)
+            {
+                await Put($"{folder}/{name}", bytes);
+            }
+        }
+
+        using var throttle = new SemaphoreSlim(8);
+        var uploads = new List<Task>();
+        void Queue(Func<Task> upload) => uploads.Add(Task.Run(async () =>
+        {
+            await throttle.WaitAsync(cancellationToken);
+            try
+            {
+                await upload();
+            }
+            finally
+            {
+                throttle.Release();
+            }
+        }, cancellationToken));
+
+        for (var i = 0; i < wfdb500; i++)
+        {
+            var name = $"p{i:D5}";
+            var signal = SyntheticEcg.Generate(name, seed + n++, 500, seconds);
+            Queue(() => PutAll("wfdb500", SyntheticEcg.WriteWfdb(signal, name, 16, 1000)));
+        }
+
+        for (var i = 0; i < wfdb100; i++)
+        {
+            var name = $"lr{i:D5}";
+            var signal = SyntheticEcg.Generate(name, seed + n++, 100, seconds);
+            Queue(() => PutAll("wfdb100", SyntheticEcg.WriteWfdb(signal, name, 212, 200)));
+        }
+
+        for (var i = 0; i < mat; i++)
+        {
+            var name = $"A{i:D5}";
+            var signal = SyntheticEcg.Generate(name, seed + n++, 500, seconds);
+            Queue(() => PutAll("challenge", SyntheticEcg.WriteChallengeMat(signal, name)));
+        }
+
+        var exams = Enumerable.Range(0, hdf5).Select(i => SyntheticEcg.Generate($"exam{i}", seed + n + i, 400, 4096 / 400.0)).ToArray();
+        var ids = Enumerable.Range(0, hdf5).Select(i => 9_000_000L + i).ToArray();
+        Queue(() => Put("code15/exams_part0.hdf5", SyntheticEcg.WriteCode15Shard(exams, ids)));
+
+        // Deliberately corrupt records: each must be quarantined with its reason, and the run must go on.
+        var corrupt = new List<string>();
+        var good = SyntheticEcg.Generate("bad", seed - 1, 500, seconds);
+        var truncated = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_truncated"));
+        truncated["bad_truncated.dat"] = truncated["bad_truncated.dat"][..1000];
+        Queue(() => PutAll("corrupt", truncated));
+        corrupt.Add("bad_truncated: signal file shorter than the header says");
+
+        var lying = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_length"));
+        var header = Encoding.ASCII.GetString(lying["bad_length.hea"]).Split('\n');
+        header[0] = "bad_length 12 500 1000000000";
+        lying["bad_length.hea"] = Encoding.ASCII.GetBytes(string.Join('\n', header));
+        Queue(() => PutAll("corrupt", lying));
+        corrupt.Add("bad_length: header claims a billion samples");
+
+        var twoLead = new EcgSignal("bad_twolead", 500, ["I", "II"], [good.Leads[0], good.Leads[1]]);
+        Queue(() => PutAll("corrupt", SyntheticEcg.WriteWfdb(twoLead, "bad_twolead")));
+        corrupt.Add("bad_twolead: only leads I and II");
+
+        var gain = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_gain"));
+        gain["bad_gain.hea"] = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(gain["bad_gain.hea"]).Replace("1000/mV", "abc/mV", StringComparison.Ordinal));
+        Queue(() => PutAll("corrupt", gain));
+        corrupt.Add("bad_gain: non-numeric gain");
+
+        await Task.WhenAll(uploads);
+        return new CohortSummary(wfdb500, wfdb100, mat, hdf5, corrupt);
+    }
+
+    /// <summary>Splits <c>container/prefix</c>; the prefix may be empty.</summary>
+    public static (string Container, string Prefix) SplitInput(string input)
+    {
+        var trimmed = input.Trim().Trim('/');
+        var slash = trimmed.IndexOf('/', StringComparison.Ordinal);
+        return slash < 0 ? (trimmed, "") : (trimmed[..slash], trimmed[(slash + 1)..]);
+    }
+}
