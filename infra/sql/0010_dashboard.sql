@@ -63,6 +63,8 @@ create table run_label_positives (
 -- Recent quarantine rows of a run (the last-minute rate).
 create index quarantine_run_time on quarantine (run_id, quarantined_at);
 
+-- The trigger functions below run as their owner (security definer, with the migration's search_path), so a
+-- writer role needs privileges on scores and quarantine only, not on the summary tables.
 create function dashboard_writer_name() returns text
 language sql stable as $fn$
     select coalesce(
@@ -73,7 +75,7 @@ $fn$;
 
 -- scores: rows added (insert, or the new side of an update).
 create function dashboard_scores_added() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 declare
     writer text := dashboard_writer_name();
     -- The thresholds as two small arrays: comparing probabilities[position + 1] against them is about three
@@ -111,7 +113,7 @@ $fn$;
 -- scores: rows removed (delete, or the old side of an update). Updates only: a run being deleted has already
 -- taken its summary rows with it.
 create function dashboard_scores_removed() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 declare
     positions integer[] := array(select position from dashboard_label_thresholds order by position);
     thresholds real[] := array(select threshold from dashboard_label_thresholds order by position);
@@ -136,7 +138,7 @@ end
 $fn$;
 
 create function dashboard_scores_truncated() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     delete from run_label_positives;
     update run_progress_minutes set records_scored = 0 where records_scored <> 0;
@@ -157,7 +159,7 @@ create trigger scores_dashboard_truncate after truncate on scores
 
 -- quarantine: rows added.
 create function dashboard_quarantine_added() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 declare
     writer text := dashboard_writer_name();
 begin
@@ -181,7 +183,7 @@ $fn$;
 
 -- quarantine: rows removed.
 create function dashboard_quarantine_removed() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     update run_progress_minutes m
     set records_quarantined = m.records_quarantined - d.n
@@ -194,7 +196,7 @@ end
 $fn$;
 
 create function dashboard_quarantine_truncated() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     update run_progress_minutes set records_quarantined = 0 where records_quarantined <> 0;
     return null;
@@ -215,7 +217,7 @@ create trigger quarantine_dashboard_truncate after truncate on quarantine
 -- Recounts run_label_positives for the given labels from scores (one pass over scores). Holds a share lock on
 -- scores meanwhile, so no batch is counted against the old threshold: writers wait for the recount to commit.
 create function dashboard_recount_labels(p_positions integer[]) returns void
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     lock table scores in share mode;
     delete from run_label_positives where position = any (p_positions);
@@ -228,8 +230,11 @@ begin
 end
 $fn$;
 
+-- Only the owner (and the triggers) may start a recount: it blocks writers while it runs.
+revoke execute on function dashboard_recount_labels(integer[]) from public;
+
 create function dashboard_thresholds_inserted() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     perform dashboard_recount_labels(array(select position from new_thresholds));
     return null;
@@ -237,7 +242,7 @@ end
 $fn$;
 
 create function dashboard_thresholds_updated() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     perform dashboard_recount_labels(array(
         select n.position from new_thresholds n
@@ -251,7 +256,7 @@ end
 $fn$;
 
 create function dashboard_thresholds_deleted() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     perform dashboard_recount_labels(array(select position from old_thresholds));
     return null;
@@ -259,7 +264,7 @@ end
 $fn$;
 
 create function dashboard_thresholds_truncated() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path from current as $fn$
 begin
     perform dashboard_recount_labels(array(select position from labels));
     return null;

@@ -303,6 +303,7 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
             "delete from scores",
             "insert into run_progress_minutes (run_id, minute) values (gen_random_uuid(), now())",
             "create table dashboard_scratch (id integer)",
+            "select dashboard_recount_labels(array[1])",
         })
         {
             await using var tx = await connection.BeginTransactionAsync();
@@ -318,6 +319,46 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         }
 
         Assert.Equal(1L, (await SingleRowAsync("select count(*) from scores where run_id = @run", runId))[0]);
+    }
+
+    [Fact]
+    public async Task AWriterWithPrivilegesOnScoresOnlyFeedsTheSummaries()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await NewRunAsync(store, shards: 1, recordsPerShard: 3);
+        var role = "test_writer_" + Guid.NewGuid().ToString("N");
+        await ExecuteAsync($"create role {role} nologin");
+        try
+        {
+            await ExecuteAsync($"grant select, insert on scores, quarantine to {role}");
+            await using var connection = await database.DataSource.OpenConnectionAsync();
+            await using (var tx = await connection.BeginTransactionAsync())
+            {
+                await using var write = new NpgsqlCommand(
+                    $"set local role {role}; " +
+                    "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+                    "values (@model, @record, @run, @probabilities, '{1}', 1, 'p/w.hea', 'e', now())",
+                    connection,
+                    tx);
+                write.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = ModelId });
+                write.Parameters.Add(new NpgsqlParameter("record", NpgsqlDbType.Text) { Value = $"{runId:N}/writer" });
+                write.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = runId });
+                write.Parameters.Add(new NpgsqlParameter("probabilities", NpgsqlDbType.Array | NpgsqlDbType.Real)
+                {
+                    Value = Score(runId, "writer", DateTime.UtcNow, (7, 0.75f)).Probabilities,
+                });
+                await write.ExecuteNonQueryAsync();
+                await tx.CommitAsync();
+            }
+
+            Assert.Equal(
+                [1L, 1L],
+                await SingleRowAsync("select records_scored, records_positive from dashboard_label_prevalence where run_id = @run and position = 7", runId));
+        }
+        finally
+        {
+            await ExecuteAsync($"drop owned by {role}; drop role {role}");
+        }
     }
 
     private static ScoreRow Score(Guid runId, string recordId, DateTime scoredAt, params (int Position, float Probability)[] probabilities)
