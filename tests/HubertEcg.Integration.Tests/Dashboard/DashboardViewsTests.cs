@@ -31,8 +31,9 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         rows.AddRange(Enumerable.Range(0, 6).Select(i => Score(runId, $"hour-{i}", now.AddMinutes(-30))));
         rows.Add(Score(runId, "edge-70", now.AddSeconds(-70)));
 
-        // Spread over the minute so that, whatever second the test runs at, some fall on each side of a minute boundary.
-        rows.AddRange(new[] { -55, -45, -31, -29 }.Select(s => Score(runId, $"minute{s}", now.AddSeconds(s))));
+        // Spread over the last minute (leaving 20 s for the test to reach its query), so that the minute boundary and
+        // the window start fall between them at different seconds of the clock.
+        rows.AddRange(new[] { -40, -35, -25, -15 }.Select(s => Score(runId, $"minute{s}", now.AddSeconds(s))));
         rows.AddRange(Enumerable.Range(0, 2).Select(i => Score(runId, $"inflight-{i}", now.AddSeconds(-5))));
         Assert.Equal(16, await writer.WriteScoresAsync(rows));
         Assert.Equal(2, await writer.WriteQuarantineAsync(
