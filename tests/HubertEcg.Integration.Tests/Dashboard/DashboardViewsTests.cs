@@ -114,6 +114,10 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         await new ResultWriter(workerB).WriteScoresAsync(Enumerable.Range(0, 3).Select(i => Score(runId, $"b-{i}", minute.AddSeconds(30))).ToList());
         await new ResultWriter(workerB).WriteQuarantineAsync([new QuarantineRow(runId, "b-bad", 0, "p/b-bad.hea", "signal: flat line", minute.AddSeconds(40))]);
 
+        // A shard written again (a retried lease) inserts nothing new, so it counts nothing twice.
+        Assert.Equal(0, await new ResultWriter(workerB).WriteScoresAsync(Enumerable.Range(0, 5).Select(i => Score(runId, $"a-{i}", minute.AddSeconds(i))).ToList()));
+        Assert.Equal(0, await new ResultWriter(workerB).WriteQuarantineAsync([new QuarantineRow(runId, "b-bad", 0, "p/b-bad.hea", "signal: flat line", minute.AddSeconds(40))]));
+
         var rows = await RowsAsync(
             "select minute, worker, records_scored, records_quarantined, records, records_per_second " +
             "from dashboard_worker_throughput where run_id = @run order by minute, worker",
