@@ -1,0 +1,107 @@
+using HubertEcg.Integration.Tests.Scoring;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+using Npgsql;
+
+namespace HubertEcg.Integration.Tests.Dashboard;
+
+/// <summary>
+/// Upgrading a database that already holds scores: the dashboard migration builds its summaries from the rows
+/// present, and they match what the triggers then maintain for new rows.
+/// </summary>
+public sealed class DashboardMigrationTests : IAsyncLifetime
+{
+    private readonly string _databaseName = "test_" + Guid.NewGuid().ToString("N");
+    private NpgsqlDataSource _dataSource = null!;
+
+    public async Task InitializeAsync()
+    {
+        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
+        await admin.OpenAsync();
+        await using var create = new NpgsqlCommand($"create database \"{_databaseName}\"", admin);
+        await create.ExecuteNonQueryAsync();
+        _dataSource = NpgsqlDataSource.Create(LocalServices.ForDatabase(_databaseName));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        NpgsqlConnection.ClearAllPools();
+        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
+        await admin.OpenAsync();
+        await using var drop = new NpgsqlCommand($"drop database if exists \"{_databaseName}\" with (force)", admin);
+        await drop.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task MigrationSummarisesRowsWrittenBeforeIt()
+    {
+        var dashboard = SchemaMigrator.Migrations.Single(m => m.Name == "0010_dashboard.sql");
+        foreach (var migration in SchemaMigrator.Migrations.Where(m => string.CompareOrdinal(m.Version, dashboard.Version) < 0))
+        {
+            await ExecuteAsync(migration.Sql);
+        }
+
+        var store = new RunStore(_dataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("upgrade-model"), "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(_dataSource);
+        var at = new DateTime(2026, 11, 20, 23, 59, 30, DateTimeKind.Utc);
+        await writer.WriteScoresAsync(Enumerable.Range(0, 6).Select(i => Row(runId, $"before-{i}", at.AddSeconds(10 * i), i % 2 == 0 ? 0.8f : 0.2f)).ToList());
+        await writer.WriteQuarantineAsync([new QuarantineRow(runId, "bad", 0, "p/bad.hea", "blob: truncated file", at)]);
+
+        await ExecuteAsync(dashboard.Sql);
+        await writer.WriteScoresAsync([Row(runId, "after", at.AddSeconds(90), 0.9f)]);
+
+        var minutes = await RowsAsync(
+            $"select minute, records_scored, records_quarantined from run_progress_minutes where run_id = '{runId}' order by minute");
+        Assert.Equal(
+            [
+                [at.AddSeconds(-30), 3L, 1L], // 23:59:30, :40, :50 and the quarantined record
+                [at.AddSeconds(30), 3L, 0L], // 00:00:00, :10, :20
+                [at.AddSeconds(90), 1L, 0L], // written after the migration
+            ],
+            minutes);
+
+        var workers = await RowsAsync(
+            $"select worker, sum(records_scored)::bigint from worker_progress_minutes where run_id = '{runId}' group by worker order by worker");
+        Assert.Equal([["(before dashboard)", 6L], ["(unattributed)", 1L]], workers);
+
+        var prevalence = await RowsAsync(
+            $"select records_scored, records_positive, prevalence from dashboard_label_prevalence where run_id = '{runId}' and position = 50");
+        Assert.Equal([[7L, 4L, 4 / 7.0]], prevalence);
+    }
+
+    private static ScoreRow Row(Guid runId, string recordId, DateTime at, float af)
+    {
+        var probabilities = new float[164];
+        probabilities[50] = af;
+        return new ScoreRow("upgrade-model", recordId, runId, probabilities, [1f], 1, $"p/{recordId}.hea", "\"e\"", at);
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync();
+        await using var tx = await connection.BeginTransactionAsync();
+        await using (var cmd = new NpgsqlCommand(sql, connection, tx))
+        {
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        await tx.CommitAsync();
+    }
+
+    private async Task<List<object?[]>> RowsAsync(string sql)
+    {
+        await using var cmd = _dataSource.CreateCommand(sql);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<object?[]>();
+        while (await reader.ReadAsync())
+        {
+            var row = new object?[reader.FieldCount];
+            reader.GetValues(row!);
+            rows.Add(row);
+        }
+
+        return rows;
+    }
+}
