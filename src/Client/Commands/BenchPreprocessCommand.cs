@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Ecg.Synthetic;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Preprocessing;
 
@@ -103,29 +104,9 @@ public static class BenchPreprocessCommand
         return 0;
     }
 
-    // A deterministic ECG-like 10 s record: a beat every ~0.8 s plus baseline wander and noise, per lead.
-    private static EcgSignal Synthetic(int seed, int rate)
-    {
-        var samples = Seconds * rate;
-        var random = new Random(seed);
-        var leads = new double[Leads][];
-        for (var lead = 0; lead < Leads; lead++)
-        {
-            var amplitude = 0.5 + random.NextDouble();
-            var wander = random.NextDouble() * 2 * Math.PI;
-            leads[lead] = new double[samples];
-            for (var i = 0; i < samples; i++)
-            {
-                var t = (double)i / rate;
-                var phase = (t % 0.8) - 0.4;
-                var qrs = amplitude * Math.Exp(-phase * phase / 0.0003);
-                var twave = 0.25 * amplitude * Math.Exp(-(phase - 0.25) * (phase - 0.25) / 0.004);
-                leads[lead][i] = qrs + twave + (0.1 * Math.Sin((2 * Math.PI * 0.3 * t) + wander)) + (0.01 * (random.NextDouble() - 0.5));
-            }
-        }
-
-        return new EcgSignal($"synthetic-{seed}", rate, StandardLeads.Names, leads);
-    }
+    // A deterministic ECG-like 10 s record.
+    private static EcgSignal Synthetic(int seed, int rate) =>
+        SyntheticEcg.Generate($"synthetic-{seed}", seed, rate, Seconds);
 
     /// <summary>
     /// A WFDB record (header + format 16 signal file, 1000 adu/mV) held in memory and read by the project's

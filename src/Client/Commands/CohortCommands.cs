@@ -41,7 +41,7 @@ public static class CohortCommands
         command.Options.Add(seed);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var (containerName, prefix) = SplitInput(parseResult.GetValue(input)!);
+            var (containerName, prefix) = RunSubmitCommand.SplitInput(parseResult.GetValue(input)!);
             var total = parseResult.GetValue(records);
             var length = parseResult.GetValue(seconds);
             if (total < 4 || length < 5)
@@ -150,13 +150,5 @@ public static class CohortCommands
 
         await Task.WhenAll(uploads);
         return new CohortSummary(wfdb500, wfdb100, mat, hdf5, corrupt);
-    }
-
-    /// <summary>Splits <c>container/prefix</c>; the prefix may be empty.</summary>
-    public static (string Container, string Prefix) SplitInput(string input)
-    {
-        var trimmed = input.Trim().Trim('/');
-        var slash = trimmed.IndexOf('/', StringComparison.Ordinal);
-        return slash < 0 ? (trimmed, "") : (trimmed[..slash], trimmed[(slash + 1)..]);
     }
 }
