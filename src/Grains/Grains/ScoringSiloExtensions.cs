@@ -39,7 +39,7 @@ public static class ScoringSiloExtensions
         services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
         services.TryAddSingleton<IWindowPreparer, PreprocessingWindowPreparer>();
-        services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0)));
+        services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0), configuration.GetValue("Workers:AllowSpinning", true)));
         if (startWorkers)
         {
             services.AddSingleton<ScoringWorkerHost>();

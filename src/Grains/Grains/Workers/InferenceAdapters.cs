@@ -30,8 +30,10 @@ public sealed class PreprocessingWindowPreparer : IWindowPreparer
 /// <summary>
 /// ONNX Runtime scorers (<see cref="OnnxEcgScorer"/>), opened once per model path and device and shared by the
 /// workers of this silo. Device <c>cpu</c> uses the CPU execution provider; a number is a CUDA device index.
+/// <paramref name="allowSpinning"/> false stops ONNX Runtime's idle threads from spinning, which leaves CPU
+/// to record reading, preprocessing and writes when they share the cores with a CPU worker.
 /// </summary>
-public sealed class OnnxScorerProvider(int intraOpThreads = 0) : IScorerProvider, IDisposable
+public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true) : IScorerProvider, IDisposable
 {
     private readonly ConcurrentDictionary<(string Path, string Device), Lazy<IEcgScorer>> _scorers = new();
 
@@ -56,9 +58,9 @@ public sealed class OnnxScorerProvider(int intraOpThreads = 0) : IScorerProvider
         }
 
         var options = device == "cpu"
-            ? new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads }
+            ? new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
             : int.TryParse(device, NumberStyles.None, CultureInfo.InvariantCulture, out var index)
-                ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, DeviceId = index, IntraOpThreads = intraOpThreads }
+                ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, DeviceId = index, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
                 : throw new ArgumentException($"device '{device}' is neither 'cpu' nor a GPU index", nameof(device));
         return new OnnxEcgScorer(path, options);
     }
