@@ -1,5 +1,7 @@
+using HubertEcg.Grains;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Xunit.Abstractions;
 
@@ -82,6 +84,60 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
         {
             throw new InvalidOperationException($"{e.Message}\nprivate Postgres log:\n{postgres.LogTail()}", e);
         }
+    }
+
+    [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task ARunThatCouldNotBeStoredAsFinishedIsFinishedAgainWhenPostgresIsBack()
+    {
+        await using var postgres = await PrivatePostgres.StartAsync();
+        await using var db = NpgsqlDataSource.Create(postgres.ConnectionString);
+        await SchemaMigrator.ApplyAsync(db);
+        using var model = new TinyModel(seed: 34);
+        await SyntheticCohort.UploadAsync(blobs.Container, "pgdown-cancel/", 6);
+        var store = new RunStore(db);
+
+        // No workers (nothing gets leased, the run stays open); the coordinator's store gives up after a short outage.
+        await using var cluster = await ScoringCluster.StartAsync(
+            1,
+            postgres.ConnectionString,
+            blobs.ConnectionString,
+            workers: false,
+            services: s => s.AddSingleton(sp => new RunStore(
+                sp.GetRequiredService<NpgsqlDataSource>(), new TransientRetry(maxAttempts: 2, firstDelay: TimeSpan.FromMilliseconds(50)))));
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "pgdown-cancel/", shardSize: 4, modelPath: model.Path);
+        var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (!(await coordinator.GetProgress()).PlanningComplete)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "planning did not complete in a minute");
+            await Task.Delay(50);
+        }
+
+        await postgres.StopAsync("fast");
+        await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Cancel());
+
+        // Not stored, so not final: the coordinator still reports the run open and a later cancel is not ignored.
+        Assert.Equal(RunStates.Planning, (await coordinator.GetProgress()).State);
+        await postgres.StartServerAsync();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await coordinator.Cancel();
+                break;
+            }
+            catch (Exception) when (attempt < 5)
+            {
+                // A pooled connection from before the restart may still fail once; ask again, as a client would.
+                await Task.Delay(200);
+            }
+        }
+
+        var run = await store.GetRunAsync(runId);
+        Assert.Equal((RunStates.Cancelled, "cancelled by request"), (run!.State, run.Error));
+        Assert.NotNull(run.FinishedAt);
+        Assert.Equal(RunStates.Cancelled, (await coordinator.GetProgress()).State);
     }
 
     private static async Task<List<string>> RecordIdsAsync(NpgsqlDataSource db, string sql, Guid runId)
