@@ -34,8 +34,8 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
             var runId = await Runs.SubmitAsync(
                 store, model.Descriptor, blobs.ContainerName, "pgrestart/", shardSize: 8, leaseSeconds: 20, modelPath: model.Path);
 
-            // Leases outlast the outage, so a shard in flight is finished by its worker (its writes retried), not redone.
-            // Mid-run: some shards written, most not yet.
+            // Leases (20 s) outlast the outage, so a shard in flight is finished by its worker, its writes retried, not
+            // redone elsewhere. Wait until mid-run: some shards written, most not yet.
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
             while ((await store.ShardStateCountsAsync(runId)).GetValueOrDefault(ShardStates.Done) < 3)
             {
@@ -73,9 +73,9 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
             var quarantined = await RecordIdsAsync(db, "select record_id from quarantine where run_id = @run", runId);
             Assert.Equal(cohort.CorruptRecords.Order(StringComparer.Ordinal), quarantined.Order(StringComparer.Ordinal));
 
-            // Each done shard's counts add up to what the run reports.
+            // Every shard was done in one attempt (the failed writes were retried; no lease was given up or expired),
+            // and the done shards' counts add up to what the run reports.
             var shards = await store.LoadShardsAsync(runId, includeBlobs: false);
-            // Every shard was done in one attempt: the failed writes were retried, no lease was given up or expired.
             Assert.All(shards, s => Assert.Equal((ShardStates.Done, 1), (s.State, s.Attempts)));
             Assert.Equal(run.RecordsDone, shards.Sum(s => (long)s.RecordsDone));
             Assert.Equal(run.RecordsQuarantined, shards.Sum(s => (long)s.RecordsQuarantined));
