@@ -23,13 +23,17 @@ public sealed class ScoringCluster : IAsyncDisposable
 
     public IGrainFactory Grains => Cluster.Client;
 
-    /// <summary>Starts <paramref name="silos"/> silos with the real readers, preprocessing and ONNX Runtime scorer.</summary>
+    /// <summary>
+    /// Starts <paramref name="silos"/> silos with the real readers, preprocessing and ONNX Runtime scorer;
+    /// <paramref name="services"/> may register replacements (a <see cref="RunStore"/> with another retry policy).
+    /// </summary>
     public static async Task<ScoringCluster> StartAsync(
         short silos,
         string postgres,
         string blob,
         bool workers = true,
-        IDictionary<string, string?>? settings = null)
+        IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? services = null)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSiloHost((_, host) =>
@@ -50,6 +54,7 @@ public sealed class ScoringCluster : IAsyncDisposable
             }
 
             host.Configuration.AddInMemoryCollection(values);
+            services?.Invoke(host.Services); // registered first, so it replaces the scoring defaults
             host.Services.AddHubertEcgScoring(host.Configuration, startWorkers: workers);
         });
         var cluster = builder.Build();

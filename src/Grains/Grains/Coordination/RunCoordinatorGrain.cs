@@ -392,12 +392,24 @@ public sealed partial class RunCoordinatorGrain(
 
     private async Task FinishAsync(string state, string? error)
     {
+        // Final only once stored: if Postgres stays unreachable past the store's retries, memory goes back to the stored
+        // state and the next tick or call finishes the run again (a final state in memory alone would be stuck there).
+        var before = (_state, _error, _finishedAt, _startedAt);
         var now = DateTime.UtcNow;
         _state = state;
         _error = error;
         _finishedAt = now;
         _startedAt ??= now;
-        await SaveProgressAsync(CancellationToken.None);
+        try
+        {
+            await SaveProgressAsync(CancellationToken.None);
+        }
+        catch
+        {
+            (_state, _error, _finishedAt, _startedAt) = before;
+            throw;
+        }
+
         _timer?.Dispose();
         _timer = null;
         LogFinished(logger, RunId, state, error ?? "");
