@@ -55,8 +55,20 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
         return shard.Kind == ShardKinds.Container ? EnumerateContainers(shard) : EnumerateRecords(shard);
     }
 
+    private static RecordInput MissingRecord(DownloadedShard shard, string blobName) =>
+        new(
+            blobName,
+            blobName,
+            "",
+            () => throw new EcgFormatException(blobName, $"listed in the run's manifest, but blob '{shard.Container}/{blobName}' does not exist"));
+
     private IEnumerable<RecordInput> EnumerateContainers(DownloadedShard shard)
     {
+        foreach (var missing in shard.MissingBlobs)
+        {
+            yield return MissingRecord(shard, missing);
+        }
+
         foreach (var blob in shard.Blobs)
         {
             var format = _containerFormats.FirstOrDefault(f => f.CanRead(blob.BlobName))
@@ -70,8 +82,10 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
 
     private IEnumerable<RecordInput> EnumerateRecords(DownloadedShard shard)
     {
-        foreach (var group in shard.Blobs.GroupBy(b => ShardPlanner.RecordStem(b.BlobName), StringComparer.Ordinal))
+        var stems = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var group in shard.Blobs.GroupBy(b => b.RecordStem ?? ShardPlanner.RecordStem(b.BlobName), StringComparer.Ordinal))
         {
+            stems.Add(group.Key);
             var recordId = group.Key;
             var files = group.ToDictionary(b => Path.GetFileName(b.BlobName), b => b.LocalPath, StringComparer.Ordinal);
             var extensions = group.Select(b => Path.GetExtension(b.BlobName).ToLowerInvariant()).ToHashSet();
@@ -82,6 +96,13 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
                 ? () => throw new EcgFormatException(recordId, $"no reader for a record made of {string.Join(", ", extensions.Order())} files")
                 : () => format.Read(recordId, new LocalRecordFiles(files), recordName);
             yield return new RecordInput(recordId, primary.BlobName, primary.ETag, load);
+        }
+
+        // A listed blob that does not exist is a record of its own unless another file of its record was found
+        // (that record then reports what it lacks when it is read).
+        foreach (var missing in shard.MissingBlobs.GroupBy(ShardPlanner.RecordStem, StringComparer.Ordinal).Where(g => !stems.Contains(g.Key)))
+        {
+            yield return MissingRecord(shard, missing.First());
         }
     }
 }
