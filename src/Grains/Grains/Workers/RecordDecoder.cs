@@ -20,11 +20,11 @@ public interface IContainerFormat
     bool CanRead(string blobName);
 
     /// <summary>
-    /// The records of the container at <paramref name="localPath"/>; throws <see cref="EcgFormatException"/> when it
-    /// cannot be opened. What must stay open while records load goes into <paramref name="resources"/>, which the
+    /// The records of the container at <paramref name="localPath"/>, each with its record id (<c>blob#exam</c> for an
+    /// HDF5 shard, <c>blob/member-record</c> for an archive); throws <see cref="EcgFormatException"/> when it cannot be opened. What must stay open while records load goes into <paramref name="resources"/>, which the
     /// worker disposes when the shard is finished.
     /// </summary>
-    IEnumerable<(string ExamId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources);
+    IEnumerable<(string RecordId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources);
 }
 
 /// <summary>The files of one record, downloaded to local paths, addressed by file name.</summary>
@@ -73,9 +73,9 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
         {
             var format = _containerFormats.FirstOrDefault(f => f.CanRead(blob.BlobName))
                 ?? throw new EcgFormatException(blob.BlobName, "no reader for this container format");
-            foreach (var (examId, load) in format.Open(blob.LocalPath, blob.BlobName, shard.Resources))
+            foreach (var (recordId, load) in format.Open(blob.LocalPath, blob.BlobName, shard.Resources))
             {
-                yield return new RecordInput($"{blob.BlobName}#{examId}", blob.BlobName, blob.ETag, load);
+                yield return new RecordInput(recordId, blob.BlobName, blob.ETag, load);
             }
         }
     }
