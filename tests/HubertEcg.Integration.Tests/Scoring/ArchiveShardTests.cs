@@ -103,6 +103,36 @@ public sealed class ArchiveFormatTests : IDisposable
     }
 
     [Fact]
+    public void ATarCutInsideAFileThatIsNoRecordQuarantinesTheArchiveItself()
+    {
+        var (members, records) = ArchiveBuilder.Cohort(seed: 12);
+        members.RemoveAll(m => m.Key == "README.txt");
+        members.Add(new("notes.txt", new byte[4000]));
+        members.Add(new("late/r9.npy", new byte[100]));
+        var tar = ArchiveBuilder.Tar(members);
+        var cut = ArchiveBuilder.TarHeaderOffset(members, members.Count - 2) + 512 + 1000;
+
+        var outcome = Read("n.tar", tar[..cut]);
+
+        // The records before the cut are read; the lost tail is reported once, under the archive's name.
+        Assert.Equal(records.Count, outcome.Signals.Count);
+        Assert.Equal(["n.tar"], outcome.Errors.Keys);
+        Assert.Contains("notes.txt", outcome.Errors["n.tar"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AContainerInsideAnArchiveIsQuarantined()
+    {
+        var (members, records) = ArchiveBuilder.Cohort(seed: 13);
+        members.Add(new("inner/exams.hdf5", SyntheticCohort.Hdf5Bytes(2, out _)));
+
+        var outcome = Read("o.zip", ArchiveBuilder.Zip(members));
+
+        Assert.Equal(records.Count, outcome.Signals.Count);
+        Assert.Contains("containers inside an archive are not read", Assert.Single(outcome.Errors).Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AMemberClaimingAHugeSizeIsQuarantinedNotRead()
     {
         var (members, _) = ArchiveBuilder.Cohort(seed: 9);

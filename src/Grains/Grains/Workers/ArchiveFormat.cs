@@ -162,6 +162,12 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
                 return true;
             }
 
+            if (ShardPlanner.IsContainer(name))
+            {
+                Fail(name, $"member '{name}' is an HDF5 shard or archive; containers inside an archive are not read");
+                return true;
+            }
+
             if (claimedLength > options.MaxMemberBytes)
             {
                 Fail(name, $"member '{name}' claims {claimedLength} bytes, over the limit of {options.MaxMemberBytes} bytes");
@@ -185,22 +191,18 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
             }
             catch (Exception e) when (IsReadFailure(e))
             {
-                // A zip member fails alone (its CRC or compressed data); a tar stream cannot go on after a bad read.
-                Fail(name, $"member '{name}' cannot be read (corrupt or truncated): {e.Message}");
-                return IsZip(blobName);
+                return Stop(name, $"member '{name}' cannot be read (corrupt or truncated): {e.Message}");
             }
 
             _extracted += copied;
             if (copied > options.MaxMemberBytes)
             {
-                Fail(name, $"member '{name}' expands to more than {options.MaxMemberBytes} bytes");
-                return IsZip(blobName);
+                return Stop(name, $"member '{name}' expands to more than {options.MaxMemberBytes} bytes");
             }
 
             if (claimedLength >= 0 && copied != claimedLength)
             {
-                Fail(name, $"member '{name}' is truncated: {copied} of {claimedLength} bytes");
-                return IsZip(blobName);
+                return Stop(name, $"member '{name}' is truncated: {copied} of {claimedLength} bytes");
             }
 
             if (!_files.ContainsKey(name))
@@ -223,16 +225,17 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
             {
                 var stem = group.Key;
                 var recordId = $"{blobName}/{stem}";
+                // Files whose extension names no record format travel with a record but are none themselves
+                // (a README that cannot be extracted is no loss); a container member is quarantined.
+                if (!group.Any(n => ShardPlanner.IsRecordFile(n) || ShardPlanner.IsContainer(n)))
+                {
+                    continue;
+                }
+
                 var error = group.Select(n => _errors.GetValueOrDefault(n)).FirstOrDefault(e => e is not null);
                 if (error is not null)
                 {
                     records.Add((recordId, () => throw new EcgFormatException(recordId, error)));
-                    continue;
-                }
-
-                // Files whose extension names no record format travel with a record but are none themselves.
-                if (!group.Any(ShardPlanner.IsRecordFile))
-                {
                     continue;
                 }
 
@@ -297,6 +300,27 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
         }
 
         private void Fail(string name, string reason) => _errors.TryAdd(name, reason);
+
+        /// <summary>
+        /// A member could not be extracted. A zip member fails alone (its CRC or compressed data) and reading goes
+        /// on; a tar stream cannot go on after a bad read (false), and when the member is no record file the archive
+        /// itself is quarantined so that the members lost after it do not go unnoticed.
+        /// </summary>
+        private bool Stop(string name, string reason)
+        {
+            Fail(name, reason);
+            if (IsZip(blobName))
+            {
+                return true;
+            }
+
+            if (!ShardPlanner.IsRecordFile(name))
+            {
+                FailArchive($"archive could not be read past member '{name}' ({Members} members read): {reason}");
+            }
+
+            return false;
+        }
     }
 
     /// <summary>A read-only view of a stream that does not seek.</summary>
