@@ -103,6 +103,50 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
     }
 
     [Fact]
+    public async Task ManifestPlanningResumesWhereItStoppedAfterTheSilosRestart()
+    {
+        var names = Enumerable.Range(0, 60).SelectMany(i => new[] { $"resume/r{i:D3}.dat", $"resume/r{i:D3}.hea" }).ToList();
+        await blobs.Container.GetBlobClient("resume/manifest.txt")
+            .UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(string.Join("\n", names))), overwrite: true);
+        var store = new RunStore(database.DataSource);
+        var settings = new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "40", ["Coordinator:TickInterval"] = "00:00:00.100" };
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("manifest-resume-model"), blobs.ContainerName, "", shardSize: 3, manifest: "resume/manifest.txt");
+
+        await using (var first = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString, workers: false, settings: settings))
+        {
+            await first.Grains.GetGrain<IRunCoordinatorGrain>(runId).GetProgress();
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+            while ((await store.GetRunAsync(runId))!.ShardsPlanned < 5)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "planning did not start in a minute");
+                await Task.Delay(20);
+            }
+        }
+
+        var stopped = (await store.GetRunAsync(runId))!;
+        Assert.False(stopped.PlanningComplete);
+        var (offset, etag) = ManifestLines.ParsePosition(stopped.PlanningToken);
+        Assert.InRange(offset, 1, string.Join("\n", names).Length - 1);
+        Assert.False(string.IsNullOrEmpty(etag));
+
+        await using (var second = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString, workers: false, settings: settings))
+        {
+            var coordinator = second.Grains.GetGrain<IRunCoordinatorGrain>(runId);
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!(await coordinator.GetProgress()).PlanningComplete)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "planning did not finish in 2 minutes");
+                await Task.Delay(100);
+            }
+        }
+
+        var expected = new ShardPlanner(3).Plan([], names, lastPage: true).Shards;
+        var planned = await store.LoadShardsAsync(runId);
+        Assert.Equal(expected.Select(s => string.Join('|', s.Blobs)).Order(), planned.Select(s => string.Join('|', s.Blobs)).Order());
+        Assert.Equal(60, planned.Sum(s => s.RecordsPlanned));
+    }
+
+    [Fact]
     public async Task AManifestRunScoresWhatItListsAndQuarantinesMissingEntries()
     {
         using var model = new TinyModel(seed: 33);
