@@ -182,16 +182,28 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
 
             var path = Path.Combine(directory, Members.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            long copied;
+            // Only reading the archive can fail the member; a local write failure (disk full) is the worker's error.
+            Stream source;
             try
             {
-                using var source = open();
-                using var target = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-                copied = CopyAtMost(source, target, options.MaxMemberBytes + 1);
+                source = open();
             }
             catch (Exception e) when (IsReadFailure(e))
             {
                 return Stop(name, $"member '{name}' cannot be read (corrupt or truncated): {e.Message}");
+            }
+
+            long copied;
+            string? readError;
+            using (source)
+            using (var target = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                copied = CopyAtMost(source, target, options.MaxMemberBytes + 1, out readError);
+            }
+
+            if (readError is not null)
+            {
+                return Stop(name, $"member '{name}' cannot be read (corrupt or truncated): {readError}");
             }
 
             _extracted += copied;
@@ -280,13 +292,25 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
             return name;
         }
 
-        private static long CopyAtMost(Stream source, Stream target, long limit)
+        /// <summary>Copies up to <paramref name="limit"/> bytes; a failure to read the source ends the copy with its message.</summary>
+        private static long CopyAtMost(Stream source, Stream target, long limit, out string? readError)
         {
             var buffer = new byte[81920];
             long total = 0;
+            readError = null;
             while (total < limit)
             {
-                var read = source.Read(buffer, 0, (int)Math.Min(buffer.Length, limit - total));
+                int read;
+                try
+                {
+                    read = source.Read(buffer, 0, (int)Math.Min(buffer.Length, limit - total));
+                }
+                catch (Exception e) when (IsReadFailure(e))
+                {
+                    readError = e.Message;
+                    break;
+                }
+
                 if (read == 0)
                 {
                     break;
