@@ -88,6 +88,9 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
             await Task.Delay(100);
         }
 
+        // Nothing scores this run; cancelled so that no worker of a later test picks its shards up.
+        await coordinator.Cancel();
+
         var run = (await store.GetRunAsync(runId))!;
         Assert.Equal("plan/manifest.txt", run.InputManifest);
         Assert.True(run.PlanningComplete);
@@ -138,6 +141,8 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
                 Assert.True(DateTime.UtcNow < deadline, "planning did not finish in 2 minutes");
                 await Task.Delay(100);
             }
+
+            await coordinator.Cancel();
         }
 
         var expected = new ShardPlanner(3).Plan([], names, lastPage: true).Shards;

@@ -21,8 +21,9 @@ public interface IContainerFormat
 
     /// <summary>
     /// The records of the container at <paramref name="localPath"/>, each with its record id (<c>blob#exam</c> for an
-    /// HDF5 shard, <c>blob/member-record</c> for an archive); throws <see cref="EcgFormatException"/> when it cannot be opened. What must stay open while records load goes into <paramref name="resources"/>, which the
-    /// worker disposes when the shard is finished.
+    /// HDF5 shard, <c>blob/member-record</c> for an archive); throws <see cref="EcgFormatException"/> when it cannot be
+    /// opened. What must stay open while records load goes into <paramref name="resources"/>, which the worker
+    /// disposes when the shard is finished.
     /// </summary>
     IEnumerable<(string RecordId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources);
 }
