@@ -44,7 +44,7 @@ public static class RunCommands
         run.Name,
         run.State,
         run.CancelRequested,
-        $"{run.InputContainer}/{run.InputPrefix}",
+        run.InputManifest is { } manifest ? $"manifest {run.InputContainer}/{manifest}" : $"{run.InputContainer}/{run.InputPrefix}",
         run.ModelId,
         run.PreprocessingProfile,
         new ShardCounts(

@@ -10,7 +10,11 @@ public static class RunSubmitCommand
 {
     public static Command Build()
     {
-        var input = new Option<string>("--input") { Description = "Input: <container>/<prefix> in the configured blob store", Required = true };
+        var input = new Option<string?>("--input") { Description = "Input: <container>/<prefix> in the configured blob store (or use --manifest)" };
+        var manifest = new Option<string?>("--manifest")
+        {
+            Description = "Input: <container>/<blob>, a blob listing record paths relative to the container, one per line (# comments); instead of --input",
+        };
         var model = new Option<FileInfo>("--model") { Description = "ONNX model from `model export` or `model random`; every silo must read it at this path", Required = true };
         var name = new Option<string?>("--name") { Description = "Run name (default: the input and the time)" };
         var profile = new Option<string?>("--profile") { Description = "Preprocessing profile (default: the model's): " + string.Join(", ", PreprocessingProfiles.Names) };
@@ -20,15 +24,15 @@ public static class RunSubmitCommand
         var maxWindows = new Option<int>("--max-windows") { Description = "Most 5 s windows scored per record", DefaultValueFactory = _ => 6 };
         var leaseSeconds = new Option<int>("--lease-seconds") { Description = "Shard lease length; a worker that stops renewing loses its shard after this", DefaultValueFactory = _ => 60 };
         var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts per shard before it is marked failed", DefaultValueFactory = _ => 3 };
-        var command = new Command("submit", "Submit a scoring run over a blob container/prefix; prints the run id");
-        foreach (var option in new Option[] { input, model, name, profile, batch, shardSize, aggregation, maxWindows, leaseSeconds, maxAttempts })
+        var command = new Command("submit", "Submit a scoring run over a blob container/prefix or a manifest of record paths; prints the run id");
+        foreach (var option in new Option[] { input, manifest, model, name, profile, batch, shardSize, aggregation, maxWindows, leaseSeconds, maxAttempts })
         {
             command.Options.Add(option);
         }
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var (container, prefix) = SplitInput(parseResult.GetValue(input)!);
+            var (container, prefix, manifestBlob) = ResolveInput(parseResult.GetValue(input), parseResult.GetValue(manifest));
             var modelFile = parseResult.GetValue(model)!;
             if (!modelFile.Exists)
             {
@@ -73,7 +77,7 @@ public static class RunSubmitCommand
             await store.CreateRunAsync(
                 new NewRun(
                     runId,
-                    parseResult.GetValue(name) ?? $"{container}/{prefix} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z",
+                    parseResult.GetValue(name) ?? $"{container}/{manifestBlob ?? prefix} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z",
                     container,
                     prefix,
                     descriptor.ModelId,
@@ -84,12 +88,40 @@ public static class RunSubmitCommand
                     parseResult.GetValue(batch),
                     parseResult.GetValue(shardSize),
                     parseResult.GetValue(maxAttempts),
-                    parseResult.GetValue(leaseSeconds)),
+                    parseResult.GetValue(leaseSeconds),
+                    manifestBlob),
                 cancellationToken);
             Console.WriteLine(runId);
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The run's input from <c>--input container/prefix</c> or <c>--manifest container/blob</c>: exactly one of them.
+    /// A manifest run has an empty prefix.
+    /// </summary>
+    public static (string Container, string Prefix, string? Manifest) ResolveInput(string? input, string? manifest)
+    {
+        if ((input is null) == (manifest is null))
+        {
+            throw new ArgumentException("give exactly one of --input <container>/<prefix> and --manifest <container>/<blob>");
+        }
+
+        if (input is not null)
+        {
+            var (container, prefix) = SplitInput(input);
+            return (container, prefix, null);
+        }
+
+        var trimmed = manifest!.Trim();
+        var slash = trimmed.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0 || slash == trimmed.Length - 1 || trimmed.EndsWith('/'))
+        {
+            throw new ArgumentException($"--manifest '{manifest}' is not <container>/<blob>");
+        }
+
+        return (trimmed[..slash], "", trimmed[(slash + 1)..]);
     }
 
     /// <summary>Splits <c>container/prefix</c>; the prefix may be empty (the whole container).</summary>

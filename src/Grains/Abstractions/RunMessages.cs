@@ -13,6 +13,8 @@ public sealed record class RunScoringSettings(
 /// <summary>
 /// A shard handed to one worker until <see cref="Deadline"/>; the worker renews it while working.
 /// <see cref="LeaseId"/> is the shard's attempt number: a later lease of the same shard has a larger one.
+/// <see cref="FromManifest"/> is true when the run's input is a manifest: a listed blob may then be missing (a
+/// quarantine row, not a failed shard), and a WFDB header's signal files are found from the header.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("HubertEcg.ShardLease")]
 public sealed record class ShardLease(
@@ -24,7 +26,8 @@ public sealed record class ShardLease(
     IReadOnlyList<string> Blobs,
     DateTime Deadline,
     TimeSpan Duration,
-    RunScoringSettings Settings);
+    RunScoringSettings Settings,
+    bool FromManifest);
 
 /// <summary>What a worker reports when it has written every result of a shard.</summary>
 [GenerateSerializer, Immutable, Alias("HubertEcg.ShardOutcome")]

@@ -37,6 +37,9 @@ public static class ScoringSiloExtensions
         services.AddSingleton<IRecordFormat>(new WfdbRecordFormat());
         services.AddSingleton<IRecordFormat>(new NpyRecordFormat(npyRate));
         services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));
+        var archives = new ArchiveOptions();
+        configuration.GetSection(ArchiveOptions.SectionName).Bind(archives);
+        services.AddSingleton<IContainerFormat>(sp => new ArchiveContainerFormat(sp.GetServices<IRecordFormat>(), archives));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
         services.TryAddSingleton<IWindowPreparer, PreprocessingWindowPreparer>();
         services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0), configuration.GetValue("Workers:AllowSpinning", true)));

@@ -51,6 +51,16 @@ public sealed class BlobTooLargeException(string container, string blobName, lon
     public long Length { get; } = length;
 }
 
+/// <summary>A blob that changed (its ETag is no longer the one a reader started with).</summary>
+public sealed class BlobChangedException(string container, string blobName, string expectedETag, Exception? inner = null)
+    : Exception($"blob '{container}/{blobName}' changed while it was being read (expected ETag {expectedETag})", inner)
+{
+    public string BlobName { get; } = blobName;
+}
+
+/// <summary>A byte range of a blob, the blob's whole length and its ETag.</summary>
+public sealed record BlobChunk(byte[] Data, long TotalLength, string ETag);
+
 /// <summary>
 /// Blob adapter for run inputs: resumable listing (page by page with continuation tokens) and streaming
 /// downloads to local files, so a worker's memory does not grow with a shard's size.
@@ -86,6 +96,46 @@ public sealed class BlobStore(BlobServiceClient service)
         catch (RequestFailedException e) when (e.Status == 404)
         {
             throw new BlobNotFoundException(container, "", e);
+        }
+    }
+
+    /// <summary>
+    /// Reads up to <paramref name="maxBytes"/> bytes of a blob from <paramref name="offset"/> (none at or past its end).
+    /// With <paramref name="ifMatch"/>, throws <see cref="BlobChangedException"/> when the blob's ETag is another one;
+    /// throws <see cref="BlobNotFoundException"/> when it does not exist.
+    /// </summary>
+    public async Task<BlobChunk> ReadRangeAsync(
+        string container, string blobName, long offset, int maxBytes, string? ifMatch, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        var blob = service.GetBlobContainerClient(container).GetBlobClient(blobName);
+        var conditions = ifMatch is null ? null : new BlobRequestConditions { IfMatch = new ETag(ifMatch) };
+        try
+        {
+            var properties = (await blob.GetPropertiesAsync(conditions, cancellationToken)).Value;
+            var etag = properties.ETag.ToString();
+            var length = properties.ContentLength;
+            if (offset >= length)
+            {
+                return new BlobChunk([], length, etag);
+            }
+
+            var options = new BlobDownloadOptions
+            {
+                Range = new HttpRange(offset, Math.Min(maxBytes, length - offset)),
+                Conditions = new BlobRequestConditions { IfMatch = properties.ETag },
+            };
+            var content = (await blob.DownloadContentAsync(options, cancellationToken)).Value;
+            return new BlobChunk(content.Content.ToArray(), length, etag);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new BlobNotFoundException(container, blobName, e);
+        }
+        catch (RequestFailedException e) when (e.Status == 412)
+        {
+            throw new BlobChangedException(container, blobName, ifMatch ?? "(first read)", e);
         }
     }
 

@@ -43,7 +43,11 @@ public sealed record ModelRecord(
     bool Untrained,
     string PreprocessingProfile);
 
-/// <summary>What a new run is: input, model and options.</summary>
+/// <summary>
+/// What a new run is: input, model and options. The input is <see cref="InputContainer"/> with either
+/// <see cref="InputPrefix"/> (every blob under it) or <see cref="InputManifest"/> (a blob of that container listing
+/// record paths, one per line).
+/// </summary>
 public sealed record NewRun(
     Guid RunId,
     string Name,
@@ -57,7 +61,8 @@ public sealed record NewRun(
     int BatchSize,
     int ShardSize,
     int MaxAttempts,
-    int LeaseSeconds);
+    int LeaseSeconds,
+    string? InputManifest = null);
 
 /// <summary>A row of <c>runs</c>.</summary>
 public sealed record RunRecord(
@@ -92,7 +97,8 @@ public sealed record RunRecord(
     DateTime CreatedAt,
     DateTime? StartedAt,
     DateTime? FinishedAt,
-    DateTime UpdatedAt);
+    DateTime UpdatedAt,
+    string? InputManifest = null);
 
 /// <summary>A row of <c>run_shards</c>.</summary>
 public sealed record ShardRecord(
@@ -136,7 +142,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         "run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, max_windows, " +
         "batch_size, shard_size, max_attempts, lease_seconds, state, cancel_requested, planning_complete, planning_token, planning_carry, " +
         "shards_planned, records_planned, records_done, records_quarantined, records_failed, shards_done, shards_failed, rate_per_second, " +
-        "eta_seconds, error, created_at, started_at, finished_at, updated_at";
+        "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest";
 
     private const string ShardColumns =
         "run_id, shard_no, kind, blobs, records_planned, state, attempts, lease_owner, lease_deadline, records_done, records_quarantined, last_error";
@@ -184,8 +190,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand(
                     "insert into runs (run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, " +
-                    "max_windows, batch_size, shard_size, max_attempts, lease_seconds, state) values " +
-                    "(@id, @name, @container, @prefix, @model, @path, @profile, @agg, @maxw, @batch, @shard, @attempts, @lease, 'pending') " +
+                    "max_windows, batch_size, shard_size, max_attempts, lease_seconds, state, input_manifest) values " +
+                    "(@id, @name, @container, @prefix, @model, @path, @profile, @agg, @maxw, @batch, @shard, @attempts, @lease, 'pending', @manifest) " +
                     "on conflict (run_id) do nothing");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = run.RunId });
                 cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = run.Name });
@@ -200,6 +206,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("shard", NpgsqlDbType.Integer) { Value = run.ShardSize });
                 cmd.Parameters.Add(new NpgsqlParameter("attempts", NpgsqlDbType.Integer) { Value = run.MaxAttempts });
                 cmd.Parameters.Add(new NpgsqlParameter("lease", NpgsqlDbType.Integer) { Value = run.LeaseSeconds });
+                cmd.Parameters.Add(new NpgsqlParameter("manifest", NpgsqlDbType.Text) { Value = (object?)run.InputManifest ?? DBNull.Value });
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);
@@ -490,5 +497,6 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         r.GetFieldValue<DateTime>(28),
         r.IsDBNull(29) ? null : r.GetFieldValue<DateTime>(29),
         r.IsDBNull(30) ? null : r.GetFieldValue<DateTime>(30),
-        r.GetFieldValue<DateTime>(31));
+        r.GetFieldValue<DateTime>(31),
+        r.IsDBNull(32) ? null : r.GetString(32));
 }

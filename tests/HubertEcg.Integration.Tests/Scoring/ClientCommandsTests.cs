@@ -132,6 +132,31 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         Assert.Equal("cancelled by request", run.Error);
     }
 
+    [Fact]
+    public async Task SubmitTakesAManifestInsteadOfAnInput()
+    {
+        using var model = new TinyModel(seed: 23);
+        var (code, output) = await CliAsync("run", "submit", "--manifest", $"{blobs.ContainerName}/lists/cohort.txt", "--model", model.Path);
+        Assert.Equal(0, code);
+        var runId = Guid.Parse(output.Trim());
+        var run = (await new RunStore(database.DataSource).GetRunAsync(runId))!;
+        Assert.Equal((blobs.ContainerName, "", "lists/cohort.txt"), (run.InputContainer, run.InputPrefix, run.InputManifest));
+
+        (code, output) = await CliAsync("run", "status", runId.ToString(), "--json");
+        Assert.Equal(0, code);
+        using (var status = JsonDocument.Parse(output))
+        {
+            Assert.Equal($"manifest {blobs.ContainerName}/lists/cohort.txt", status.RootElement.GetProperty("input").GetString());
+        }
+
+        // Both, or neither, is an error; nothing is submitted.
+        (code, _) = await CliAsync("run", "submit", "--manifest", $"{blobs.ContainerName}/lists/cohort.txt", "--input", $"{blobs.ContainerName}/x/", "--model", model.Path);
+        Assert.NotEqual(0, code);
+        (code, _) = await CliAsync("run", "submit", "--model", model.Path);
+        Assert.NotEqual(0, code);
+        await new RunStore(database.DataSource).RequestCancelAsync(runId);
+    }
+
     private async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
         var writer = new StringWriter();

@@ -11,6 +11,9 @@ public sealed class CoordinatorOptions
     /// <summary>Blobs listed per planning step.</summary>
     public int ListPageSize { get; set; } = 1000;
 
+    /// <summary>Bytes of a run's manifest read per planning step (a manifest line may not be longer).</summary>
+    public int ManifestChunkBytes { get; set; } = 256 * 1024;
+
     /// <summary>The window the run's rate is measured over.</summary>
     public TimeSpan RateWindow { get; set; } = TimeSpan.FromMinutes(1);
 

@@ -124,7 +124,8 @@ public sealed partial class RunCoordinatorGrain(
             blobNames,
             shard.LeaseDeadline.Value,
             duration,
-            new RunScoringSettings(_run.ModelId, _run.ModelPath, _run.PreprocessingProfile, _run.Aggregation, _run.MaxWindows, _run.BatchSize));
+            new RunScoringSettings(_run.ModelId, _run.ModelPath, _run.PreprocessingProfile, _run.Aggregation, _run.MaxWindows, _run.BatchSize),
+            _run.InputManifest is not null);
     }
 
     public async Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport)
@@ -325,6 +326,12 @@ public sealed partial class RunCoordinatorGrain(
     private async Task PlanStepAsync(CancellationToken cancellationToken)
     {
         var run = _run!;
+        if (run.InputManifest is not null)
+        {
+            await PlanManifestStepAsync(run, run.InputManifest, cancellationToken);
+            return;
+        }
+
         BlobPage page;
         try
         {
@@ -347,20 +354,69 @@ public sealed partial class RunCoordinatorGrain(
             return;
         }
 
-        var last = page.ContinuationToken is null;
-        var step = new ShardPlanner(run.ShardSize).Plan(_carry, page.Items.Select(b => b.Name).ToList(), last);
+        await AppendPlanStepAsync(run, page.Items.Select(b => b.Name).ToList(), page.ContinuationToken, page.ContinuationToken is null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads the next chunk of the run's manifest (whole lines from the saved offset) and plans its names like a
+    /// listing page. The manifest must not change while it is read: its ETag is pinned at the first read. Names
+    /// are not checked for existence here; a worker quarantines a listed blob that does not exist.
+    /// </summary>
+    private async Task PlanManifestStepAsync(RunRecord run, string manifest, CancellationToken cancellationToken)
+    {
+        var (offset, etag) = ManifestLines.ParsePosition(_planningToken);
+        BlobChunk chunk;
+        try
+        {
+            chunk = await blobs.ReadRangeAsync(run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, cancellationToken);
+            _planningFailures = 0;
+        }
+        catch (Exception e) when (e is BlobNotFoundException or BlobChangedException)
+        {
+            await FinishAsync(RunStates.Failed, $"manifest: {e.Message}");
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
+        {
+            LogPlanningRetry(logger, e, RunId, _planningFailures);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await FinishAsync(RunStates.Failed, $"reading manifest {run.InputContainer}/{manifest} failed {_planningFailures} times: {e.Message}");
+            return;
+        }
+
+        var atEnd = offset + chunk.Data.Length >= chunk.TotalLength;
+        var (names, consumed) = ManifestLines.Parse(chunk.Data, offset == 0, atEnd);
+        if (consumed == 0 && !atEnd)
+        {
+            await FinishAsync(
+                RunStates.Failed,
+                $"manifest {run.InputContainer}/{manifest}: the line at byte {offset} is longer than {_options.ManifestChunkBytes} bytes");
+            return;
+        }
+
+        var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
+        await AppendPlanStepAsync(run, names, position, atEnd, cancellationToken);
+    }
+
+    /// <summary>Plans one page of names after the carried ones and stores the new shards with the planning position.</summary>
+    private async Task AppendPlanStepAsync(RunRecord run, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken)
+    {
+        var step = new ShardPlanner(run.ShardSize).Plan(_carry, names, last);
         var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
         var records = step.Shards
             .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(RunId, records, page.ContinuationToken, step.Carry, last, cancellationToken);
+        await store.AppendPlanAsync(RunId, records, position, step.Carry, last, cancellationToken);
         foreach (var record in records)
         {
             _shards[record.ShardNo] = new ShardState(record);
             _pending.AddLast(record.ShardNo);
         }
 
-        _planningToken = page.ContinuationToken;
+        _planningToken = position;
         _carry = step.Carry;
         _planningComplete = last;
         if (_state == RunStates.Pending)

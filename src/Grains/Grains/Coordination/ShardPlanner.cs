@@ -34,6 +34,9 @@ public sealed class ShardPlanner
     public static bool IsContainer(string blobName) =>
         ContainerSuffixes.Any(s => blobName.EndsWith(s, StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>True when the file's extension names a record format (<c>.hea</c>, <c>.dat</c>, <c>.mat</c>, <c>.npy</c>).</summary>
+    public static bool IsRecordFile(string name) => RecordExtensions.Contains(Path.GetExtension(name));
+
     /// <summary>The record a single-record file belongs to: its path without the last extension.</summary>
     public static string RecordStem(string blobName)
     {

@@ -3,16 +3,22 @@ using HubertEcg.Inference.Model;
 
 namespace HubertEcg.Grains.Workers;
 
-/// <summary>One blob of a shard, downloaded to a local file.</summary>
-public sealed record DownloadedBlob(string BlobName, string LocalPath, string ETag);
+/// <summary>
+/// One blob of a shard, downloaded to a local file. <see cref="RecordStem"/> names the record it belongs to when that
+/// is not its own path without extension (a signal file a WFDB header names under another name).
+/// </summary>
+public sealed record DownloadedBlob(string BlobName, string LocalPath, string ETag, string? RecordStem = null);
 
 /// <summary>
 /// A leased shard whose blobs are on local disk, in a folder the worker deletes afterwards; <see cref="Resources"/>
-/// (open container files) are disposed first.
+/// (open container files) are disposed first. <see cref="MissingBlobs"/> are blobs a run's manifest lists that do
+/// not exist; each becomes a quarantined record unless another file of its record was found.
 /// </summary>
 public sealed record DownloadedShard(string Kind, string Container, string LocalDirectory, IReadOnlyList<DownloadedBlob> Blobs)
 {
     public List<IDisposable> Resources { get; } = [];
+
+    public IReadOnlyList<string> MissingBlobs { get; init; } = [];
 }
 
 /// <summary>

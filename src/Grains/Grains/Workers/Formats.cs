@@ -39,7 +39,7 @@ public sealed class Hdf5ContainerFormat(Hdf5ShardOptions? options = null) : ICon
     public bool CanRead(string blobName) =>
         blobName.EndsWith(".h5", StringComparison.OrdinalIgnoreCase) || blobName.EndsWith(".hdf5", StringComparison.OrdinalIgnoreCase);
 
-    public IEnumerable<(string ExamId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources)
+    public IEnumerable<(string RecordId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources)
     {
         var reader = Hdf5ShardReader.Open(localPath, _options);
         resources.Add(reader);
@@ -49,7 +49,7 @@ public sealed class Hdf5ContainerFormat(Hdf5ShardOptions? options = null) : ICon
         {
             var index = i;
             var examId = ids is null ? "index" + index.ToString(CultureInfo.InvariantCulture) : ids[i].ToString(CultureInfo.InvariantCulture);
-            exams.Add((examId, () =>
+            exams.Add(($"{blobName}#{examId}", () =>
             {
                 lock (reader)
                 {

@@ -20,11 +20,12 @@ public interface IContainerFormat
     bool CanRead(string blobName);
 
     /// <summary>
-    /// The records of the container at <paramref name="localPath"/>; throws <see cref="EcgFormatException"/> when it
-    /// cannot be opened. What must stay open while records load goes into <paramref name="resources"/>, which the
-    /// worker disposes when the shard is finished.
+    /// The records of the container at <paramref name="localPath"/>, each with its record id (<c>blob#exam</c> for an
+    /// HDF5 shard, <c>blob/member-record</c> for an archive); throws <see cref="EcgFormatException"/> when it cannot be
+    /// opened. What must stay open while records load goes into <paramref name="resources"/>, which the worker
+    /// disposes when the shard is finished.
     /// </summary>
-    IEnumerable<(string ExamId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources);
+    IEnumerable<(string RecordId, Func<EcgSignal> Load)> Open(string localPath, string blobName, ICollection<IDisposable> resources);
 }
 
 /// <summary>The files of one record, downloaded to local paths, addressed by file name.</summary>
@@ -55,23 +56,37 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
         return shard.Kind == ShardKinds.Container ? EnumerateContainers(shard) : EnumerateRecords(shard);
     }
 
+    private static RecordInput MissingRecord(DownloadedShard shard, string blobName) =>
+        new(
+            blobName,
+            blobName,
+            "",
+            () => throw new EcgFormatException(blobName, $"listed in the run's manifest, but blob '{shard.Container}/{blobName}' does not exist"));
+
     private IEnumerable<RecordInput> EnumerateContainers(DownloadedShard shard)
     {
+        foreach (var missing in shard.MissingBlobs)
+        {
+            yield return MissingRecord(shard, missing);
+        }
+
         foreach (var blob in shard.Blobs)
         {
             var format = _containerFormats.FirstOrDefault(f => f.CanRead(blob.BlobName))
                 ?? throw new EcgFormatException(blob.BlobName, "no reader for this container format");
-            foreach (var (examId, load) in format.Open(blob.LocalPath, blob.BlobName, shard.Resources))
+            foreach (var (recordId, load) in format.Open(blob.LocalPath, blob.BlobName, shard.Resources))
             {
-                yield return new RecordInput($"{blob.BlobName}#{examId}", blob.BlobName, blob.ETag, load);
+                yield return new RecordInput(recordId, blob.BlobName, blob.ETag, load);
             }
         }
     }
 
     private IEnumerable<RecordInput> EnumerateRecords(DownloadedShard shard)
     {
-        foreach (var group in shard.Blobs.GroupBy(b => ShardPlanner.RecordStem(b.BlobName), StringComparer.Ordinal))
+        var stems = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var group in shard.Blobs.GroupBy(b => b.RecordStem ?? ShardPlanner.RecordStem(b.BlobName), StringComparer.Ordinal))
         {
+            stems.Add(group.Key);
             var recordId = group.Key;
             var files = group.ToDictionary(b => Path.GetFileName(b.BlobName), b => b.LocalPath, StringComparer.Ordinal);
             var extensions = group.Select(b => Path.GetExtension(b.BlobName).ToLowerInvariant()).ToHashSet();
@@ -82,6 +97,13 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
                 ? () => throw new EcgFormatException(recordId, $"no reader for a record made of {string.Join(", ", extensions.Order())} files")
                 : () => format.Read(recordId, new LocalRecordFiles(files), recordName);
             yield return new RecordInput(recordId, primary.BlobName, primary.ETag, load);
+        }
+
+        // A listed blob that does not exist is a record of its own unless another file of its record was found
+        // (that record then reports what it lacks when it is read).
+        foreach (var missing in shard.MissingBlobs.GroupBy(ShardPlanner.RecordStem, StringComparer.Ordinal).Where(g => !stems.Contains(g.Key)))
+        {
+            yield return MissingRecord(shard, missing.First());
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Ecg.Wfdb;
 using HubertEcg.Inference.Model;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Logging;
@@ -134,7 +135,12 @@ public sealed partial class ScoringWorker(
         return null;
     }
 
-    /// <summary>Downloads the shard's blobs; false (and the lease released) when the shard cannot be downloaded.</summary>
+    /// <summary>
+    /// Downloads the shard's blobs; false (and the lease released) when the shard cannot be downloaded. For a run
+    /// whose input is a manifest, a listed blob that does not exist is noted (its record is quarantined) rather than
+    /// failing the shard, and the signal files each WFDB header names are downloaded too (a manifest may list only
+    /// the headers).
+    /// </summary>
     private async Task<bool> DownloadAsync(HeldLease held, CancellationToken stoppingToken)
     {
         var lease = held.Lease;
@@ -142,25 +148,70 @@ public sealed partial class ScoringWorker(
         var directory = Path.Combine(root, "hubert-ecg", $"{lease.RunId:N}-{lease.ShardNo}-{lease.LeaseId}-{Guid.NewGuid():N}");
         held.LocalDirectory = directory;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
-        var results = new DownloadedBlob[lease.Blobs.Count];
+        var results = new DownloadedBlob?[lease.Blobs.Count];
+        var missing = new System.Collections.Concurrent.ConcurrentBag<string>();
         long total = 0;
+        async Task<string?> DownloadOneAsync(string name, string path, CancellationToken ct)
+        {
+            string etag;
+            try
+            {
+                etag = await blobs.DownloadToFileAsync(lease.Container, name, path, options.MaxShardBytes, ct);
+            }
+            catch (BlobNotFoundException) when (lease.FromManifest)
+            {
+                return null;
+            }
+
+            if (Interlocked.Add(ref total, new FileInfo(path).Length) > options.MaxShardBytes)
+            {
+                throw new BlobTooLargeException(lease.Container, name, Interlocked.Read(ref total), options.MaxShardBytes);
+            }
+
+            return etag;
+        }
+
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.DownloadConcurrency), CancellationToken = linked.Token };
+        var blobsOut = new List<DownloadedBlob>();
         try
         {
             await Parallel.ForEachAsync(
                 Enumerable.Range(0, lease.Blobs.Count),
-                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.DownloadConcurrency), CancellationToken = linked.Token },
+                parallel,
                 async (i, ct) =>
                 {
                     var name = lease.Blobs[i];
                     var path = Path.Combine(directory, i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
-                    var etag = await blobs.DownloadToFileAsync(lease.Container, name, path, options.MaxShardBytes, ct);
-                    if (Interlocked.Add(ref total, new FileInfo(path).Length) > options.MaxShardBytes)
+                    if (await DownloadOneAsync(name, path, ct) is { } etag)
                     {
-                        throw new BlobTooLargeException(lease.Container, name, Interlocked.Read(ref total), options.MaxShardBytes);
+                        results[i] = new DownloadedBlob(name, path, etag);
                     }
-
-                    results[i] = new DownloadedBlob(name, path, etag);
+                    else
+                    {
+                        missing.Add(name);
+                    }
                 });
+            blobsOut.AddRange(results.OfType<DownloadedBlob>());
+            if (lease.FromManifest && lease.Kind == ShardKinds.Records)
+            {
+                var signalFiles = SignalFilesToFetch(blobsOut);
+                var extra = new DownloadedBlob?[signalFiles.Count];
+                await Parallel.ForEachAsync(
+                    Enumerable.Range(0, signalFiles.Count),
+                    parallel,
+                    async (i, ct) =>
+                    {
+                        var (name, stem) = signalFiles[i];
+                        var path = Path.Combine(directory, "s" + i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+
+                        // A signal file that does not exist is left out: its record reports the missing file when read.
+                        if (await DownloadOneAsync(name, path, ct) is { } etag)
+                        {
+                            extra[i] = new DownloadedBlob(name, path, etag, stem);
+                        }
+                    });
+                blobsOut.AddRange(extra.OfType<DownloadedBlob>());
+            }
         }
         catch (Exception e) when (e is BlobNotFoundException or BlobTooLargeException)
         {
@@ -173,8 +224,48 @@ public sealed partial class ScoringWorker(
             return false;
         }
 
-        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, results);
+        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, blobsOut) { MissingBlobs = missing.Order(StringComparer.Ordinal).ToList() };
         return true;
+    }
+
+    /// <summary>
+    /// The signal files the downloaded WFDB headers name that are not part of the shard yet, each with its header's
+    /// record (path without extension). A header that cannot be parsed names none (its record is quarantined when
+    /// read); file names with a folder part are not followed.
+    /// </summary>
+    private static List<(string BlobName, string RecordStem)> SignalFilesToFetch(IReadOnlyList<DownloadedBlob> downloaded)
+    {
+        var present = downloaded.Select(b => b.BlobName).ToHashSet(StringComparer.Ordinal);
+        var wanted = new List<(string, string)>();
+        foreach (var header in downloaded.Where(b => b.BlobName.EndsWith(".hea", StringComparison.OrdinalIgnoreCase)))
+        {
+            var stem = Coordination.ShardPlanner.RecordStem(header.BlobName);
+            WfdbHeader parsed;
+            try
+            {
+                parsed = WfdbHeader.Parse(File.ReadAllText(header.LocalPath), stem);
+            }
+            catch (EcgFormatException)
+            {
+                continue;
+            }
+
+            var folder = header.BlobName[..(header.BlobName.LastIndexOf('/') + 1)];
+            foreach (var file in parsed.Signals.Select(s => s.FileName).Distinct(StringComparer.Ordinal))
+            {
+                if (file.Length == 0 || file is "." or ".." || file.Contains('/', StringComparison.Ordinal) || file.Contains('\\', StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                if (present.Add(folder + file))
+                {
+                    wanted.Add((folder + file, stem));
+                }
+            }
+        }
+
+        return wanted;
     }
 
     private async Task ProcessAsync(HeldLease held, CancellationToken stoppingToken)

@@ -1,0 +1,249 @@
+using System.Text;
+using HubertEcg.Client.Commands;
+using HubertEcg.Grains;
+using HubertEcg.Grains.Coordination;
+using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>Reading manifest chunks: whole lines only, comments and blank lines dropped, the position round-trips.</summary>
+public sealed class ManifestLinesTests
+{
+    [Fact]
+    public void AChunkIsReadUpToItsLastLineEnd()
+    {
+        var text = "\uFEFF# cohort\r\nwfdb/p00001.hea\r\n\r\n  x/r1.npy  \n# done\ncode15/exams_par";
+        var bytes = Encoding.UTF8.GetBytes(text);
+        var (names, consumed) = ManifestLines.Parse(bytes, startOfManifest: true, atEnd: false);
+
+        Assert.Equal(["wfdb/p00001.hea", "x/r1.npy"], names);
+        Assert.Equal(bytes.Length - "code15/exams_par".Length, consumed);
+
+        var (rest, restConsumed) = ManifestLines.Parse(Encoding.UTF8.GetBytes("code15/exams_part0.hdf5"), startOfManifest: false, atEnd: true);
+        Assert.Equal(["code15/exams_part0.hdf5"], rest);
+        Assert.Equal("code15/exams_part0.hdf5".Length, restConsumed);
+    }
+
+    [Fact]
+    public void ALineLongerThanTheChunkConsumesNothing()
+    {
+        var (names, consumed) = ManifestLines.Parse("a/very/long/name"u8, startOfManifest: false, atEnd: false);
+        Assert.Empty(names);
+        Assert.Equal(0, consumed);
+    }
+
+    [Fact]
+    public void ThePositionRoundTrips()
+    {
+        Assert.Equal((0L, (string?)null), ManifestLines.ParsePosition(null));
+        Assert.Equal((1234L, "\"0x8DC1\""), ManifestLines.ParsePosition(ManifestLines.FormatPosition(1234, "\"0x8DC1\"")));
+        Assert.Throws<FormatException>(() => ManifestLines.ParsePosition("token-from-a-listing"));
+    }
+
+    [Fact]
+    public void SubmitTakesExactlyOneOfInputAndManifest()
+    {
+        Assert.Equal(("c", "p/", (string?)null), RunSubmitCommand.ResolveInput("c/p/", null));
+        Assert.Equal(("c", "", "lists/cohort.txt"), RunSubmitCommand.ResolveInput(null, "c/lists/cohort.txt"));
+        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput("c/p/", "c/m.txt"));
+        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, null));
+        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, "just-a-container"));
+        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, "c/folder/"));
+    }
+}
+
+/// <summary>Runs whose input is a manifest blob, against real Postgres and Azurite.</summary>
+public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
+    : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
+{
+    [Fact]
+    public async Task PlanningFromAManifestFormsTheShardsOfOneWholeListing()
+    {
+        var names = Enumerable.Range(0, 41)
+            .SelectMany(i => i % 5 == 0 ? new[] { $"plan/r{i:D3}.npy" } : new[] { $"plan/r{i:D3}.dat", $"plan/r{i:D3}.hea" })
+            .Append("plan/code15/exams_part0.hdf5")
+            .Append("plan/archive.tar.gz")
+            .ToList();
+        var text = new StringBuilder("# planning test\n\n");
+        foreach (var name in names)
+        {
+            text.Append(name).Append(name.EndsWith(".npy", StringComparison.Ordinal) ? "\r\n" : "\n");
+        }
+
+        await blobs.Container.GetBlobClient("plan/manifest.txt").UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(text.ToString())), overwrite: true);
+        var store = new RunStore(database.DataSource);
+
+        // Chunks of 50 bytes: every step cuts a line, and a record's .dat and .hea fall into different steps.
+        await using var cluster = await ScoringCluster.StartAsync(
+            1, database.ConnectionString, blobs.ConnectionString, workers: false,
+            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "50" });
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("manifest-plan-model"), blobs.ContainerName, "", shardSize: 4, manifest: "plan/manifest.txt");
+        var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (!(await coordinator.GetProgress()).PlanningComplete)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "planning did not finish in 2 minutes");
+            await Task.Delay(100);
+        }
+
+        // Nothing scores this run; cancelled so that no worker of a later test picks its shards up.
+        await coordinator.Cancel();
+
+        var run = (await store.GetRunAsync(runId))!;
+        Assert.Equal("plan/manifest.txt", run.InputManifest);
+        Assert.True(run.PlanningComplete);
+        Assert.Empty(run.PlanningCarry);
+
+        var expected = new ShardPlanner(4).Plan([], names, lastPage: true).Shards;
+        var planned = await store.LoadShardsAsync(runId);
+        Assert.Equal(
+            expected.Select(s => (s.Kind, string.Join('|', s.Blobs), s.RecordCount)).Order(),
+            planned.Select(s => (s.Kind, string.Join('|', s.Blobs), s.RecordsPlanned)).Order());
+        Assert.Equal(41, planned.Sum(s => s.RecordsPlanned));
+        Assert.Equal(2, planned.Count(s => s.Kind == ShardKinds.Container));
+    }
+
+    [Fact]
+    public async Task ManifestPlanningResumesWhereItStoppedAfterTheSilosRestart()
+    {
+        var names = Enumerable.Range(0, 120).SelectMany(i => new[] { $"resume/r{i:D3}.dat", $"resume/r{i:D3}.hea" }).ToList();
+        await blobs.Container.GetBlobClient("resume/manifest.txt")
+            .UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(string.Join("\n", names))), overwrite: true);
+        var store = new RunStore(database.DataSource);
+        var settings = new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "40", ["Coordinator:TickInterval"] = "00:00:00.100" };
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("manifest-resume-model"), blobs.ContainerName, "", shardSize: 3, manifest: "resume/manifest.txt");
+
+        await using (var first = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString, workers: false, settings: settings))
+        {
+            await first.Grains.GetGrain<IRunCoordinatorGrain>(runId).GetProgress();
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+            while ((await store.GetRunAsync(runId))!.ShardsPlanned < 3)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "planning did not start in a minute");
+                await Task.Delay(20);
+            }
+        }
+
+        var stopped = (await store.GetRunAsync(runId))!;
+        Assert.False(stopped.PlanningComplete);
+        var (offset, etag) = ManifestLines.ParsePosition(stopped.PlanningToken);
+        Assert.InRange(offset, 1, string.Join("\n", names).Length - 1);
+        Assert.False(string.IsNullOrEmpty(etag));
+
+        await using (var second = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString, workers: false, settings: settings))
+        {
+            var coordinator = second.Grains.GetGrain<IRunCoordinatorGrain>(runId);
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!(await coordinator.GetProgress()).PlanningComplete)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "planning did not finish in 2 minutes");
+                await Task.Delay(100);
+            }
+
+            await coordinator.Cancel();
+        }
+
+        var expected = new ShardPlanner(3).Plan([], names, lastPage: true).Shards;
+        var planned = await store.LoadShardsAsync(runId);
+        Assert.Equal(expected.Select(s => string.Join('|', s.Blobs)).Order(), planned.Select(s => string.Join('|', s.Blobs)).Order());
+        Assert.Equal(120, planned.Sum(s => s.RecordsPlanned));
+    }
+
+    [Fact]
+    public async Task AManifestRunScoresWhatItListsAndQuarantinesMissingEntries()
+    {
+        using var model = new TinyModel(seed: 33);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "man/", 24);
+        var good = new List<string>();
+        var lines = new List<string> { "# a manifest of the synthetic cohort", "" };
+
+        // The .npy records, except the last one: a blob that is not listed is not scored.
+        foreach (var id in cohort.GoodRecords.SkipLast(1))
+        {
+            lines.Add(id + ".npy");
+            good.Add(id);
+        }
+
+        lines.AddRange(["man/corrupt-magic.npy", "man/corrupt-shape.npy", "man/corrupt-short.npy", "man/corrupt-orphan.dat"]);
+
+        // WFDB and Challenge records listed by their header only: the worker finds the signal files from the header,
+        // including one whose signal file is not named after the record.
+        var uploads = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var wfdb = SyntheticEcg.WriteWfdb(SyntheticEcg.Generate("p00001", 1, 500, 10), "p00001");
+        uploads["man/wfdb/p00001.hea"] = wfdb["p00001.hea"];
+        uploads["man/wfdb/p00001.dat"] = wfdb["p00001.dat"];
+        var renamed = SyntheticEcg.WriteWfdb(SyntheticEcg.Generate("p00002", 2, 500, 10), "p00002", format: 212);
+        uploads["man/wfdb/p00002.hea"] = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(renamed["p00002.hea"]).Replace("p00002.dat", "p00002_signals.dat", StringComparison.Ordinal));
+        uploads["man/wfdb/p00002_signals.dat"] = renamed["p00002.dat"];
+        var mat = SyntheticEcg.WriteChallengeMat(SyntheticEcg.Generate("A0001", 3, 500, 10), "A0001");
+        uploads["man/challenge/A0001.hea"] = mat["A0001.hea"];
+        uploads["man/challenge/A0001.mat"] = mat["A0001.mat"];
+        uploads["man/code15/exams_part0.hdf5"] = SyntheticCohort.Hdf5Bytes(3, out var examIds);
+        lines.AddRange(["man/wfdb/p00001.hea", "man/wfdb/p00002.hea", "# challenge", "man/challenge/A0001.hea", "man/code15/exams_part0.hdf5"]);
+        good.AddRange(["man/wfdb/p00001", "man/wfdb/p00002", "man/challenge/A0001", .. examIds.Select(e => $"man/code15/exams_part0.hdf5#{e}")]);
+
+        // Entries naming blobs that do not exist: a record file and a container.
+        lines.AddRange(["man/wfdb/p99999.hea", "man/code15/exams_part9.hdf5"]);
+        uploads["lists/cohort.txt"] = Encoding.UTF8.GetBytes(string.Join("\n", lines) + "\n");
+        foreach (var (name, bytes) in uploads)
+        {
+            await blobs.Container.GetBlobClient(name).UploadAsync(new BinaryData(bytes), overwrite: true);
+        }
+
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(
+            2, database.ConnectionString, blobs.ConnectionString,
+            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "200" });
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 5, modelPath: model.Path, manifest: "lists/cohort.txt");
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(5));
+
+        var expectedQuarantine = new[]
+        {
+            "man/code15/exams_part9.hdf5", "man/corrupt-magic", "man/corrupt-orphan", "man/corrupt-short", "man/corrupt-shape", "man/wfdb/p99999.hea",
+        };
+        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(good.Count, run.RecordsDone);
+        Assert.Equal(expectedQuarantine.Length, run.RecordsQuarantined);
+        Assert.Equal(0, run.ShardsFailed);
+
+        var scored = await RecordIdsAsync("select record_id, source_blob from scores where run_id = @run", runId);
+        Assert.Equal(good.Order(StringComparer.Ordinal), scored.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("man/wfdb/p00002.hea", scored["man/wfdb/p00002"]);
+
+        var quarantined = await RecordIdsAsync("select record_id, reason from quarantine where run_id = @run", runId);
+        Assert.Equal(expectedQuarantine.Order(StringComparer.Ordinal), quarantined.Keys.Order(StringComparer.Ordinal));
+        Assert.Contains($"blob '{blobs.ContainerName}/man/wfdb/p99999.hea' does not exist", quarantined["man/wfdb/p99999.hea"], StringComparison.Ordinal);
+        Assert.Contains("listed in the run's manifest", quarantined["man/code15/exams_part9.hdf5"], StringComparison.Ordinal);
+        Assert.Contains("no reader", quarantined["man/corrupt-orphan"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AMissingManifestFailsTheRunWithTheReason()
+    {
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString, workers: false);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("manifest-missing-model"), blobs.ContainerName, "", shardSize: 4, manifest: "lists/none.txt");
+        await cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId).GetProgress();
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(1));
+
+        Assert.Equal(RunStates.Failed, run.State);
+        Assert.Contains("lists/none.txt", run.Error, StringComparison.Ordinal);
+        Assert.Contains("does not exist", run.Error, StringComparison.Ordinal);
+    }
+
+    private async Task<Dictionary<string, string>> RecordIdsAsync(string sql, Guid runId)
+    {
+        var rows = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var cmd = database.DataSource.CreateCommand(sql);
+        cmd.Parameters.AddWithValue("run", runId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0), reader.GetString(1));
+        }
+
+        return rows;
+    }
+}
