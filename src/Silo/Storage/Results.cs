@@ -28,32 +28,57 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
-    /// <summary>Writes <paramref name="rows"/>; returns how many were new.</summary>
-    public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken = default)
+    /// <summary>Writes <paramref name="rows"/> without naming the writer; returns how many were new.</summary>
+    public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken = default) =>
+        WriteScoresAsync(rows, null, cancellationToken);
+
+    /// <summary>Writes <paramref name="rows"/> without naming the writer; returns how many were new.</summary>
+    public Task<int> WriteQuarantineAsync(IReadOnlyList<QuarantineRow> rows, CancellationToken cancellationToken = default) =>
+        WriteQuarantineAsync(rows, null, cancellationToken);
+
+    /// <summary>
+    /// Writes <paramref name="rows"/>; returns how many were new. <paramref name="writerId"/> (a worker id) is
+    /// recorded for the per-worker dashboard views through the transaction setting <c>hubert.worker_id</c>.
+    /// </summary>
+    public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, string? writerId, CancellationToken cancellationToken = default)
     {
         if (rows.Count == 0)
         {
             return Task.FromResult(0);
         }
 
-        return _retry.RunAsync(ct => WriteScoresOnceAsync(rows, ct), cancellationToken);
+        return _retry.RunAsync(ct => WriteScoresOnceAsync(rows, writerId, ct), cancellationToken);
     }
 
-    /// <summary>Writes <paramref name="rows"/>; returns how many were new.</summary>
-    public Task<int> WriteQuarantineAsync(IReadOnlyList<QuarantineRow> rows, CancellationToken cancellationToken = default)
+    /// <summary>Writes <paramref name="rows"/>; returns how many were new. <paramref name="writerId"/> as for scores.</summary>
+    public Task<int> WriteQuarantineAsync(IReadOnlyList<QuarantineRow> rows, string? writerId, CancellationToken cancellationToken = default)
     {
         if (rows.Count == 0)
         {
             return Task.FromResult(0);
         }
 
-        return _retry.RunAsync(ct => WriteQuarantineOnceAsync(rows, ct), cancellationToken);
+        return _retry.RunAsync(ct => WriteQuarantineOnceAsync(rows, writerId, ct), cancellationToken);
     }
 
-    private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
+    // Names the writing worker for the dashboard summary triggers (0010_dashboard.sql); local to the transaction.
+    private static async Task NameWriterAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string? writerId, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(writerId))
+        {
+            return;
+        }
+
+        await using var name = new NpgsqlCommand("select set_config('hubert.worker_id', @w, true)", connection, tx);
+        name.Parameters.Add(new NpgsqlParameter("w", NpgsqlDbType.Text) { Value = writerId });
+        await name.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> rows, string? writerId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+        await NameWriterAsync(connection, tx, writerId, cancellationToken);
         await using (var create = new NpgsqlCommand(
             "create temp table score_staging (like scores including defaults) on commit drop", connection, tx))
         {
@@ -92,10 +117,11 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         return inserted;
     }
 
-    private async Task<int> WriteQuarantineOnceAsync(IReadOnlyList<QuarantineRow> rows, CancellationToken cancellationToken)
+    private async Task<int> WriteQuarantineOnceAsync(IReadOnlyList<QuarantineRow> rows, string? writerId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+        await NameWriterAsync(connection, tx, writerId, cancellationToken);
         await using (var create = new NpgsqlCommand(
             "create temp table quarantine_staging (like quarantine including defaults) on commit drop", connection, tx))
         {

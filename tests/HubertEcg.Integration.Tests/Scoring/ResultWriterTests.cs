@@ -79,4 +79,32 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
             CancellationToken.None));
         Assert.Equal(1, calls);
     }
+
+    [Fact]
+    public async Task TheWritingWorkerIsNamedInTheDashboardThroughput()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("named-writer-model"), "c", "named/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        var at = DateTime.UtcNow;
+        var scores = Enumerable.Range(0, 3).Select(i => new ScoreRow(
+            "named-writer-model", $"named-{i}", runId, new float[164], new float[512], 1, $"named/{i}.npy", "\"e\"", at)).ToList();
+        Assert.Equal(3, await writer.WriteScoresAsync(scores, "silo-a/cpu", CancellationToken.None));
+        Assert.Equal(1, await writer.WriteQuarantineAsync(
+            [new QuarantineRow(runId, "named-bad", 0, "named/bad.npy", "unreadable", at)], "silo-a/cpu", CancellationToken.None));
+        Assert.Equal(1, await writer.WriteScoresAsync(
+            [scores[0] with { RecordId = "named-3" }], CancellationToken.None));
+
+        await using var cmd = database.DataSource.CreateCommand(
+            "select worker, sum(records_scored)::int, sum(records_quarantined)::int from dashboard_worker_throughput where run_id = @run group by worker order by worker");
+        cmd.Parameters.AddWithValue("run", runId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<(string Worker, int Scored, int Quarantined)>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetString(0), reader.GetInt32(1), reader.GetInt32(2)));
+        }
+
+        Assert.Equal([("(unattributed)", 1, 0), ("silo-a/cpu", 3, 1)], rows);
+    }
 }

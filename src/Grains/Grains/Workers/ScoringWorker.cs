@@ -321,13 +321,13 @@ public sealed partial class ScoringWorker(
                 {
                     if (batch is List<ScoreRow> scores)
                     {
-                        await writer.WriteScoresAsync(scores, token);
+                        await writer.WriteScoresAsync(scores, WorkerId, token);
                         scored += scores.Count;
                         held.Report(scores.Count);
                     }
                     else if (batch is List<QuarantineRow> rows)
                     {
-                        await writer.WriteQuarantineAsync(rows, token);
+                        await writer.WriteQuarantineAsync(rows, WorkerId, token);
                         quarantined += rows.Count;
                         held.Report(rows.Count);
                     }
