@@ -218,25 +218,7 @@ public sealed partial class RunCoordinatorGrain(
             shard.State = permanent || shard.Attempts >= _run.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
         }
 
-        shard.LeaseOwner = null;
-        shard.LeaseDeadline = null;
-        try
-        {
-            await store.SaveShardAsync(shard.ToRecord(RunId));
-        }
-        catch
-        {
-            shard.Restore(before);
-            throw;
-        }
-
-        _leased.Remove(shardNo);
-        if (shard.State == ShardStates.Pending)
-        {
-            _pending.AddLast(shardNo);
-        }
-
-        _dirty = true;
+        await ReturnLeaseAsync(shardNo, shard, before, CancellationToken.None);
         LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State);
         await FinishIfDoneAsync();
     }
@@ -286,6 +268,31 @@ public sealed partial class RunCoordinatorGrain(
         }
     }
 
+    // A lease ends without the shard being done (handed back, failed or expired): clear it, store the shard (its
+    // state as the caller set it), and queue it again when it is pending. A failed store leaves memory as before.
+    private async Task ReturnLeaseAsync(int shardNo, ShardState shard, ShardRecord before, CancellationToken cancellationToken)
+    {
+        shard.LeaseOwner = null;
+        shard.LeaseDeadline = null;
+        try
+        {
+            await store.SaveShardAsync(shard.ToRecord(RunId), cancellationToken);
+        }
+        catch
+        {
+            shard.Restore(before);
+            throw;
+        }
+
+        _leased.Remove(shardNo);
+        if (shard.State == ShardStates.Pending)
+        {
+            _pending.AddLast(shardNo);
+        }
+
+        _dirty = true;
+    }
+
     private async Task ExpireLeasesAsync(CancellationToken cancellationToken)
     {
         var now = DateTime.UtcNow;
@@ -300,25 +307,7 @@ public sealed partial class RunCoordinatorGrain(
             var before = shard.Snapshot();
             shard.LastError = $"lease of attempt {shard.Attempts} expired (worker {shard.LeaseOwner} stopped renewing)";
             shard.State = shard.Attempts >= _run!.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
-            shard.LeaseOwner = null;
-            shard.LeaseDeadline = null;
-            try
-            {
-                await store.SaveShardAsync(shard.ToRecord(RunId), cancellationToken);
-            }
-            catch
-            {
-                shard.Restore(before);
-                throw;
-            }
-
-            _leased.Remove(shardNo);
-            if (shard.State == ShardStates.Pending)
-            {
-                _pending.AddLast(shardNo);
-            }
-
-            _dirty = true;
+            await ReturnLeaseAsync(shardNo, shard, before, cancellationToken);
             LogExpired(logger, RunId, shardNo, shard.Attempts, shard.State);
         }
     }
