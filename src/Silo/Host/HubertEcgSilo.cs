@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 
 namespace HubertEcg.Silo;
 
@@ -76,6 +77,10 @@ public static class HubertEcgSilo
                 default:
                     throw new InvalidOperationException($"Silo:Clustering must be 'localhost' or 'adonet', not '{siloOptions.Clustering}'");
             }
+
+            // Every silo collects the Orleans Dashboard's statistics, so the dashboard of whichever silo serves it
+            // (Dashboard:Enabled) shows the whole cluster. Its live log view stays off: logs are not for the browser.
+            silo.AddDashboard(o => o.HideTrace = true);
         });
 
         // The workers follow the silo's lifecycle (see ScoringWorkerHost): they start when it is active and stop,

@@ -1,0 +1,189 @@
+using HubertEcg.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Silo.Dashboard;
+
+/// <summary>
+/// The web dashboard on Kestrel: the pages (<c>/</c>, <c>/runs/{id}</c>), their scripts and style
+/// (<c>/assets/...</c>), the login form (<c>/login</c>), the JSON API (<c>/api/...</c>, see <see cref="DashboardApi"/>)
+/// and the Orleans Dashboard under <see cref="OrleansPath"/>, all behind <see cref="DashboardAccess"/>.
+/// </summary>
+public static class DashboardWeb
+{
+    /// <summary>Where the silo mounts the Orleans Dashboard (cluster health, grains, silos).</summary>
+    public const string OrleansPath = "/orleans";
+
+    private const string PageSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+    /// <summary>
+    /// Has Kestrel listen on exactly the validated <see cref="DashboardOptions.Urls"/> (which win over ASP.NET's own
+    /// <c>urls</c> settings) and registers the dashboard's services; its queries use a read-only Postgres data source.
+    /// </summary>
+    public static WebApplicationBuilder AddHubertEcgDashboard(this WebApplicationBuilder builder, DashboardOptions options)
+    {
+        var endpoints = options.Endpoints();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var endpoint in endpoints)
+            {
+                Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> https = listen =>
+                {
+                    if (endpoint.Https)
+                    {
+                        listen.UseHttps();
+                    }
+                };
+                if (endpoint.Localhost)
+                {
+                    kestrel.ListenLocalhost(endpoint.Port, https);
+                }
+                else if (endpoint.AnyAddress)
+                {
+                    kestrel.ListenAnyIP(endpoint.Port, https);
+                }
+                else
+                {
+                    kestrel.Listen(endpoint.Address!, endpoint.Port, https);
+                }
+            }
+        });
+
+        var connectionString = string.IsNullOrWhiteSpace(options.ConnectionString)
+            ? builder.Configuration.Postgres().ConnectionString
+            : options.ConnectionString;
+        builder.Services.AddSingleton(new DashboardAccess(options.Token));
+        builder.Services.AddSingleton(_ => new DashboardQueries(DashboardQueries.CreateDataSource(connectionString)));
+        return builder;
+    }
+
+    /// <summary>Adds the access check in front of everything the app serves, and the dashboard's pages, login and API.</summary>
+    public static WebApplication UseHubertEcgDashboard(this WebApplication app)
+    {
+        var access = app.Services.GetRequiredService<DashboardAccess>();
+        app.Use((context, next) => CheckAccessAsync(access, context, next));
+        app.MapGet("/", () => Page("index.html"));
+        app.MapGet("/runs/{id}", (string id) => DashboardApi.TryParseRunId(id, out _, out var error)
+            ? Page("run.html")
+            : Results.Text(error, statusCode: StatusCodes.Status404NotFound));
+        app.MapGet("/assets/{name}", (string name) => DashboardAssets.Find(name) is { } asset
+            ? Results.Bytes(asset.Content, asset.ContentType)
+            : Results.NotFound());
+        app.MapGet("/login", () => access.TokenRequired ? Page("login.html") : Results.Redirect("/"));
+        app.MapPost("/login", LoginAsync);
+        app.MapPost("/logout", (HttpContext context) =>
+        {
+            context.Response.Cookies.Delete(DashboardAccess.CookieName);
+            return Results.Redirect("/login");
+        });
+        app.MapDashboardApi();
+        app.Lifetime.ApplicationStarted.Register(() => LogAddresses(app, access));
+        return app;
+    }
+
+    private static async Task CheckAccessAsync(DashboardAccess access, HttpContext context, RequestDelegate next)
+    {
+        var request = context.Request;
+        var headers = context.Response.Headers;
+        headers.XContentTypeOptions = "nosniff";
+        headers.XFrameOptions = "DENY";
+        headers["Referrer-Policy"] = "no-referrer";
+        headers.CacheControl = "no-store";
+        if (!access.TokenRequired && !DashboardAccess.IsLoopbackHost(request.Host))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync(
+                $"Host '{request.Host}' refused: without Dashboard:Token the dashboard answers only requests for localhost, 127.0.0.1 or [::1]");
+            return;
+        }
+
+        var open = request.Path.StartsWithSegments("/assets") || request.Path.Equals("/login", StringComparison.Ordinal);
+        if (open || access.IsAuthorized(request))
+        {
+            await next(context);
+            return;
+        }
+
+        // A person's browser opening a page goes to the login form; scripts and API clients get a 401.
+        if (HttpMethods.IsGet(request.Method) && request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase))
+        {
+            context.Response.Redirect("/login?return=" + Uri.EscapeDataString(request.Path + request.QueryString));
+            return;
+        }
+
+        headers.WWWAuthenticate = "Bearer realm=\"hubert-ecg dashboard\"";
+        await DashboardApi.Error(StatusCodes.Status401Unauthorized, "this dashboard needs its token: send Authorization: Bearer <Dashboard:Token>, or sign in at /login")
+            .ExecuteAsync(context);
+    }
+
+    /// <summary>The login form's POST: a right token sets the session cookie and goes back where the person came from.</summary>
+    private static async Task<IResult> LoginAsync(HttpContext context, DashboardAccess access)
+    {
+        var form = context.Request.HasFormContentType ? await context.Request.ReadFormAsync(context.RequestAborted) : null;
+        var back = LocalPath(form?["return"].ToString());
+        if (!access.TokenRequired)
+        {
+            return Results.Redirect(back);
+        }
+
+        if (!access.TokenMatches(form?["token"].ToString()))
+        {
+            return Results.Redirect("/login?failed=1&return=" + Uri.EscapeDataString(back));
+        }
+
+        context.Response.Cookies.Append(DashboardAccess.CookieName, access.SessionCookie, new CookieOptions
+        {
+            HttpOnly = true,
+            SameSite = SameSiteMode.Strict,
+            Secure = context.Request.IsHttps,
+            Path = "/",
+            IsEssential = true,
+        });
+        return Results.Redirect(back);
+    }
+
+    /// <summary>A path on this server to return to after login; anything else (another site, a scheme) becomes <c>/</c>.</summary>
+    public static string LocalPath(string? path) =>
+        path is { Length: > 0 } && path[0] == '/' && (path.Length == 1 || (path[1] != '/' && path[1] != '\\')) && !path.Any(char.IsControl)
+            ? path
+            : "/";
+
+    private static PageResult Page(string name)
+    {
+        return new PageResult(DashboardAssets.Find(name)!.Content);
+    }
+
+    private static void LogAddresses(WebApplication app, DashboardAccess access)
+    {
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("HubertEcg.Silo.Dashboard");
+        foreach (var address in addresses)
+        {
+            logger.LogInformation(
+                "Dashboard listening on {Address} ({Access}); Orleans Dashboard at {OrleansUrl}",
+                address,
+                access.TokenRequired ? "token required" : "loopback only, no token",
+                address.TrimEnd('/') + OrleansPath + "/");
+        }
+    }
+
+    /// <summary>An HTML page of the dashboard with its content security policy: scripts and styles from this server only.</summary>
+    private sealed class PageResult(byte[] content) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.ContentSecurityPolicy = PageSecurityPolicy;
+            httpContext.Response.ContentType = "text/html; charset=utf-8";
+            return httpContext.Response.Body.WriteAsync(content).AsTask();
+        }
+    }
+}

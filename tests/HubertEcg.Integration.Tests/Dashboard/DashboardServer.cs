@@ -1,0 +1,56 @@
+using HubertEcg.Silo.Dashboard;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Integration.Tests.Dashboard;
+
+/// <summary>
+/// The dashboard's web app (pages, login, JSON API and access check, as the silo composes them) on Kestrel at
+/// 127.0.0.1 on a port the OS chooses, against a test database; no Orleans. <see cref="Client"/> follows no redirects
+/// and keeps no cookies, so tests see each response as it is.
+/// </summary>
+public sealed class DashboardServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private DashboardServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+        Client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = address };
+    }
+
+    public Uri Address { get; }
+
+    public HttpClient Client { get; }
+
+    public static async Task<DashboardServer> StartAsync(string connectionString, string token)
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Postgres:ConnectionString"] = connectionString });
+        builder.Logging.ClearProviders();
+        var options = DashboardOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Dashboard:Enabled"] = "true",
+            ["Dashboard:Urls"] = "http://127.0.0.1:0",
+            ["Dashboard:Token"] = token,
+        }).Build());
+        builder.AddHubertEcgDashboard(options);
+        var app = builder.Build();
+        app.UseHubertEcgDashboard();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        return new DashboardServer(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
