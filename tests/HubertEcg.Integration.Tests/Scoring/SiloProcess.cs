@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.RegularExpressions;
 using HubertEcg.Testing;
 
 namespace HubertEcg.Integration.Tests.Scoring;
@@ -41,7 +42,8 @@ public sealed class SiloProcess : IDisposable
         }
     }
 
-    public static SiloProcess Start(string clusterId, string name, string postgres, string blob)
+    /// <summary>Starts a silo; <paramref name="settings"/> add to or replace the test settings below (the dashboard is off unless they turn it on).</summary>
+    public static SiloProcess Start(string clusterId, string name, string postgres, string blob, IReadOnlyDictionary<string, string>? settings = null)
     {
         var assembly = typeof(SiloProcess).Assembly.Location;
         var configuration = new DirectoryInfo(Path.GetDirectoryName(assembly)!).Parent!.Name; // bin/<Configuration>/net10.0
@@ -58,7 +60,7 @@ public sealed class SiloProcess : IDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(silo);
-        foreach (var (key, value) in new Dictionary<string, string>
+        var values = new Dictionary<string, string>
         {
             ["Postgres:ConnectionString"] = postgres,
             ["Postgres:ApplyMigrations"] = "false",
@@ -78,13 +80,54 @@ public sealed class SiloProcess : IDisposable
             ["Workers:IntraOpThreads"] = "1",
             ["Workers:IdlePollInterval"] = "00:00:00.250",
             ["Logging:LogLevel:Default"] = "Warning",
-        })
+            ["Dashboard:Enabled"] = "false",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            values[key] = value;
+        }
+
+        foreach (var (key, value) in values)
         {
             start.ArgumentList.Add($"--{key}={value}");
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {silo}");
         return new SiloProcess(process, name);
+    }
+
+    /// <summary>Waits for the process to end by itself: its exit code, or null if it still runs after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            return null;
+        }
+
+        _process.WaitForExit(); // and for the last of its output
+        return _process.ExitCode;
+    }
+
+    /// <summary>The first match of <paramref name="pattern"/> in the log; fails when the process exits or <paramref name="timeout"/> passes first.</summary>
+    public async Task<Match> WaitForLogAsync(Regex pattern, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var match = pattern.Match(Log);
+            if (match.Success)
+            {
+                return match;
+            }
+
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException(
+                    $"silo {Name} {(_process.HasExited ? "exited" : $"ran {timeout}")} without logging /{pattern}/; its log:\n{Log}");
+            }
+
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>Ends the process at once, as SIGKILL does: no shutdown code runs, leases are left to expire.</summary>

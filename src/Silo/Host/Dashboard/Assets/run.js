@@ -26,7 +26,19 @@
       ['Started', Dash.dateTime(run.started_at)],
       ['Finished', Dash.dateTime(run.finished_at)],
     ];
-    document.getElementById('run-stats').replaceChildren(...stats.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+    document.getElementById('run-stats').replaceChildren(...stats.map(([k, v]) => el('div', null, el('dt', { text: k }), el('dd', { text: v }))));
+  }
+
+  /** The smallest 1, 2 or 5 times a power of ten at or above the value: the chart's top. */
+  function niceCeiling(value) {
+    if (!(value > 0)) return 1;
+    const power = Math.pow(10, Math.floor(Math.log10(value)));
+    return [1, 2, 5, 10].map(m => m * power).find(v => v >= value);
+  }
+
+  function tick(value) {
+    if (value === 0) return '0';
+    return value >= 10 ? String(Math.round(value)) : String(Number(value.toPrecision(2)));
   }
 
   function renderChart(rows) {
@@ -50,9 +62,10 @@
     const minutes = [];
     for (let t = first; t <= last; t += 60000) minutes.push(t);
     const totals = minutes.map(t => (byMinute.get(t) || []).reduce((s, r) => s + Number(r.records_per_second), 0));
-    const max = Math.max(...totals, 0.001);
+    const max = niceCeiling(Math.max(...totals));
 
-    const width = 720, height = 220, left = 56, right = 12, top = 12, bottom = 28;
+    // Drawn at the chart's own width, so text is at its real size.
+    const width = Math.max(360, Math.round(chart.clientWidth || 720)), height = 220, left = 52, right = 12, top = 12, bottom = 28;
     const plotW = width - left - right, plotH = height - top - bottom;
     const slot = plotW / minutes.length;
     const barW = Math.max(2, Math.min(48, slot * 0.8));
@@ -61,7 +74,7 @@
       const y = top + plotH * (1 - f);
       root.append(svg('line', { x1: left, x2: width - right, y1: y, y2: y, class: 'grid' }));
       const label = svg('text', { x: left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' });
-      label.textContent = (max * f).toFixed(max * f >= 10 ? 0 : 1);
+      label.textContent = tick(max * f);
       root.append(label);
     }
     minutes.forEach((t, i) => {
@@ -113,7 +126,7 @@
       return part;
     }));
     const items = [...parts, ['expired leases', s.expired_leases], ['total', s.total]];
-    document.getElementById('shards').replaceChildren(...items.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: Dash.count(v) })]));
+    document.getElementById('shards').replaceChildren(...items.map(([k, v]) => el('div', null, el('dt', { text: k }), el('dd', { text: Dash.count(v) }))));
   }
 
   function renderQuarantine(rows) {
