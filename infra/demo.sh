@@ -3,17 +3,21 @@
 # small HuBERT-ECG with the 164-label head, or `--checkpoint DIR` to export real weights you downloaded),
 # upload a synthetic mixed-format cohort with a few corrupt records, start a silo, submit a run, watch it,
 # and print `scored=<n> quarantined=<q> seconds=<s>`. Safe to run twice (each run uses a fresh prefix).
-# Options: --checkpoint DIR   --records N (default 240)
+# The silo serves the web dashboard on 127.0.0.1 (port HUBERT_DASHBOARD_PORT, default 8480, or one the OS picks
+# when that is taken) and the demo prints its address; --keep-silo leaves the silo and dashboard up after the run.
+# Options: --checkpoint DIR   --records N (default 240)   --keep-silo
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 checkpoint=""
 records=240
+keep_silo=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkpoint) checkpoint="$2"; shift 2 ;;
         --records) records="$2"; shift 2 ;;
-        *) echo "usage: bash infra/demo.sh [--checkpoint DIR] [--records N]" >&2; exit 2 ;;
+        --keep-silo) keep_silo=1; shift ;;
+        *) echo "usage: bash infra/demo.sh [--checkpoint DIR] [--records N] [--keep-silo]" >&2; exit 2 ;;
     esac
 done
 
@@ -53,9 +57,26 @@ prefix="cohort-$(date -u +%Y%m%dT%H%M%S)"
 "$cli" cohort synth --input "demo/$prefix" --records "$records"
 
 echo "== silo"
-"$silo" >"$demo/silo.log" 2>&1 &
+# The dashboard on loopback without a token (the silo refuses any other address without one).
+dashboard_port="${HUBERT_DASHBOARD_PORT:-8480}"
+if (exec 3<>"/dev/tcp/127.0.0.1/$dashboard_port") 2>/dev/null; then
+    dashboard_port=0 # taken: let the OS choose
+fi
+"$silo" --Dashboard:Enabled=true --Dashboard:Urls="http://127.0.0.1:$dashboard_port" >"$demo/silo.log" 2>&1 &
 silo_pid=$!
 trap 'kill "$silo_pid" 2>/dev/null || true; wait "$silo_pid" 2>/dev/null || true' EXIT
+dashboard_url=""
+for _ in $(seq 1 240); do
+    dashboard_url="$(sed -n 's/.*Dashboard listening on \(http:[^ ]*\).*/\1/p' "$demo/silo.log" | head -1)"
+    [ -n "$dashboard_url" ] && break
+    if ! kill -0 "$silo_pid" 2>/dev/null; then
+        echo "error: the silo exited; the end of its log ($demo/silo.log):" >&2
+        tail -20 "$demo/silo.log" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
+echo "dashboard: ${dashboard_url:-(not up yet; see $demo/silo.log)}  (cluster health: ${dashboard_url}/orleans/)"
 
 echo "== run"
 run_id="$("$cli" run submit --input "demo/$prefix" --model "$model" --name "demo $prefix")"
@@ -63,6 +84,12 @@ echo "run id: $run_id"
 "$cli" run watch "$run_id"
 "$cli" run status "$run_id"
 
+if [ -n "$keep_silo" ]; then
+    echo
+    echo "The silo and its dashboard keep running: $dashboard_url  (Ctrl-C stops them)"
+    wait "$silo_pid" || true
+    exit 0
+fi
 kill "$silo_pid" 2>/dev/null || true
 wait "$silo_pid" 2>/dev/null || true
 trap - EXIT
@@ -73,5 +100,6 @@ Where to look:
   $cli results export --run $run_id --out $demo/results.csv
   psql "host=127.0.0.1 port=${HUBERT_PG_PORT:-55432} user=hubert dbname=hubert" -c "select reason, count(*) from quarantine group by 1"
   silo log: $demo/silo.log
+  dashboard: bash infra/demo.sh --keep-silo leaves the silo up to browse $dashboard_url
 Services still running; stop them with: bash infra/local/down.sh
 TXT

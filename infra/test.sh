@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=infra/prereqs.sh
 source "$root/infra/prereqs.sh"
-ensure_prereqs
+ensure_prereqs --with-chromium
 
 settings="$(bash infra/local/up.sh)"
 trap 'bash "$root/infra/local/down.sh" || true' EXIT

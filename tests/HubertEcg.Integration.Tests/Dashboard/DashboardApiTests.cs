@@ -5,6 +5,7 @@ using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Silo.Dashboard;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using Npgsql;
 
 namespace HubertEcg.Integration.Tests.Dashboard;
 
@@ -181,6 +182,43 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
         Assert.Contains("answers only requests for localhost", await rebound.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TheDashboardReadsAsTheReadOnlyRoleAndItsSessionsCannotWrite()
+    {
+        var runId = await SeedRunAsync();
+        var role = "test_dash_" + Guid.NewGuid().ToString("N")[..12];
+        await ExecuteAsync($"create role {role} login in role hubert_dashboard");
+        try
+        {
+            var readOnly = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Username = role }.ConnectionString;
+            await using (var server = await DashboardServer.StartAsync(database.ConnectionString, Token, dashboardConnectionString: readOnly))
+            {
+                foreach (var part in new[] { "", "/throughput", "/workers", "/shards", "/quarantine", "/prevalence" })
+                {
+                    await GetJsonAsync(server, $"/api/runs/{runId}{part}");
+                }
+
+                Assert.Equal(HostileName, (await GetJsonAsync(server, $"/api/runs/{runId}")).GetProperty("name").GetString());
+                await using var sessions = database.DataSource.CreateCommand(
+                    "select count(*) from pg_stat_activity where usename = @role and application_name = 'hubert-ecg-dashboard'");
+                sessions.Parameters.AddWithValue("role", role);
+                Assert.True((long)(await sessions.ExecuteScalarAsync())! > 0, "the dashboard did not connect as the read-only role");
+            }
+
+            // Even with the writer's own credentials, the dashboard's sessions refuse to write.
+            await using var dashboard = DashboardQueries.CreateDataSource(database.ConnectionString);
+            await using var write = dashboard.CreateCommand("update runs set name = 'changed' where run_id = @run");
+            write.Parameters.AddWithValue("run", runId);
+            var e = await Assert.ThrowsAsync<PostgresException>(() => write.ExecuteNonQueryAsync());
+            Assert.Equal(PostgresErrorCodes.ReadOnlySqlTransaction, e.SqlState);
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await ExecuteAsync($"drop role {role}");
+        }
+    }
+
     /// <summary>
     /// A running run of 3 shards of 4 records: shard 0 done by worker-a (3 scored, 1 quarantined), shard 1 leased by
     /// worker-b (2 scored so far), shard 2 pending. Every score is positive for NORM, the first two for AF too.
@@ -203,6 +241,12 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
         await writer.WriteScoresAsync([Score(runId, "b-0", now, af: false), Score(runId, "b-1", now, af: false)], "worker-b");
         await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Running, 12, 3, 1, 0, 1, 0, 0, null, null, now.AddMinutes(-1), null));
         return runId;
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var cmd = database.DataSource.CreateCommand(sql);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     private static ScoreRow Score(Guid runId, string record, DateTime at, bool af)

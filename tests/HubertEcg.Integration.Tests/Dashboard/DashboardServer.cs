@@ -28,7 +28,8 @@ public sealed class DashboardServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public static async Task<DashboardServer> StartAsync(string connectionString, string token)
+    /// <summary>Starts the app; <paramref name="dashboardConnectionString"/> is <c>Dashboard:ConnectionString</c> (none: the Postgres one).</summary>
+    public static async Task<DashboardServer> StartAsync(string connectionString, string token, string dashboardConnectionString = "")
     {
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Postgres:ConnectionString"] = connectionString });
@@ -38,6 +39,7 @@ public sealed class DashboardServer : IAsyncDisposable
             ["Dashboard:Enabled"] = "true",
             ["Dashboard:Urls"] = "http://127.0.0.1:0",
             ["Dashboard:Token"] = token,
+            ["Dashboard:ConnectionString"] = dashboardConnectionString,
         }).Build());
         builder.AddHubertEcgDashboard(options);
         var app = builder.Build();
