@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -36,7 +36,7 @@ public static class DashboardWeb
         {
             foreach (var endpoint in endpoints)
             {
-                Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> https = listen =>
+                Action<ListenOptions> https = listen =>
                 {
                     if (endpoint.Https)
                     {
@@ -101,6 +101,7 @@ public static class DashboardWeb
         if (!access.TokenRequired && !DashboardAccess.IsLoopbackHost(request.Host))
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            context.Response.ContentType = "text/plain; charset=utf-8";
             await context.Response.WriteAsync(
                 $"Host '{request.Host}' refused: without Dashboard:Token the dashboard answers only requests for localhost, 127.0.0.1 or [::1]");
             return;
