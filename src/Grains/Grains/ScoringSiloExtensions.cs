@@ -1,5 +1,6 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Storage;
@@ -16,7 +17,8 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>). Records are read by the inference library's readers (WFDB and Challenge
+    /// <c>Coordinator</c>, <c>Workers</c>) and the scoring metrics (<see cref="ScoringMetrics"/>; whether they are
+    /// exported is the host's choice). Records are read by the inference library's readers (WFDB and Challenge
     /// .mat, .npy, HDF5 shards), preprocessed by its preprocessor and scored with ONNX Runtime; a host may register
     /// its own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> after this call to replace them.
     /// </summary>
@@ -29,6 +31,8 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.AddMetrics();
+        services.TryAddSingleton<ScoringMetrics>();
         services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);

@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace HubertEcg.Grains.Workers;
@@ -58,7 +59,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
             }
             catch (Exception e) when (attempt < 5 && e is not ArgumentException)
             {
-                LogReportRetry(_logger, e, _workerId, Lease.RunId, Lease.ShardNo, attempt);
+                LogReportRetry(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo, attempt);
                 await Task.Delay(TimeSpan.FromSeconds(attempt));
             }
         }
@@ -75,7 +76,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
         }
         catch (Exception e)
         {
-            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
         }
     }
 
@@ -96,7 +97,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
         catch (Exception e)
         {
             // The lease will expire instead.
-            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
         }
     }
 
@@ -164,7 +165,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
                 {
                     // The coordinator may be moving to another silo; try again on the next tick.
                     Interlocked.Add(ref _unreported, records);
-                    LogRenewFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+                    LogRenewFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
                     continue;
                 }
 
