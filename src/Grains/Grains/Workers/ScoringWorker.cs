@@ -214,7 +214,7 @@ public sealed partial class ScoringWorker(
                 async (i, ct) =>
                 {
                     var name = lease.Blobs[i];
-                    var path = Path.Combine(directory, i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+                    var path = LocalFiles.PathFor(directory, "", i, name);
                     if (await DownloadOneAsync(name, path, ct) is { } etag)
                     {
                         results[i] = new DownloadedBlob(name, path, etag);
@@ -235,7 +235,7 @@ public sealed partial class ScoringWorker(
                     async (i, ct) =>
                     {
                         var (name, stem) = signalFiles[i];
-                        var path = Path.Combine(directory, "s" + i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+                        var path = LocalFiles.PathFor(directory, "s", i, name);
 
                         // A signal file that does not exist is left out: its record reports the missing file when read.
                         if (await DownloadOneAsync(name, path, ct) is { } etag)
