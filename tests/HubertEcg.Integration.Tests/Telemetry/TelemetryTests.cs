@@ -4,6 +4,7 @@ using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Model;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -199,6 +200,8 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
         Assert.Same(format, SafeErrors.ForLog(format));
         var missing = new BlobNotFoundException("c", "cohort/r1.dat");
         Assert.Equal("BlobNotFoundException: blob 'c/cohort/r1.dat' does not exist", SafeErrors.Describe(missing));
+        var cpuBuild = Assert.Throws<NotSupportedException>(() => OnnxEcgScorer.EnsureProviderAvailable(ExecutionProviderKind.Cuda, gpuBuild: false));
+        Assert.Equal($"NotSupportedException: {cpuBuild.Message}", SafeErrors.Describe(cpuBuild));
     }
 
     private static Dictionary<string, byte[]> WithPatientComments(IReadOnlyDictionary<string, byte[]> files, string stem, Func<string, string> edit)

@@ -6,11 +6,11 @@ namespace HubertEcg.Grains.Telemetry;
 
 /// <summary>
 /// Error text fit for logs, quarantine reasons and shard errors: it names the record or blob and the reason, never
-/// record content. Messages of this project's exceptions (the readers' <see cref="EcgFormatException"/>, the blob and
-/// model errors) and of the infrastructure clients (Postgres, blob storage, Orleans, I/O) are written to name things
-/// only, so they are kept. Any other exception is unexpected: its message may quote what it failed on (a .NET
-/// <see cref="FormatException"/> quotes its input, which could be a header comment such as <c># Age: 63</c>), so only its
-/// type and the method that threw it are shown.
+/// record content. Messages written by this project (every exception its code throws, the readers'
+/// <see cref="EcgFormatException"/> first among them) and by the infrastructure clients (Postgres, blob storage,
+/// Orleans, I/O) name things only, so they are kept. Any other exception is unexpected: its message may quote what
+/// it failed on (a .NET <see cref="FormatException"/> quotes its input, which could be a header comment such as
+/// <c># Age: 63</c>), so only its type and the method that threw it are shown.
 /// </summary>
 public static class SafeErrors
 {
@@ -23,6 +23,7 @@ public static class SafeErrors
         Npgsql.NpgsqlException or Azure.RequestFailedException or Orleans.Runtime.OrleansException or TimeoutException
             or OperationCanceledException or IOException or System.Net.Sockets.SocketException
             or Microsoft.ML.OnnxRuntime.OnnxRuntimeException => e.InnerException is null || HasSafeMessage(e.InnerException),
+        _ when ThrownByThisProject(e) => e.InnerException is null || HasSafeMessage(e.InnerException),
         _ => false,
     };
 
@@ -36,6 +37,10 @@ public static class SafeErrors
 
     /// <summary>The exception to pass to a logger: <paramref name="e"/> itself when its messages are safe, else a copy without them.</summary>
     public static Exception ForLog(Exception e) => HasSafeMessage(e) ? e : new WithheldMessageException(e);
+
+    // The method that threw is in one of the project's assemblies (for async code, its state machine is).
+    private static bool ThrownByThisProject(Exception e) =>
+        e.TargetSite?.DeclaringType?.Assembly.GetName().Name?.StartsWith("HubertEcg.", StringComparison.Ordinal) == true;
 
     private static string Unexpected(Exception e) =>
         e.TargetSite is { } method
