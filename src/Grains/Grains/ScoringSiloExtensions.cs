@@ -37,7 +37,16 @@ public static class ScoringSiloExtensions
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
         var hdf5 = new Hdf5ShardOptions();
-        configuration.GetSection("Workers:Hdf5").Bind(hdf5);
+        var hdf5Section = configuration.GetSection("Workers:Hdf5");
+        hdf5Section.Bind(hdf5);
+
+        // Binding appends a configured list to the default one: configured lead names replace the defaults instead.
+        // An empty exam id dataset means shards without ids.
+        hdf5 = hdf5 with
+        {
+            LeadNames = hdf5Section.GetSection(nameof(Hdf5ShardOptions.LeadNames)).Get<string[]>() is { Length: > 0 } leads ? leads : new Hdf5ShardOptions().LeadNames,
+            ExamIdDataset = string.IsNullOrEmpty(hdf5.ExamIdDataset) ? null : hdf5.ExamIdDataset,
+        };
         services.AddSingleton<IRecordFormat>(new WfdbRecordFormat());
         services.AddSingleton<IRecordFormat>(new NpyRecordFormat(npyRate));
         services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));
