@@ -127,7 +127,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
             }
             catch (IOException e)
             {
-                LogCleanupFailed(_logger, e, LocalDirectory);
+                LogCleanupFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo, LocalDirectory);
             }
         }
     }
@@ -191,6 +191,6 @@ internal sealed partial class HeldLease : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: reporting run {RunId} shard {ShardNo} done failed (attempt {Attempt}); retrying")]
     private static partial void LogReportRetry(ILogger logger, Exception e, string worker, Guid runId, int shardNo, int attempt);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete {Directory}")]
-    private static partial void LogCleanupFailed(ILogger logger, Exception e, string directory);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: could not delete the download folder {Directory} of run {RunId} shard {ShardNo}")]
+    private static partial void LogCleanupFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo, string directory);
 }
