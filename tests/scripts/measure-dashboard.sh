@@ -8,7 +8,8 @@ set -euo pipefail
 conn="$1"
 psql_cmd=(psql "$conn" -v ON_ERROR_STOP=1 -q -X -At)
 live="$("${psql_cmd[@]}" -c "select run_id from runs order by created_at desc limit 1")"
-record="$("${psql_cmd[@]}" -c "select record_id from scores where run_id = '$live' order by scored_at desc limit 1")"
+# A record id is data (any text): Postgres quotes it as a literal; a run id is a uuid.
+record="$("${psql_cmd[@]}" -c "select quote_literal(record_id) from scores where run_id = '$live' order by scored_at desc limit 1")"
 
 queries=(
     "progress, all runs|select name, state, percent_done, rate_last_minute, rate_last_hour, eta_seconds from dashboard_run_progress order by created_at desc"
@@ -19,7 +20,7 @@ queries=(
     "worker shards, one run|select * from dashboard_worker_shards where run_id = '$live' order by worker"
     "shard states, all runs|select * from dashboard_shard_states"
     "quarantine reasons, one run|select reason, records, last_at from dashboard_quarantine_reasons where run_id = '$live' order by records desc"
-    "findings, one record|select rank, code, name, probability from dashboard_record_findings where model_id = 'bench-model' and record_id = '$record' order by rank"
+    "findings, one record|select rank, code, name, probability from dashboard_record_findings where model_id = 'bench-model' and record_id = $record order by rank"
     "top findings, latest 50 of a run|select record_id, codes, probabilities from dashboard_record_top_findings where run_id = '$live' order by scored_at desc limit 50"
 )
 

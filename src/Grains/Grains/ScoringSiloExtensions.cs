@@ -1,5 +1,6 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Storage;
@@ -16,7 +17,8 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>). Records are read by the inference library's readers (WFDB and Challenge
+    /// <c>Coordinator</c>, <c>Workers</c>) and the scoring metrics (<see cref="ScoringMetrics"/>; whether they are
+    /// exported is the host's choice). Records are read by the inference library's readers (WFDB and Challenge
     /// .mat, .npy, HDF5 shards), preprocessed by its preprocessor and scored with ONNX Runtime; a host may register
     /// its own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> after this call to replace them.
     /// </summary>
@@ -29,11 +31,22 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.AddMetrics();
+        services.TryAddSingleton<ScoringMetrics>();
         services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
         var hdf5 = new Hdf5ShardOptions();
-        configuration.GetSection("Workers:Hdf5").Bind(hdf5);
+        var hdf5Section = configuration.GetSection("Workers:Hdf5");
+        hdf5Section.Bind(hdf5);
+
+        // Binding appends a configured list to the default one: configured lead names replace the defaults instead.
+        // An empty exam id dataset means shards without ids.
+        hdf5 = hdf5 with
+        {
+            LeadNames = hdf5Section.GetSection(nameof(Hdf5ShardOptions.LeadNames)).Get<string[]>() is { Length: > 0 } leads ? leads : new Hdf5ShardOptions().LeadNames,
+            ExamIdDataset = string.IsNullOrEmpty(hdf5.ExamIdDataset) ? null : hdf5.ExamIdDataset,
+        };
         services.AddSingleton<IRecordFormat>(new WfdbRecordFormat());
         services.AddSingleton<IRecordFormat>(new NpyRecordFormat(npyRate));
         services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));

@@ -12,7 +12,7 @@ namespace HubertEcg.Silo;
 /// <summary>Configures a scoring silo host from the HubertEcg configuration (see <see cref="SiloOptions"/>).</summary>
 public static class HubertEcgSilo
 {
-    /// <summary>Adds Orleans with the configured clustering, and the scoring services and workers.</summary>
+    /// <summary>Adds Orleans with the configured clustering, the scoring services and workers, and the metrics exporter when configured.</summary>
     public static IHostApplicationBuilder AddHubertEcgSilo(this IHostApplicationBuilder builder)
     {
         var siloOptions = new SiloOptions();
@@ -86,6 +86,7 @@ public static class HubertEcgSilo
         // The workers follow the silo's lifecycle (see ScoringWorkerHost): they start when it is active and stop,
         // handing their leases back, before it leaves the cluster.
         builder.Services.AddHubertEcgScoring(builder.Configuration);
+        builder.AddHubertEcgTelemetry();
         return builder;
     }
 }

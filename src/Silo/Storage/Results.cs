@@ -22,7 +22,8 @@ public sealed record QuarantineRow(Guid RunId, string RecordId, int ShardNo, str
 /// Writes scores and quarantine rows idempotently: binary COPY into a transaction-scoped staging table, then an
 /// insert that skips rows already present. Re-writing a shard after a crash therefore never duplicates a row,
 /// and a write that failed part-way left nothing behind (one transaction), so retrying never loses one.
-/// Transient connection failures are retried on a fresh connection.
+/// Transient connection failures are retried on a fresh connection. A quarantine reason is free text: a character
+/// Postgres cannot store in it is written in a printable form (<see cref="PostgresText.Printable"/>).
 /// </summary>
 public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null)
 {
@@ -139,7 +140,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                 await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
                 await import.WriteAsync(row.ShardNo, NpgsqlDbType.Integer, cancellationToken);
                 await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
-                await import.WriteAsync(row.Reason, NpgsqlDbType.Text, cancellationToken);
+                await import.WriteAsync(PostgresText.Printable(row.Reason), NpgsqlDbType.Text, cancellationToken);
                 await import.WriteAsync(DateTime.SpecifyKind(row.QuarantinedAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
             }
 

@@ -183,9 +183,24 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             },
             cancellationToken);
 
-    /// <summary>Creates a run in state <c>pending</c>; a silo's worker wakes its coordinator.</summary>
-    public Task CreateRunAsync(NewRun run, CancellationToken cancellationToken = default) =>
-        _retry.RunAsync(
+    /// <summary>
+    /// Creates a run in state <c>pending</c>; a silo's worker wakes its coordinator. Throws
+    /// <see cref="ArgumentException"/> naming the field when a text value cannot be stored (see <see cref="PostgresText"/>).
+    /// </summary>
+    public Task CreateRunAsync(NewRun run, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        PostgresText.Require(run.Name, "run name");
+        PostgresText.Require(run.InputContainer, "input container");
+        PostgresText.Require(run.InputPrefix, "input prefix");
+        PostgresText.Require(run.ModelPath, "model path");
+        PostgresText.Require(run.PreprocessingProfile, "preprocessing profile");
+        if (run.InputManifest is not null)
+        {
+            PostgresText.Require(run.InputManifest, "manifest blob name");
+        }
+
+        return _retry.RunAsync(
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
@@ -210,6 +225,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);
+    }
 
     public Task<RunRecord?> GetRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(

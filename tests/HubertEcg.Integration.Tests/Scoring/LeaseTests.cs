@@ -1,4 +1,5 @@
 using HubertEcg.Grains;
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -114,7 +115,7 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         var worker = new ScoringWorker(
             "manual/cpu", "cpu", cluster.Grains, store, services.GetRequiredService<BlobStore>(), new ResultWriter(database.DataSource),
             services.GetRequiredService<IRecordDecoder>(), services.GetRequiredService<IWindowPreparer>(), services.GetRequiredService<IScorerProvider>(),
-            services.GetRequiredService<IOptions<WorkerOptions>>().Value, NullLogger.Instance);
+            services.GetRequiredService<IOptions<WorkerOptions>>().Value, services.GetRequiredService<ScoringMetrics>(), NullLogger.Instance);
         using var stop = new CancellationTokenSource();
         var running = worker.RunAsync(stop.Token);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));

@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -8,12 +9,14 @@ namespace HubertEcg.Grains.Coordination;
 /// The coordinator of one run (see <see cref="IRunCoordinatorGrain"/>). Postgres is the source of truth: the run row
 /// and its shard rows are written before a call returns, and an activation rebuilds its memory from them. Counts
 /// are derived from shard rows, so a crash never double-counts. The timer does one bounded step per tick: a page
-/// of listing, lease expiry, progress.
+/// of listing, lease expiry, progress. Every log line names the run, and the shard where there is one; shards done
+/// and failed and leases expired are counted in <see cref="ScoringMetrics"/>.
 /// </summary>
 public sealed partial class RunCoordinatorGrain(
     RunStore store,
     BlobStore blobs,
     IOptions<CoordinatorOptions> options,
+    ScoringMetrics metrics,
     ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain
 {
     private readonly CoordinatorOptions _options = options.Value;
@@ -194,6 +197,7 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         _dirty = true;
+        metrics.AddShardCompleted(RunId, outcome.WorkerId);
         LogCompleted(logger, RunId, outcome.ShardNo, outcome.RecordsDone, outcome.RecordsQuarantined, outcome.WorkerId, wasFailed);
         await FinishIfDoneAsync();
     }
@@ -219,6 +223,11 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         await ReturnLeaseAsync(shardNo, shard, before, CancellationToken.None);
+        if (shard.State == ShardStates.Failed)
+        {
+            metrics.AddShardFailed(RunId);
+        }
+
         LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State);
         await FinishIfDoneAsync();
     }
@@ -264,7 +273,7 @@ public sealed partial class RunCoordinatorGrain(
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Postgres or blob storage briefly unreachable: the next tick tries again from persisted state.
-            LogTickFailed(logger, e, RunId);
+            LogTickFailed(logger, SafeErrors.ForLog(e), RunId);
         }
     }
 
@@ -308,6 +317,12 @@ public sealed partial class RunCoordinatorGrain(
             shard.LastError = $"lease of attempt {shard.Attempts} expired (worker {shard.LeaseOwner} stopped renewing)";
             shard.State = shard.Attempts >= _run!.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
             await ReturnLeaseAsync(shardNo, shard, before, cancellationToken);
+            metrics.AddLeaseExpired(RunId);
+            if (shard.State == ShardStates.Failed)
+            {
+                metrics.AddShardFailed(RunId);
+            }
+
             LogExpired(logger, RunId, shardNo, shard.Attempts, shard.State);
         }
     }
@@ -334,7 +349,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
         {
-            LogPlanningRetry(logger, e, RunId, _planningFailures);
+            LogPlanningRetry(logger, SafeErrors.ForLog(e), RunId, _planningFailures);
             return;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -343,7 +358,9 @@ public sealed partial class RunCoordinatorGrain(
             return;
         }
 
-        await AppendPlanStepAsync(run, page.Items.Select(b => b.Name).ToList(), page.ContinuationToken, page.ContinuationToken is null, cancellationToken);
+        await AppendPlanStepAsync(
+            run, $"listing {run.InputContainer}/{run.InputPrefix}", page.Items.Select(b => b.Name).ToList(), page.ContinuationToken,
+            page.ContinuationToken is null, cancellationToken);
     }
 
     /// <summary>
@@ -367,7 +384,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
         {
-            LogPlanningRetry(logger, e, RunId, _planningFailures);
+            LogPlanningRetry(logger, SafeErrors.ForLog(e), RunId, _planningFailures);
             return;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -387,12 +404,26 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
-        await AppendPlanStepAsync(run, names, position, atEnd, cancellationToken);
+        await AppendPlanStepAsync(run, $"manifest {run.InputContainer}/{manifest}", names, position, atEnd, cancellationToken);
     }
 
-    /// <summary>Plans one page of names after the carried ones and stores the new shards with the planning position.</summary>
-    private async Task AppendPlanStepAsync(RunRecord run, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken)
+    /// <summary>
+    /// Plans one page of names after the carried ones and stores the new shards with the planning position. A name
+    /// Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
+    /// <paramref name="source"/> and the name: it could never get a score or quarantine row.
+    /// </summary>
+    private async Task AppendPlanStepAsync(
+        RunRecord run, string source, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken)
     {
+        foreach (var name in names)
+        {
+            if (PostgresText.Problem(name) is { } problem)
+            {
+                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(name)}' {problem}");
+                return;
+            }
+        }
+
         var step = new ShardPlanner(run.ShardSize).Plan(_carry, names, last);
         var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
         var records = step.Shards

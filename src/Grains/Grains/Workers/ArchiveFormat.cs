@@ -180,7 +180,7 @@ public sealed class ArchiveContainerFormat(IEnumerable<IRecordFormat> recordForm
                 return false;
             }
 
-            var path = Path.Combine(directory, Members.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+            var path = LocalFiles.PathFor(directory, "", Members, name);
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             // Only reading the archive can fail the member; a local write failure (disk full) is the worker's error.
             Stream source;

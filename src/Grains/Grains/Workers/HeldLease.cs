@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace HubertEcg.Grains.Workers;
@@ -58,7 +59,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
             }
             catch (Exception e) when (attempt < 5 && e is not ArgumentException)
             {
-                LogReportRetry(_logger, e, _workerId, Lease.RunId, Lease.ShardNo, attempt);
+                LogReportRetry(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo, attempt);
                 await Task.Delay(TimeSpan.FromSeconds(attempt));
             }
         }
@@ -75,7 +76,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
         }
         catch (Exception e)
         {
-            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
         }
     }
 
@@ -96,7 +97,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
         catch (Exception e)
         {
             // The lease will expire instead.
-            LogHandBackFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
         }
     }
 
@@ -126,7 +127,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
             }
             catch (IOException e)
             {
-                LogCleanupFailed(_logger, e, LocalDirectory);
+                LogCleanupFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo, LocalDirectory);
             }
         }
     }
@@ -164,7 +165,7 @@ internal sealed partial class HeldLease : IAsyncDisposable
                 {
                     // The coordinator may be moving to another silo; try again on the next tick.
                     Interlocked.Add(ref _unreported, records);
-                    LogRenewFailed(_logger, e, _workerId, Lease.RunId, Lease.ShardNo);
+                    LogRenewFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
                     continue;
                 }
 
@@ -190,6 +191,6 @@ internal sealed partial class HeldLease : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: reporting run {RunId} shard {ShardNo} done failed (attempt {Attempt}); retrying")]
     private static partial void LogReportRetry(ILogger logger, Exception e, string worker, Guid runId, int shardNo, int attempt);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete {Directory}")]
-    private static partial void LogCleanupFailed(ILogger logger, Exception e, string directory);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: could not delete the download folder {Directory} of run {RunId} shard {ShardNo}")]
+    private static partial void LogCleanupFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo, string directory);
 }

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Threading.Channels;
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Wfdb;
 using HubertEcg.Inference.Model;
@@ -13,6 +15,10 @@ namespace HubertEcg.Grains.Workers;
 /// records on a pool of threads, scores windows in batches, aggregates per record, writes results idempotently and
 /// reports the shard done. A heartbeat renews each held lease; a lost lease or a cancelled run stops its shard.
 /// On shutdown, leases not finished are handed back without counting an attempt.
+/// Every log line about a shard carries its run id and shard number (as message parameters, and in a logger scope
+/// around the shard's work); error text in logs and quarantine reasons goes through <see cref="SafeErrors"/>, so it
+/// names the record and the reason, never record content. Counts, latencies and queue depths go to
+/// <see cref="ScoringMetrics"/>.
 /// </summary>
 public sealed partial class ScoringWorker(
     string workerId,
@@ -25,18 +31,27 @@ public sealed partial class ScoringWorker(
     IWindowPreparer preparer,
     IScorerProvider scorers,
     WorkerOptions options,
+    ScoringMetrics metrics,
     ILogger logger)
 {
+    private static readonly Func<ILogger, Guid, int, string, IDisposable?> ShardScope =
+        LoggerMessage.DefineScope<Guid, int, string>("run {RunId} shard {ShardNo} worker {Worker}");
+
+    private readonly ScoringMetrics.WorkerQueues _queues = metrics.TrackWorker(workerId);
+
     public string WorkerId => workerId;
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        using var queues = _queues;
         var prefetched = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
         var producer = Task.Run(() => ProduceAsync(prefetched.Writer, stoppingToken), CancellationToken.None);
         try
         {
             await foreach (var held in prefetched.Reader.ReadAllAsync(CancellationToken.None))
             {
+                _queues.AddShards(-1);
+                using var scope = ShardScope(logger, held.Lease.RunId, held.Lease.ShardNo, workerId);
                 await using (held)
                 {
                     if (stoppingToken.IsCancellationRequested)
@@ -52,7 +67,7 @@ public sealed partial class ScoringWorker(
                     catch (Exception e)
                     {
                         // The coordinator could not be told (its silo died); the lease expires and the shard is redone.
-                        LogShardFailed(logger, e, workerId, held.Lease.RunId, held.Lease.ShardNo);
+                        LogShardFailed(logger, SafeErrors.ForLog(e), workerId, held.Lease.RunId, held.Lease.ShardNo);
                     }
                 }
             }
@@ -70,6 +85,7 @@ public sealed partial class ScoringWorker(
             while (!stoppingToken.IsCancellationRequested)
             {
                 HeldLease? held = null;
+                IDisposable? scope = null;
                 try
                 {
                     held = await AcquireAsync(stoppingToken);
@@ -79,9 +95,20 @@ public sealed partial class ScoringWorker(
                         continue;
                     }
 
+                    scope = ShardScope(logger, held.Lease.RunId, held.Lease.ShardNo, workerId);
                     if (await DownloadAsync(held, stoppingToken))
                     {
-                        await output.WriteAsync(held, stoppingToken);
+                        _queues.AddShards(1);
+                        try
+                        {
+                            await output.WriteAsync(held, stoppingToken);
+                        }
+                        catch
+                        {
+                            _queues.AddShards(-1);
+                            throw;
+                        }
+
                         held = null;
                     }
                 }
@@ -91,10 +118,14 @@ public sealed partial class ScoringWorker(
                 }
                 catch (Exception e)
                 {
-                    LogProducerError(logger, e, workerId);
-                    if (held is not null)
+                    if (held is null)
                     {
-                        await held.TryReleaseAsync($"worker {workerId}: {e.GetType().Name}: {e.Message}", permanent: false);
+                        LogFetchFailed(logger, SafeErrors.ForLog(e), workerId);
+                    }
+                    else
+                    {
+                        LogShardFailed(logger, SafeErrors.ForLog(e), workerId, held.Lease.RunId, held.Lease.ShardNo);
+                        await held.TryReleaseAsync($"worker {workerId}: {SafeErrors.Describe(e)}", permanent: false);
                     }
 
                     await Task.Delay(options.IdlePollInterval, CancellationToken.None);
@@ -110,6 +141,8 @@ public sealed partial class ScoringWorker(
 
                         await held.DisposeAsync();
                     }
+
+                    scope?.Dispose();
                 }
             }
         }
@@ -181,7 +214,7 @@ public sealed partial class ScoringWorker(
                 async (i, ct) =>
                 {
                     var name = lease.Blobs[i];
-                    var path = Path.Combine(directory, i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+                    var path = LocalFiles.PathFor(directory, "", i, name);
                     if (await DownloadOneAsync(name, path, ct) is { } etag)
                     {
                         results[i] = new DownloadedBlob(name, path, etag);
@@ -202,7 +235,7 @@ public sealed partial class ScoringWorker(
                     async (i, ct) =>
                     {
                         var (name, stem) = signalFiles[i];
-                        var path = Path.Combine(directory, "s" + i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture), Path.GetFileName(name));
+                        var path = LocalFiles.PathFor(directory, "s", i, name);
 
                         // A signal file that does not exist is left out: its record reports the missing file when read.
                         if (await DownloadOneAsync(name, path, ct) is { } etag)
@@ -215,7 +248,7 @@ public sealed partial class ScoringWorker(
         }
         catch (Exception e) when (e is BlobNotFoundException or BlobTooLargeException)
         {
-            LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
+            LogShardFailed(logger, SafeErrors.ForLog(e), workerId, lease.RunId, lease.ShardNo);
             await held.TryReleaseAsync(e.Message, permanent: true);
             return false;
         }
@@ -297,8 +330,8 @@ public sealed partial class ScoringWorker(
         }
         catch (Exception e)
         {
-            LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
-            await held.TryReleaseAsync($"{e.GetType().Name}: {e.Message}", permanent: false);
+            LogShardFailed(logger, SafeErrors.ForLog(e), workerId, lease.RunId, lease.ShardNo);
+            await held.TryReleaseAsync(SafeErrors.Describe(e), permanent: false);
         }
     }
 
@@ -319,15 +352,22 @@ public sealed partial class ScoringWorker(
                 int scored = 0, quarantined = 0;
                 await foreach (var batch in rowsOut.Reader.ReadAllAsync(token))
                 {
+                    var started = Stopwatch.GetTimestamp();
                     if (batch is List<ScoreRow> scores)
                     {
                         await writer.WriteScoresAsync(scores, WorkerId, token);
+                        metrics.RecordWrite(workerId, "scores", Stopwatch.GetElapsedTime(started));
+                        metrics.AddRecordsScored(lease.RunId, workerId, settings.ModelId, scores.Count);
+                        _queues.AddRows(-scores.Count);
                         scored += scores.Count;
                         held.Report(scores.Count);
                     }
                     else if (batch is List<QuarantineRow> rows)
                     {
                         await writer.WriteQuarantineAsync(rows, WorkerId, token);
+                        metrics.RecordWrite(workerId, "quarantine", Stopwatch.GetElapsedTime(started));
+                        metrics.AddRecordsQuarantined(lease.RunId, workerId, rows.Count);
+                        _queues.AddRows(-rows.Count);
                         quarantined += rows.Count;
                         held.Report(rows.Count);
                     }
@@ -348,6 +388,8 @@ public sealed partial class ScoringWorker(
                     {
                         quarantine.Add(new QuarantineRow(lease.RunId, recordId, lease.ShardNo, blob, reason, DateTime.UtcNow));
                     }
+
+                    _queues.AddRows(1);
                 }
 
                 try
@@ -364,11 +406,20 @@ public sealed partial class ScoringWorker(
                         records = [];
                     }
 
+                    _queues.AddRecords(records.Count);
                     await Parallel.ForEachAsync(
                         records,
                         new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.PreprocessThreads), CancellationToken = token },
                         async (record, t) =>
                         {
+                            _queues.AddRecords(-1);
+                            if (PostgresText.Problem(record.RecordId) is { } problem)
+                            {
+                                // An archive member name Postgres cannot store: quarantined under a printable form of the name.
+                                Quarantine(PostgresText.Printable(record.RecordId), PostgresText.Printable(record.SourceBlob), $"record id {problem}");
+                                return;
+                            }
+
                             float[] windows;
                             try
                             {
@@ -385,10 +436,11 @@ public sealed partial class ScoringWorker(
                             }
                             catch (Exception e) when (e is not OperationCanceledException)
                             {
-                                Quarantine(record.RecordId, record.SourceBlob, $"unexpected {e.GetType().Name}: {e.Message}");
+                                Quarantine(record.RecordId, record.SourceBlob, SafeErrors.Describe(e));
                                 return;
                             }
 
+                            _queues.AddWindows(windows.Length / IEcgScorer.WindowLength);
                             await prepared.Writer.WriteAsync(new PreparedRecord(record, windows), t);
                         });
                 }
@@ -420,12 +472,17 @@ public sealed partial class ScoringWorker(
                     if (slots.Count > 0)
                     {
                         var n = slots.Count;
+                        var started = Stopwatch.GetTimestamp();
                         scorer.Score(windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
+                        metrics.RecordBatch(workerId, settings.ModelId, Stopwatch.GetElapsedTime(started));
+                        metrics.AddWindowsScored(lease.RunId, workerId, settings.ModelId, n);
+                        _queues.AddWindows(-n);
                         for (var i = 0; i < n; i++)
                         {
                             if (slots[i].Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels)))
                             {
                                 rows.Add(slots[i].ToRow(settings.ModelId, lease.RunId));
+                                _queues.AddRows(1);
                             }
                         }
 
@@ -488,6 +545,10 @@ public sealed partial class ScoringWorker(
 
             throw;
         }
+        finally
+        {
+            _queues.ClearShard();
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Worker}: leased run {RunId} shard {ShardNo} attempt {LeaseId}")]
@@ -502,8 +563,8 @@ public sealed partial class ScoringWorker(
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: lease of run {RunId} shard {ShardNo} lost; stopped working on it")]
     private static partial void LogLeaseLost(ILogger logger, string worker, Guid runId, int shardNo);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while fetching work")]
-    private static partial void LogProducerError(ILogger logger, Exception e, string worker);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while asking for work (no shard leased)")]
+    private static partial void LogFetchFailed(ILogger logger, Exception e, string worker);
 
     private sealed record PreparedRecord(RecordInput Input, float[] Windows);
 

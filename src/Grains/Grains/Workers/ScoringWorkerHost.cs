@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Telemetry;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -20,12 +21,14 @@ public sealed partial class ScoringWorkerHost(
     IWindowPreparer preparer,
     IScorerProvider scorers,
     IOptions<WorkerOptions> options,
+    ScoringMetrics metrics,
     ILoggerFactory loggers) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private readonly List<ScoringWorker> _workers = [];
     private readonly List<Task> _running = [];
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ILogger _logger = loggers.CreateLogger<ScoringWorker>();
+    private readonly ILogger _logger = loggers.CreateLogger<ScoringWorkerHost>();
+    private readonly ILogger _workerLogger = loggers.CreateLogger<ScoringWorker>();
 
     public IReadOnlyList<ScoringWorker> Workers => _workers;
 
@@ -39,7 +42,7 @@ public sealed partial class ScoringWorkerHost(
         foreach (var device in options.Value.EffectiveDevices)
         {
             var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
-            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, _logger);
+            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, metrics, _workerLogger);
             _workers.Add(worker);
             _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
         }

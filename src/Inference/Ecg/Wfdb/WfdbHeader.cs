@@ -220,7 +220,8 @@ public sealed class WfdbHeader
 
             if (record.Count > 6)
             {
-                throw new EcgFormatException(recordId, $"unexpected text '{record[6].Text}' on the record line");
+                // Not quoted: free text here is not WFDB and may be patient data (errors go to logs and quarantine reasons).
+                throw new EcgFormatException(recordId, "record line has unexpected text after the base date");
             }
         }
 
@@ -529,7 +530,7 @@ public sealed class WfdbHeader
         var parts = text.Split(':');
         if (parts.Length > 3)
         {
-            throw new EcgFormatException(recordId, $"base time '{Clip(text)}' is malformed");
+            throw BadBaseTime(recordId);
         }
 
         double seconds = 0;
@@ -540,7 +541,7 @@ public sealed class WfdbHeader
             {
                 if (!double.TryParse(parts[i], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var s) || s >= 60)
                 {
-                    throw new EcgFormatException(recordId, $"base time '{Clip(text)}' is malformed");
+                    throw BadBaseTime(recordId);
                 }
 
                 seconds = (seconds * 60) + s;
@@ -549,7 +550,7 @@ public sealed class WfdbHeader
             {
                 if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v >= (i == 0 && parts.Length == 3 ? 24 : 60))
                 {
-                    throw new EcgFormatException(recordId, $"base time '{Clip(text)}' is malformed");
+                    throw BadBaseTime(recordId);
                 }
 
                 seconds = (seconds * 60) + v;
@@ -566,8 +567,12 @@ public sealed class WfdbHeader
             return date;
         }
 
-        throw new EcgFormatException(recordId, $"base date '{Clip(text)}' is not DD/MM/YYYY");
+        throw new EcgFormatException(recordId, "base date is not DD/MM/YYYY");
     }
+
+    // The recording's date and time are not quoted in errors: with the record they identify an exam.
+    private static EcgFormatException BadBaseTime(string recordId) =>
+        new(recordId, "base time is malformed (not [[HH:]MM:]SS[.sss])");
 
     private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "...";
 }
