@@ -1,5 +1,6 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
+using HubertEcg.Grains.Scheduling;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Storage;
@@ -29,6 +30,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
         services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
@@ -49,6 +51,20 @@ public static class ScoringSiloExtensions
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScoringWorkerHost>());
         }
 
+        return services;
+    }
+
+    /// <summary>
+    /// Adds scheduled runs (section <c>Scheduling</c>): the schedule store and the synchronizer that gives every
+    /// enabled schedule's grain its reminder. The silo must have a reminder service (the host configures ADO.NET
+    /// reminders on Postgres); call after <see cref="AddHubertEcgScoring"/>.
+    /// </summary>
+    public static IServiceCollection AddHubertEcgScheduling(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton<ScheduleStore>(sp => new ScheduleStore(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.Configure<ScheduleOptions>(configuration.GetSection(ScheduleOptions.SectionName));
+        services.AddSingleton<ScheduleSynchronizer>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScheduleSynchronizer>());
         return services;
     }
 }

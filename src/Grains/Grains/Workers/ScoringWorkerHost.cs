@@ -19,6 +19,7 @@ public sealed partial class ScoringWorkerHost(
     IRecordDecoder decoder,
     IWindowPreparer preparer,
     IScorerProvider scorers,
+    CurrentScores currentScores,
     IOptions<WorkerOptions> options,
     ILoggerFactory loggers) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
@@ -39,7 +40,7 @@ public sealed partial class ScoringWorkerHost(
         foreach (var device in options.Value.EffectiveDevices)
         {
             var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
-            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, _logger);
+            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, _logger, currentScores);
             _workers.Add(worker);
             _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
         }
