@@ -41,7 +41,8 @@ public sealed class SiloProcess : IDisposable
         }
     }
 
-    public static SiloProcess Start(string clusterId, string name, string postgres, string blob)
+    /// <summary>Starts a silo process; <paramref name="settings"/> add to (or replace) the test defaults.</summary>
+    public static SiloProcess Start(string clusterId, string name, string postgres, string blob, IReadOnlyDictionary<string, string>? settings = null)
     {
         var assembly = typeof(SiloProcess).Assembly.Location;
         var configuration = new DirectoryInfo(Path.GetDirectoryName(assembly)!).Parent!.Name; // bin/<Configuration>/net10.0
@@ -58,7 +59,7 @@ public sealed class SiloProcess : IDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(silo);
-        foreach (var (key, value) in new Dictionary<string, string>
+        var values = new Dictionary<string, string>
         {
             ["Postgres:ConnectionString"] = postgres,
             ["Postgres:ApplyMigrations"] = "false",
@@ -78,7 +79,13 @@ public sealed class SiloProcess : IDisposable
             ["Workers:IntraOpThreads"] = "1",
             ["Workers:IdlePollInterval"] = "00:00:00.250",
             ["Logging:LogLevel:Default"] = "Warning",
-        })
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            values[key] = value;
+        }
+
+        foreach (var (key, value) in values)
         {
             start.ArgumentList.Add($"--{key}={value}");
         }
