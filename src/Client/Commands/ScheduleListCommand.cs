@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using HubertEcg.Storage;
-using Spectre.Console;
 
 namespace HubertEcg.Client.Commands;
 
@@ -25,25 +24,22 @@ public static class ScheduleListCommand
                 return 0;
             }
 
-            var table = new Table().AddColumns("schedule", "name", "cron", "time zone", "next due (zone)", "next due (UTC)", "mode", "input", "last run");
+            // A few lines per schedule rather than a table: the due times are long and consoles narrow.
             foreach (var v in views)
             {
                 var next = v.NextDue is { } due
-                    ? due.ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture) + (v.Overdue ? " (overdue)" : "")
-                    : v.Enabled ? "never" : "disabled";
-                table.AddRow(
-                    v.ScheduleId.ToString(),
-                    Markup.Escape(v.Name),
-                    Markup.Escape(v.Cron),
-                    v.TimeZone,
-                    next,
-                    v.NextDueUtc?.ToString("u", CultureInfo.InvariantCulture) ?? "-",
-                    v.Incremental ? "incremental" : "full",
-                    Markup.Escape(v.Input),
-                    v.LastRunId?.ToString() ?? "-");
+                    ? $"{due.ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)} ({v.NextDueUtc?.ToString("u", CultureInfo.InvariantCulture)}){(v.Overdue ? " overdue" : "")}"
+                    : v.Enabled ? "never" : "- (disabled)";
+                Console.WriteLine($"{v.Name}  {v.ScheduleId}  {(v.Incremental ? "incremental" : "full")}{(v.Enabled ? "" : ", disabled")}");
+                Console.WriteLine($"  cron \"{v.Cron}\" in {v.TimeZone}; next due {next}");
+                Console.WriteLine($"  input {v.Input}   model {v.ModelId}   last run {v.LastRunId?.ToString() ?? "-"}");
             }
 
-            AnsiConsole.Write(table);
+            if (views.Count == 0)
+            {
+                Console.WriteLine("no schedules (`schedule add` makes one)");
+            }
+
             return 0;
         });
         return command;

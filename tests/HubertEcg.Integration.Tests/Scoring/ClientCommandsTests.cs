@@ -1,5 +1,4 @@
 using System.Text.Json;
-using HubertEcg.Client.Commands;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 using Parquet;
@@ -159,19 +158,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
 
     private async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
-        var writer = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(writer);
-        try
-        {
-            var code = await Cli.BuildRoot()
-                .Parse([.. args, "--set", $"Postgres:ConnectionString={database.ConnectionString}", "--set", $"BlobStorage:ConnectionString={blobs.ConnectionString}"])
-                .InvokeAsync();
-            return (code, writer.ToString());
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
+        var (code, output, _) = await CliRunner.RunAsync(database.ConnectionString, blobs.ConnectionString, args);
+        return (code, output);
     }
 }
