@@ -87,6 +87,12 @@ public sealed class CronScheduleTests
         Assert.Equal(Utc(2026, 5, 1, 10, 0, 10), everyTenSeconds.NextAfter(Utc(2026, 5, 1, 10, 0, 3)));
     }
 
+    [Fact]
+    public void MacrosAreAccepted()
+    {
+        Assert.Equal(Utc(2026, 5, 2, 0), CronSchedule.Parse("@daily", "UTC").NextAfter(Utc(2026, 5, 1, 10)));
+    }
+
     [Theory]
     [InlineData("0 2 * *", "UTC", "has 4 fields")]
     [InlineData("", "UTC", "is empty")]
