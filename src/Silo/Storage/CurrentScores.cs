@@ -38,14 +38,8 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
                 cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = modelId });
                 cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.Blob).ToArray() });
                 cmd.Parameters.Add(new NpgsqlParameter("etags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.ETag).ToArray() });
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var current = new Dictionary<string, long>(StringComparer.Ordinal);
-                while (await reader.ReadAsync(ct))
-                {
-                    current[reader.GetString(0)] = reader.GetInt64(1);
-                }
-
-                return current;
+                var rows = await cmd.ReadAllAsync(r => (Blob: r.GetString(0), Rows: r.GetInt64(1)), ct);
+                return rows.ToDictionary(r => r.Blob, r => r.Rows, StringComparer.Ordinal);
             },
             cancellationToken);
     }
@@ -66,14 +60,8 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
                     "select record_id, source_blob, source_etag from scores where model_id = @model and source_blob = any (@blobs)");
                 cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = modelId });
                 cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.ToArray() });
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var scored = new Dictionary<string, ScoredSource>(StringComparer.Ordinal);
-                while (await reader.ReadAsync(ct))
-                {
-                    scored[reader.GetString(0)] = new ScoredSource(reader.GetString(1), reader.GetString(2));
-                }
-
-                return scored;
+                var rows = await cmd.ReadAllAsync(r => (Record: r.GetString(0), Source: new ScoredSource(r.GetString(1), r.GetString(2))), ct);
+                return rows.ToDictionary(r => r.Record, r => r.Source, StringComparer.Ordinal);
             },
             cancellationToken);
     }

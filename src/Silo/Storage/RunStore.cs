@@ -267,14 +267,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand($"select {RunColumns} from runs order by created_at desc, run_id limit @limit");
                 cmd.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit });
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var runs = new List<RunRecord>();
-                while (await reader.ReadAsync(ct))
-                {
-                    runs.Add(ReadRun(reader));
-                }
-
-                return runs;
+                return await cmd.ReadAllAsync(ReadRun, ct);
             },
             cancellationToken);
 
@@ -285,14 +278,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand(
                     "select run_id from runs where state in ('pending', 'planning', 'running') order by created_at, run_id");
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var ids = new List<Guid>();
-                while (await reader.ReadAsync(ct))
-                {
-                    ids.Add(reader.GetGuid(0));
-                }
-
-                return ids;
+                return await cmd.ReadAllAsync(r => r.GetGuid(0), ct);
             },
             cancellationToken);
 

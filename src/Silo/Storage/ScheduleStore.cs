@@ -169,14 +169,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand($"select {Columns} from schedules order by name");
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var schedules = new List<ScheduleRecord>();
-                while (await reader.ReadAsync(ct))
-                {
-                    schedules.Add(Read(reader));
-                }
-
-                return schedules;
+                return await cmd.ReadAllAsync(Read, ct);
             },
             cancellationToken);
 
@@ -186,14 +179,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand("select schedule_id from schedules where enabled order by schedule_id");
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var ids = new List<Guid>();
-                while (await reader.ReadAsync(ct))
-                {
-                    ids.Add(reader.GetGuid(0));
-                }
-
-                return ids;
+                return await cmd.ReadAllAsync(r => r.GetGuid(0), ct);
             },
             cancellationToken);
 

@@ -65,7 +65,7 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
             await Runs.CountAsync(database.DataSource, "select count(*) from scores where model_id = (select model_id from runs where run_id = @run)", next.RunId));
         Assert.Equal(
             added.GoodRecords.Append("inc/a/rec00003").Concat(first.GoodRecords.Where(r => r.Contains(".hdf5#", StringComparison.Ordinal))).Order(StringComparer.Ordinal),
-            await RecordsOfRunAsync(next.RunId));
+            await Runs.StringsAsync(database.DataSource, Schedules.RecordsOfRun, next.RunId));
 
         // A manifest names no ETags: its workers leave out what is current after download (a listed blob that does
         // not exist is quarantined as before).
@@ -106,17 +106,4 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
         return (string)(await cmd.ExecuteScalarAsync())!;
     }
 
-    private async Task<IReadOnlyList<string>> RecordsOfRunAsync(Guid runId)
-    {
-        await using var cmd = database.DataSource.CreateCommand("select record_id from scores where run_id = @run order by record_id collate \"C\"");
-        cmd.Parameters.AddWithValue("run", runId);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var ids = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetString(0));
-        }
-
-        return ids;
-    }
 }

@@ -84,7 +84,7 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
             Assert.Equal(cohort.CorruptRecords.Count + added.CorruptRecords.Count, second.RecordsQuarantined);
             Assert.Equal(
                 added.GoodRecords.Append("nightly/a/rec00002").Order(StringComparer.Ordinal),
-                await RecordsOfRunAsync(second.RunId));
+                await Runs.StringsAsync(database.DataSource, Schedules.RecordsOfRun, second.RunId));
             Assert.Equal(
                 cohort.GoodRecords.Count + added.GoodRecords.Count,
                 await Runs.CountAsync(database.DataSource, "select count(*) from scores where model_id = (select model_id from runs where run_id = @run)", second.RunId));
@@ -174,19 +174,6 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
         return (DateTime)(await cmd.ExecuteScalarAsync())!;
     }
 
-    private async Task<IReadOnlyList<string>> RecordsOfRunAsync(Guid runId)
-    {
-        await using var cmd = database.DataSource.CreateCommand("select record_id from scores where run_id = @run order by record_id collate \"C\"");
-        cmd.Parameters.AddWithValue("run", runId);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var ids = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetString(0));
-        }
-
-        return ids;
-    }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, IReadOnlyList<SiloProcess> silos)
     {

@@ -1,4 +1,5 @@
 using HubertEcg.Inference.Model;
+using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using Npgsql;
 
@@ -7,6 +8,9 @@ namespace HubertEcg.Integration.Tests.Scheduling;
 /// <summary>Adding schedules and reading their runs, as the client and the dashboards do.</summary>
 public static class Schedules
 {
+    /// <summary>The record ids a run scored (its score rows), in ordinal order; for <see cref="Runs.StringsAsync"/>.</summary>
+    public const string RecordsOfRun = "select record_id from scores where run_id = @run order by record_id collate \"C\"";
+
     public static async Task<ScheduleRecord> AddAsync(
         NpgsqlDataSource db, ModelDescriptor model, string name, string container, string prefix, string cron, string timeZone = "UTC",
         bool incremental = true, string modelPath = "/models/test.onnx", int shardSize = 5)

@@ -107,6 +107,21 @@ public static class Runs
         }
     }
 
+    /// <summary>The first column of every row <paramref name="sql"/> returns for <c>@run</c> = <paramref name="runId"/>.</summary>
+    public static async Task<List<string>> StringsAsync(NpgsqlDataSource db, string sql, Guid runId)
+    {
+        await using var cmd = db.CreateCommand(sql);
+        cmd.Parameters.AddWithValue("run", runId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var values = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return values;
+    }
+
     public static async Task<long> CountAsync(NpgsqlDataSource db, string sql, Guid runId)
     {
         await using var cmd = db.CreateCommand(sql);
