@@ -62,7 +62,10 @@ public static class ScoringSiloExtensions
     public static IServiceCollection AddHubertEcgScheduling(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton<ScheduleStore>(sp => new ScheduleStore(sp.GetRequiredService<NpgsqlDataSource>()));
-        services.Configure<ScheduleOptions>(configuration.GetSection(ScheduleOptions.SectionName));
+        services.AddOptions<ScheduleOptions>()
+            .Bind(configuration.GetSection(ScheduleOptions.SectionName))
+            .Validate(o => o.TickInterval > TimeSpan.Zero && o.SyncInterval > TimeSpan.Zero, "Scheduling:TickInterval and Scheduling:SyncInterval must be positive")
+            .ValidateOnStart();
         services.AddSingleton<ScheduleSynchronizer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScheduleSynchronizer>());
         return services;

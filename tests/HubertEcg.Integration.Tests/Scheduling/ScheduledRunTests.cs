@@ -131,6 +131,17 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
         }
     }
 
+    [Fact]
+    public async Task ASiloRefusesToStartWithoutAPositiveScheduleTick()
+    {
+        var e = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => SiloHosts.StartAsync(
+            database.ConnectionString,
+            blobs.ConnectionString,
+            "no-tick",
+            new Dictionary<string, string?> { ["Silo:Clustering"] = "localhost", ["Scheduling:TickInterval"] = "00:00:00" }));
+        Assert.Contains("Scheduling:TickInterval and Scheduling:SyncInterval must be positive", e.Message, StringComparison.Ordinal);
+    }
+
     private static DateTime WholeSecond(DateTime t) => new(t.Year, t.Month, t.Day, t.Hour, t.Minute, t.Second, DateTimeKind.Utc);
 
     /// <summary>A six-field cron expression (seconds first) whose only occurrence this year is <paramref name="t"/> (UTC).</summary>

@@ -38,7 +38,16 @@ public static class SiloHosts
         builder.Configuration.AddInMemoryCollection(values);
         builder.AddHubertEcgSilo();
         var host = builder.Build();
-        await host.StartAsync();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+
         return host;
     }
 
