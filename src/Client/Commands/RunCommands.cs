@@ -54,13 +54,16 @@ public static class RunCommands
             shardStates.GetValueOrDefault(ShardStates.Done),
             shardStates.GetValueOrDefault(ShardStates.Failed),
             run.PlanningComplete),
-        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed),
+        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed, run.RecordsSkipped),
         Math.Round(run.RatePerSecond, 2),
         run.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
         run.Error,
         run.CreatedAt,
         run.StartedAt,
-        run.FinishedAt);
+        run.FinishedAt,
+        run.Incremental,
+        run.ScheduleId,
+        run.ScheduledFor);
 
     internal static string Duration(double? seconds) =>
         seconds is not { } s || double.IsNaN(s) ? "-" : TimeSpan.FromSeconds(Math.Round(s)).ToString(s >= 86400 ? @"d\.hh\:mm\:ss" : @"hh\:mm\:ss", CultureInfo.InvariantCulture);
@@ -82,8 +85,12 @@ public sealed record RunView(
     string? Error,
     DateTime CreatedAt,
     DateTime? StartedAt,
-    DateTime? FinishedAt);
+    DateTime? FinishedAt,
+    bool Incremental,
+    Guid? ScheduleId,
+    DateTime? ScheduledFor);
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 
-public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed);
+/// <summary>A run's record counts; <see cref="Skipped"/> are records an incremental run left out because their scores are current.</summary>
+public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed, long Skipped);

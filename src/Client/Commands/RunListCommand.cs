@@ -32,7 +32,7 @@ public static class RunListCommand
                 return 0;
             }
 
-            var table = new Table().AddColumns("run", "name", "state", "scored", "quarantined", "failed", "planned", "rate/s", "created");
+            var table = new Table().AddColumns("run", "name", "state", "scored", "quarantined", "failed", "skipped", "planned", "rate/s", "created");
             foreach (var run in runs)
             {
                 table.AddRow(
@@ -42,6 +42,7 @@ public static class RunListCommand
                     run.RecordsDone.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsQuarantined.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsFailed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    run.RecordsSkipped.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsPlanned.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RatePerSecond.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture),
                     run.CreatedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture));

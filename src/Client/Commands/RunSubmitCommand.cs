@@ -1,6 +1,4 @@
 using System.CommandLine;
-using HubertEcg.Inference.Model;
-using HubertEcg.Inference.Preprocessing;
 using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
@@ -10,86 +8,40 @@ public static class RunSubmitCommand
 {
     public static Command Build()
     {
-        var input = new Option<string?>("--input") { Description = "Input: <container>/<prefix> in the configured blob store (or use --manifest)" };
-        var manifest = new Option<string?>("--manifest")
-        {
-            Description = "Input: <container>/<blob>, a blob listing record paths relative to the container, one per line (# comments); instead of --input",
-        };
-        var model = new Option<FileInfo>("--model") { Description = "ONNX model from `model export` or `model random`; every silo must read it at this path", Required = true };
+        var definition = new RunDefinitionOptions();
         var name = new Option<string?>("--name") { Description = "Run name (default: the input and the time)" };
-        var profile = new Option<string?>("--profile") { Description = "Preprocessing profile (default: the model's): " + string.Join(", ", PreprocessingProfiles.Names) };
-        var batch = new Option<int>("--batch") { Description = "Windows per model call", DefaultValueFactory = _ => 32 };
-        var shardSize = new Option<int>("--shard-size") { Description = "Single-record blobs per shard", DefaultValueFactory = _ => 100 };
-        var aggregation = new Option<string>("--aggregation") { Description = "How window probabilities combine per record: mean or max", DefaultValueFactory = _ => "mean" };
-        var maxWindows = new Option<int>("--max-windows") { Description = "Most 5 s windows scored per record", DefaultValueFactory = _ => 6 };
-        var leaseSeconds = new Option<int>("--lease-seconds") { Description = "Shard lease length; a worker that stops renewing loses its shard after this", DefaultValueFactory = _ => 60 };
-        var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts per shard before it is marked failed", DefaultValueFactory = _ => 3 };
-        var command = new Command("submit", "Submit a scoring run over a blob container/prefix or a manifest of record paths; prints the run id");
-        foreach (var option in new Option[] { input, manifest, model, name, profile, batch, shardSize, aggregation, maxWindows, leaseSeconds, maxAttempts })
+        var incremental = new Option<bool>("--incremental")
         {
-            command.Options.Add(option);
-        }
-
+            Description = "Score only records without a score for this model, or whose source blob changed (ETag) since they were scored",
+        };
+        var command = new Command("submit", "Submit a scoring run over a blob container/prefix or a manifest of record paths; prints the run id");
+        definition.AddTo(command);
+        command.Options.Add(name);
+        command.Options.Add(incremental);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var (container, prefix, manifestBlob) = ResolveInput(parseResult.GetValue(input), parseResult.GetValue(manifest));
-            var modelFile = parseResult.GetValue(model)!;
-            if (!modelFile.Exists)
-            {
-                throw new FileNotFoundException($"model file {modelFile.FullName} does not exist", modelFile.FullName);
-            }
-
-            var descriptor = ModelDescriptor.FromOnnxFile(modelFile.FullName);
-            var profileName = parseResult.GetValue(profile) ?? descriptor.PreprocessingProfile;
-            if (!PreprocessingProfiles.TryParse(profileName, out _))
-            {
-                throw new ArgumentException($"--profile '{profileName}' is not one of {string.Join(", ", PreprocessingProfiles.Names)}");
-            }
-
-            var agg = parseResult.GetValue(aggregation)!;
-            if (agg is not ("mean" or "max"))
-            {
-                throw new ArgumentException($"--aggregation must be mean or max, not '{agg}'");
-            }
-
-            var positive = new (string Name, int Value)[]
-            {
-                ("--batch", parseResult.GetValue(batch)), ("--shard-size", parseResult.GetValue(shardSize)),
-                ("--max-windows", parseResult.GetValue(maxWindows)), ("--lease-seconds", parseResult.GetValue(leaseSeconds)),
-                ("--max-attempts", parseResult.GetValue(maxAttempts)),
-            };
-            foreach (var (optionName, value) in positive)
-            {
-                if (value < 1)
-                {
-                    throw new ArgumentException($"{optionName} must be at least 1, not {value}");
-                }
-            }
-
+            var run = definition.Resolve(parseResult);
             await using var db = RunCommands.OpenDatabase(parseResult);
             var store = new RunStore(db);
-            await store.RegisterModelAsync(
-                new ModelRecord(
-                    descriptor.ModelId, descriptor.Name, descriptor.SourceHash, descriptor.ArchitectureJson, descriptor.HiddenSize,
-                    descriptor.LabelCodes, descriptor.Untrained, descriptor.PreprocessingProfile),
-                cancellationToken);
+            await run.RegisterModelAsync(store, cancellationToken);
             var runId = Guid.NewGuid();
             await store.CreateRunAsync(
                 new NewRun(
                     runId,
-                    parseResult.GetValue(name) ?? $"{container}/{manifestBlob ?? prefix} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z",
-                    container,
-                    prefix,
-                    descriptor.ModelId,
-                    modelFile.FullName,
-                    profileName,
-                    agg,
-                    parseResult.GetValue(maxWindows),
-                    parseResult.GetValue(batch),
-                    parseResult.GetValue(shardSize),
-                    parseResult.GetValue(maxAttempts),
-                    parseResult.GetValue(leaseSeconds),
-                    manifestBlob),
+                    parseResult.GetValue(name) ?? $"{run.Input} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z",
+                    run.Container,
+                    run.Prefix,
+                    run.Model.ModelId,
+                    run.ModelPath,
+                    run.Profile,
+                    run.Aggregation,
+                    run.MaxWindows,
+                    run.BatchSize,
+                    run.ShardSize,
+                    run.MaxAttempts,
+                    run.LeaseSeconds,
+                    run.Manifest,
+                    parseResult.GetValue(incremental)),
                 cancellationToken);
             Console.WriteLine(runId);
             return 0;

@@ -15,6 +15,8 @@ public sealed record class RunScoringSettings(
 /// <see cref="LeaseId"/> is the shard's attempt number: a later lease of the same shard has a larger one.
 /// <see cref="FromManifest"/> is true when the run's input is a manifest: a listed blob may then be missing (a
 /// quarantine row, not a failed shard), and a WFDB header's signal files are found from the header.
+/// <see cref="Incremental"/> is true when the run scores only records without a current score: the worker leaves
+/// out the shard's records whose stored score came from the same source blob and ETag.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("HubertEcg.ShardLease")]
 public sealed record class ShardLease(
@@ -27,11 +29,15 @@ public sealed record class ShardLease(
     DateTime Deadline,
     TimeSpan Duration,
     RunScoringSettings Settings,
-    bool FromManifest);
+    bool FromManifest,
+    bool Incremental = false);
 
-/// <summary>What a worker reports when it has written every result of a shard.</summary>
+/// <summary>
+/// What a worker reports when it has written every result of a shard; <see cref="RecordsSkipped"/> are records of an
+/// incremental run it left out because their stored score is current.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("HubertEcg.ShardOutcome")]
-public sealed record class ShardOutcome(string WorkerId, int ShardNo, int LeaseId, int RecordsDone, int RecordsQuarantined);
+public sealed record class ShardOutcome(string WorkerId, int ShardNo, int LeaseId, int RecordsDone, int RecordsQuarantined, int RecordsSkipped = 0);
 
 /// <summary>The answer to a lease renewal.</summary>
 [GenerateSerializer, Alias("HubertEcg.LeaseStatus")]
@@ -62,4 +68,5 @@ public sealed record class RunProgress(
     long RecordsQuarantined,
     long RecordsFailed,
     double RatePerSecond,
-    double? EtaSeconds);
+    double? EtaSeconds,
+    long RecordsSkipped = 0);

@@ -1,6 +1,7 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
 using HubertEcg.Grains.Telemetry;
+using HubertEcg.Grains.Scheduling;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Storage;
@@ -33,6 +34,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
         services.AddMetrics();
         services.TryAddSingleton<ScoringMetrics>();
+        services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
         services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
         services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
         var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
@@ -62,6 +64,23 @@ public static class ScoringSiloExtensions
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScoringWorkerHost>());
         }
 
+        return services;
+    }
+
+    /// <summary>
+    /// Adds scheduled runs (section <c>Scheduling</c>): the schedule store and the synchronizer that gives every
+    /// enabled schedule's grain its reminder. The silo must have a reminder service (the host configures ADO.NET
+    /// reminders on Postgres); call after <see cref="AddHubertEcgScoring"/>.
+    /// </summary>
+    public static IServiceCollection AddHubertEcgScheduling(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton<ScheduleStore>(sp => new ScheduleStore(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.AddOptions<ScheduleOptions>()
+            .Bind(configuration.GetSection(ScheduleOptions.SectionName))
+            .Validate(o => o.TickInterval > TimeSpan.Zero && o.SyncInterval > TimeSpan.Zero, "Scheduling:TickInterval and Scheduling:SyncInterval must be positive")
+            .ValidateOnStart();
+        services.AddSingleton<ScheduleSynchronizer>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScheduleSynchronizer>());
         return services;
     }
 }

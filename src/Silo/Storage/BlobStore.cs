@@ -4,7 +4,10 @@ using Azure.Storage.Blobs.Models;
 
 namespace HubertEcg.Storage;
 
-/// <summary>One listed blob: its name within the container, ETag and size.</summary>
+/// <summary>
+/// One listed blob: its name within the container, ETag and size. ETags are in header form (quoted), as a download
+/// reports them, so that a listed ETag compares equal to the one stored with a score read from the same version.
+/// </summary>
 public sealed record BlobEntry(string Name, string ETag, long Length);
 
 /// <summary>One page of a listing and the token that continues it (null at the end).</summary>
@@ -86,7 +89,7 @@ public sealed class BlobStore(BlobServiceClient service)
             await foreach (var page in pages)
             {
                 var items = page.Values
-                    .Select(b => new BlobEntry(b.Name, b.Properties.ETag?.ToString() ?? "", b.Properties.ContentLength ?? -1))
+                    .Select(b => new BlobEntry(b.Name, b.Properties.ETag?.ToString("H") ?? "", b.Properties.ContentLength ?? -1))
                     .ToList();
                 return new BlobPage(items, string.IsNullOrEmpty(page.ContinuationToken) ? null : page.ContinuationToken);
             }
@@ -163,7 +166,7 @@ public sealed class BlobStore(BlobServiceClient service)
                 await download.Content.CopyToAsync(file, cancellationToken);
             }
 
-            return download.Details.ETag.ToString();
+            return download.Details.ETag.ToString("H");
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -22,14 +22,17 @@ public sealed record QuarantineRow(Guid RunId, string RecordId, int ShardNo, str
 /// Writes scores and quarantine rows idempotently: binary COPY into a transaction-scoped staging table, then an
 /// insert that skips rows already present. Re-writing a shard after a crash therefore never duplicates a row,
 /// and a write that failed part-way left nothing behind (one transaction), so retrying never loses one.
-/// Transient connection failures are retried on a fresh connection. A quarantine reason is free text: a character
-/// Postgres cannot store in it is written in a printable form (<see cref="PostgresText.Printable"/>).
+/// A score row replaces the stored one of its (model, record) only when it comes from another source blob or
+/// another version of it (ETag): a record re-scored because its blob changed gets the new scores, while the same
+/// row written again is a no-op. Transient connection failures are retried on a fresh connection. A quarantine
+/// reason is free text: a character Postgres cannot store in it is written in a printable form
+/// (<see cref="PostgresText.Printable"/>).
 /// </summary>
 public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null)
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
-    /// <summary>Writes <paramref name="rows"/> without naming the writer; returns how many were new.</summary>
+    /// <summary>Writes <paramref name="rows"/> without naming the writer; returns how many were new or replaced a changed record's row.</summary>
     public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken = default) =>
         WriteScoresAsync(rows, null, cancellationToken);
 
@@ -38,8 +41,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         WriteQuarantineAsync(rows, null, cancellationToken);
 
     /// <summary>
-    /// Writes <paramref name="rows"/>; returns how many were new. <paramref name="writerId"/> (a worker id) is
-    /// recorded for the per-worker dashboard views through the transaction setting <c>hubert.worker_id</c>.
+    /// Writes <paramref name="rows"/>; returns how many were new or replaced the row of a record whose source changed.
+    /// <paramref name="writerId"/> (a worker id) is recorded for the per-worker dashboard views through the transaction
+    /// setting <c>hubert.worker_id</c>.
     /// </summary>
     public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, string? writerId, CancellationToken cancellationToken = default)
     {
@@ -107,9 +111,18 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await import.CompleteAsync(cancellationToken);
         }
 
+        // One row per key (an upsert may not touch a row twice; a batch holding a record twice keeps one of them), in
+        // key order, so that concurrent writers lock rows in the same order. A replaced row moves to the new run; the
+        // dashboard triggers (0010) take it out of the old run's summaries and add it to the new run's.
         int inserted;
         await using (var insert = new NpgsqlCommand(
-            "insert into scores select * from score_staging on conflict (model_id, record_id) do nothing", connection, tx))
+            "insert into scores select distinct on (model_id, record_id) * from score_staging order by model_id, record_id " +
+            "on conflict (model_id, record_id) do update set run_id = excluded.run_id, probabilities = excluded.probabilities, " +
+            "embedding = excluded.embedding, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
+            "source_etag = excluded.source_etag, scored_at = excluded.scored_at " +
+            "where (scores.source_blob, scores.source_etag) is distinct from (excluded.source_blob, excluded.source_etag)",
+            connection,
+            tx))
         {
             inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
         }

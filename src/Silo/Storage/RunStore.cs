@@ -46,7 +46,9 @@ public sealed record ModelRecord(
 /// <summary>
 /// What a new run is: input, model and options. The input is <see cref="InputContainer"/> with either
 /// <see cref="InputPrefix"/> (every blob under it) or <see cref="InputManifest"/> (a blob of that container listing
-/// record paths, one per line).
+/// record paths, one per line). An <see cref="Incremental"/> run scores only records without a current score for
+/// the model (none yet, or one from a source blob whose ETag has changed since). A run a schedule started names
+/// the schedule and, unless it was started by hand, the cron due time it was started for.
 /// </summary>
 public sealed record NewRun(
     Guid RunId,
@@ -62,7 +64,10 @@ public sealed record NewRun(
     int ShardSize,
     int MaxAttempts,
     int LeaseSeconds,
-    string? InputManifest = null);
+    string? InputManifest = null,
+    bool Incremental = false,
+    Guid? ScheduleId = null,
+    DateTime? ScheduledFor = null);
 
 /// <summary>A row of <c>runs</c>.</summary>
 public sealed record RunRecord(
@@ -98,7 +103,13 @@ public sealed record RunRecord(
     DateTime? StartedAt,
     DateTime? FinishedAt,
     DateTime UpdatedAt,
-    string? InputManifest = null);
+    string? InputManifest = null,
+    bool Incremental = false,
+    long RecordsSkipped = 0,
+    long PlanningSkipped = 0,
+    IReadOnlyList<string>? PlanningCarryETags = null,
+    Guid? ScheduleId = null,
+    DateTime? ScheduledFor = null);
 
 /// <summary>A row of <c>run_shards</c>.</summary>
 public sealed record ShardRecord(
@@ -113,7 +124,8 @@ public sealed record ShardRecord(
     DateTime? LeaseDeadline,
     int RecordsDone,
     int RecordsQuarantined,
-    string? LastError);
+    string? LastError,
+    int RecordsSkipped = 0);
 
 /// <summary>The progress columns of a run that its coordinator maintains.</summary>
 public sealed record RunProgressUpdate(
@@ -129,7 +141,8 @@ public sealed record RunProgressUpdate(
     double? EtaSeconds,
     string? Error,
     DateTime? StartedAt,
-    DateTime? FinishedAt);
+    DateTime? FinishedAt,
+    long RecordsSkipped = 0);
 
 /// <summary>
 /// Postgres adapter for models, runs and run shards. The client creates runs and requests cancellation here;
@@ -142,10 +155,12 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         "run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, max_windows, " +
         "batch_size, shard_size, max_attempts, lease_seconds, state, cancel_requested, planning_complete, planning_token, planning_carry, " +
         "shards_planned, records_planned, records_done, records_quarantined, records_failed, shards_done, shards_failed, rate_per_second, " +
-        "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest";
+        "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest, incremental, records_skipped, planning_skipped, " +
+        "planning_carry_etags, schedule_id, scheduled_for";
 
     private const string ShardColumns =
-        "run_id, shard_no, kind, blobs, records_planned, state, attempts, lease_owner, lease_deadline, records_done, records_quarantined, last_error";
+        "run_id, shard_no, kind, blobs, records_planned, state, attempts, lease_owner, lease_deadline, records_done, records_quarantined, last_error, " +
+        "records_skipped";
 
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
@@ -203,29 +218,52 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         return _retry.RunAsync(
             async ct =>
             {
-                await using var cmd = dataSource.CreateCommand(
-                    "insert into runs (run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, " +
-                    "max_windows, batch_size, shard_size, max_attempts, lease_seconds, state, input_manifest) values " +
-                    "(@id, @name, @container, @prefix, @model, @path, @profile, @agg, @maxw, @batch, @shard, @attempts, @lease, 'pending', @manifest) " +
-                    "on conflict (run_id) do nothing");
-                cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = run.RunId });
-                cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = run.Name });
-                cmd.Parameters.Add(new NpgsqlParameter("container", NpgsqlDbType.Text) { Value = run.InputContainer });
-                cmd.Parameters.Add(new NpgsqlParameter("prefix", NpgsqlDbType.Text) { Value = run.InputPrefix });
-                cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = run.ModelId });
-                cmd.Parameters.Add(new NpgsqlParameter("path", NpgsqlDbType.Text) { Value = run.ModelPath });
-                cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = run.PreprocessingProfile });
-                cmd.Parameters.Add(new NpgsqlParameter("agg", NpgsqlDbType.Text) { Value = run.Aggregation });
-                cmd.Parameters.Add(new NpgsqlParameter("maxw", NpgsqlDbType.Integer) { Value = run.MaxWindows });
-                cmd.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Integer) { Value = run.BatchSize });
-                cmd.Parameters.Add(new NpgsqlParameter("shard", NpgsqlDbType.Integer) { Value = run.ShardSize });
-                cmd.Parameters.Add(new NpgsqlParameter("attempts", NpgsqlDbType.Integer) { Value = run.MaxAttempts });
-                cmd.Parameters.Add(new NpgsqlParameter("lease", NpgsqlDbType.Integer) { Value = run.LeaseSeconds });
-                cmd.Parameters.Add(new NpgsqlParameter("manifest", NpgsqlDbType.Text) { Value = (object?)run.InputManifest ?? DBNull.Value });
+                await using var connection = await dataSource.OpenConnectionAsync(ct);
+                await using var cmd = InsertRunCommand(connection, null, run);
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);
     }
+
+    /// <summary>
+    /// The insert of a new run (nothing when its id exists), on <paramref name="connection"/> and in
+    /// <paramref name="transaction"/>. The columns of later migrations (0011: incremental, schedule) are named only
+    /// when set, so a plain run can still be created in a database migrated before them.
+    /// </summary>
+    internal static NpgsqlCommand InsertRunCommand(NpgsqlConnection connection, NpgsqlTransaction? transaction, NewRun run)
+    {
+        var columns = "run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, " +
+            "max_windows, batch_size, shard_size, max_attempts, lease_seconds, state, input_manifest";
+        var values = "@id, @name, @container, @prefix, @model, @path, @profile, @agg, @maxw, @batch, @shard, @attempts, @lease, 'pending', @manifest";
+        if (run.Incremental || run.ScheduleId is not null)
+        {
+            columns += ", incremental, schedule_id, scheduled_for";
+            values += ", @incremental, @schedule, @due";
+        }
+
+        var cmd = new NpgsqlCommand($"insert into runs ({columns}) values ({values}) on conflict (run_id) do nothing", connection, transaction);
+        cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = run.RunId });
+        cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = run.Name });
+        cmd.Parameters.Add(new NpgsqlParameter("container", NpgsqlDbType.Text) { Value = run.InputContainer });
+        cmd.Parameters.Add(new NpgsqlParameter("prefix", NpgsqlDbType.Text) { Value = run.InputPrefix });
+        cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = run.ModelId });
+        cmd.Parameters.Add(new NpgsqlParameter("path", NpgsqlDbType.Text) { Value = run.ModelPath });
+        cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = run.PreprocessingProfile });
+        cmd.Parameters.Add(new NpgsqlParameter("agg", NpgsqlDbType.Text) { Value = run.Aggregation });
+        cmd.Parameters.Add(new NpgsqlParameter("maxw", NpgsqlDbType.Integer) { Value = run.MaxWindows });
+        cmd.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Integer) { Value = run.BatchSize });
+        cmd.Parameters.Add(new NpgsqlParameter("shard", NpgsqlDbType.Integer) { Value = run.ShardSize });
+        cmd.Parameters.Add(new NpgsqlParameter("attempts", NpgsqlDbType.Integer) { Value = run.MaxAttempts });
+        cmd.Parameters.Add(new NpgsqlParameter("lease", NpgsqlDbType.Integer) { Value = run.LeaseSeconds });
+        cmd.Parameters.Add(new NpgsqlParameter("manifest", NpgsqlDbType.Text) { Value = (object?)run.InputManifest ?? DBNull.Value });
+        cmd.Parameters.Add(new NpgsqlParameter("incremental", NpgsqlDbType.Boolean) { Value = run.Incremental });
+        cmd.Parameters.Add(new NpgsqlParameter("schedule", NpgsqlDbType.Uuid) { Value = run.ScheduleId is { } schedule ? schedule : DBNull.Value });
+        cmd.Parameters.Add(new NpgsqlParameter("due", NpgsqlDbType.TimestampTz) { Value = Utc(run.ScheduledFor) });
+        return cmd;
+    }
+
+    /// <summary>A timestamp parameter value: UTC, or null.</summary>
+    internal static object Utc(DateTime? value) => value is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : DBNull.Value;
 
     public Task<RunRecord?> GetRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
@@ -245,14 +283,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand($"select {RunColumns} from runs order by created_at desc, run_id limit @limit");
                 cmd.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit });
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var runs = new List<RunRecord>();
-                while (await reader.ReadAsync(ct))
-                {
-                    runs.Add(ReadRun(reader));
-                }
-
-                return runs;
+                return await cmd.ReadAllAsync(ReadRun, ct);
             },
             cancellationToken);
 
@@ -263,14 +294,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand(
                     "select run_id from runs where state in ('pending', 'planning', 'running') order by created_at, run_id");
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                var ids = new List<Guid>();
-                while (await reader.ReadAsync(ct))
-                {
-                    ids.Add(reader.GetGuid(0));
-                }
-
-                return ids;
+                return await cmd.ReadAllAsync(r => r.GetGuid(0), ct);
             },
             cancellationToken);
 
@@ -320,7 +344,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                         reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTime>(8),
                         reader.GetInt32(9),
                         reader.GetInt32(10),
-                        reader.IsDBNull(11) ? null : reader.GetString(11)));
+                        reader.IsDBNull(11) ? null : reader.GetString(11),
+                        reader.GetInt32(12)));
                 }
 
                 return shards;
@@ -349,10 +374,19 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
     /// Records one planning step in one transaction: the new shards, the listing's continuation token, the blobs
     /// carried to the next step, and whether listing finished. Shards already stored (a step repeated after a crash
     /// that happened after its commit cannot happen; one repeated before it is simply redone) are skipped.
+    /// For incremental runs, <paramref name="carryETags"/> are the carried blobs' ETags (in order) and
+    /// <paramref name="planningSkipped"/> the run's total of records planning left out so far (an absolute value,
+    /// so that a retried step does not count twice); null leaves the stored values as they are.
     /// </summary>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
         CancellationToken cancellationToken = default) =>
+        AppendPlanAsync(runId, shards, continuationToken, carry, planningComplete, null, null, cancellationToken);
+
+    /// <inheritdoc cref="AppendPlanAsync(Guid, IReadOnlyList{ShardRecord}, string?, IReadOnlyList{string}, bool, CancellationToken)"/>
+    public Task AppendPlanAsync(
+        Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
+        IReadOnlyList<string>? carryETags, long? planningSkipped, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
@@ -388,8 +422,11 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                     await insert.ExecuteNonQueryAsync(ct);
                 }
 
+                var incremental = carryETags is not null || planningSkipped is not null
+                    ? "planning_carry_etags = coalesce(@etags, planning_carry_etags), planning_skipped = coalesce(@skipped, planning_skipped), "
+                    : "";
                 await using (var update = new NpgsqlCommand(
-                    "update runs set planning_token = @token, planning_carry = @carry, planning_complete = @complete, " +
+                    "update runs set planning_token = @token, planning_carry = @carry, planning_complete = @complete, " + incremental +
                     "shards_planned = (select count(*) from run_shards where run_id = @id), " +
                     "state = case when state = 'pending' then 'planning' else state end, " +
                     "started_at = coalesce(started_at, now()), updated_at = now() where run_id = @id",
@@ -400,6 +437,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                     update.Parameters.Add(new NpgsqlParameter("token", NpgsqlDbType.Text) { Value = (object?)continuationToken ?? DBNull.Value });
                     update.Parameters.Add(new NpgsqlParameter("carry", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = carry.ToArray() });
                     update.Parameters.Add(new NpgsqlParameter("complete", NpgsqlDbType.Boolean) { Value = planningComplete });
+                    update.Parameters.Add(new NpgsqlParameter("etags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = (object?)carryETags?.ToArray() ?? DBNull.Value });
+                    update.Parameters.Add(new NpgsqlParameter("skipped", NpgsqlDbType.Bigint) { Value = planningSkipped is { } p ? p : DBNull.Value });
                     await update.ExecuteNonQueryAsync(ct);
                 }
 
@@ -432,19 +471,17 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
     {
         var cmd = dataSource.CreateCommand(
             "update run_shards set state = @state, attempts = @attempts, lease_owner = @owner, lease_deadline = @deadline, " +
-            "records_done = @done, records_quarantined = @quarantined, last_error = @error, updated_at = now() " +
+            "records_done = @done, records_quarantined = @quarantined, records_skipped = @skipped, last_error = @error, updated_at = now() " +
             "where run_id = @run and shard_no = @no" + (returnBlobs ? " returning blobs" : ""));
         cmd.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = shard.RunId });
         cmd.Parameters.Add(new NpgsqlParameter("no", NpgsqlDbType.Integer) { Value = shard.ShardNo });
         cmd.Parameters.Add(new NpgsqlParameter("state", NpgsqlDbType.Text) { Value = shard.State });
         cmd.Parameters.Add(new NpgsqlParameter("attempts", NpgsqlDbType.Integer) { Value = shard.Attempts });
         cmd.Parameters.Add(new NpgsqlParameter("owner", NpgsqlDbType.Text) { Value = (object?)shard.LeaseOwner ?? DBNull.Value });
-        cmd.Parameters.Add(new NpgsqlParameter("deadline", NpgsqlDbType.TimestampTz)
-        {
-            Value = shard.LeaseDeadline is { } d ? DateTime.SpecifyKind(d, DateTimeKind.Utc) : DBNull.Value,
-        });
+        cmd.Parameters.Add(new NpgsqlParameter("deadline", NpgsqlDbType.TimestampTz) { Value = Utc(shard.LeaseDeadline) });
         cmd.Parameters.Add(new NpgsqlParameter("done", NpgsqlDbType.Integer) { Value = shard.RecordsDone });
         cmd.Parameters.Add(new NpgsqlParameter("quarantined", NpgsqlDbType.Integer) { Value = shard.RecordsQuarantined });
+        cmd.Parameters.Add(new NpgsqlParameter("skipped", NpgsqlDbType.Integer) { Value = shard.RecordsSkipped });
         cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)shard.LastError ?? DBNull.Value });
         return cmd;
     }
@@ -456,7 +493,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             {
                 await using var cmd = dataSource.CreateCommand(
                     "update runs set state = @state, records_planned = @planned, records_done = @done, records_quarantined = @quarantined, " +
-                    "records_failed = @failed, shards_done = @sdone, shards_failed = @sfailed, rate_per_second = @rate, eta_seconds = @eta, " +
+                    "records_failed = @failed, records_skipped = @skipped, shards_done = @sdone, shards_failed = @sfailed, rate_per_second = @rate, eta_seconds = @eta, " +
                     "error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, updated_at = now() where run_id = @id");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = progress.RunId });
                 cmd.Parameters.Add(new NpgsqlParameter("state", NpgsqlDbType.Text) { Value = progress.State });
@@ -464,19 +501,14 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("done", NpgsqlDbType.Bigint) { Value = progress.RecordsDone });
                 cmd.Parameters.Add(new NpgsqlParameter("quarantined", NpgsqlDbType.Bigint) { Value = progress.RecordsQuarantined });
                 cmd.Parameters.Add(new NpgsqlParameter("failed", NpgsqlDbType.Bigint) { Value = progress.RecordsFailed });
+                cmd.Parameters.Add(new NpgsqlParameter("skipped", NpgsqlDbType.Bigint) { Value = progress.RecordsSkipped });
                 cmd.Parameters.Add(new NpgsqlParameter("sdone", NpgsqlDbType.Integer) { Value = progress.ShardsDone });
                 cmd.Parameters.Add(new NpgsqlParameter("sfailed", NpgsqlDbType.Integer) { Value = progress.ShardsFailed });
                 cmd.Parameters.Add(new NpgsqlParameter("rate", NpgsqlDbType.Real) { Value = (float)progress.RatePerSecond });
                 cmd.Parameters.Add(new NpgsqlParameter("eta", NpgsqlDbType.Real) { Value = progress.EtaSeconds is { } eta ? (float)eta : DBNull.Value });
                 cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)progress.Error ?? DBNull.Value });
-                cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz)
-                {
-                    Value = progress.StartedAt is { } s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : DBNull.Value,
-                });
-                cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz)
-                {
-                    Value = progress.FinishedAt is { } f ? DateTime.SpecifyKind(f, DateTimeKind.Utc) : DBNull.Value,
-                });
+                cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = Utc(progress.StartedAt) });
+                cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz) { Value = Utc(progress.FinishedAt) });
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);
@@ -514,5 +546,11 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         r.IsDBNull(29) ? null : r.GetFieldValue<DateTime>(29),
         r.IsDBNull(30) ? null : r.GetFieldValue<DateTime>(30),
         r.GetFieldValue<DateTime>(31),
-        r.IsDBNull(32) ? null : r.GetString(32));
+        r.IsDBNull(32) ? null : r.GetString(32),
+        r.GetBoolean(33),
+        r.GetInt64(34),
+        r.GetInt64(35),
+        r.GetFieldValue<string[]>(36),
+        r.IsDBNull(37) ? null : r.GetGuid(37),
+        r.IsDBNull(38) ? null : r.GetFieldValue<DateTime>(38));
 }

@@ -1,13 +1,7 @@
-using System.Net;
-using System.Net.Sockets;
-using HubertEcg.Grains.Workers;
-using HubertEcg.Silo;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace HubertEcg.Integration.Tests.Scoring;
 
@@ -81,35 +75,10 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
-    private async Task<IHost> StartSiloAsync(string clusterId, string name)
-    {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Postgres:ConnectionString"] = database.ConnectionString,
-            ["BlobStorage:ConnectionString"] = blobs.ConnectionString,
-            ["Silo:Clustering"] = "adonet",
-            ["Silo:ClusterId"] = clusterId,
-            ["Silo:ServiceId"] = clusterId,
-            ["Silo:Name"] = name,
-            ["Silo:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Silo:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Coordinator:TickInterval"] = "00:00:00.200",
-            ["Workers:PreprocessThreads"] = "1",
-            ["Workers:IntraOpThreads"] = "1",
-            ["Workers:IdlePollInterval"] = "00:00:00.200",
-        });
-        builder.AddHubertEcgSilo();
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private Task<IHost> StartSiloAsync(string clusterId, string name) =>
+        SiloHosts.StartAsync(
+            database.ConnectionString,
+            blobs.ConnectionString,
+            name,
+            new Dictionary<string, string?> { ["Silo:Clustering"] = "adonet", ["Silo:ClusterId"] = clusterId, ["Silo:ServiceId"] = clusterId });
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using HubertEcg.Client.Commands;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 using Parquet;

@@ -68,9 +68,9 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
             Assert.Equal(run.ShardsPlanned, run.ShardsDone);
 
             // Exactly one score row per good record, one quarantine row per corrupt record: nothing lost, nothing twice.
-            var scored = await RecordIdsAsync(db, "select record_id from scores where run_id = @run", runId);
+            var scored = await Runs.StringsAsync(db, "select record_id from scores where run_id = @run", runId);
             Assert.Equal(cohort.GoodRecords.Order(StringComparer.Ordinal), scored.Order(StringComparer.Ordinal));
-            var quarantined = await RecordIdsAsync(db, "select record_id from quarantine where run_id = @run", runId);
+            var quarantined = await Runs.StringsAsync(db, "select record_id from quarantine where run_id = @run", runId);
             Assert.Equal(cohort.CorruptRecords.Order(StringComparer.Ordinal), quarantined.Order(StringComparer.Ordinal));
 
             // Every shard was done in one attempt (the failed writes were retried; no lease was given up or expired),
@@ -138,19 +138,5 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
         Assert.Equal((RunStates.Cancelled, "cancelled by request"), (run!.State, run.Error));
         Assert.NotNull(run.FinishedAt);
         Assert.Equal(RunStates.Cancelled, (await coordinator.GetProgress()).State);
-    }
-
-    private static async Task<List<string>> RecordIdsAsync(NpgsqlDataSource db, string sql, Guid runId)
-    {
-        await using var cmd = db.CreateCommand(sql);
-        cmd.Parameters.AddWithValue("run", runId);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var ids = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            ids.Add(reader.GetString(0));
-        }
-
-        return ids;
     }
 }

@@ -38,6 +38,91 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
     }
 
     [Fact]
+    public async Task AChangedSourceReplacesTheRowAndMovesItsDashboardCountsWhileTheSameRowAgainChangesNothing()
+    {
+        var store = new RunStore(database.DataSource);
+        var model = TestModels.Descriptor("replace-model");
+        var first = await Runs.SubmitAsync(store, model, "c", "p/", shardSize: 10);
+        var second = await Runs.SubmitAsync(store, model, "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        var at = DateTime.UtcNow;
+        ScoreRow Row(Guid run, int i, string etag, float p) => new(
+            "replace-model", $"rec-{i}", run, Enumerable.Repeat(p, 164).ToArray(), new float[16], 1, $"p/rec-{i}.npy", etag, at);
+
+        Assert.Equal(4, await writer.WriteScoresAsync([.. Enumerable.Range(0, 4).Select(i => Row(first, i, "\"v1\"", 0.9f))]));
+
+        // The second run meets records 0 and 1 unchanged, record 2 changed (a new ETag), record 4 new; record 4 twice.
+        List<ScoreRow> batch =
+        [
+            Row(second, 0, "\"v1\"", 0.1f), Row(second, 1, "\"v1\"", 0.1f), Row(second, 2, "\"v2\"", 0.1f),
+            Row(second, 4, "\"v1\"", 0.1f), Row(second, 4, "\"v1\"", 0.1f),
+        ];
+        Assert.Equal(2, await writer.WriteScoresAsync(batch));
+        Assert.Equal(0, await writer.WriteScoresAsync(batch));
+
+        await using (var cmd = database.DataSource.CreateCommand(
+            "select record_id, run_id, source_etag, probabilities[1] from scores where model_id = 'replace-model' order by record_id"))
+        {
+            await using var reader = await cmd.ExecuteReaderAsync();
+            var rows = new List<(string, Guid, string, float)>();
+            while (await reader.ReadAsync())
+            {
+                rows.Add((reader.GetString(0), reader.GetGuid(1), reader.GetString(2), reader.GetFloat(3)));
+            }
+
+            Assert.Equal(
+                [
+                    ("rec-0", first, "\"v1\"", 0.9f), ("rec-1", first, "\"v1\"", 0.9f), ("rec-2", second, "\"v2\"", 0.1f),
+                    ("rec-3", first, "\"v1\"", 0.9f), ("rec-4", second, "\"v1\"", 0.1f),
+                ],
+                rows);
+        }
+
+        // The dashboard summaries follow the replaced row from the first run to the second, as a recount from the rows says.
+        Assert.Equal(3, await Runs.CountAsync(database.DataSource, "select sum(records_scored) from run_progress_minutes where run_id = @run", first));
+        Assert.Equal(2, await Runs.CountAsync(database.DataSource, "select sum(records_scored) from run_progress_minutes where run_id = @run", second));
+        foreach (var run in new[] { first, second })
+        {
+            Assert.Equal(
+                await Runs.CountAsync(
+                    database.DataSource,
+                    "select count(*) from scores s cross join dashboard_label_thresholds t where s.run_id = @run and s.probabilities[t.position + 1] > t.threshold",
+                    run),
+                await Runs.CountAsync(database.DataSource, "select coalesce(sum(positives), 0) from run_label_positives where run_id = @run", run));
+        }
+
+        Assert.Equal(3 * 164, await Runs.CountAsync(database.DataSource, "select sum(positives) from run_label_positives where run_id = @run", first));
+    }
+
+    [Fact]
+    public async Task CurrentScoresAreThoseFromTheListedVersionOfTheirSourceBlob()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("current-model"), "c", "p/", shardSize: 10);
+        await Runs.SubmitAsync(store, TestModels.Descriptor("other-model"), "c", "p/", shardSize: 10);
+        var at = DateTime.UtcNow;
+        ScoreRow Row(string record, string blob, string etag) => new("current-model", record, runId, new float[164], new float[16], 1, blob, etag, at);
+        await new ResultWriter(database.DataSource).WriteScoresAsync(
+        [
+            Row("p/a", "p/a.npy", "\"1\""), Row("p/b", "p/b.hea", "\"1\""),
+            Row("p/x.h5#1", "p/x.h5", "\"7\""), Row("p/x.h5#2", "p/x.h5", "\"7\""),
+            Row("p/y.h5#1", "p/y.h5", "\"7\""), Row("p/y.h5#2", "p/y.h5", "\"6\""), // half from an older version
+        ]);
+        var current = new CurrentScores(database.DataSource);
+
+        var listed = new (string, string)[] { ("p/a.npy", "\"1\""), ("p/b.hea", "\"2\""), ("p/x.h5", "\"7\""), ("p/y.h5", "\"7\""), ("p/new.npy", "\"1\"") };
+        Assert.Equal(
+            [("p/a.npy", 1L), ("p/x.h5", 2L)],
+            (await current.CurrentBlobsAsync("current-model", listed)).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
+        Assert.Empty(await current.CurrentBlobsAsync("other-model", listed));
+
+        var scored = await current.ScoredRecordsAsync("current-model", ["p/y.h5", "p/b.hea", "p/none.npy"]);
+        Assert.Equal(
+            [("p/b", new ScoredSource("p/b.hea", "\"1\"")), ("p/y.h5#1", new ScoredSource("p/y.h5", "\"7\"")), ("p/y.h5#2", new ScoredSource("p/y.h5", "\"6\""))],
+            scored.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
+    }
+
+    [Fact]
     public async Task QuarantineRowsAreWrittenOncePerRunAndRecord()
     {
         var store = new RunStore(database.DataSource);

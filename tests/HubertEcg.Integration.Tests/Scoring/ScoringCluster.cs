@@ -75,14 +75,14 @@ public static class Runs
     public static async Task<Guid> SubmitAsync(
         RunStore store, ModelDescriptor model, string container, string prefix, int shardSize, int batchSize = 8,
         int leaseSeconds = 10, int maxAttempts = 3, string aggregation = "mean", int maxWindows = 4, string modelPath = "/models/test.onnx",
-        string? manifest = null, string name = "test run")
+        string? manifest = null, string name = "test run", bool incremental = false)
     {
         await store.RegisterModelAsync(new ModelRecord(
             model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
         var runId = Guid.NewGuid();
         await store.CreateRunAsync(new NewRun(
             runId, name, container, prefix, model.ModelId, modelPath, model.PreprocessingProfile, aggregation, maxWindows, batchSize,
-            shardSize, maxAttempts, leaseSeconds, manifest));
+            shardSize, maxAttempts, leaseSeconds, manifest, incremental));
         return runId;
     }
 
@@ -105,6 +105,21 @@ public static class Runs
 
             await Task.Delay(250);
         }
+    }
+
+    /// <summary>The first column of every row <paramref name="sql"/> returns for <c>@run</c> = <paramref name="runId"/>.</summary>
+    public static async Task<List<string>> StringsAsync(NpgsqlDataSource db, string sql, Guid runId)
+    {
+        await using var cmd = db.CreateCommand(sql);
+        cmd.Parameters.AddWithValue("run", runId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var values = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return values;
     }
 
     public static async Task<long> CountAsync(NpgsqlDataSource db, string sql, Guid runId)

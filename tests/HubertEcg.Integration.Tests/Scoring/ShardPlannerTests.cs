@@ -71,6 +71,34 @@ public sealed class ShardPlannerTests
     }
 
     [Fact]
+    public void LeftOutRecordsAndContainersAreNeitherPlannedNorCarriedAndShardsStayFull()
+    {
+        var planner = new ShardPlanner(shardSize: 2);
+        var page = new[] { "p/a.h5", "p/b.h5", "p/r1.dat", "p/r1.hea", "p/r2.npy", "p/r3.npy", "p/r4.npy", "p/r5.dat" };
+
+        // The held-back last record (r5, its header may follow) is no candidate yet; a record's candidate is its
+        // header, else its only file.
+        var candidates = planner.Candidates([], page, lastPage: false);
+        Assert.Equal(
+            [("p/a.h5", true), ("p/b.h5", true), ("p/r1.hea", false), ("p/r2.npy", false), ("p/r3.npy", false), ("p/r4.npy", false)],
+            candidates.Select(c => (c.SourceBlob, c.IsContainer)));
+
+        var step = planner.Plan([], page, lastPage: false, leaveOut: new HashSet<string>(StringComparer.Ordinal) { "p/a.h5", "p/r1.hea", "p/r3.npy" });
+        Assert.Equal(
+            ["p/b.h5", "p/r2.npy|p/r4.npy"],
+            step.Shards.Select(s => string.Join('|', s.Blobs)));
+        Assert.Equal(["p/r5.dat"], step.Carry);
+    }
+
+    [Fact]
+    public void ARecordsSourceBlobIsItsHeaderElseItsFirstFile()
+    {
+        Assert.Equal("p/r.HEA", ShardPlanner.SourceBlob(["p/r.dat", "p/r.HEA"]));
+        Assert.Equal("p/r.npy", ShardPlanner.SourceBlob(["p/r.npy"]));
+        Assert.Equal("p/r.dat", ShardPlanner.SourceBlob(["p/r.dat", "p/r.atr"]));
+    }
+
+    [Fact]
     public void ShardSizeMustBePositive()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new ShardPlanner(0));

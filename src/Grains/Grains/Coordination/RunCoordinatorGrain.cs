@@ -10,11 +10,15 @@ namespace HubertEcg.Grains.Coordination;
 /// and its shard rows are written before a call returns, and an activation rebuilds its memory from them. Counts
 /// are derived from shard rows, so a crash never double-counts. The timer does one bounded step per tick: a page
 /// of listing, lease expiry, progress. Every log line names the run, and the shard where there is one; shards done
-/// and failed and leases expired are counted in <see cref="ScoringMetrics"/>.
+/// and failed and leases expired are counted in <see cref="ScoringMetrics"/>. An incremental run over a prefix leaves out, while planning, the containers
+/// and records whose stored scores for the model came from the listed ETag of their source blob (one query per
+/// listing page); its workers leave out the rest of what is current (a manifest run's records, records of a
+/// container partly scored before) after download.
 /// </summary>
 public sealed partial class RunCoordinatorGrain(
     RunStore store,
     BlobStore blobs,
+    CurrentScores currentScores,
     IOptions<CoordinatorOptions> options,
     ScoringMetrics metrics,
     ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain
@@ -29,6 +33,8 @@ public sealed partial class RunCoordinatorGrain(
     private bool _planningComplete;
     private string? _planningToken;
     private IReadOnlyList<string> _carry = [];
+    private IReadOnlyList<string> _carryETags = [];
+    private long _planningSkipped;
     private int _planningFailures;
     private string? _error;
     private DateTime? _startedAt;
@@ -53,6 +59,8 @@ public sealed partial class RunCoordinatorGrain(
         _planningComplete = _run.PlanningComplete;
         _planningToken = _run.PlanningToken;
         _carry = _run.PlanningCarry;
+        _carryETags = _run.PlanningCarryETags ?? [];
+        _planningSkipped = _run.PlanningSkipped;
         _error = _run.Error;
         _startedAt = _run.StartedAt;
         _finishedAt = _run.FinishedAt;
@@ -128,7 +136,8 @@ public sealed partial class RunCoordinatorGrain(
             shard.LeaseDeadline.Value,
             duration,
             new RunScoringSettings(_run.ModelId, _run.ModelPath, _run.PreprocessingProfile, _run.Aggregation, _run.MaxWindows, _run.BatchSize),
-            _run.InputManifest is not null);
+            _run.InputManifest is not null,
+            _run.Incremental);
     }
 
     public async Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport)
@@ -177,6 +186,7 @@ public sealed partial class RunCoordinatorGrain(
         shard.LeaseDeadline = null;
         shard.RecordsDone = outcome.RecordsDone;
         shard.RecordsQuarantined = outcome.RecordsQuarantined;
+        shard.RecordsSkipped = outcome.RecordsSkipped;
         shard.LastError = null;
         try
         {
@@ -358,9 +368,7 @@ public sealed partial class RunCoordinatorGrain(
             return;
         }
 
-        await AppendPlanStepAsync(
-            run, $"listing {run.InputContainer}/{run.InputPrefix}", page.Items.Select(b => b.Name).ToList(), page.ContinuationToken,
-            page.ContinuationToken is null, cancellationToken);
+        await AppendPlanStepAsync(run, $"listing {run.InputContainer}/{run.InputPrefix}", page.Items, page.ContinuationToken, page.ContinuationToken is null, cancellationToken);
     }
 
     /// <summary>
@@ -404,32 +412,63 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
-        await AppendPlanStepAsync(run, $"manifest {run.InputContainer}/{manifest}", names, position, atEnd, cancellationToken);
+
+        // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
+        await AppendPlanStepAsync(run, $"manifest {run.InputContainer}/{manifest}", names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd, cancellationToken);
     }
 
     /// <summary>
-    /// Plans one page of names after the carried ones and stores the new shards with the planning position. A name
-    /// Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
+    /// Plans one page of blobs after the carried ones and stores the new shards with the planning position. For an
+    /// incremental run, what already has current scores (by the blobs' ETags, where known) is left out and counted.
+    /// A name Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
     /// <paramref name="source"/> and the name: it could never get a score or quarantine row.
     /// </summary>
     private async Task AppendPlanStepAsync(
-        RunRecord run, string source, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken)
+        RunRecord run, string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken cancellationToken)
     {
-        foreach (var name in names)
+        foreach (var blob in page)
         {
-            if (PostgresText.Problem(name) is { } problem)
+            if (PostgresText.Problem(blob.Name) is { } problem)
             {
-                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(name)}' {problem}");
+                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(blob.Name)}' {problem}");
                 return;
             }
         }
 
-        var step = new ShardPlanner(run.ShardSize).Plan(_carry, names, last);
+        var planner = new ShardPlanner(run.ShardSize);
+        var names = page.Select(b => b.Name).ToList();
+        var etags = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < _carry.Count && i < _carryETags.Count; i++)
+        {
+            etags[_carry[i]] = _carryETags[i];
+        }
+
+        foreach (var blob in page)
+        {
+            etags[blob.Name] = blob.ETag;
+        }
+
+        IReadOnlySet<string>? leaveOut = null;
+        var skipped = 0L;
+        if (run.Incremental)
+        {
+            var known = planner.Candidates(_carry, names, last)
+                .Select(c => (c.SourceBlob, ETag: etags.GetValueOrDefault(c.SourceBlob, "")))
+                .Where(c => c.ETag.Length > 0)
+                .ToList();
+            var current = await currentScores.CurrentBlobsAsync(run.ModelId, known, cancellationToken);
+            leaveOut = current.Keys.ToHashSet(StringComparer.Ordinal);
+            skipped = current.Values.Sum();
+        }
+
+        var step = planner.Plan(_carry, names, last, leaveOut);
+        var carryETags = step.Carry.Select(n => etags.GetValueOrDefault(n, "")).ToList();
         var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
         var records = step.Shards
             .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(RunId, records, position, step.Carry, last, cancellationToken);
+        await store.AppendPlanAsync(
+            RunId, records, position, step.Carry, last, carryETags, run.Incremental ? _planningSkipped + skipped : null, cancellationToken);
         foreach (var record in records)
         {
             _shards[record.ShardNo] = new ShardState(record);
@@ -438,6 +477,8 @@ public sealed partial class RunCoordinatorGrain(
 
         _planningToken = position;
         _carry = step.Carry;
+        _carryETags = carryETags;
+        _planningSkipped += skipped;
         _planningComplete = last;
         if (_state == RunStates.Pending)
         {
@@ -446,7 +487,7 @@ public sealed partial class RunCoordinatorGrain(
 
         _startedAt ??= DateTime.UtcNow;
         _dirty = true;
-        LogPlanned(logger, RunId, records.Count, _shards.Count, last);
+        LogPlanned(logger, RunId, records.Count, _shards.Count, last, skipped);
     }
 
     /// <summary>Completes the run when listing is over and every shard is done or failed; true when the run is final.</summary>
@@ -497,14 +538,14 @@ public sealed partial class RunCoordinatorGrain(
         await store.SaveProgressAsync(
             new RunProgressUpdate(
                 RunId, _state, p.RecordsPlanned, p.RecordsDone, p.RecordsQuarantined, p.RecordsFailed, p.ShardsDone, p.ShardsFailed,
-                p.RatePerSecond, p.EtaSeconds, _error, _startedAt, _finishedAt),
+                p.RatePerSecond, p.EtaSeconds, _error, _startedAt, _finishedAt, p.RecordsSkipped),
             cancellationToken);
         _dirty = false;
     }
 
     private RunProgress BuildProgress(DateTime now)
     {
-        long planned = 0, done = 0, quarantined = 0, failed = 0;
+        long planned = 0, done = 0, quarantined = 0, failed = 0, skipped = _planningSkipped;
         int shardsDone = 0, shardsFailed = 0;
         foreach (var shard in _shards.Values)
         {
@@ -514,9 +555,13 @@ public sealed partial class RunCoordinatorGrain(
                     shardsDone++;
                     done += shard.RecordsDone;
                     quarantined += shard.RecordsQuarantined;
+                    skipped += shard.RecordsSkipped;
 
-                    // A container's record count is known once it is read.
-                    planned += shard.Kind == ShardKinds.Container ? shard.RecordsDone + shard.RecordsQuarantined : shard.RecordsPlanned;
+                    // A container's record count is known once it is read; records a worker left out as current are
+                    // not planned work.
+                    planned += shard.Kind == ShardKinds.Container
+                        ? shard.RecordsDone + shard.RecordsQuarantined
+                        : Math.Max(0, shard.RecordsPlanned - shard.RecordsSkipped);
                     break;
                 case ShardStates.Failed:
                     shardsFailed++;
@@ -540,7 +585,7 @@ public sealed partial class RunCoordinatorGrain(
         double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete ? remaining / rate : null;
         return new RunProgress(
             RunId, _state, _planningComplete, _shards.Count, shardsDone, shardsFailed, _leased.Count,
-            planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta);
+            planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta, skipped);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: no such run")]
@@ -561,8 +606,8 @@ public sealed partial class RunCoordinatorGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: lease of shard {ShardNo} (attempt {Attempt}) expired; now {State}")]
     private static partial void LogExpired(ILogger logger, Guid runId, int shardNo, int attempt, string state);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: planned {New} shards ({Total} in all); listing complete: {Complete}")]
-    private static partial void LogPlanned(ILogger logger, Guid runId, int @new, int total, bool complete);
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: planned {New} shards ({Total} in all); listing complete: {Complete}; left out {Skipped} records with current scores")]
+    private static partial void LogPlanned(ILogger logger, Guid runId, int @new, int total, bool complete, long skipped);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: listing failed (attempt {Attempt}); retrying on the next tick")]
     private static partial void LogPlanningRetry(ILogger logger, Exception e, Guid runId, int attempt);
@@ -594,6 +639,8 @@ public sealed partial class RunCoordinatorGrain(
 
         public int RecordsQuarantined { get; set; } = record.RecordsQuarantined;
 
+        public int RecordsSkipped { get; set; } = record.RecordsSkipped;
+
         public string? LastError { get; set; } = record.LastError;
 
         /// <summary>Records the current lease holder reported before completing (for the rate; never persisted).</summary>
@@ -603,7 +650,7 @@ public sealed partial class RunCoordinatorGrain(
             State == ShardStates.Leased && Attempts == leaseId && string.Equals(LeaseOwner, workerId, StringComparison.Ordinal);
 
         public ShardRecord ToRecord(Guid runId) =>
-            new(runId, ShardNo, Kind, [], RecordsPlanned, State, Attempts, LeaseOwner, LeaseDeadline, RecordsDone, RecordsQuarantined, LastError);
+            new(runId, ShardNo, Kind, [], RecordsPlanned, State, Attempts, LeaseOwner, LeaseDeadline, RecordsDone, RecordsQuarantined, LastError, RecordsSkipped);
 
         public ShardRecord Snapshot() => ToRecord(Guid.Empty);
 
@@ -615,6 +662,7 @@ public sealed partial class RunCoordinatorGrain(
             LeaseDeadline = snapshot.LeaseDeadline;
             RecordsDone = snapshot.RecordsDone;
             RecordsQuarantined = snapshot.RecordsQuarantined;
+            RecordsSkipped = snapshot.RecordsSkipped;
             LastError = snapshot.LastError;
         }
     }

@@ -8,6 +8,9 @@ public sealed record PlannedShard(string Kind, IReadOnlyList<string> Blobs, int 
 /// <summary>One planning step's result: new shards, and the blobs held back for the next step.</summary>
 public sealed record PlanStep(IReadOnlyList<PlannedShard> Shards, IReadOnlyList<string> Carry);
 
+/// <summary>Something a planning step would plan: a container blob, or a record named by its source blob.</summary>
+public sealed record PlanCandidate(string SourceBlob, bool IsContainer);
+
 /// <summary>
 /// Forms shards from a listing, one page at a time. Container blobs (<c>.h5</c>, <c>.hdf5</c>, <c>.tar</c>,
 /// <c>.tar.gz</c>, <c>.tgz</c>, <c>.zip</c>) are one shard each. Single-record files are grouped by record: the files
@@ -46,12 +49,64 @@ public sealed class ShardPlanner
     }
 
     /// <summary>
-    /// Plans <paramref name="carry"/> (from the previous step) followed by one listing <paramref name="page"/>.
-    /// When <paramref name="lastPage"/> is true, everything is planned and the returned carry is empty.
+    /// The source blob of a record made of <paramref name="files"/> (in planning order): its WFDB header if it has one,
+    /// else its first file. It is the blob its score row names, and whose ETag decides whether the record changed.
     /// </summary>
-    public PlanStep Plan(IReadOnlyList<string> carry, IReadOnlyList<string> page, bool lastPage)
+    public static string SourceBlob(IReadOnlyList<string> files) =>
+        files.FirstOrDefault(f => f.EndsWith(".hea", StringComparison.OrdinalIgnoreCase)) ?? files[0];
+
+    /// <summary>
+    /// What <see cref="Plan"/> would plan from the same arguments: each container blob, and each record (by its
+    /// source blob) whose files are all known. An incremental run asks which of them already have current scores
+    /// and passes those to <see cref="Plan"/> to leave out.
+    /// </summary>
+    public IReadOnlyList<PlanCandidate> Candidates(IReadOnlyList<string> carry, IReadOnlyList<string> page, bool lastPage)
     {
-        var shards = new List<PlannedShard>();
+        var (containers, records, _) = Group(carry, page, lastPage);
+        return containers.Select(c => new PlanCandidate(c, true))
+            .Concat(records.Select(r => new PlanCandidate(SourceBlob(r.Files), false)))
+            .ToList();
+    }
+
+    /// <summary>
+    /// Plans <paramref name="carry"/> (from the previous step) followed by one listing <paramref name="page"/>.
+    /// When <paramref name="lastPage"/> is true, everything is planned and the returned carry is empty. Containers
+    /// and records whose source blob is in <paramref name="leaveOut"/> are left out (not planned, not carried).
+    /// </summary>
+    public PlanStep Plan(IReadOnlyList<string> carry, IReadOnlyList<string> page, bool lastPage, IReadOnlySet<string>? leaveOut = null)
+    {
+        var (containers, records, held) = Group(carry, page, lastPage);
+        var shards = containers
+            .Where(c => leaveOut is null || !leaveOut.Contains(c))
+            .Select(c => new PlannedShard(ShardKinds.Container, [c], 0))
+            .ToList();
+        if (leaveOut is not null)
+        {
+            records.RemoveAll(r => leaveOut.Contains(SourceBlob(r.Files)));
+        }
+
+        var index = 0;
+        while (records.Count - index >= ShardSize || (lastPage && index < records.Count))
+        {
+            var take = Math.Min(ShardSize, records.Count - index);
+            var slice = records.GetRange(index, take);
+            shards.Add(new PlannedShard(ShardKinds.Records, slice.SelectMany(g => g.Files).ToList(), take));
+            index += take;
+        }
+
+        // An unfinished shard's records wait for the next page (they come before the held-back record).
+        var carried = records.Skip(index).SelectMany(g => g.Files).Concat(held).ToList();
+        return new PlanStep(shards, carried);
+    }
+
+    /// <summary>
+    /// Sorts carry and page into container blobs, complete records (files grouped by stem, in listing order) and the
+    /// names held back for the next step.
+    /// </summary>
+    private static (List<string> Containers, List<(string Stem, List<string> Files)> Records, List<string> Held) Group(
+        IReadOnlyList<string> carry, IReadOnlyList<string> page, bool lastPage)
+    {
+        var containers = new List<string>();
         var groups = new List<(string Stem, List<string> Files)>();
         var byStem = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var name in carry.Concat(page))
@@ -63,7 +118,7 @@ public sealed class ShardPlanner
 
             if (IsContainer(name))
             {
-                shards.Add(new PlannedShard(ShardKinds.Container, [name], 0));
+                containers.Add(name);
                 continue;
             }
 
@@ -98,21 +153,11 @@ public sealed class ShardPlanner
         }
         else if (!lastPage)
         {
+            // Nothing new listed: everything carried waits as it is.
             held.AddRange(carry);
-            return new PlanStep(shards, held);
+            records.Clear();
         }
 
-        var index = 0;
-        while (records.Count - index >= ShardSize || (lastPage && index < records.Count))
-        {
-            var take = Math.Min(ShardSize, records.Count - index);
-            var slice = records.GetRange(index, take);
-            shards.Add(new PlannedShard(ShardKinds.Records, slice.SelectMany(g => g.Files).ToList(), take));
-            index += take;
-        }
-
-        // An unfinished shard's records wait for the next page (they come before the held-back record).
-        var carried = records.Skip(index).SelectMany(g => g.Files).Concat(held).ToList();
-        return new PlanStep(shards, carried);
+        return (containers, records, held);
     }
 }

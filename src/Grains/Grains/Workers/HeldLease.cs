@@ -45,11 +45,11 @@ internal sealed partial class HeldLease : IAsyncDisposable
     /// stays unreachable the exception escapes; the lease then expires and the shard is redone, which is harmless
     /// because every write is idempotent.
     /// </summary>
-    public async Task CompleteAsync(int done, int quarantined)
+    public async Task CompleteAsync(int done, int quarantined, int skipped)
     {
         await StopHeartbeatAsync();
         _finished = true;
-        var outcome = new ShardOutcome(_workerId, Lease.ShardNo, Lease.LeaseId, done, quarantined);
+        var outcome = new ShardOutcome(_workerId, Lease.ShardNo, Lease.LeaseId, done, quarantined, skipped);
         for (var attempt = 1; ; attempt++)
         {
             try

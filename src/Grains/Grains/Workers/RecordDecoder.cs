@@ -90,7 +90,8 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
             var recordId = group.Key;
             var files = group.ToDictionary(b => Path.GetFileName(b.BlobName), b => b.LocalPath, StringComparer.Ordinal);
             var extensions = group.Select(b => Path.GetExtension(b.BlobName).ToLowerInvariant()).ToHashSet();
-            var primary = group.FirstOrDefault(b => b.BlobName.EndsWith(".hea", StringComparison.OrdinalIgnoreCase)) ?? group.First();
+            var sourceBlob = ShardPlanner.SourceBlob(group.Select(b => b.BlobName).ToList());
+            var primary = group.First(b => b.BlobName == sourceBlob);
             var format = _recordFormats.FirstOrDefault(f => f.CanRead(extensions));
             var recordName = Path.GetFileName(recordId);
             Func<EcgSignal> load = format is null

@@ -18,7 +18,8 @@ namespace HubertEcg.Grains.Workers;
 /// Every log line about a shard carries its run id and shard number (as message parameters, and in a logger scope
 /// around the shard's work); error text in logs and quarantine reasons goes through <see cref="SafeErrors"/>, so it
 /// names the record and the reason, never record content. Counts, latencies and queue depths go to
-/// <see cref="ScoringMetrics"/>.
+/// <see cref="ScoringMetrics"/>. In an incremental run, records
+/// whose stored score came from the same source blob and ETag are left out (one query per shard).
 /// </summary>
 public sealed partial class ScoringWorker(
     string workerId,
@@ -32,12 +33,14 @@ public sealed partial class ScoringWorker(
     IScorerProvider scorers,
     WorkerOptions options,
     ScoringMetrics metrics,
-    ILogger logger)
+    ILogger logger,
+    CurrentScores? currentScores = null)
 {
     private static readonly Func<ILogger, Guid, int, string, IDisposable?> ShardScope =
         LoggerMessage.DefineScope<Guid, int, string>("run {RunId} shard {ShardNo} worker {Worker}");
 
     private readonly ScoringMetrics.WorkerQueues _queues = metrics.TrackWorker(workerId);
+    private readonly CurrentScores _currentScores = currentScores ?? new CurrentScores(runs.DataSource);
 
     public string WorkerId => workerId;
 
@@ -316,9 +319,9 @@ public sealed partial class ScoringWorker(
                 return;
             }
 
-            var (done, quarantined) = await ScoreShardAsync(held, scorer, ct);
-            await held.CompleteAsync(done, quarantined);
-            LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, done, quarantined);
+            var (done, quarantined, skipped) = await ScoreShardAsync(held, scorer, ct);
+            await held.CompleteAsync(done, quarantined, skipped);
+            LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, done, quarantined, skipped);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -335,8 +338,9 @@ public sealed partial class ScoringWorker(
         }
     }
 
-    private async Task<(int Done, int Quarantined)> ScoreShardAsync(HeldLease held, IEcgScorer scorer, CancellationToken ct)
+    private async Task<(int Done, int Quarantined, int Skipped)> ScoreShardAsync(HeldLease held, IEcgScorer scorer, CancellationToken ct)
     {
+        var skipped = 0;
         var lease = held.Lease;
         var settings = lease.Settings;
         var shard = held.Shard!;
@@ -404,6 +408,13 @@ public sealed partial class ScoringWorker(
                         // A container that cannot be opened at all: one quarantine row names the blob and the reason.
                         Quarantine(e.RecordId, shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId, e.Reason);
                         records = [];
+                    }
+
+                    if (lease.Incremental && records.Count > 0)
+                    {
+                        var before = records.Count;
+                        records = await LeaveOutCurrentAsync(records, settings.ModelId, token);
+                        skipped = before - records.Count;
                     }
 
                     _queues.AddRecords(records.Count);
@@ -526,7 +537,8 @@ public sealed partial class ScoringWorker(
             }
 
             rowsOut.Writer.TryComplete();
-            return await writing;
+            var (done, quarantinedCount) = await writing;
+            return (done, quarantinedCount, skipped);
         }
         catch
         {
@@ -551,11 +563,24 @@ public sealed partial class ScoringWorker(
         }
     }
 
+    /// <summary>The records whose stored score for the model is not from their source blob's current version (ETag).</summary>
+    private async Task<List<RecordInput>> LeaveOutCurrentAsync(List<RecordInput> records, string modelId, CancellationToken cancellationToken)
+    {
+        var sources = records.Select(r => r.SourceBlob).Distinct(StringComparer.Ordinal).ToList();
+        var scored = await _currentScores.ScoredRecordsAsync(modelId, sources, cancellationToken);
+        return records
+            .Where(r => !(r.SourceETag.Length > 0
+                && scored.TryGetValue(r.RecordId, out var stored)
+                && stored.SourceBlob == r.SourceBlob
+                && stored.SourceETag == r.SourceETag))
+            .ToList();
+    }
+
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Worker}: leased run {RunId} shard {ShardNo} attempt {LeaseId}")]
     private static partial void LogLeased(ILogger logger, string worker, Guid runId, int shardNo, int leaseId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined")]
-    private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined, {Skipped} left out as current")]
+    private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined, int skipped);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
     private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);

@@ -20,6 +20,7 @@ public sealed partial class ScoringWorkerHost(
     IRecordDecoder decoder,
     IWindowPreparer preparer,
     IScorerProvider scorers,
+    CurrentScores currentScores,
     IOptions<WorkerOptions> options,
     ScoringMetrics metrics,
     ILoggerFactory loggers) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
@@ -42,7 +43,7 @@ public sealed partial class ScoringWorkerHost(
         foreach (var device in options.Value.EffectiveDevices)
         {
             var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
-            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, metrics, _workerLogger);
+            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, metrics, _workerLogger, currentScores);
             _workers.Add(worker);
             _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
         }

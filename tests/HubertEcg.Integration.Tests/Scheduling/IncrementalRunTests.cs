@@ -1,0 +1,109 @@
+using HubertEcg.Integration.Tests.Scoring;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+using Npgsql;
+
+namespace HubertEcg.Integration.Tests.Scheduling;
+
+/// <summary>
+/// Incremental runs on a real silo against Postgres and Azurite: a run over an unchanged prefix scores nothing, a
+/// run after records were added and changed scores exactly those (replacing the changed ones' rows), containers are
+/// skipped whole while unchanged, and a manifest run leaves out current records after download.
+/// </summary>
+public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
+    : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
+{
+    [Fact]
+    public async Task IncrementalRunsScoreOnlyNewAndChangedRecords()
+    {
+        using var model = new TinyModel(seed: 61);
+        var first = await SyntheticCohort.UploadAsync(blobs.Container, "inc/a/", 20, mixed: true);
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(
+            1, database.ConnectionString, blobs.ConnectionString, settings: new Dictionary<string, string?> { ["Coordinator:ListPageSize"] = "7" });
+
+        var full = await RunAsync(store, model, "inc/", incremental: false);
+        Assert.Equal((first.GoodRecords.Count, first.CorruptRecords.Count, 0L), (full.RecordsDone, full.RecordsQuarantined, full.RecordsSkipped));
+
+        // Nothing changed: planning leaves every scored record out (the HDF5 shard whole); the corrupt records, which
+        // have no score, are tried again.
+        var unchanged = await RunAsync(store, model, "inc/", incremental: true);
+        Assert.Equal(RunStates.Completed, unchanged.State);
+        Assert.Equal((0L, first.CorruptRecords.Count, first.GoodRecords.Count), (unchanged.RecordsDone, unchanged.RecordsQuarantined, unchanged.RecordsSkipped));
+        Assert.Equal(first.GoodRecords.Count, unchanged.PlanningSkipped);
+        Assert.Equal(first.CorruptRecords.Count, unchanged.RecordsPlanned);
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_shards where run_id = @run and kind = 'container'", unchanged.RunId));
+
+        // New records under the prefix, one record rewritten with other content, the HDF5 shard uploaded again.
+        var added = await SyntheticCohort.UploadAsync(blobs.Container, "inc/b/", 6);
+        var (changedBefore, _) = await ScoreOfAsync(model, "inc/a/rec00003");
+        var other = new float[12 * 5000];
+        for (var i = 0; i < other.Length; i++)
+        {
+            other[i] = (float)Math.Cos(i / 37.0);
+        }
+
+        var changed = await blobs.Container.GetBlobClient("inc/a/rec00003.npy").UploadAsync(new BinaryData(SyntheticCohort.NpyBytes(other, 12, 5000)), overwrite: true);
+        var shard = blobs.Container.GetBlobClient("inc/a/code15/exams_part0.hdf5");
+        var shardBytes = (await shard.DownloadContentAsync()).Value.Content;
+        await shard.UploadAsync(shardBytes, overwrite: true);
+
+        var next = await RunAsync(store, model, "inc/", incremental: true);
+        var examCount = first.GoodRecords.Count(r => r.Contains(".hdf5#", StringComparison.Ordinal));
+        Assert.Equal(added.GoodRecords.Count + 1 + examCount, next.RecordsDone);
+        Assert.Equal(first.CorruptRecords.Count + added.CorruptRecords.Count, next.RecordsQuarantined);
+        Assert.Equal(first.GoodRecords.Count - 1 - examCount, next.RecordsSkipped);
+        Assert.Equal(next.RecordsSkipped, next.PlanningSkipped);
+
+        // The changed record's row was replaced: new run, new ETag, new scores; still one row per record.
+        var (changedAfter, changedRun) = await ScoreOfAsync(model, "inc/a/rec00003");
+        Assert.Equal(next.RunId, changedRun);
+        Assert.NotEqual(changedBefore, changedAfter);
+        Assert.Equal(changed.Value.ETag.ToString("H"), await EtagOfAsync(model, "inc/a/rec00003"));
+        Assert.Equal(
+            first.GoodRecords.Count + added.GoodRecords.Count,
+            await Runs.CountAsync(database.DataSource, "select count(*) from scores where model_id = (select model_id from runs where run_id = @run)", next.RunId));
+        Assert.Equal(
+            added.GoodRecords.Append("inc/a/rec00003").Concat(first.GoodRecords.Where(r => r.Contains(".hdf5#", StringComparison.Ordinal))).Order(StringComparer.Ordinal),
+            await Runs.StringsAsync(database.DataSource, Schedules.RecordsOfRun, next.RunId));
+
+        // A manifest names no ETags: its workers leave out what is current after download (a listed blob that does
+        // not exist is quarantined as before).
+        var manifest = "inc/a/rec00000.npy\ninc/a/rec00003.npy\ninc/b/rec00001.npy\ninc/a/code15/exams_part0.hdf5\ninc/gone.npy\n";
+        await blobs.Container.GetBlobClient("lists/inc.txt").UploadAsync(new BinaryData(manifest), overwrite: true);
+        var listed = await RunAsync(store, model, "", incremental: true, manifestBlob: "lists/inc.txt");
+        Assert.Equal((0L, 1L, 3L + examCount, 0L), (listed.RecordsDone, listed.RecordsQuarantined, listed.RecordsSkipped, listed.PlanningSkipped));
+        Assert.Equal(
+            3 + examCount,
+            await Runs.CountAsync(database.DataSource, "select coalesce(sum(records_skipped), 0) from run_shards where run_id = @run", listed.RunId));
+    }
+
+    private async Task<RunRecord> RunAsync(RunStore store, TinyModel model, string prefix, bool incremental, string? manifestBlob = null)
+    {
+        var runId = await Runs.SubmitAsync(
+            store, model.Descriptor, blobs.ContainerName, prefix, shardSize: 4, modelPath: model.Path, manifest: manifestBlob, incremental: incremental);
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
+        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(incremental, run.Incremental);
+        return run;
+    }
+
+    private async Task<(float[] Probabilities, Guid RunId)> ScoreOfAsync(TinyModel model, string recordId)
+    {
+        await using var cmd = database.DataSource.CreateCommand("select probabilities, run_id from scores where model_id = @model and record_id = @record");
+        cmd.Parameters.AddWithValue("model", model.Descriptor.ModelId);
+        cmd.Parameters.AddWithValue("record", recordId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        return (reader.GetFieldValue<float[]>(0), reader.GetGuid(1));
+    }
+
+    private async Task<string> EtagOfAsync(TinyModel model, string recordId)
+    {
+        await using var cmd = database.DataSource.CreateCommand("select source_etag from scores where model_id = @model and record_id = @record");
+        cmd.Parameters.AddWithValue("model", model.Descriptor.ModelId);
+        cmd.Parameters.AddWithValue("record", recordId);
+        return (string)(await cmd.ExecuteScalarAsync())!;
+    }
+
+}
