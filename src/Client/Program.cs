@@ -1,3 +1,3 @@
 using HubertEcg.Client.Commands;
 
-return await Cli.BuildRoot().Parse(args).InvokeAsync();
+return await Cli.InvokeAsync(args);

@@ -1,6 +1,10 @@
 using System.CommandLine;
+using Azure;
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Model;
 using HubertEcg.Storage;
 using Microsoft.Extensions.Configuration;
+using Npgsql;
 
 namespace HubertEcg.Client.Commands;
 
@@ -28,6 +32,55 @@ public static class Cli
         root.Subcommands.Add(ScheduleCommands.Build());
         root.Subcommands.Add(ResultsCommands.Build());
         return root;
+    }
+
+    /// <summary>
+    /// Parses and runs one command line. An error the user can act on (a bad argument, a missing file, a refused
+    /// value, an unreachable Postgres or blob store) ends the command with exit code 1 and one line on standard error,
+    /// <c>error: ...</c>, with the causes' messages; anything else is a bug and is printed whole, stack trace included.
+    /// </summary>
+    public static async Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("error: cancelled");
+            return 130;
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            await Console.Error.WriteLineAsync($"error: {Describe(e)}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            await Console.Error.WriteLineAsync($"error: unexpected failure, please report it: {e}");
+            return 1;
+        }
+    }
+
+    private static bool IsUserError(Exception e) =>
+        e is ArgumentException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException
+            or NotSupportedException or InvalidOperationException or EcgFormatException or CheckpointFormatException
+            or NpgsqlException or RequestFailedException or TimeoutException;
+
+    /// <summary>The exception's message followed by its causes' messages (a refused connection's socket error).</summary>
+    private static string Describe(Exception e)
+    {
+        var parts = new List<string>();
+        for (var current = e; current is not null; current = current.InnerException)
+        {
+            var message = current.Message.Trim();
+            if (message.Length > 0 && !parts.Any(p => p.Contains(message, StringComparison.Ordinal)))
+            {
+                parts.Add(message);
+            }
+        }
+
+        return string.Join(": ", parts);
     }
 
     /// <summary>appsettings.json, then HUBERTECG_* environment variables, then --set overrides.</summary>

@@ -33,8 +33,8 @@ public static class ScheduleAddCommand
         command.Options.Add(full);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var scheduleName = parseResult.GetValue(name)!.Trim();
-            if (scheduleName.Length == 0)
+            var scheduleName = parseResult.GetValue(name)!;
+            if (string.IsNullOrWhiteSpace(scheduleName))
             {
                 throw new ArgumentException("--name must not be empty");
             }

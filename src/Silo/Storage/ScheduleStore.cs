@@ -98,6 +98,15 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
     /// </summary>
     public Task<ScheduleRecord> AddAsync(ScheduleRecord schedule, CancellationToken cancellationToken = default)
     {
+        PostgresText.Require(schedule.Name, "schedule name");
+        PostgresText.Require(schedule.InputContainer, "input container");
+        PostgresText.Require(schedule.InputPrefix, "input prefix");
+        PostgresText.Require(schedule.ModelPath, "model path");
+        if (schedule.InputManifest is not null)
+        {
+            PostgresText.Require(schedule.InputManifest, "manifest blob name");
+        }
+
         var calendar = schedule.Calendar();
         return _retry.RunAsync(
             async ct =>

@@ -17,9 +17,8 @@ public static class CliHarness
         Console.SetError(error);
         try
         {
-            var code = await Cli.BuildRoot()
-                .Parse([.. args, "--set", $"Postgres:ConnectionString={postgres}", "--set", $"BlobStorage:ConnectionString={blob}"])
-                .InvokeAsync();
+            var code = await Cli.InvokeAsync(
+                [.. args, "--set", $"Postgres:ConnectionString={postgres}", "--set", $"BlobStorage:ConnectionString={blob}"]);
             return (code, output.ToString(), error.ToString());
         }
         finally

@@ -15,6 +15,20 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
     : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
 {
     [Fact]
+    public async Task ErrorsAreOneLineWithTheReasonNotAStackTrace()
+    {
+        // Postgres on a port nobody listens on: the socket's refusal reaches the user, the command exits 1.
+        var (code, output, error) = await CliHarness.RunAsync("Host=127.0.0.1;Port=1;Username=nobody;Timeout=3", blobs.ConnectionString, "run", "list");
+        Assert.Equal((1, ""), (code, output));
+        Assert.StartsWith("error: Failed to connect to 127.0.0.1:1", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+
+        (code, _, error) = await CliHarness.RunAsync(database.ConnectionString, blobs.ConnectionString, "run", "submit", "--input", "c/p", "--model", "/no/such/model.onnx");
+        Assert.Equal(1, code);
+        Assert.Equal("error: model file /no/such/model.onnx does not exist", error.Trim());
+    }
+
+    [Fact]
     public async Task SubmitWatchStatusListAndExportARun()
     {
         using var model = new TinyModel(seed: 21);

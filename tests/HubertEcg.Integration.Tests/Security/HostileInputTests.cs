@@ -24,7 +24,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
     private const string CorruptName = "corrupt '); DELETE FROM quarantine; --";
     private const string MissingName = "missing \"'); TRUNCATE scores; --";
 
-    private static readonly string[] Tables = ["models", "labels", "runs", "run_shards", "scores", "quarantine", "schema_migrations"];
+    private static readonly string[] Tables = ["models", "labels", "runs", "run_shards", "scores", "quarantine", "schedules", "schema_migrations"];
 
     [Fact]
     public async Task RunNamesAreStoredAndShownVerbatim()
@@ -78,6 +78,60 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         {
             await store.RequestCancelAsync(runId);
         }
+    }
+
+    [Fact]
+    public async Task ScheduleNamesAreStoredShownAndMatchedVerbatim()
+    {
+        using var model = new TinyModel(seed: 82);
+        var store = new RunStore(database.DataSource);
+        string[] Add(string name) =>
+            ["schedule", "add", "--name", name, "--input", $"{blobs.ContainerName}/{PrefixRunInput}", "--model", model.Path, "--cron", "0 2 * * *", "--time-zone", "Europe/Amsterdam"];
+
+        var names = HostileStrings.Storable.Where(n => !string.IsNullOrWhiteSpace(n)).ToList();
+        var ids = new Dictionary<string, Guid>();
+        foreach (var name in names)
+        {
+            var (code, output, error) = await CliAsync(Add(name));
+            Assert.True(code == 0, error);
+            ids.Add(name, Guid.Parse(output.Split('\n')[0].Trim()));
+        }
+
+        var (listCode, listed, _) = await CliAsync("schedule", "list", "--json");
+        Assert.Equal(0, listCode);
+        using (var list = JsonDocument.Parse(listed))
+        {
+            var shown = list.RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!, r => r.GetProperty("input").GetString());
+            Assert.Equal(names.Order(StringComparer.Ordinal), shown.Keys.Order(StringComparer.Ordinal));
+            Assert.All(shown.Values, input => Assert.Equal($"{blobs.ContainerName}/{PrefixRunInput}", input));
+        }
+
+        // Each schedule is found by its exact name: run-now starts a run named after it, remove takes it away.
+        foreach (var name in names)
+        {
+            var (code, output, error) = await CliAsync("schedule", "run-now", name);
+            Assert.True(code == 0, error);
+            var run = (await store.GetRunAsync(Guid.Parse(output.Trim())))!;
+            Assert.Equal(ids[name], run.ScheduleId);
+            Assert.StartsWith(name + " run-now ", run.Name, StringComparison.Ordinal);
+            Assert.Equal(PrefixRunInput, run.InputPrefix);
+            await store.RequestCancelAsync(run.RunId);
+
+            (code, _, error) = await CliAsync("schedule", "remove", name);
+            Assert.True(code == 0, error);
+        }
+
+        Assert.Equal(0, await CountAsync("select count(*) from schedules"));
+        foreach (var (value, problem) in HostileStrings.Unstorable)
+        {
+            var (code, _, error) = await CliAsync(Add(value));
+            Assert.Equal(1, code);
+            Assert.Contains("schedule name contains", error, StringComparison.Ordinal);
+            Assert.Contains(problem, error, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, await CountAsync("select count(*) from schedules"));
+        await AssertTablesIntactAsync();
     }
 
     [Fact]
