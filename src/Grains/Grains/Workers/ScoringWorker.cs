@@ -8,11 +8,12 @@ using Microsoft.Extensions.Logging;
 namespace HubertEcg.Grains.Workers;
 
 /// <summary>
-/// One scoring worker, pinned to its silo and device. It pulls shard leases from the coordinators of active runs,
-/// downloads the next shard while the current one is scored (one shard prefetched), reads and preprocesses
-/// records on a pool of threads, scores windows in batches, aggregates per record, writes results idempotently and
-/// reports the shard done. A heartbeat renews each held lease; a lost lease or a cancelled run stops its shard.
-/// On shutdown, leases not finished are handed back without counting an attempt.
+/// One scoring worker, pinned to its silo and device. It pulls shard leases from the coordinators of active runs and
+/// downloads the next shards while the current one is scored (<see cref="WorkerOptions.PrefetchShards"/>); the
+/// downloaded shards flow through one continuous <see cref="ScoringPipeline"/> (read and preprocess on a pool of
+/// threads, batch windows across shard boundaries, score, aggregate per record, write results idempotently, report
+/// each shard done). A heartbeat renews each held lease; a lost lease or a cancelled run stops its shard. On
+/// shutdown, leases not finished are handed back without counting an attempt.
 /// </summary>
 public sealed partial class ScoringWorker(
     string workerId,
@@ -31,45 +32,61 @@ public sealed partial class ScoringWorker(
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
-        var prefetched = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-        var producer = Task.Run(() => ProduceAsync(prefetched.Writer, stoppingToken), CancellationToken.None);
-        try
+        while (!stoppingToken.IsCancellationRequested)
         {
-            await foreach (var held in prefetched.Reader.ReadAllAsync(CancellationToken.None))
+            // Leases held by this worker, downloaded or further along; at most 1 + PrefetchShards at a time.
+            var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool>();
+            using var slots = new SemaphoreSlim(1 + Math.Max(0, options.PrefetchShards));
+            using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            var downloaded = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+            var producer = Task.Run(() => ProduceAsync(downloaded.Writer, slots, inFlight, running.Token), CancellationToken.None);
+            using var pipeline = new ScoringPipeline(workerId, device, writer, decoder, preparer, scorers, options, logger);
+            try
             {
-                await using (held)
-                {
-                    if (stoppingToken.IsCancellationRequested)
+                await pipeline.RunAsync(
+                    downloaded.Reader,
+                    held =>
                     {
-                        await held.HandBackAsync();
-                        continue;
-                    }
+                        inFlight.TryRemove(held, out _);
+                        slots.Release();
+                    },
+                    running.Token);
+            }
+            catch (InvalidOperationException e)
+            {
+                // A defect in a stage: hand everything back and start over rather than leave the worker dead.
+                LogPipelineFailed(logger, e, workerId);
+            }
+            finally
+            {
+                await running.CancelAsync();
+                await producer;
 
-                    try
-                    {
-                        await ProcessAsync(held, stoppingToken);
-                    }
-                    catch (Exception e)
-                    {
-                        // The coordinator could not be told (its silo died); the lease expires and the shard is redone.
-                        LogShardFailed(logger, e, workerId, held.Lease.RunId, held.Lease.ShardNo);
-                    }
+                // Shards still inside when the worker stops are handed back without counting an attempt.
+                foreach (var held in inFlight.Keys)
+                {
+                    await held.HandBackAsync();
+                    await held.DisposeAsync();
                 }
             }
-        }
-        finally
-        {
-            await producer;
+
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                await Task.Delay(options.IdlePollInterval, CancellationToken.None);
+            }
         }
     }
 
-    private async Task ProduceAsync(ChannelWriter<HeldLease> output, CancellationToken stoppingToken)
+    private async Task ProduceAsync(
+        ChannelWriter<HeldLease> output, SemaphoreSlim slots, System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool> inFlight, CancellationToken stoppingToken)
     {
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                await slots.WaitAsync(stoppingToken);
                 HeldLease? held = null;
+                var passedOn = false;
                 try
                 {
                     held = await AcquireAsync(stoppingToken);
@@ -81,7 +98,9 @@ public sealed partial class ScoringWorker(
 
                     if (await DownloadAsync(held, stoppingToken))
                     {
+                        inFlight[held] = true;
                         await output.WriteAsync(held, stoppingToken);
+                        passedOn = true;
                         held = null;
                     }
                 }
@@ -101,8 +120,14 @@ public sealed partial class ScoringWorker(
                 }
                 finally
                 {
+                    if (!passedOn)
+                    {
+                        slots.Release();
+                    }
+
                     if (held is not null)
                     {
+                        inFlight.TryRemove(held, out _);
                         if (stoppingToken.IsCancellationRequested)
                         {
                             await held.HandBackAsync();
@@ -112,6 +137,10 @@ public sealed partial class ScoringWorker(
                     }
                 }
             }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped while waiting for a free slot.
         }
         finally
         {
@@ -268,287 +297,15 @@ public sealed partial class ScoringWorker(
         return wanted;
     }
 
-    private async Task ProcessAsync(HeldLease held, CancellationToken stoppingToken)
-    {
-        var lease = held.Lease;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
-        var ct = linked.Token;
-        try
-        {
-            var scorer = scorers.Get(lease.Settings.ModelPath, device);
-            if (!string.Equals(scorer.Model.ModelId, lease.Settings.ModelId, StringComparison.Ordinal))
-            {
-                await held.TryReleaseAsync(
-                    $"model file {lease.Settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {lease.Settings.ModelId}", permanent: true);
-                return;
-            }
-
-            var (done, quarantined) = await ScoreShardAsync(held, scorer, ct);
-            await held.CompleteAsync(done, quarantined);
-            LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, done, quarantined);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            await held.HandBackAsync();
-        }
-        catch (OperationCanceledException) when (held.Stopped.IsCancellationRequested)
-        {
-            LogLeaseLost(logger, workerId, lease.RunId, lease.ShardNo);
-        }
-        catch (Exception e)
-        {
-            LogShardFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
-            await held.TryReleaseAsync($"{e.GetType().Name}: {e.Message}", permanent: false);
-        }
-    }
-
-    private async Task<(int Done, int Quarantined)> ScoreShardAsync(HeldLease held, IEcgScorer scorer, CancellationToken ct)
-    {
-        var lease = held.Lease;
-        var settings = lease.Settings;
-        var shard = held.Shard!;
-        var prepared = Channel.CreateBounded<PreparedRecord>(new BoundedChannelOptions(Math.Max(8, settings.BatchSize * 2)) { SingleReader = true });
-        var rowsOut = Channel.CreateBounded<object>(new BoundedChannelOptions(4) { SingleReader = true, SingleWriter = true });
-        using var stages = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var token = stages.Token;
-
-        // Stage 3: writes score rows and quarantine rows in batches, overlapped with scoring; counts what it wrote.
-        var writing = Task.Run(
-            async () =>
-            {
-                int scored = 0, quarantined = 0;
-                await foreach (var batch in rowsOut.Reader.ReadAllAsync(token))
-                {
-                    if (batch is List<ScoreRow> scores)
-                    {
-                        await writer.WriteScoresAsync(scores, WorkerId, token);
-                        scored += scores.Count;
-                        held.Report(scores.Count);
-                    }
-                    else if (batch is List<QuarantineRow> rows)
-                    {
-                        await writer.WriteQuarantineAsync(rows, WorkerId, token);
-                        quarantined += rows.Count;
-                        held.Report(rows.Count);
-                    }
-                }
-
-                return (scored, quarantined);
-            },
-            token);
-
-        // Stage 1: reads and preprocesses records on a pool of threads; collects quarantine rows.
-        var preparing = Task.Run(
-            async () =>
-            {
-                var quarantine = new List<QuarantineRow>();
-                void Quarantine(string recordId, string blob, string reason)
-                {
-                    lock (quarantine)
-                    {
-                        quarantine.Add(new QuarantineRow(lease.RunId, recordId, lease.ShardNo, blob, reason, DateTime.UtcNow));
-                    }
-                }
-
-                try
-                {
-                    List<RecordInput> records;
-                    try
-                    {
-                        records = decoder.Enumerate(shard).ToList();
-                    }
-                    catch (EcgFormatException e)
-                    {
-                        // A container that cannot be opened at all: one quarantine row names the blob and the reason.
-                        Quarantine(e.RecordId, shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId, e.Reason);
-                        records = [];
-                    }
-
-                    await Parallel.ForEachAsync(
-                        records,
-                        new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.PreprocessThreads), CancellationToken = token },
-                        async (record, t) =>
-                        {
-                            float[] windows;
-                            try
-                            {
-                                windows = preparer.Prepare(record.Load(), settings.PreprocessingProfile, settings.MaxWindows);
-                                if (windows.Length == 0 || windows.Length % IEcgScorer.WindowLength != 0)
-                                {
-                                    throw new EcgFormatException(record.RecordId, $"preprocessing produced {windows.Length} samples, not whole windows");
-                                }
-                            }
-                            catch (EcgFormatException e)
-                            {
-                                Quarantine(record.RecordId, record.SourceBlob, e.Reason);
-                                return;
-                            }
-                            catch (Exception e) when (e is not OperationCanceledException)
-                            {
-                                Quarantine(record.RecordId, record.SourceBlob, $"unexpected {e.GetType().Name}: {e.Message}");
-                                return;
-                            }
-
-                            await prepared.Writer.WriteAsync(new PreparedRecord(record, windows), t);
-                        });
-                }
-                finally
-                {
-                    prepared.Writer.TryComplete();
-                }
-
-                return quarantine;
-            },
-            token);
-
-        // Stage 2: batches windows to the model and aggregates per record.
-        var scoring = Task.Run(
-            async () =>
-            {
-                var batchSize = Math.Max(1, settings.BatchSize);
-                var hidden = scorer.Model.HiddenSize;
-                var labels = scorer.Model.LabelCount;
-                var useMax = string.Equals(settings.Aggregation, "max", StringComparison.Ordinal);
-                var windows = new float[batchSize * IEcgScorer.WindowLength];
-                var embeddings = new float[batchSize * hidden];
-                var probabilities = new float[batchSize * labels];
-                var slots = new List<RecordAccumulator>(batchSize);
-                var rows = new List<ScoreRow>();
-
-                async Task FlushBatchAsync(bool final)
-                {
-                    if (slots.Count > 0)
-                    {
-                        var n = slots.Count;
-                        scorer.Score(windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
-                        for (var i = 0; i < n; i++)
-                        {
-                            if (slots[i].Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels)))
-                            {
-                                rows.Add(slots[i].ToRow(settings.ModelId, lease.RunId));
-                            }
-                        }
-
-                        slots.Clear();
-                    }
-
-                    if (rows.Count > 0 && (final || rows.Count >= options.WriteBatchRows))
-                    {
-                        await rowsOut.Writer.WriteAsync(rows, token);
-                        rows = [];
-                    }
-                }
-
-                await foreach (var record in prepared.Reader.ReadAllAsync(token))
-                {
-                    var count = record.Windows.Length / IEcgScorer.WindowLength;
-                    var accumulator = new RecordAccumulator(record.Input, count, hidden, labels, useMax);
-                    for (var w = 0; w < count; w++)
-                    {
-                        record.Windows.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength)
-                            .CopyTo(windows.AsSpan(slots.Count * IEcgScorer.WindowLength));
-                        slots.Add(accumulator);
-                        if (slots.Count == batchSize)
-                        {
-                            await FlushBatchAsync(final: false);
-                        }
-                    }
-                }
-
-                await FlushBatchAsync(final: true);
-            },
-            token);
-
-        try
-        {
-            await scoring;
-            var quarantineRows = await preparing;
-            if (quarantineRows.Count > 0)
-            {
-                await rowsOut.Writer.WriteAsync(quarantineRows, token);
-            }
-
-            rowsOut.Writer.TryComplete();
-            return await writing;
-        }
-        catch
-        {
-            // One stage failed or the shard was stopped: stop the others, wait for them, report the first failure.
-            await stages.CancelAsync();
-            rowsOut.Writer.TryComplete();
-            prepared.Writer.TryComplete();
-            try
-            {
-                await Task.WhenAll(scoring, preparing, writing);
-            }
-            catch (Exception)
-            {
-                // Already failing; the original exception is rethrown below.
-            }
-
-            throw;
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Worker}: leased run {RunId} shard {ShardNo} attempt {LeaseId}")]
     private static partial void LogLeased(ILogger logger, string worker, Guid runId, int shardNo, int leaseId);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined")]
-    private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
     private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: lease of run {RunId} shard {ShardNo} lost; stopped working on it")]
-    private static partial void LogLeaseLost(ILogger logger, string worker, Guid runId, int shardNo);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while fetching work")]
     private static partial void LogProducerError(ILogger logger, Exception e, string worker);
 
-    private sealed record PreparedRecord(RecordInput Input, float[] Windows);
-
-    /// <summary>Sums (or takes the maximum of) one record's window outputs until all its windows are scored.</summary>
-    private sealed class RecordAccumulator(RecordInput input, int windows, int hidden, int labels, bool useMax)
-    {
-        private readonly float[] _embedding = new float[hidden];
-        private readonly float[] _probabilities = new float[labels];
-        private int _seen;
-
-        /// <summary>Adds one window's outputs; true when it was the record's last window.</summary>
-        public bool Add(ReadOnlySpan<float> embedding, ReadOnlySpan<float> probabilities)
-        {
-            for (var i = 0; i < embedding.Length; i++)
-            {
-                _embedding[i] += embedding[i];
-            }
-
-            for (var i = 0; i < probabilities.Length; i++)
-            {
-                _probabilities[i] = !useMax ? _probabilities[i] + probabilities[i]
-                    : _seen == 0 ? probabilities[i]
-                    : Math.Max(_probabilities[i], probabilities[i]);
-            }
-
-            return ++_seen == windows;
-        }
-
-        public ScoreRow ToRow(string modelId, Guid runId)
-        {
-            var scale = 1f / windows;
-            for (var i = 0; i < _embedding.Length; i++)
-            {
-                _embedding[i] *= scale;
-            }
-
-            if (!useMax)
-            {
-                for (var i = 0; i < _probabilities.Length; i++)
-                {
-                    _probabilities[i] *= scale;
-                }
-            }
-
-            return new ScoreRow(modelId, input.RecordId, runId, _probabilities, _embedding, windows, input.SourceBlob, input.SourceETag, DateTime.UtcNow);
-        }
-    }
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Worker}: scoring stopped on an error; its leases are handed back and it starts again")]
+    private static partial void LogPipelineFailed(ILogger logger, Exception e, string worker);
 }

@@ -32,4 +32,17 @@ public sealed class WorkerOptions
 
     /// <summary>Concurrent blob downloads per shard.</summary>
     public int DownloadConcurrency { get; set; } = 8;
+
+    /// <summary>
+    /// Shards leased and downloaded ahead of the one being scored, so that the model never waits for a download and
+    /// its batches run on from one shard into the next.
+    /// </summary>
+    public int PrefetchShards { get; set; } = 1;
+
+    /// <summary>
+    /// Batches a worker runs through the model at the same time (each on its own thread, sharing one session). With
+    /// <c>IntraOpThreads</c> 1 on a CPU-only node, one per core keeps the cores busy without ONNX Runtime's thread
+    /// synchronisation.
+    /// </summary>
+    public int ConcurrentBatches { get; set; } = 1;
 }

@@ -1,0 +1,641 @@
+using System.Threading.Channels;
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Model;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>
+/// The stages a worker's downloaded shards flow through, running for as long as the worker runs, so that the model
+/// sees one continuous stream of windows instead of one shard at a time:
+/// <list type="number">
+/// <item>prepare: reads and preprocesses the records of each shard in turn on a pool of threads, collecting
+/// quarantine rows, then marks the shard's end; when no further shard is downloaded yet it asks for a flush;</item>
+/// <item>batch: fills batches of windows across shard boundaries (a batch waits for the next shard's windows rather
+/// than going to the model half empty) and sends a partial batch only on a flush, or when the next shard needs
+/// another model or batch size;</item>
+/// <item>score: runs the model on whole batches (<see cref="WorkerOptions.ConcurrentBatches"/> at a time) and
+/// aggregates window outputs per record;</item>
+/// <item>write: writes score rows in batches, then a shard's quarantine rows, and reports the shard done.</item>
+/// </list>
+/// A shard is finished once its end was seen and every one of its records is aggregated; a shard whose lease is
+/// lost, or that fails (model mismatch, a write that keeps failing, a model error), is dropped from the stream and
+/// its lease released with the reason, without stopping the other shards.
+/// </summary>
+internal sealed partial class ScoringPipeline(
+    string workerId,
+    string device,
+    ResultWriter writer,
+    IRecordDecoder decoder,
+    IWindowPreparer preparer,
+    IScorerProvider scorers,
+    WorkerOptions options,
+    ILogger logger) : IDisposable
+{
+    private readonly Channel<object> _prepared = Channel.CreateBounded<object>(new BoundedChannelOptions(64) { SingleReader = true });
+    private readonly Channel<Batch> _batches = Channel.CreateBounded<Batch>(new BoundedChannelOptions(1) { SingleWriter = true });
+    private readonly Channel<Batch> _free = Channel.CreateUnbounded<Batch>();
+    private readonly Channel<WriteItem> _writes = Channel.CreateBounded<WriteItem>(new BoundedChannelOptions(4) { SingleReader = true });
+
+    // Shard bookkeeping (records open per shard, rows not yet sent) and the order of write items: a shard's last
+    // write item must follow its rows, whichever model caller finished them.
+    private readonly SemaphoreSlim _books = new(1, 1);
+
+    /// <summary>
+    /// Runs the stages over the shards read from <paramref name="shards"/> until it completes or
+    /// <paramref name="stoppingToken"/> is cancelled. <paramref name="finished"/> is called once for each shard that
+    /// leaves the pipeline (done, failed or lost), after its lease was disposed; shards still inside when the worker
+    /// stops are not passed to it (the caller hands them back).
+    /// </summary>
+    public async Task RunAsync(ChannelReader<HeldLease> shards, Action<HeldLease> finished, CancellationToken stoppingToken)
+    {
+        using var failing = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var token = failing.Token;
+        var callers = Math.Max(1, options.ConcurrentBatches);
+        for (var i = 0; i <= callers; i++)
+        {
+            _free.Writer.TryWrite(new Batch());
+        }
+
+        var running = callers;
+        var stages = new List<Task>
+        {
+            Task.Run(() => PrepareAsync(shards, token), CancellationToken.None),
+            Task.Run(() => BatchAsync(token), CancellationToken.None),
+            Task.Run(() => WriteAsync(finished, token), CancellationToken.None),
+        };
+        for (var i = 0; i < callers; i++)
+        {
+            stages.Add(Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await ScoreAsync(token);
+                    }
+                    finally
+                    {
+                        if (Interlocked.Decrement(ref running) == 0)
+                        {
+                            _writes.Writer.TryComplete();
+                        }
+                    }
+                },
+                CancellationToken.None));
+        }
+
+        // A stage that fails (a defect, not a shard's error) stops the others; the first failure is reported.
+        var pending = stages.ToList();
+        Exception? failure = null;
+        while (pending.Count > 0)
+        {
+            var done = await Task.WhenAny(pending);
+            pending.Remove(done);
+            if (done.IsFaulted && failure is null)
+            {
+                failure = done.Exception!.InnerException;
+                await failing.CancelAsync();
+            }
+        }
+
+        if (failure is not null)
+        {
+            throw new InvalidOperationException($"worker {workerId}: scoring pipeline failed: {failure.Message}", failure);
+        }
+    }
+
+    public void Dispose() => _books.Dispose();
+
+    private static bool IsStop(Exception e, CancellationToken token) => e is OperationCanceledException && token.IsCancellationRequested;
+
+    // Stage 1: records of one shard after another, each shard closed by its end marker.
+    private async Task PrepareAsync(ChannelReader<HeldLease> shards, CancellationToken token)
+    {
+        try
+        {
+            await foreach (var held in shards.ReadAllAsync(token))
+            {
+                var work = new ShardWork(held, token);
+                await PrepareShardAsync(work, token);
+                await _prepared.Writer.WriteAsync(new ShardEnd(work), token);
+                if (!shards.TryPeek(out _))
+                {
+                    // Nothing more to read right now: the model must not wait for windows that may be long in coming.
+                    await _prepared.Writer.WriteAsync(Flush.Instance, token);
+                }
+            }
+        }
+        catch (Exception e) when (IsStop(e, token))
+        {
+            // The worker is stopping.
+        }
+        finally
+        {
+            _prepared.Writer.TryComplete();
+        }
+    }
+
+    private async Task PrepareShardAsync(ShardWork work, CancellationToken token)
+    {
+        var lease = work.Lease;
+        var settings = lease.Settings;
+        var shard = work.Held.Shard!;
+        try
+        {
+            var scorer = scorers.Get(settings.ModelPath, device);
+            if (!string.Equals(scorer.Model.ModelId, settings.ModelId, StringComparison.Ordinal))
+            {
+                work.Fail($"model file {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
+                return;
+            }
+
+            work.Scorer = scorer;
+            List<RecordInput> records;
+            try
+            {
+                records = decoder.Enumerate(shard).ToList();
+            }
+            catch (EcgFormatException e)
+            {
+                // A container that cannot be opened at all: one quarantine row names the blob and the reason.
+                work.Quarantine(e.RecordId, shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId, e.Reason);
+                records = [];
+            }
+
+            await Parallel.ForEachAsync(
+                records,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.PreprocessThreads), CancellationToken = work.Token },
+                async (record, t) =>
+                {
+                    float[] windows;
+                    try
+                    {
+                        windows = preparer.Prepare(record.Load(), settings.PreprocessingProfile, settings.MaxWindows);
+                        if (windows.Length == 0 || windows.Length % IEcgScorer.WindowLength != 0)
+                        {
+                            throw new EcgFormatException(record.RecordId, $"preprocessing produced {windows.Length} samples, not whole windows");
+                        }
+                    }
+                    catch (EcgFormatException e)
+                    {
+                        work.Quarantine(record.RecordId, record.SourceBlob, e.Reason);
+                        return;
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        work.Quarantine(record.RecordId, record.SourceBlob, $"unexpected {e.GetType().Name}: {e.Message}");
+                        return;
+                    }
+
+                    await _prepared.Writer.WriteAsync(new PreparedRecord(work, record, windows), t);
+                });
+        }
+        catch (OperationCanceledException) when (work.Token.IsCancellationRequested && !token.IsCancellationRequested)
+        {
+            // The lease was lost or the run cancelled: the writer notes it when the shard leaves the pipeline.
+        }
+        catch (Exception e) when (!IsStop(e, token))
+        {
+            work.Fail($"{e.GetType().Name}: {e.Message}", permanent: false);
+        }
+    }
+
+    // Stage 2: windows into batches, across shard boundaries.
+    private async Task BatchAsync(CancellationToken token)
+    {
+        Batch? open = null;
+        try
+        {
+            await foreach (var item in _prepared.Reader.ReadAllAsync(token))
+            {
+                switch (item)
+                {
+                    case PreparedRecord record when !record.Work.Dropped:
+                        var work = record.Work;
+                        var scorer = work.Scorer!;
+                        var size = Math.Max(1, work.Lease.Settings.BatchSize);
+                        if (open is not null && (!ReferenceEquals(open.Scorer, scorer) || open.Capacity != size))
+                        {
+                            await _batches.Writer.WriteAsync(open, token);
+                            open = null;
+                        }
+
+                        var count = record.Windows.Length / IEcgScorer.WindowLength;
+                        var accumulator = new RecordAccumulator(work, record.Input, count, scorer.Model.HiddenSize, scorer.Model.LabelCount);
+                        await _books.WaitAsync(token);
+                        work.Open++;
+                        _books.Release();
+                        for (var w = 0; w < count; w++)
+                        {
+                            open ??= (await _free.Reader.ReadAsync(token)).Start(scorer, size);
+                            open.Add(record.Windows.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength), accumulator);
+                            if (open.Count == open.Capacity)
+                            {
+                                await _batches.Writer.WriteAsync(open, token);
+                                open = null;
+                            }
+                        }
+
+                        break;
+                    case ShardEnd end:
+                        await _books.WaitAsync(token);
+                        try
+                        {
+                            end.Work.EndSeen = true;
+                            if (end.Work.Open == 0)
+                            {
+                                await EmitAsync(end.Work, last: true, token);
+                            }
+                        }
+                        finally
+                        {
+                            _books.Release();
+                        }
+
+                        break;
+                    case Flush when open is not null:
+                        await _batches.Writer.WriteAsync(open, token);
+                        open = null;
+                        break;
+                }
+            }
+
+            if (open is not null)
+            {
+                await _batches.Writer.WriteAsync(open, token);
+            }
+        }
+        catch (Exception e) when (IsStop(e, token))
+        {
+            // The worker is stopping.
+        }
+        finally
+        {
+            _batches.Writer.TryComplete();
+        }
+    }
+
+    // Stage 3: the model, and the per-record aggregation of its outputs.
+    private async Task ScoreAsync(CancellationToken token)
+    {
+        float[] embeddings = [], probabilities = [];
+        try
+        {
+            await foreach (var batch in _batches.Reader.ReadAllAsync(token))
+            {
+                var scorer = batch.Scorer!;
+                var n = batch.Count;
+                var hidden = scorer.Model.HiddenSize;
+                var labels = scorer.Model.LabelCount;
+                if (embeddings.Length < n * hidden || probabilities.Length < n * labels)
+                {
+                    embeddings = new float[batch.Capacity * hidden];
+                    probabilities = new float[batch.Capacity * labels];
+                }
+
+                string? error = null;
+                try
+                {
+                    scorer.Score(batch.Windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    error = $"scoring a batch failed: {e.GetType().Name}: {e.Message}";
+                }
+
+                await _books.WaitAsync(token);
+                try
+                {
+                    for (var i = 0; i < n; i++)
+                    {
+                        var accumulator = batch.Slots[i];
+                        var work = accumulator.Work;
+                        if (error is not null)
+                        {
+                            work.Fail(error, permanent: false);
+                        }
+
+                        var complete = work.Dropped
+                            ? accumulator.Skip()
+                            : accumulator.Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels));
+                        if (!complete)
+                        {
+                            continue;
+                        }
+
+                        work.Open--;
+                        if (!work.Dropped)
+                        {
+                            work.Rows.Add(accumulator.ToRow());
+                        }
+
+                        if (work.EndSeen && work.Open == 0)
+                        {
+                            await EmitAsync(work, last: true, token);
+                        }
+                        else if (work.Rows.Count >= options.WriteBatchRows)
+                        {
+                            await EmitAsync(work, last: false, token);
+                        }
+                    }
+                }
+                finally
+                {
+                    _books.Release();
+                }
+
+                batch.Clear();
+                _free.Writer.TryWrite(batch);
+            }
+        }
+        catch (Exception e) when (IsStop(e, token))
+        {
+            // The worker is stopping.
+        }
+    }
+
+    // Called holding _books: hands the shard's rows (and, when last, its end) to the writer, in order.
+    private async Task EmitAsync(ShardWork work, bool last, CancellationToken token)
+    {
+        var rows = work.Rows;
+        work.Rows = [];
+        await _writes.Writer.WriteAsync(new WriteItem(work, work.Dropped ? [] : rows, last), token);
+    }
+
+    // Stage 4: score rows, then each finished shard's quarantine rows and its report to the coordinator.
+    private async Task WriteAsync(Action<HeldLease> finished, CancellationToken token)
+    {
+        try
+        {
+            await foreach (var item in _writes.Reader.ReadAllAsync(token))
+            {
+                var work = item.Work;
+                if (item.Rows.Count > 0 && !work.Dropped)
+                {
+                    await WriteRowsAsync(work, item.Rows, token);
+                }
+
+                if (item.Last)
+                {
+                    await FinishAsync(work, token);
+                    finished(work.Held);
+                }
+            }
+        }
+        catch (Exception e) when (IsStop(e, token))
+        {
+            // The worker is stopping.
+        }
+    }
+
+    private async Task WriteRowsAsync(ShardWork work, List<ScoreRow> rows, CancellationToken token)
+    {
+        try
+        {
+            await writer.WriteScoresAsync(rows, workerId, work.Token);
+            work.Scored += rows.Count;
+            work.Held.Report(rows.Count);
+        }
+        catch (OperationCanceledException) when (work.Token.IsCancellationRequested && !token.IsCancellationRequested)
+        {
+            // The lease was lost mid-write: the shard is dropped.
+        }
+        catch (Exception e) when (!IsStop(e, token))
+        {
+            work.Fail($"{e.GetType().Name}: {e.Message}", permanent: false);
+        }
+    }
+
+    private async Task FinishAsync(ShardWork work, CancellationToken token)
+    {
+        var lease = work.Lease;
+        var quarantine = work.TakeQuarantine();
+        if (!work.Dropped && quarantine.Count > 0)
+        {
+            try
+            {
+                await writer.WriteQuarantineAsync(quarantine, workerId, work.Token);
+                work.Held.Report(quarantine.Count);
+            }
+            catch (OperationCanceledException) when (work.Token.IsCancellationRequested && !token.IsCancellationRequested)
+            {
+                // Lost mid-write.
+            }
+            catch (Exception e) when (!IsStop(e, token))
+            {
+                work.Fail($"{e.GetType().Name}: {e.Message}", permanent: false);
+            }
+        }
+
+        try
+        {
+            if (work.Error is { } error)
+            {
+                LogShardFailedWith(logger, workerId, lease.RunId, lease.ShardNo, error);
+                await work.Held.TryReleaseAsync(error, work.Permanent);
+            }
+            else if (work.Held.Stopped.IsCancellationRequested)
+            {
+                LogLeaseLost(logger, workerId, lease.RunId, lease.ShardNo);
+            }
+            else
+            {
+                await work.Held.CompleteAsync(work.Scored, quarantine.Count);
+                LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, work.Scored, quarantine.Count);
+            }
+        }
+        catch (Exception e) when (!IsStop(e, token))
+        {
+            // The coordinator could not be told (its silo died); the lease expires and the shard is redone.
+            LogReportFailed(logger, e, workerId, lease.RunId, lease.ShardNo);
+        }
+
+        work.Dispose();
+        await work.Held.DisposeAsync();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined")]
+    private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed: {Error}")]
+    private static partial void LogShardFailedWith(ILogger logger, string worker, Guid runId, int shardNo, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} finished, but the coordinator could not be told")]
+    private static partial void LogReportFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: lease of run {RunId} shard {ShardNo} lost; stopped working on it")]
+    private static partial void LogLeaseLost(ILogger logger, string worker, Guid runId, int shardNo);
+
+    /// <summary>Asks the batch stage to send its partial batch.</summary>
+    private sealed class Flush
+    {
+        public static readonly Flush Instance = new();
+    }
+
+    private sealed record PreparedRecord(ShardWork Work, RecordInput Input, float[] Windows);
+
+    private sealed record ShardEnd(ShardWork Work);
+
+    private sealed record WriteItem(ShardWork Work, List<ScoreRow> Rows, bool Last);
+
+    /// <summary>One leased shard inside the pipeline.</summary>
+    private sealed class ShardWork : IDisposable
+    {
+        private readonly CancellationTokenSource _token;
+        private readonly List<QuarantineRow> _quarantine = [];
+
+        public ShardWork(HeldLease held, CancellationToken stoppingToken)
+        {
+            Held = held;
+            _token = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
+        }
+
+        public HeldLease Held { get; }
+
+        public ShardLease Lease => Held.Lease;
+
+        /// <summary>Cancelled when the worker stops, the lease is lost or the run is cancelled.</summary>
+        public CancellationToken Token => _token.Token;
+
+        public IEcgScorer? Scorer { get; set; }
+
+        /// <summary>The first error that failed the shard; its lease is released with it.</summary>
+        public string? Error { get; private set; }
+
+        public bool Permanent { get; private set; }
+
+        /// <summary>Failed, or its lease lost: its remaining records are not scored and nothing more is written.</summary>
+        public bool Dropped => Error is not null || Held.Stopped.IsCancellationRequested;
+
+        // Batch and score stages, under the pipeline's bookkeeping lock.
+        public int Open { get; set; }
+
+        public bool EndSeen { get; set; }
+
+        public List<ScoreRow> Rows { get; set; } = [];
+
+        // Write stage.
+        public int Scored { get; set; }
+
+        public void Fail(string error, bool permanent)
+        {
+            lock (_quarantine)
+            {
+                if (Error is null)
+                {
+                    Error = error;
+                    Permanent = permanent;
+                }
+            }
+        }
+
+        public void Quarantine(string recordId, string blob, string reason)
+        {
+            lock (_quarantine)
+            {
+                _quarantine.Add(new QuarantineRow(Lease.RunId, recordId, Lease.ShardNo, blob, reason, DateTime.UtcNow));
+            }
+        }
+
+        public List<QuarantineRow> TakeQuarantine()
+        {
+            lock (_quarantine)
+            {
+                return [.. _quarantine];
+            }
+        }
+
+        public void Dispose() => _token.Dispose();
+    }
+
+    /// <summary>Windows on their way to the model, each with the record it belongs to; reused.</summary>
+    private sealed class Batch
+    {
+        public float[] Windows { get; private set; } = [];
+
+        public List<RecordAccumulator> Slots { get; } = [];
+
+        public IEcgScorer? Scorer { get; private set; }
+
+        public int Capacity { get; private set; }
+
+        public int Count => Slots.Count;
+
+        public Batch Start(IEcgScorer scorer, int capacity)
+        {
+            Scorer = scorer;
+            Capacity = capacity;
+            if (Windows.Length < capacity * IEcgScorer.WindowLength)
+            {
+                Windows = new float[capacity * IEcgScorer.WindowLength];
+            }
+
+            return this;
+        }
+
+        public void Add(ReadOnlySpan<float> window, RecordAccumulator accumulator)
+        {
+            window.CopyTo(Windows.AsSpan(Slots.Count * IEcgScorer.WindowLength));
+            Slots.Add(accumulator);
+        }
+
+        public void Clear()
+        {
+            Slots.Clear();
+            Scorer = null;
+        }
+    }
+
+    /// <summary>Sums (or takes the maximum of) one record's window outputs until all its windows are scored.</summary>
+    private sealed class RecordAccumulator(ShardWork work, RecordInput input, int windows, int hidden, int labels)
+    {
+        private readonly float[] _embedding = new float[hidden];
+        private readonly float[] _probabilities = new float[labels];
+        private readonly bool _useMax = string.Equals(work.Lease.Settings.Aggregation, "max", StringComparison.Ordinal);
+        private int _seen;
+
+        public ShardWork Work => work;
+
+        /// <summary>Adds one window's outputs; true when it was the record's last window.</summary>
+        public bool Add(ReadOnlySpan<float> embedding, ReadOnlySpan<float> probabilities)
+        {
+            for (var i = 0; i < embedding.Length; i++)
+            {
+                _embedding[i] += embedding[i];
+            }
+
+            for (var i = 0; i < probabilities.Length; i++)
+            {
+                _probabilities[i] = !_useMax ? _probabilities[i] + probabilities[i]
+                    : _seen == 0 ? probabilities[i]
+                    : Math.Max(_probabilities[i], probabilities[i]);
+            }
+
+            return ++_seen == windows;
+        }
+
+        /// <summary>Counts a window whose outputs are not used (its shard was dropped); true when it was the last.</summary>
+        public bool Skip() => ++_seen == windows;
+
+        public ScoreRow ToRow()
+        {
+            var scale = 1f / windows;
+            for (var i = 0; i < _embedding.Length; i++)
+            {
+                _embedding[i] *= scale;
+            }
+
+            if (!_useMax)
+            {
+                for (var i = 0; i < _probabilities.Length; i++)
+                {
+                    _probabilities[i] *= scale;
+                }
+            }
+
+            return new ScoreRow(
+                work.Lease.Settings.ModelId, input.RecordId, work.Lease.RunId, _probabilities, _embedding, windows, input.SourceBlob, input.SourceETag, DateTime.UtcNow);
+        }
+    }
+}
