@@ -39,7 +39,7 @@ public static class RunCommands
     internal static Guid ParseRunId(string text) =>
         Guid.TryParse(text, out var id) ? id : throw new ArgumentException($"'{text}' is not a run id (a GUID as printed by `run submit`)");
 
-    internal static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
+    public static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
         run.RunId,
         run.Name,
         run.State,
@@ -54,7 +54,7 @@ public static class RunCommands
             shardStates.GetValueOrDefault(ShardStates.Done),
             shardStates.GetValueOrDefault(ShardStates.Failed),
             run.PlanningComplete),
-        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed),
+        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed, run.ManifestDuplicates),
         Math.Round(run.RatePerSecond, 2),
         run.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
         run.Error,
@@ -86,4 +86,5 @@ public sealed record RunView(
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 
-public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed);
+/// <summary>Record counts; <see cref="ManifestDuplicates"/> are manifest entries left out because they name a record already planned.</summary>
+public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed, long ManifestDuplicates = 0);

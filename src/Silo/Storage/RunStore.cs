@@ -98,7 +98,8 @@ public sealed record RunRecord(
     DateTime? StartedAt,
     DateTime? FinishedAt,
     DateTime UpdatedAt,
-    string? InputManifest = null);
+    string? InputManifest = null,
+    long ManifestDuplicates = 0);
 
 /// <summary>A row of <c>run_shards</c>.</summary>
 public sealed record ShardRecord(
@@ -142,7 +143,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         "run_id, name, input_container, input_prefix, model_id, model_path, preprocessing_profile, aggregation, max_windows, " +
         "batch_size, shard_size, max_attempts, lease_seconds, state, cancel_requested, planning_complete, planning_token, planning_carry, " +
         "shards_planned, records_planned, records_done, records_quarantined, records_failed, shards_done, shards_failed, rate_per_second, " +
-        "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest";
+        "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest, manifest_duplicates";
 
     private const string ShardColumns =
         "run_id, shard_no, kind, blobs, records_planned, state, attempts, lease_owner, lease_deadline, records_done, records_quarantined, last_error";
@@ -329,19 +330,61 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             },
             cancellationToken);
 
+    /// <summary>Which of <paramref name="keys"/> a manifest run has read in an earlier planning step (see <see cref="AppendPlanAsync"/>).</summary>
+    public Task<IReadOnlySet<string>> ManifestKeysSeenAsync(Guid runId, IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) =>
+        _retry.RunAsync<IReadOnlySet<string>>(
+            async ct =>
+            {
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                if (keys.Count == 0)
+                {
+                    return seen;
+                }
+
+                await using var cmd = dataSource.CreateCommand("select record_key from run_manifest_keys where run_id = @id and record_key = any(@keys)");
+                cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                cmd.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = keys.ToArray() });
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    seen.Add(reader.GetString(0));
+                }
+
+                return seen;
+            },
+            cancellationToken);
+
     /// <summary>
     /// Records one planning step in one transaction: the new shards, the listing's continuation token, the blobs
     /// carried to the next step, and whether listing finished. Shards already stored (a step repeated after a crash
-    /// that happened after its commit cannot happen; one repeated before it is simply redone) are skipped.
+    /// that happened after its commit cannot happen; one repeated before it is simply redone) are skipped. For a
+    /// manifest run, <paramref name="manifestKeys"/> are the records the step read (remembered until planning is
+    /// complete, so that a later entry naming one of them is known as a duplicate) and
+    /// <paramref name="manifestDuplicates"/> the run's total of duplicate entries so far.
     /// </summary>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
-        CancellationToken cancellationToken = default) =>
+        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
                 await using var connection = await dataSource.OpenConnectionAsync(ct);
                 await using var tx = await connection.BeginTransactionAsync(ct);
+                if (manifestKeys is not null)
+                {
+                    await using var keys = new NpgsqlCommand(
+                        planningComplete
+                            ? "delete from run_manifest_keys where run_id = @id; update runs set manifest_duplicates = @dups where run_id = @id"
+                            : "insert into run_manifest_keys (run_id, record_key) select @id, unnest(@keys) on conflict do nothing; " +
+                              "update runs set manifest_duplicates = @dups where run_id = @id",
+                        connection,
+                        tx);
+                    keys.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                    keys.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = manifestKeys.ToArray() });
+                    keys.Parameters.Add(new NpgsqlParameter("dups", NpgsqlDbType.Bigint) { Value = manifestDuplicates });
+                    await keys.ExecuteNonQueryAsync(ct);
+                }
+
                 if (shards.Count > 0)
                 {
                     await using (var create = new NpgsqlCommand(
@@ -498,5 +541,6 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         r.IsDBNull(29) ? null : r.GetFieldValue<DateTime>(29),
         r.IsDBNull(30) ? null : r.GetFieldValue<DateTime>(30),
         r.GetFieldValue<DateTime>(31),
-        r.IsDBNull(32) ? null : r.GetString(32));
+        r.IsDBNull(32) ? null : r.GetString(32),
+        r.GetInt64(33));
 }

@@ -26,6 +26,7 @@ public sealed partial class RunCoordinatorGrain(
     private bool _planningComplete;
     private string? _planningToken;
     private IReadOnlyList<string> _carry = [];
+    private long _manifestDuplicates;
     private int _planningFailures;
     private string? _error;
     private DateTime? _startedAt;
@@ -50,6 +51,7 @@ public sealed partial class RunCoordinatorGrain(
         _planningComplete = _run.PlanningComplete;
         _planningToken = _run.PlanningToken;
         _carry = _run.PlanningCarry;
+        _manifestDuplicates = _run.ManifestDuplicates;
         _error = _run.Error;
         _startedAt = _run.StartedAt;
         _finishedAt = _run.FinishedAt;
@@ -387,18 +389,35 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
-        await AppendPlanStepAsync(run, names, position, atEnd, cancellationToken);
+
+        // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
+        var seen = await store.ManifestKeysSeenAsync(
+            RunId, names.Select(ManifestLines.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), cancellationToken);
+        var deduplicated = ManifestLines.Deduplicate(names, _carry, seen);
+        var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count;
+        await AppendPlanStepAsync(run, deduplicated.Names, position, atEnd, cancellationToken, deduplicated.NewKeys, duplicates);
+        if (deduplicated.Duplicates.Count > 0)
+        {
+            LogManifestDuplicates(logger, RunId, deduplicated.Duplicates.Count, string.Join(", ", deduplicated.Duplicates.Take(3)));
+        }
+
+        _manifestDuplicates = duplicates;
     }
 
-    /// <summary>Plans one page of names after the carried ones and stores the new shards with the planning position.</summary>
-    private async Task AppendPlanStepAsync(RunRecord run, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken)
+    /// <summary>
+    /// Plans one page of names after the carried ones and stores the new shards with the planning position (for a
+    /// manifest run, with the records the step read and the run's count of duplicate entries).
+    /// </summary>
+    private async Task AppendPlanStepAsync(
+        RunRecord run, IReadOnlyList<string> names, string? position, bool last, CancellationToken cancellationToken,
+        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0)
     {
         var step = new ShardPlanner(run.ShardSize).Plan(_carry, names, last);
         var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
         var records = step.Shards
             .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(RunId, records, position, step.Carry, last, cancellationToken);
+        await store.AppendPlanAsync(RunId, records, position, step.Carry, last, manifestKeys, manifestDuplicates, cancellationToken);
         foreach (var record in records)
         {
             _shards[record.ShardNo] = new ShardState(record);
@@ -505,8 +524,10 @@ public sealed partial class RunCoordinatorGrain(
 
         var window = Math.Min(_options.RateWindow.TotalSeconds, Math.Max(1, (now - _activatedAt).TotalSeconds));
         var rate = _recent.Sum(r => (double)r.Records) / window;
-        var remaining = Math.Max(0, planned - done - quarantined - failed - _leased.Sum(n => (long)_shards[n].ReportedInFlight));
-        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete ? remaining / rate : null;
+        // Containers not read yet count as many records as those read so far held on average.
+        var remaining = RemainingRecords.Estimate(_shards.Values.Select(s => new ShardWorkload(
+            s.Kind == ShardKinds.Container, s.State, s.RecordsPlanned, s.RecordsDone + s.RecordsQuarantined, s.ReportedInFlight)));
+        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete && remaining is { } left ? left / rate : null;
         return new RunProgress(
             RunId, _state, _planningComplete, _shards.Count, shardsDone, shardsFailed, _leased.Count,
             planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta);
@@ -532,6 +553,9 @@ public sealed partial class RunCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: planned {New} shards ({Total} in all); listing complete: {Complete}")]
     private static partial void LogPlanned(ILogger logger, Guid runId, int @new, int total, bool complete);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: left out {Count} duplicate manifest entries, naming records already planned (such as {Examples})")]
+    private static partial void LogManifestDuplicates(ILogger logger, Guid runId, int count, string examples);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: listing failed (attempt {Attempt}); retrying on the next tick")]
     private static partial void LogPlanningRetry(ILogger logger, Exception e, Guid runId, int attempt);
