@@ -80,7 +80,18 @@ public sealed partial class RunCoordinatorGrain(
 
     public async Task<ShardLease?> AcquireLease(string workerId)
     {
-        if (_run is null || RunStates.IsFinal(_state) || _pending.Count == 0)
+        if (_run is null || RunStates.IsFinal(_state))
+        {
+            return null;
+        }
+
+        if (_shards.Count == 0 && !_planningComplete)
+        {
+            // The run's first lease does not wait for the timer: one planning step (a listing page) runs now.
+            await PlanStepAsync(CancellationToken.None);
+        }
+
+        if (_pending.Count == 0)
         {
             return null;
         }

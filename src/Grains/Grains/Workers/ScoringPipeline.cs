@@ -15,8 +15,8 @@ namespace HubertEcg.Grains.Workers;
 /// <item>batch: fills batches of windows across shard boundaries (a batch waits for the next shard's windows rather
 /// than going to the model half empty) and sends a partial batch only on a flush, or when the next shard needs
 /// another model or batch size;</item>
-/// <item>score: runs the model on whole batches (<see cref="WorkerOptions.ConcurrentBatches"/> at a time) and
-/// aggregates window outputs per record;</item>
+/// <item>score: runs the model on whole batches (<see cref="WorkerOptions.ConcurrentBatches"/> at a time, each
+/// caller on a thread of its own) and aggregates window outputs per record;</item>
 /// <item>write: writes score rows in batches, then a shard's quarantine rows, and reports the shard done.</item>
 /// </list>
 /// A shard is finished once its end was seen and every one of its records is aggregated; a shard whose lease is
@@ -38,6 +38,8 @@ internal sealed partial class ScoringPipeline(
     private readonly Channel<Batch> _free = Channel.CreateUnbounded<Batch>();
     private readonly Channel<WriteItem> _writes = Channel.CreateBounded<WriteItem>(new BoundedChannelOptions(4) { SingleReader = true });
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<IEcgScorer>> _opening = new(StringComparer.Ordinal);
+
     // Shard bookkeeping (records open per shard, rows not yet sent) and the order of write items: a shard's last
     // write item must follow its rows, whichever model caller finished them.
     private readonly SemaphoreSlim _books = new(1, 1);
@@ -52,7 +54,7 @@ internal sealed partial class ScoringPipeline(
     {
         using var failing = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = failing.Token;
-        var callers = Math.Max(1, options.ConcurrentBatches);
+        var callers = options.EffectiveConcurrentBatches(device);
         for (var i = 0; i <= callers; i++)
         {
             _free.Writer.TryWrite(new Batch());
@@ -67,12 +69,14 @@ internal sealed partial class ScoringPipeline(
         };
         for (var i = 0; i < callers; i++)
         {
-            stages.Add(Task.Run(
-                async () =>
+            // Model calls block for as long as a batch takes: each caller has a thread of its own, so that the thread
+            // pool stays free for reading, preprocessing, writes and Orleans.
+            stages.Add(Task.Factory.StartNew(
+                () =>
                 {
                     try
                     {
-                        await ScoreAsync(token);
+                        ScoreLoop(token);
                     }
                     finally
                     {
@@ -82,7 +86,9 @@ internal sealed partial class ScoringPipeline(
                         }
                     }
                 },
-                CancellationToken.None));
+                CancellationToken.None,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default));
         }
 
         // A stage that fails (a defect, not a shard's error) stops the others; the first failure is reported.
@@ -106,6 +112,24 @@ internal sealed partial class ScoringPipeline(
     }
 
     public void Dispose() => _books.Dispose();
+
+    /// <summary>
+    /// The scorer of <paramref name="modelPath"/> on this worker's device, opened on a thread of its own (loading a
+    /// model takes seconds): the worker calls this as soon as it holds a lease, so that the model loads while the
+    /// shard downloads. A model that fails to open is tried again by the next shard.
+    /// </summary>
+    public Task<IEcgScorer> OpenScorerAsync(string modelPath)
+    {
+        var opening = _opening.GetOrAdd(
+            modelPath,
+            path => Task.Factory.StartNew(() => scorers.Get(path, device), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+        if (opening.IsFaulted)
+        {
+            _opening.TryRemove(new KeyValuePair<string, Task<IEcgScorer>>(modelPath, opening));
+        }
+
+        return opening;
+    }
 
     private static bool IsStop(Exception e, CancellationToken token) => e is OperationCanceledException && token.IsCancellationRequested;
 
@@ -143,7 +167,7 @@ internal sealed partial class ScoringPipeline(
         var shard = work.Held.Shard!;
         try
         {
-            var scorer = scorers.Get(settings.ModelPath, device);
+            var scorer = await OpenScorerAsync(settings.ModelPath);
             if (!string.Equals(scorer.Model.ModelId, settings.ModelId, StringComparison.Ordinal))
             {
                 work.Fail($"model file {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
@@ -276,82 +300,98 @@ internal sealed partial class ScoringPipeline(
         }
     }
 
-    // Stage 3: the model, and the per-record aggregation of its outputs.
-    private async Task ScoreAsync(CancellationToken token)
+    // Stage 3: the model, and the per-record aggregation of its outputs; runs on a dedicated thread.
+    private void ScoreLoop(CancellationToken token)
     {
         float[] embeddings = [], probabilities = [];
         try
         {
-            await foreach (var batch in _batches.Reader.ReadAllAsync(token))
+            while (_batches.Reader.WaitToReadAsync(token).AsTask().GetAwaiter().GetResult())
             {
-                var scorer = batch.Scorer!;
-                var n = batch.Count;
-                var hidden = scorer.Model.HiddenSize;
-                var labels = scorer.Model.LabelCount;
-                if (embeddings.Length < n * hidden || probabilities.Length < n * labels)
+                while (_batches.Reader.TryRead(out var batch))
                 {
-                    embeddings = new float[batch.Capacity * hidden];
-                    probabilities = new float[batch.Capacity * labels];
-                }
-
-                string? error = null;
-                try
-                {
-                    scorer.Score(batch.Windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    error = $"scoring a batch failed: {e.GetType().Name}: {e.Message}";
-                }
-
-                await _books.WaitAsync(token);
-                try
-                {
-                    for (var i = 0; i < n; i++)
+                    Score(batch, ref embeddings, ref probabilities);
+                    _books.Wait(token);
+                    try
                     {
-                        var accumulator = batch.Slots[i];
-                        var work = accumulator.Work;
-                        if (error is not null)
-                        {
-                            work.Fail(error, permanent: false);
-                        }
-
-                        var complete = work.Dropped
-                            ? accumulator.Skip()
-                            : accumulator.Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels));
-                        if (!complete)
-                        {
-                            continue;
-                        }
-
-                        work.Open--;
-                        if (!work.Dropped)
-                        {
-                            work.Rows.Add(accumulator.ToRow());
-                        }
-
-                        if (work.EndSeen && work.Open == 0)
-                        {
-                            await EmitAsync(work, last: true, token);
-                        }
-                        else if (work.Rows.Count >= options.WriteBatchRows)
-                        {
-                            await EmitAsync(work, last: false, token);
-                        }
+                        Aggregate(batch, embeddings, probabilities, token);
                     }
-                }
-                finally
-                {
-                    _books.Release();
-                }
+                    finally
+                    {
+                        _books.Release();
+                    }
 
-                batch.Clear();
-                _free.Writer.TryWrite(batch);
+                    batch.Clear();
+                    _free.Writer.TryWrite(batch);
+                }
             }
         }
         catch (Exception e) when (IsStop(e, token))
         {
             // The worker is stopping.
+        }
+    }
+
+    private static void Score(Batch batch, ref float[] embeddings, ref float[] probabilities)
+    {
+        var scorer = batch.Scorer!;
+        var n = batch.Count;
+        var hidden = scorer.Model.HiddenSize;
+        var labels = scorer.Model.LabelCount;
+        if (embeddings.Length < n * hidden || probabilities.Length < n * labels)
+        {
+            embeddings = new float[batch.Capacity * hidden];
+            probabilities = new float[batch.Capacity * labels];
+        }
+
+        try
+        {
+            scorer.Score(batch.Windows.AsSpan(0, n * IEcgScorer.WindowLength), n, embeddings.AsSpan(0, n * hidden), probabilities.AsSpan(0, n * labels));
+            batch.Error = null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            batch.Error = $"scoring a batch failed: {e.GetType().Name}: {e.Message}";
+        }
+    }
+
+    // Holding _books: adds the batch's outputs to its records; a record's last window makes its row, a shard's last
+    // record sends its rows and end to the writer.
+    private void Aggregate(Batch batch, float[] embeddings, float[] probabilities, CancellationToken token)
+    {
+        var hidden = batch.Scorer!.Model.HiddenSize;
+        var labels = batch.Scorer.Model.LabelCount;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var accumulator = batch.Slots[i];
+            var work = accumulator.Work;
+            if (batch.Error is { } error)
+            {
+                work.Fail(error, permanent: false);
+            }
+
+            var complete = work.Dropped
+                ? accumulator.Skip()
+                : accumulator.Add(embeddings.AsSpan(i * hidden, hidden), probabilities.AsSpan(i * labels, labels));
+            if (!complete)
+            {
+                continue;
+            }
+
+            work.Open--;
+            if (!work.Dropped)
+            {
+                work.Rows.Add(accumulator.ToRow());
+            }
+
+            if (work.EndSeen && work.Open == 0)
+            {
+                EmitAsync(work, last: true, token).GetAwaiter().GetResult();
+            }
+            else if (work.Rows.Count >= options.WriteBatchRows)
+            {
+                EmitAsync(work, last: false, token).GetAwaiter().GetResult();
+            }
         }
     }
 
@@ -561,6 +601,9 @@ internal sealed partial class ScoringPipeline(
         public int Capacity { get; private set; }
 
         public int Count => Slots.Count;
+
+        /// <summary>Why the model failed on this batch; null when it scored.</summary>
+        public string? Error { get; set; }
 
         public Batch Start(IEcgScorer scorer, int capacity)
         {

@@ -39,8 +39,8 @@ public sealed partial class ScoringWorker(
             using var slots = new SemaphoreSlim(1 + Math.Max(0, options.PrefetchShards));
             using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var downloaded = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-            var producer = Task.Run(() => ProduceAsync(downloaded.Writer, slots, inFlight, running.Token), CancellationToken.None);
             using var pipeline = new ScoringPipeline(workerId, device, writer, decoder, preparer, scorers, options, logger);
+            var producer = Task.Run(() => ProduceAsync(downloaded.Writer, slots, inFlight, pipeline, running.Token), CancellationToken.None);
             try
             {
                 await pipeline.RunAsync(
@@ -78,7 +78,11 @@ public sealed partial class ScoringWorker(
     }
 
     private async Task ProduceAsync(
-        ChannelWriter<HeldLease> output, SemaphoreSlim slots, System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool> inFlight, CancellationToken stoppingToken)
+        ChannelWriter<HeldLease> output,
+        SemaphoreSlim slots,
+        System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool> inFlight,
+        ScoringPipeline pipeline,
+        CancellationToken stoppingToken)
     {
         try
         {
@@ -96,6 +100,8 @@ public sealed partial class ScoringWorker(
                         continue;
                     }
 
+                    // The model loads (once per model) while the shard downloads; a failure shows when the shard is read.
+                    _ = pipeline.OpenScorerAsync(held.Lease.Settings.ModelPath);
                     if (await DownloadAsync(held, stoppingToken))
                     {
                         inFlight[held] = true;
