@@ -39,7 +39,7 @@ public static class RunCommands
     internal static Guid ParseRunId(string text) =>
         Guid.TryParse(text, out var id) ? id : throw new ArgumentException($"'{text}' is not a run id (a GUID as printed by `run submit`)");
 
-    internal static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
+    public static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
         run.RunId,
         run.Name,
         run.State,
@@ -54,7 +54,7 @@ public static class RunCommands
             shardStates.GetValueOrDefault(ShardStates.Done),
             shardStates.GetValueOrDefault(ShardStates.Failed),
             run.PlanningComplete),
-        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed, run.RecordsSkipped),
+        new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed, run.RecordsSkipped, run.ManifestDuplicates),
         Math.Round(run.RatePerSecond, 2),
         run.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
         run.Error,
@@ -92,5 +92,8 @@ public sealed record RunView(
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 
-/// <summary>A run's record counts; <see cref="Skipped"/> are records an incremental run left out because their scores are current.</summary>
-public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed, long Skipped);
+/// <summary>
+/// A run's record counts; <see cref="Skipped"/> are records an incremental run left out because their scores are
+/// current, <see cref="ManifestDuplicates"/> manifest entries left out because they name a record already planned.
+/// </summary>
+public sealed record RecordCounts(long Planned, long Done, long Quarantined, long Failed, long Skipped, long ManifestDuplicates);

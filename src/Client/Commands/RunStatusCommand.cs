@@ -42,7 +42,8 @@ public static class RunStatusCommand
             $"input: {v.Input}   model: {v.ModelId}   profile: {v.PreprocessingProfile}",
             $"shards: {v.Shards.Done} done, {v.Shards.Failed} failed, {v.Shards.Leased} leased, {v.Shards.Pending} pending of {v.Shards.Planned}{(v.Shards.PlanningComplete ? "" : " (still listing)")}",
             $"records: {v.Records.Done} scored, {v.Records.Quarantined} quarantined, {v.Records.Failed} failed of {v.Records.Planned} planned" +
-                (v.Incremental ? $"; {v.Records.Skipped} skipped (scores current)" : ""),
+                (v.Incremental ? $"; {v.Records.Skipped} skipped (scores current)" : "") +
+                (v.Records.ManifestDuplicates > 0 ? $" ({v.Records.ManifestDuplicates} duplicate manifest entries left out)" : ""),
             $"rate: {v.RatePerSecond:0.##} records/s   eta: {RunCommands.Duration(v.EtaSeconds)}",
             $"created: {v.CreatedAt:u}   started: {v.StartedAt?.ToString("u") ?? "-"}   finished: {v.FinishedAt?.ToString("u") ?? "-"}",
         };

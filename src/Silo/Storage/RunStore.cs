@@ -109,7 +109,8 @@ public sealed record RunRecord(
     long PlanningSkipped = 0,
     IReadOnlyList<string>? PlanningCarryETags = null,
     Guid? ScheduleId = null,
-    DateTime? ScheduledFor = null);
+    DateTime? ScheduledFor = null,
+    long ManifestDuplicates = 0);
 
 /// <summary>A row of <c>run_shards</c>.</summary>
 public sealed record ShardRecord(
@@ -156,7 +157,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         "batch_size, shard_size, max_attempts, lease_seconds, state, cancel_requested, planning_complete, planning_token, planning_carry, " +
         "shards_planned, records_planned, records_done, records_quarantined, records_failed, shards_done, shards_failed, rate_per_second, " +
         "eta_seconds, error, created_at, started_at, finished_at, updated_at, input_manifest, incremental, records_skipped, planning_skipped, " +
-        "planning_carry_etags, schedule_id, scheduled_for";
+        "planning_carry_etags, schedule_id, scheduled_for, manifest_duplicates";
 
     private const string ShardColumns =
         "run_id, shard_no, kind, blobs, records_planned, state, attempts, lease_owner, lease_deadline, records_done, records_quarantined, last_error, " +
@@ -370,28 +371,71 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             },
             cancellationToken);
 
+    /// <summary>Which of <paramref name="keys"/> a manifest run has read in an earlier planning step (see <see cref="AppendPlanAsync"/>).</summary>
+    public Task<IReadOnlySet<string>> ManifestKeysSeenAsync(Guid runId, IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) =>
+        _retry.RunAsync<IReadOnlySet<string>>(
+            async ct =>
+            {
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                if (keys.Count == 0)
+                {
+                    return seen;
+                }
+
+                await using var cmd = dataSource.CreateCommand("select record_key from run_manifest_keys where run_id = @id and record_key = any(@keys)");
+                cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                cmd.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = keys.ToArray() });
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    seen.Add(reader.GetString(0));
+                }
+
+                return seen;
+            },
+            cancellationToken);
+
     /// <summary>
     /// Records one planning step in one transaction: the new shards, the listing's continuation token, the blobs
     /// carried to the next step, and whether listing finished. Shards already stored (a step repeated after a crash
     /// that happened after its commit cannot happen; one repeated before it is simply redone) are skipped.
     /// For incremental runs, <paramref name="carryETags"/> are the carried blobs' ETags (in order) and
     /// <paramref name="planningSkipped"/> the run's total of records planning left out so far (an absolute value,
-    /// so that a retried step does not count twice); null leaves the stored values as they are.
+    /// so that a retried step does not count twice); null leaves the stored values as they are. For a manifest run,
+    /// <paramref name="manifestKeys"/> are the records the step read (remembered until planning is complete, so that
+    /// a later entry naming one of them is known as a duplicate) and <paramref name="manifestDuplicates"/> the run's
+    /// total of duplicate entries so far.
     /// </summary>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
         CancellationToken cancellationToken = default) =>
-        AppendPlanAsync(runId, shards, continuationToken, carry, planningComplete, null, null, cancellationToken);
+        AppendPlanAsync(runId, shards, continuationToken, carry, planningComplete, null, null, null, 0, cancellationToken);
 
     /// <inheritdoc cref="AppendPlanAsync(Guid, IReadOnlyList{ShardRecord}, string?, IReadOnlyList{string}, bool, CancellationToken)"/>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
-        IReadOnlyList<string>? carryETags, long? planningSkipped, CancellationToken cancellationToken = default) =>
+        IReadOnlyList<string>? carryETags, long? planningSkipped, IReadOnlyList<string>? manifestKeys, long manifestDuplicates,
+        CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
                 await using var connection = await dataSource.OpenConnectionAsync(ct);
                 await using var tx = await connection.BeginTransactionAsync(ct);
+                if (manifestKeys is not null)
+                {
+                    await using var keys = new NpgsqlCommand(
+                        planningComplete
+                            ? "delete from run_manifest_keys where run_id = @id; update runs set manifest_duplicates = @dups where run_id = @id"
+                            : "insert into run_manifest_keys (run_id, record_key) select @id, unnest(@keys) on conflict do nothing; " +
+                              "update runs set manifest_duplicates = @dups where run_id = @id",
+                        connection,
+                        tx);
+                    keys.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                    keys.Parameters.Add(new NpgsqlParameter("keys", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = manifestKeys.ToArray() });
+                    keys.Parameters.Add(new NpgsqlParameter("dups", NpgsqlDbType.Bigint) { Value = manifestDuplicates });
+                    await keys.ExecuteNonQueryAsync(ct);
+                }
+
                 if (shards.Count > 0)
                 {
                     await using (var create = new NpgsqlCommand(
@@ -552,5 +596,6 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         r.GetInt64(35),
         r.GetFieldValue<string[]>(36),
         r.IsDBNull(37) ? null : r.GetGuid(37),
-        r.IsDBNull(38) ? null : r.GetFieldValue<DateTime>(38));
+        r.IsDBNull(38) ? null : r.GetFieldValue<DateTime>(38),
+        r.GetInt64(39));
 }

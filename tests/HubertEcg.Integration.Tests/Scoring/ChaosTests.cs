@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Coordination;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 
@@ -82,6 +83,57 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
         {
             first.ForEach(s => s.Dispose());
             second.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task DeletingTheBlobOfAShardNotReadYetMidRunFailsThatShardWithTheReasonAndTheRestCompletes()
+    {
+        using var model = new TinyModel(seed: 41);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "vanish/", Records);
+        var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
+        var silos = Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"vsilo{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        try
+        {
+            var store = new RunStore(database.DataSource);
+            var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "vanish/", shardSize: 5, leaseSeconds: 10, modelPath: model.Path);
+            await WaitForShardsDoneAsync(store, runId, 3, silos);
+
+            // Mid-run: shards are done and workers hold leases. The last shard still waiting loses one of its blobs.
+            var shards = await store.LoadShardsAsync(runId);
+            var victim = shards.Last(s => s.State == ShardStates.Pending);
+            var blob = victim.Blobs[^1];
+            await blobs.Container.DeleteBlobAsync(blob);
+            var atDeletion = (await store.LoadShardsAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
+            Assert.Equal(ShardStates.Pending, atDeletion[victim.ShardNo].State);
+            Assert.Contains(atDeletion.Values, s => s.State == ShardStates.Leased);
+            Assert.True(atDeletion.Values.Count(s => s.State == ShardStates.Done) >= 3);
+
+            var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
+            Assert.Equal(RunStates.Completed, run.State);
+            Assert.Equal(1, run.ShardsFailed);
+            Assert.Equal(victim.RecordsPlanned, run.RecordsFailed);
+            Assert.Equal(cohort.GoodRecords.Count - victim.RecordsPlanned, run.RecordsDone);
+            Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
+
+            var failed = (await store.LoadShardsAsync(runId, includeBlobs: false)).Single(s => s.State == ShardStates.Failed);
+            Assert.Equal(victim.ShardNo, failed.ShardNo);
+            Assert.Equal(1, failed.Attempts);
+            Assert.Contains($"blob '{blobs.ContainerName}/{blob}' does not exist", failed.LastError, StringComparison.Ordinal);
+
+            // Every other record is scored exactly once; none of the failed shard's records is.
+            Assert.Equal(run.RecordsDone, await Runs.CountAsync(database.DataSource, "select count(distinct record_id) from scores where run_id = @run", runId));
+            Assert.Equal(run.RecordsDone, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
+            var victimRecords = victim.Blobs.Select(ShardPlanner.RecordStem).ToArray();
+            await using var cmd = database.DataSource.CreateCommand("select count(*) from scores where run_id = @run and record_id = any(@records)");
+            cmd.Parameters.AddWithValue("run", runId);
+            cmd.Parameters.AddWithValue("records", victimRecords);
+            Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
+        }
+        finally
+        {
+            silos.ForEach(s => s.Dispose());
         }
     }
 

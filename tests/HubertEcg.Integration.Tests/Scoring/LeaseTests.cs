@@ -1,11 +1,6 @@
 using HubertEcg.Grains;
-using HubertEcg.Grains.Telemetry;
-using HubertEcg.Grains.Workers;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace HubertEcg.Integration.Tests.Scoring;
 
@@ -93,44 +88,6 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
         Assert.Equal((RunStates.Completed, 1), (run.State, run.ShardsFailed));
         Assert.Equal("decoder crashed again", (await store.LoadShardsAsync(runId))[0].LastError);
-    }
-
-    [Fact]
-    [Trait("Category", "Chaos")]
-    public async Task AShardWhoseBlobVanishedFailsWithTheReasonAndTheRestCompletes()
-    {
-        await SyntheticCohort.UploadAsync(blobs.Container, "vanish/", 20);
-        using var model = new TinyModel(seed: 41);
-        var store = new RunStore(database.DataSource);
-        await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString, workers: false);
-        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "vanish/", shardSize: 5, modelPath: model.Path);
-        var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
-        await WaitPlannedAsync(coordinator);
-
-        // The run is planned; now a blob of the second shard disappears before any worker reads it.
-        await blobs.Container.DeleteBlobAsync("vanish/rec00007.npy");
-
-        var services = cluster.Cluster.Silos[0].ServiceProvider;
-        var worker = new ScoringWorker(
-            "manual/cpu", "cpu", cluster.Grains, store, services.GetRequiredService<BlobStore>(), new ResultWriter(database.DataSource),
-            services.GetRequiredService<IRecordDecoder>(), services.GetRequiredService<IWindowPreparer>(), services.GetRequiredService<IScorerProvider>(),
-            services.GetRequiredService<IOptions<WorkerOptions>>().Value, services.GetRequiredService<ScoringMetrics>(), NullLogger.Instance);
-        using var stop = new CancellationTokenSource();
-        var running = worker.RunAsync(stop.Token);
-        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));
-        await stop.CancelAsync();
-        await running;
-
-        Assert.Equal(RunStates.Completed, run.State);
-        Assert.Equal(1, run.ShardsFailed);
-        Assert.Equal(5, run.RecordsFailed);
-        Assert.Equal(15, run.RecordsDone);
-        var failed = (await store.LoadShardsAsync(runId)).Single(s => s.State == ShardStates.Failed);
-        Assert.Contains("vanish/rec00007.npy", failed.Blobs);
-        Assert.Contains("vanish/rec00007.npy' does not exist", failed.LastError, StringComparison.Ordinal);
-        Assert.Equal(1, failed.Attempts);
-        Assert.Equal(15, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
     }
 
     private static async Task WaitPlannedAsync(IRunCoordinatorGrain coordinator)

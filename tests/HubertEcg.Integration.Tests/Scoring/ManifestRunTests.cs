@@ -43,6 +43,32 @@ public sealed class ManifestLinesTests
     }
 
     [Fact]
+    public void RepeatedEntriesAreLeftOutWithinAStepAndAcrossSteps()
+    {
+        // Keys of the records read in earlier steps; r2's files were carried, unplanned, into this step.
+        var seen = new HashSet<string>(StringComparer.Ordinal) { "r:m/r1", "r:m/r2", "c:m/part0.hdf5" };
+        var step = ManifestLines.Deduplicate(
+            ["m/r2.dat", "m/r3.npy", "m/r3.npy", "m/r1.hea", "m/r1.dat", "m/part0.hdf5", "m/part1.hdf5", "m/part1.hdf5", "m/r2.hea", "m/notes.txt", "m/notes.txt"],
+            carry: ["m/r2.hea"],
+            seen);
+
+        Assert.Equal(["m/r2.dat", "m/r3.npy", "m/part1.hdf5", "m/notes.txt"], step.Names);
+        Assert.Equal(["m/r3.npy", "m/r1.hea", "m/r1.dat", "m/part0.hdf5", "m/part1.hdf5", "m/r2.hea", "m/notes.txt"], step.Duplicates);
+        Assert.Equal(["r:m/r3", "c:m/part1.hdf5"], step.NewKeys);
+    }
+
+    [Fact]
+    public void RecordKeysNameTheRecordOrTheContainer()
+    {
+        Assert.Equal("r:a/b/r1", ManifestLines.RecordKey("a/b/r1.hea"));
+        Assert.Equal("r:a/b/r1", ManifestLines.RecordKey("a/b/r1.mat"));
+        Assert.Equal("c:a/x.tar.gz", ManifestLines.RecordKey("a/x.tar.gz"));
+        Assert.Equal("c:a/x.tar", ManifestLines.RecordKey("a/x.tar"));
+        Assert.Equal("r:a/x.tar", ManifestLines.RecordKey("a/x.tar.npy"));
+        Assert.Null(ManifestLines.RecordKey("a/README.txt"));
+    }
+
+    [Fact]
     public void SubmitTakesExactlyOneOfInputAndManifest()
     {
         Assert.Equal(("c", "p/", (string?)null), RunSubmitCommand.ResolveInput("c/p/", null));
@@ -217,6 +243,36 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         Assert.Contains($"blob '{blobs.ContainerName}/man/wfdb/p99999.hea' does not exist", quarantined["man/wfdb/p99999.hea"], StringComparison.Ordinal);
         Assert.Contains("listed in the run's manifest", quarantined["man/code15/exams_part9.hdf5"], StringComparison.Ordinal);
         Assert.Contains("no reader", quarantined["man/corrupt-orphan"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ARecordListedSeveralTimesIsPlannedScoredAndCountedOnce()
+    {
+        using var model = new TinyModel(seed: 34);
+        var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "dup/", 12);
+
+        // The cohort, then the same records again in reverse order (read in later chunks), and two repeats in a row.
+        var first = cohort.GoodRecords.Select(id => id + ".npy").Append("dup/corrupt-magic.npy").ToList();
+        var again = cohort.GoodRecords.Select(id => id + ".npy").Reverse().Concat(["dup/rec00003.npy", "dup/corrupt-magic.npy"]).ToList();
+        await blobs.Container.GetBlobClient("lists/dup.txt")
+            .UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(string.Join("\n", first.Concat(again)) + "\n")), overwrite: true);
+
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(
+            1, database.ConnectionString, blobs.ConnectionString,
+            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "100" });
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 4, modelPath: model.Path, manifest: "lists/dup.txt");
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
+
+        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(again.Count, run.ManifestDuplicates);
+        Assert.Equal(13, run.RecordsPlanned);
+        Assert.Equal(12, run.RecordsDone);
+        Assert.Equal(1, run.RecordsQuarantined);
+        Assert.Equal(13, (await store.LoadShardsAsync(runId)).Sum(s => s.RecordsPlanned));
+        Assert.Equal(12, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_manifest_keys where run_id = @run", runId));
+        Assert.Contains("(14 duplicate manifest entries left out)", RunStatusCommand.Describe(RunCommands.View(run, new Dictionary<string, int>())), StringComparison.Ordinal);
     }
 
     [Fact]

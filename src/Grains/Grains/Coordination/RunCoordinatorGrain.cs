@@ -35,6 +35,7 @@ public sealed partial class RunCoordinatorGrain(
     private IReadOnlyList<string> _carry = [];
     private IReadOnlyList<string> _carryETags = [];
     private long _planningSkipped;
+    private long _manifestDuplicates;
     private int _planningFailures;
     private string? _error;
     private DateTime? _startedAt;
@@ -61,6 +62,7 @@ public sealed partial class RunCoordinatorGrain(
         _carry = _run.PlanningCarry;
         _carryETags = _run.PlanningCarryETags ?? [];
         _planningSkipped = _run.PlanningSkipped;
+        _manifestDuplicates = _run.ManifestDuplicates;
         _error = _run.Error;
         _startedAt = _run.StartedAt;
         _finishedAt = _run.FinishedAt;
@@ -89,7 +91,18 @@ public sealed partial class RunCoordinatorGrain(
 
     public async Task<ShardLease?> AcquireLease(string workerId)
     {
-        if (_run is null || RunStates.IsFinal(_state) || _pending.Count == 0)
+        if (_run is null || RunStates.IsFinal(_state))
+        {
+            return null;
+        }
+
+        if (_shards.Count == 0 && !_planningComplete)
+        {
+            // The run's first lease does not wait for the timer: one planning step (a listing page) runs now.
+            await PlanStepAsync(CancellationToken.None);
+        }
+
+        if (_pending.Count == 0)
         {
             return null;
         }
@@ -413,18 +426,34 @@ public sealed partial class RunCoordinatorGrain(
 
         var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
 
+        // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
+        var seen = await store.ManifestKeysSeenAsync(
+            RunId, names.Select(ManifestLines.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), cancellationToken);
+        var deduplicated = ManifestLines.Deduplicate(names, _carry, seen);
+        var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count;
+
         // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
-        await AppendPlanStepAsync(run, $"manifest {run.InputContainer}/{manifest}", names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd, cancellationToken);
+        await AppendPlanStepAsync(
+            run, $"manifest {run.InputContainer}/{manifest}", deduplicated.Names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd,
+            cancellationToken, deduplicated.NewKeys, duplicates);
+        if (deduplicated.Duplicates.Count > 0)
+        {
+            LogManifestDuplicates(logger, RunId, deduplicated.Duplicates.Count, string.Join(", ", deduplicated.Duplicates.Take(3)));
+        }
+
+        _manifestDuplicates = duplicates;
     }
 
     /// <summary>
-    /// Plans one page of blobs after the carried ones and stores the new shards with the planning position. For an
-    /// incremental run, what already has current scores (by the blobs' ETags, where known) is left out and counted.
-    /// A name Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
+    /// Plans one page of blobs after the carried ones and stores the new shards with the planning position (for a
+    /// manifest run, with the records the step read and the run's count of duplicate entries). For an incremental
+    /// run, what already has current scores (by the blobs' ETags, where known) is left out and counted. A name
+    /// Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
     /// <paramref name="source"/> and the name: it could never get a score or quarantine row.
     /// </summary>
     private async Task AppendPlanStepAsync(
-        RunRecord run, string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken cancellationToken)
+        RunRecord run, string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken cancellationToken,
+        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0)
     {
         foreach (var blob in page)
         {
@@ -468,7 +497,8 @@ public sealed partial class RunCoordinatorGrain(
             .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
             .ToList();
         await store.AppendPlanAsync(
-            RunId, records, position, step.Carry, last, carryETags, run.Incremental ? _planningSkipped + skipped : null, cancellationToken);
+            RunId, records, position, step.Carry, last, carryETags, run.Incremental ? _planningSkipped + skipped : null, manifestKeys, manifestDuplicates,
+            cancellationToken);
         foreach (var record in records)
         {
             _shards[record.ShardNo] = new ShardState(record);
@@ -581,8 +611,11 @@ public sealed partial class RunCoordinatorGrain(
 
         var window = Math.Min(_options.RateWindow.TotalSeconds, Math.Max(1, (now - _activatedAt).TotalSeconds));
         var rate = _recent.Sum(r => (double)r.Records) / window;
-        var remaining = Math.Max(0, planned - done - quarantined - failed - _leased.Sum(n => (long)_shards[n].ReportedInFlight));
-        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete ? remaining / rate : null;
+
+        // Containers not read yet count as many records as those read so far held on average.
+        var remaining = RemainingRecords.Estimate(_shards.Values.Select(s => new ShardWorkload(
+            s.Kind == ShardKinds.Container, s.State, s.RecordsPlanned, s.RecordsDone + s.RecordsQuarantined, s.ReportedInFlight)));
+        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete && remaining is { } left ? left / rate : null;
         return new RunProgress(
             RunId, _state, _planningComplete, _shards.Count, shardsDone, shardsFailed, _leased.Count,
             planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta, skipped);
@@ -608,6 +641,9 @@ public sealed partial class RunCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: planned {New} shards ({Total} in all); listing complete: {Complete}; left out {Skipped} records with current scores")]
     private static partial void LogPlanned(ILogger logger, Guid runId, int @new, int total, bool complete, long skipped);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: left out {Count} duplicate manifest entries, naming records already planned (such as {Examples})")]
+    private static partial void LogManifestDuplicates(ILogger logger, Guid runId, int count, string examples);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: listing failed (attempt {Attempt}); retrying on the next tick")]
     private static partial void LogPlanningRetry(ILogger logger, Exception e, Guid runId, int attempt);

@@ -32,4 +32,27 @@ public sealed class WorkerOptions
 
     /// <summary>Concurrent blob downloads per shard.</summary>
     public int DownloadConcurrency { get; set; } = 8;
+
+    /// <summary>
+    /// Shards leased and downloaded ahead of the one being scored, so that the model never waits for a download and
+    /// its batches run on from one shard into the next.
+    /// </summary>
+    public int PrefetchShards { get; set; } = 1;
+
+    /// <summary>ONNX Runtime intra-op threads per model session; 0 leaves the choice to ONNX Runtime (one per core).</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>
+    /// Batches a worker runs through the model at the same time, each on its own thread, sharing one session. 0
+    /// (the default) chooses: one per core for a CPU worker whose sessions run single-threaded
+    /// (<see cref="IntraOpThreads"/> 1), which keeps the cores busy without ONNX Runtime's thread synchronisation;
+    /// otherwise one.
+    /// </summary>
+    public int ConcurrentBatches { get; set; }
+
+    /// <summary>The model callers a worker on <paramref name="device"/> runs (see <see cref="ConcurrentBatches"/>).</summary>
+    public int EffectiveConcurrentBatches(string device) =>
+        ConcurrentBatches > 0 ? ConcurrentBatches
+        : string.Equals(device, "cpu", StringComparison.OrdinalIgnoreCase) && IntraOpThreads == 1 ? Environment.ProcessorCount
+        : 1;
 }
