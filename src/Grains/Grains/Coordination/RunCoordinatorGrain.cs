@@ -98,8 +98,17 @@ public sealed partial class RunCoordinatorGrain(
 
         if (_shards.Count == 0 && !_planningComplete)
         {
-            // The run's first lease does not wait for the timer: one planning step (a listing page) runs now.
-            await PlanStepAsync(CancellationToken.None);
+            // The run's first lease does not wait for the timer: one planning step (a listing page) runs now. Should
+            // it fail, the timer's next step tries again; the worker asking goes on to other runs.
+            try
+            {
+                await PlanStepAsync(CancellationToken.None);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogPlanningRetry(logger, SafeErrors.ForLog(e), RunId, _planningFailures);
+                return null;
+            }
         }
 
         if (_pending.Count == 0)
@@ -426,6 +435,12 @@ public sealed partial class RunCoordinatorGrain(
 
         var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
 
+        var source = $"manifest {run.InputContainer}/{manifest}";
+        if (await FailOnUnstorableNameAsync(source, names))
+        {
+            return;
+        }
+
         // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
         var seen = await store.ManifestKeysSeenAsync(
             RunId, names.Select(ManifestLines.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), cancellationToken);
@@ -434,7 +449,7 @@ public sealed partial class RunCoordinatorGrain(
 
         // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
         await AppendPlanStepAsync(
-            run, $"manifest {run.InputContainer}/{manifest}", deduplicated.Names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd,
+            run, source, deduplicated.Names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd,
             cancellationToken, deduplicated.NewKeys, duplicates);
         if (deduplicated.Duplicates.Count > 0)
         {
@@ -442,6 +457,21 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         _manifestDuplicates = duplicates;
+    }
+
+    /// <summary>Fails the run when a name Postgres cannot store is among <paramref name="names"/>; true when it did.</summary>
+    private async Task<bool> FailOnUnstorableNameAsync(string source, IEnumerable<string> names)
+    {
+        foreach (var name in names)
+        {
+            if (PostgresText.Problem(name) is { } problem)
+            {
+                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(name)}' {problem}");
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -455,13 +485,9 @@ public sealed partial class RunCoordinatorGrain(
         RunRecord run, string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken cancellationToken,
         IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0)
     {
-        foreach (var blob in page)
+        if (await FailOnUnstorableNameAsync(source, page.Select(b => b.Name)))
         {
-            if (PostgresText.Problem(blob.Name) is { } problem)
-            {
-                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(blob.Name)}' {problem}");
-                return;
-            }
+            return;
         }
 
         var planner = new ShardPlanner(run.ShardSize);

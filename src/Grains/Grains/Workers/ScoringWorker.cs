@@ -190,7 +190,18 @@ public sealed partial class ScoringWorker(
         foreach (var runId in await runs.ListActiveRunIdsAsync(cancellationToken))
         {
             var coordinator = grains.GetGrain<IRunCoordinatorGrain>(runId);
-            var lease = await coordinator.AcquireLease(workerId);
+            ShardLease? lease;
+            try
+            {
+                lease = await coordinator.AcquireLease(workerId);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // One run's coordinator failing (its silo going away, a defect) must not keep the worker from the others.
+                LogAcquireFailed(logger, SafeErrors.ForLog(e), workerId, runId);
+                continue;
+            }
+
             if (lease is not null)
             {
                 LogLeased(logger, workerId, runId, lease.ShardNo, lease.LeaseId);
@@ -339,6 +350,9 @@ public sealed partial class ScoringWorker(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
     private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: asking run {RunId} for a shard failed; trying the other runs")]
+    private static partial void LogAcquireFailed(ILogger logger, Exception e, string worker, Guid runId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while asking for work (no shard leased)")]
     private static partial void LogFetchFailed(ILogger logger, Exception e, string worker);
