@@ -21,7 +21,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
         using var model = new TinyModel(seed: 31);
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "kill/", Records);
         var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
-        var silos = Enumerable.Range(0, 3).Select(i => SiloProcess.Start(clusterId, $"silo{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        var silos = StartSilos(clusterId, "silo", 3);
         try
         {
             var store = new RunStore(database.DataSource);
@@ -64,7 +64,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
         using var model = new TinyModel(seed: 32);
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "restart/", Records);
         var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
-        var first = Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"old{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        var first = StartSilos(clusterId, "old", 2);
         var second = new List<SiloProcess>();
         try
         {
@@ -75,7 +75,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             var midway = await store.GetRunAsync(runId);
             Assert.NotEqual(RunStates.Completed, midway!.State);
 
-            second.AddRange(Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"new{i}", database.ConnectionString, blobs.ConnectionString)));
+            second.AddRange(StartSilos(clusterId, "new", 2));
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
             await AssertExactAsync(run, cohort);
         }
@@ -92,8 +92,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
     {
         using var model = new TinyModel(seed: 41);
         var cohort = await SyntheticCohort.UploadAsync(blobs.Container, "vanish/", Records);
-        var clusterId = "chaos-" + Guid.NewGuid().ToString("N")[..8];
-        var silos = Enumerable.Range(0, 2).Select(i => SiloProcess.Start(clusterId, $"vsilo{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
+        var silos = StartSilos("chaos-" + Guid.NewGuid().ToString("N")[..8], "vsilo", 2);
         try
         {
             var store = new RunStore(database.DataSource);
@@ -136,6 +135,9 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             silos.ForEach(s => s.Dispose());
         }
     }
+
+    private List<SiloProcess> StartSilos(string clusterId, string namePrefix, int count) =>
+        Enumerable.Range(0, count).Select(i => SiloProcess.Start(clusterId, $"{namePrefix}{i}", database.ConnectionString, blobs.ConnectionString)).ToList();
 
     private static async Task WaitForShardsDoneAsync(RunStore store, Guid runId, int shards, IReadOnlyList<SiloProcess> silos)
     {

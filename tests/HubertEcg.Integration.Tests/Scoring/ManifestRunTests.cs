@@ -218,12 +218,8 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
             await blobs.Container.GetBlobClient(name).UploadAsync(new BinaryData(bytes), overwrite: true);
         }
 
-        var store = new RunStore(database.DataSource);
-        await using var cluster = await ScoringCluster.StartAsync(
-            2, database.ConnectionString, blobs.ConnectionString,
-            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "200" });
-        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 5, modelPath: model.Path, manifest: "lists/cohort.txt");
-        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(5));
+        var run = await ScoreManifestAsync(model, "lists/cohort.txt", silos: 2, shardSize: 5, chunkBytes: 200);
+        var runId = run.RunId;
 
         var expectedQuarantine = new[]
         {
@@ -257,12 +253,9 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         await blobs.Container.GetBlobClient("lists/dup.txt")
             .UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(string.Join("\n", first.Concat(again)) + "\n")), overwrite: true);
 
+        var run = await ScoreManifestAsync(model, "lists/dup.txt", silos: 1, shardSize: 4, chunkBytes: 100);
+        var runId = run.RunId;
         var store = new RunStore(database.DataSource);
-        await using var cluster = await ScoringCluster.StartAsync(
-            1, database.ConnectionString, blobs.ConnectionString,
-            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = "100" });
-        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 4, modelPath: model.Path, manifest: "lists/dup.txt");
-        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
 
         Assert.Equal(RunStates.Completed, run.State);
         Assert.Equal(again.Count, run.ManifestDuplicates);
@@ -287,6 +280,17 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         Assert.Equal(RunStates.Failed, run.State);
         Assert.Contains("lists/none.txt", run.Error, StringComparison.Ordinal);
         Assert.Contains("does not exist", run.Error, StringComparison.Ordinal);
+    }
+
+    /// <summary>Scores a run over <paramref name="manifest"/> on fresh silos reading it in chunks of <paramref name="chunkBytes"/>.</summary>
+    private async Task<RunRecord> ScoreManifestAsync(TinyModel model, string manifest, short silos, int shardSize, int chunkBytes)
+    {
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(
+            silos, database.ConnectionString, blobs.ConnectionString,
+            settings: new Dictionary<string, string?> { ["Coordinator:ManifestChunkBytes"] = chunkBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: shardSize, modelPath: model.Path, manifest: manifest);
+        return await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(5));
     }
 
     private async Task<Dictionary<string, string>> RecordIdsAsync(string sql, Guid runId)
