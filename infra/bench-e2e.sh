@@ -50,9 +50,11 @@ pg="$(echo "${HUBERTECG_Postgres__ConnectionString:-Host=127.0.0.1;Port=55432;Us
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 30000)); }
 bench() {
+    local out
     echo "load average before bench model: $(load)" >&2
-    "$cli" bench model --model "$model" --batch "$batch" --threads "$threads" --parallel "$callers" --seconds "$seconds" \
-        | tee /dev/stderr | sed -n 's/^ecg_per_second=//p'
+    out="$("$cli" bench model --model "$model" --batch "$batch" --threads "$threads" --parallel "$callers" --seconds "$seconds")"
+    echo "$out" >&2
+    echo "$out" | sed -n 's/^ecg_per_second=//p'
 }
 
 prefix="e2e-$(date -u +%Y%m%dT%H%M%S)"
