@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Stop the services started by up.sh. Data stays in .local; safe to run when nothing is running.
+# Stop the services started by up.sh. Data stays in .local unless --wipe is given, which then deletes the Postgres
+# cluster and the Azurite store (the next up.sh starts from empty; Azurite looks blobs up by scanning its metadata,
+# so an emulator that has collected many cohorts gets slower). Safe to run when nothing is running.
 set -euo pipefail
+wipe=0
+case "${1:-}" in
+    "") ;;
+    --wipe) wipe=1 ;;
+    *) echo "usage: bash infra/local/down.sh [--wipe]" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 local_dir="${HUBERT_LOCAL_DIR:-$root/.local}"
@@ -21,4 +29,8 @@ if [ -f "$az_pid" ]; then
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$az_pid"
+fi
+if [ "$wipe" = 1 ]; then
+    echo "[local-services] deleting $local_dir/pg and $local_dir/azurite" >&2
+    rm -rf "$local_dir/pg" "$local_dir/azurite" "$local_dir/services.env"
 fi

@@ -3,7 +3,7 @@ using OpenTelemetry.Exporter;
 namespace HubertEcg.Silo;
 
 /// <summary>
-/// Where the silo sends its metrics: an OpenTelemetry collector reached over OTLP. Section <c>Telemetry</c>; off
+/// Where the silo sends its metrics and logs: an OpenTelemetry collector reached over OTLP. Section <c>Telemetry</c>; off
 /// while <see cref="OtlpEndpoint"/> is empty.
 /// </summary>
 public sealed class TelemetryOptions
@@ -41,23 +41,41 @@ public sealed class TelemetryOptions
         _ => throw new InvalidOperationException($"Telemetry:Protocol must be '{Grpc}' or '{HttpProtobuf}', not '{Protocol}'"),
     };
 
+    /// <summary>Whether the silo's logs are exported too (with their scopes: run, shard and worker ids).</summary>
+    public bool Logs { get; set; } = true;
+
     /// <summary>The address metrics are posted to: <see cref="OtlpEndpoint"/>, with <c>/v1/metrics</c> for HTTP.</summary>
-    public Uri MetricsEndpoint
+    public Uri MetricsEndpoint => SignalEndpoint("metrics");
+
+    /// <summary>The address logs are posted to: <see cref="OtlpEndpoint"/>, with <c>/v1/logs</c> for HTTP.</summary>
+    public Uri LogsEndpoint => SignalEndpoint("logs");
+
+    /// <summary>
+    /// The collector's address for one signal. Over HTTP each signal has its own path, <c>/v1/metrics</c> or
+    /// <c>/v1/logs</c>, appended to the configured address (after removing either, when it was given with one).
+    /// </summary>
+    private Uri SignalEndpoint(string signal)
     {
-        get
+        if (!Uri.TryCreate(OtlpEndpoint.Trim(), UriKind.Absolute, out var endpoint) || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
         {
-            if (!Uri.TryCreate(OtlpEndpoint.Trim(), UriKind.Absolute, out var endpoint) || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
-            {
-                throw new InvalidOperationException($"Telemetry:OtlpEndpoint '{OtlpEndpoint}' is not an absolute http:// or https:// address");
-            }
+            throw new InvalidOperationException($"Telemetry:OtlpEndpoint '{OtlpEndpoint}' is not an absolute http:// or https:// address");
+        }
 
-            if (ExportProtocol == OtlpExportProtocol.HttpProtobuf && !endpoint.AbsolutePath.EndsWith("/v1/metrics", StringComparison.Ordinal))
-            {
-                endpoint = new Uri(endpoint, endpoint.AbsolutePath.TrimEnd('/') + "/v1/metrics");
-            }
-
+        if (ExportProtocol != OtlpExportProtocol.HttpProtobuf)
+        {
             return endpoint;
         }
+
+        var path = endpoint.AbsolutePath.TrimEnd('/');
+        foreach (var known in new[] { "/v1/metrics", "/v1/logs" })
+        {
+            if (path.EndsWith(known, StringComparison.Ordinal))
+            {
+                path = path[..^known.Length];
+            }
+        }
+
+        return new Uri(endpoint, $"{path}/v1/{signal}");
     }
 
     /// <summary>Checks every setting; throws <see cref="InvalidOperationException"/> naming the key that is wrong.</summary>

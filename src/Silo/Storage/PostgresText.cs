@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 
 namespace HubertEcg.Storage;
@@ -6,10 +8,20 @@ namespace HubertEcg.Storage;
 /// What PostgreSQL <c>text</c> cannot hold: the NUL character, and UTF-16 that is not valid Unicode (an unpaired
 /// surrogate, which has no UTF-8 form). Every other string is stored verbatim, since all values travel as typed
 /// parameters or binary COPY fields, never as SQL text. Inputs are checked here so that they fail with a clear
-/// error naming the value, instead of a driver error part-way through a write.
+/// error naming the value, instead of a driver error part-way through a write. Record ids are also index keys, and a
+/// B-tree entry holds at most about 2,700 bytes: ids longer than <see cref="MaxKeyBytes"/> are refused the same way.
 /// </summary>
 public static class PostgresText
 {
+    /// <summary>
+    /// The most UTF-8 bytes a record id may have: under PostgreSQL's B-tree entry limit (about 2,700 bytes) with room
+    /// for the model id beside it in the <c>scores</c> key. Azure blob names (up to 1,024 characters) fit unless most
+    /// of their characters take three bytes or more.
+    /// </summary>
+    public const int MaxKeyBytes = 2000;
+
+    private const int StandInPrefixBytes = 400;
+
     /// <summary>Why <paramref name="value"/> cannot be stored (a phrase to follow the value's name), or null when it can.</summary>
     public static string? Problem(string? value)
     {
@@ -37,6 +49,55 @@ public static class PostgresText
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Why <paramref name="value"/> cannot be a record id (a phrase to follow the id's name): what <see cref="Problem"/>
+    /// finds, or a length over <see cref="MaxKeyBytes"/>; null when it can.
+    /// </summary>
+    public static string? KeyProblem(string? value)
+    {
+        if (Problem(value) is { } problem)
+        {
+            return problem;
+        }
+
+        var bytes = value is null ? 0 : Encoding.UTF8.GetByteCount(value);
+        return bytes > MaxKeyBytes
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"is {bytes:N0} bytes long in UTF-8, more than the {MaxKeyBytes:N0} a record id may have (PostgreSQL cannot index longer keys)")
+            : null;
+    }
+
+    /// <summary>
+    /// A storable record id standing for <paramref name="value"/>: <see cref="Printable"/>, and when that is longer than
+    /// <see cref="MaxKeyBytes"/>, its first 400 bytes' worth of characters, an ellipsis and the first 16 hex digits of
+    /// the SHA-256 of the whole printable form, so that two long ids with the same beginning stay apart.
+    /// </summary>
+    public static string StorableKey(string value)
+    {
+        var printable = Printable(value);
+        if (Encoding.UTF8.GetByteCount(printable) <= MaxKeyBytes)
+        {
+            return printable;
+        }
+
+        var prefix = new StringBuilder();
+        var bytes = 0;
+        foreach (var rune in printable.EnumerateRunes())
+        {
+            bytes += rune.Utf8SequenceLength;
+            if (bytes > StandInPrefixBytes)
+            {
+                break;
+            }
+
+            prefix.Append(rune.ToString());
+        }
+
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(printable)))[..16];
+        return $"{prefix}\u2026 (sha256 {hash}\u2026)";
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming <paramref name="what"/> when <paramref name="value"/> cannot be stored.</summary>

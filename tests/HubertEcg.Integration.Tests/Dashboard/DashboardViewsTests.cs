@@ -101,6 +101,23 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
     }
 
     [Fact]
+    public async Task RecordsAnIncrementalRunLeftOutCountAsDealtWith()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await NewRunAsync(store, shards: 4, recordsPerShard: 25);
+
+        // Two of four shards finished: of their 50 records, 40 were left out as current, 9 scored, 1 quarantined.
+        await store.SaveProgressAsync(new RunProgressUpdate(
+            runId, RunStates.Running, 100, 9, 1, 0, 2, 0, 0, null, null, DateTime.UtcNow, null, RecordsSkipped: 40));
+        var row = await SingleRowAsync(
+            "select records_planned, records_done, records_quarantined, records_skipped, records_remaining, percent_done " +
+            "from dashboard_run_progress where run_id = @run",
+            runId);
+
+        Assert.Equal([100L, 9L, 1L, 40L, 50L, 50.00m], row);
+    }
+
+    [Fact]
     public async Task WorkerThroughputAttributesBatchesToTheWritingConnection()
     {
         var store = new RunStore(database.DataSource);

@@ -261,6 +261,35 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         await AssertTablesIntactAsync();
     }
 
+    [Fact]
+    public async Task ARecordIdTooLongToIndexIsQuarantinedWithTheReasonAndTheRunGoesOn()
+    {
+        using var model = new TinyModel(seed: 84);
+
+        // A legal blob name (1,009 characters) whose record id is 3,005 bytes in UTF-8: longer than a B-tree key may be.
+        // The characters vary, as in a real name: PostgreSQL compresses a long key, and a repetitive one would fit.
+        var random = new Random(84);
+        var longId = "long/" + string.Concat(Enumerable.Range(0, 1000).Select(_ => (char)random.Next(0x4E00, 0x9FFF)));
+        await UploadRecordAsync($"{longId}.npy", valid: true);
+        await UploadRecordAsync("long/ok.npy", valid: true);
+        await using var cluster = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString);
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "long/", shardSize: 5, modelPath: model.Path);
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));
+
+        Assert.Equal((RunStates.Completed, 0, 1L, 1L), (run.State, run.ShardsFailed, run.RecordsDone, run.RecordsQuarantined));
+        Assert.Equal([("long/ok", "long/ok.npy")], await PairsAsync("select record_id, source_blob from scores where run_id = @run", runId));
+        var quarantined = Assert.Single(await PairsAsync("select record_id, reason from quarantine where run_id = @run", runId));
+        Assert.Equal(PostgresText.StorableKey(longId), quarantined.Item1);
+        Assert.StartsWith(longId[..100], quarantined.Item1);
+        Assert.Equal(
+            "record id is 3,005 bytes long in UTF-8, more than the 2,000 a record id may have (PostgreSQL cannot index longer keys)",
+            quarantined.Item2);
+        Assert.Equal(
+            [($"{longId}.npy", quarantined.Item2)],
+            await PairsAsync("select source_blob, reason from quarantine where run_id = @run", runId));
+    }
+
     private async Task UploadRecordAsync(string blobName, bool valid)
     {
         var bytes = valid ? SyntheticCohort.NpyBytes(Enumerable.Range(0, 12 * 5000).Select(i => (float)Math.Sin(i * 0.01)).ToArray(), 12, 5000) : "not numpy"u8.ToArray();

@@ -10,17 +10,18 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 
 namespace HubertEcg.Integration.Tests.Telemetry;
 
-/// <summary>The silo's OTLP exporter, configured by the <c>Telemetry</c> section, against a collector stand-in.</summary>
+/// <summary>The silo's OTLP exporters (metrics and logs), configured by the <c>Telemetry</c> section, against a collector stand-in.</summary>
 public sealed class OtlpExportTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
     : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
 {
     [Fact]
-    public async Task ASiloPostsItsAndOrleansMetricsToTheConfiguredCollector()
+    public async Task ASiloPostsItsAndOrleansMetricsAndItsLogsToTheConfiguredCollector()
     {
         // The collector: an HTTP listener taking OTLP/HTTP protobuf posts.
         var port = FreePort();
@@ -70,6 +71,7 @@ public sealed class OtlpExportTests(PostgresDatabaseFixture database, BlobContai
             ["Telemetry:Protocol"] = "http/protobuf",
             ["Telemetry:ExportInterval"] = "00:00:00.300",
             ["Telemetry:ServiceName"] = service,
+            ["Logging:LogLevel:HubertEcg"] = "Information",
         });
         builder.AddHubertEcgSilo();
         using (var host = builder.Build())
@@ -82,6 +84,13 @@ public sealed class OtlpExportTests(PostgresDatabaseFixture database, BlobContai
                 while (!requests.Any(r => Holds(r.Body, ScoringMetrics.MeterName) && Holds(r.Body, ScoringMetrics.OrleansMeterName)))
                 {
                     Assert.True(DateTime.UtcNow < deadline, $"no export with both meters in 60 s ({requests.Count} requests)");
+                    await Task.Delay(100);
+                }
+
+                // And the workers' start-up line among the exported logs.
+                while (!requests.Any(r => r.Path == "/v1/logs" && Holds(r.Body, "scoring workers")))
+                {
+                    Assert.True(DateTime.UtcNow < deadline, $"no log export with the workers' start-up line in 60 s ({requests.Count} requests)");
                     await Task.Delay(100);
                 }
             }
@@ -99,7 +108,11 @@ public sealed class OtlpExportTests(PostgresDatabaseFixture database, BlobContai
         Assert.True(Holds(export.Body, ScoringMetrics.QueueWindows));
         Assert.True(Holds(export.Body, service));
         Assert.True(Holds(export.Body, "otlp-silo"));
-        Assert.All(requests, r => Assert.Equal("/v1/metrics", r.Path));
+        Assert.All(requests, r => Assert.Contains(r.Path, new[] { "/v1/metrics", "/v1/logs" }));
+        var logs = requests.First(r => r.Path == "/v1/logs" && Holds(r.Body, "scoring workers"));
+        Assert.Equal("application/x-protobuf", logs.ContentType);
+        Assert.True(Holds(logs.Body, "silo otlp-silo: started 1 scoring workers"), "the formatted message");
+        Assert.True(Holds(logs.Body, service));
     }
 
     [Fact]
@@ -113,12 +126,22 @@ public sealed class OtlpExportTests(PostgresDatabaseFixture database, BlobContai
         using (var on = Build(new() { ["Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9/" }))
         {
             Assert.NotNull(on.Services.GetService<MeterProvider>());
+            Assert.NotNull(on.Services.GetService<LoggerProvider>());
+        }
+
+        using (var metricsOnly = Build(new() { ["Telemetry:OtlpEndpoint"] = "http://127.0.0.1:9/", ["Telemetry:Logs"] = "false" }))
+        {
+            Assert.NotNull(metricsOnly.Services.GetService<MeterProvider>());
+            Assert.Null(metricsOnly.Services.GetService<LoggerProvider>());
         }
 
         var http = new TelemetryOptions { OtlpEndpoint = "http://collector:4318/", Protocol = "http/protobuf" };
         Assert.Equal((new Uri("http://collector:4318/v1/metrics"), OtlpExportProtocol.HttpProtobuf), (http.MetricsEndpoint, http.ExportProtocol));
         Assert.Equal(new Uri("http://collector:4318/v1/metrics"), new TelemetryOptions { OtlpEndpoint = "http://collector:4318/v1/metrics", Protocol = "http/protobuf" }.MetricsEndpoint);
         Assert.Equal(new Uri("http://collector:4317"), new TelemetryOptions { OtlpEndpoint = "http://collector:4317" }.MetricsEndpoint);
+        Assert.Equal(new Uri("http://collector:4317"), new TelemetryOptions { OtlpEndpoint = "http://collector:4317" }.LogsEndpoint);
+        Assert.Equal(new Uri("http://collector:4318/otlp/v1/logs"), new TelemetryOptions { OtlpEndpoint = "http://collector:4318/otlp/v1/metrics", Protocol = "http/protobuf" }.LogsEndpoint);
+        Assert.Equal(new Uri("http://collector:4318/v1/logs"), http.LogsEndpoint);
 
         var protocol = Assert.Throws<InvalidOperationException>(() => Build(new() { ["Telemetry:OtlpEndpoint"] = "http://c:4317", ["Telemetry:Protocol"] = "udp" }));
         Assert.Contains("Telemetry:Protocol", protocol.Message, StringComparison.Ordinal);

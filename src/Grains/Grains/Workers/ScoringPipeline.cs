@@ -237,10 +237,11 @@ internal sealed partial class ScoringPipeline(
                 {
                     Interlocked.Increment(ref started);
                     queues.AddRecords(-1);
-                    if (PostgresText.Problem(record.RecordId) is { } problem)
+                    if (PostgresText.KeyProblem(record.RecordId) is { } problem)
                     {
-                        // An archive member name Postgres cannot store: quarantined under a printable form of the name.
-                        work.Quarantine(PostgresText.Printable(record.RecordId), PostgresText.Printable(record.SourceBlob), $"record id {problem}");
+                        // A name Postgres cannot store or index (an archive member's, or a blob name too long in UTF-8):
+                        // quarantined under a storable stand-in for the name (ShardWork.Quarantine).
+                        work.Quarantine(record.RecordId, PostgresText.Printable(record.SourceBlob), $"record id {problem}");
                         return;
                     }
 
@@ -684,11 +685,16 @@ internal sealed partial class ScoringPipeline(
             }
         }
 
+        /// <summary>
+        /// Adds a quarantine row; a record id that cannot be a key (<see cref="PostgresText.KeyProblem"/>) is stored as
+        /// its <see cref="PostgresText.StorableKey"/>.
+        /// </summary>
         public void Quarantine(string recordId, string blob, string reason)
         {
+            var row = new QuarantineRow(Lease.RunId, PostgresText.StorableKey(recordId), Lease.ShardNo, blob, reason, DateTime.UtcNow);
             lock (_quarantine)
             {
-                _quarantine.Add(new QuarantineRow(Lease.RunId, recordId, Lease.ShardNo, blob, reason, DateTime.UtcNow));
+                _quarantine.Add(row);
             }
 
             _queues.AddRows(1);

@@ -13,7 +13,7 @@ public sealed class DashboardQueries(NpgsqlDataSource dataSource) : IAsyncDispos
     private const string ProgressColumns =
         "run_id, name, state, model_id, cancel_requested, planning_complete, created_at, started_at, finished_at, updated_at, " +
         "shards_planned, shards_done, shards_failed, records_planned, records_done, records_quarantined, records_failed, " +
-        "records_remaining, percent_done, rate_last_minute, rate_last_hour, eta_seconds, eta_at, last_written_minute";
+        "records_remaining, percent_done, rate_last_minute, rate_last_hour, eta_seconds, eta_at, last_written_minute, records_skipped";
 
     /// <summary>
     /// A data source whose sessions cannot write (<c>default_transaction_read_only</c>) and give up on a query after

@@ -19,6 +19,7 @@
       ['Scored', Dash.count(run.records_done)],
       ['Quarantined', Dash.count(run.records_quarantined)],
       ['Failed', Dash.count(run.records_failed)],
+      ['Left out (scores current)', Dash.count(run.records_skipped)],
       ['Remaining', Dash.count(run.records_remaining)],
       ['Rate (last minute)', Dash.rate(run.rate_last_minute)],
       ['Rate (last hour)', Dash.rate(run.rate_last_hour)],

@@ -10,6 +10,7 @@
     const records = el('span', { class: 'records' },
       `${Dash.count(run.records_done)} scored · ${Dash.count(run.records_quarantined)} quarantined`,
       run.records_failed > 0 ? ` · ${Dash.count(run.records_failed)} failed` : null,
+      run.records_skipped > 0 ? ` · ${Dash.count(run.records_skipped)} current, left out` : null,
       el('span', { class: 'of', text: ` of ${Dash.count(run.records_planned)}${run.planning_complete ? '' : '+'}` }));
     return el('tr', { 'data-run-id': run.run_id },
       el('td', null, link),
