@@ -8,7 +8,8 @@ namespace HubertEcg.Integration.Tests.Scheduling;
 /// <summary>
 /// Incremental runs on a real silo against Postgres and Azurite: a run over an unchanged prefix scores nothing, a
 /// run after records were added and changed scores exactly those (replacing the changed ones' rows), containers are
-/// skipped whole while unchanged, and a manifest run leaves out current records after download.
+/// skipped whole while unchanged once a run has read them through, and a manifest run leaves out current records
+/// after download.
 /// </summary>
 public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
     : IClassFixture<PostgresDatabaseFixture>, IClassFixture<BlobContainerFixture>
@@ -76,6 +77,69 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
         Assert.Equal(
             3 + examCount,
             await Runs.CountAsync(database.DataSource, "select coalesce(sum(records_skipped), 0) from run_shards where run_id = @run", listed.RunId));
+    }
+
+    [Fact]
+    public async Task AContainerScoredOnlyInPartIsReadAgainAndFinishedByTheNextIncrementalRun()
+    {
+        using var model = new TinyModel(seed: 62);
+        await SyntheticCohort.UploadAsync(blobs.Container, "part/", 1, mixed: true);
+        const string Prefix = "part/code15/";
+        const string Shard = Prefix + "exams_part0.hdf5";
+        var etag = (await blobs.Container.GetBlobClient(Shard).GetPropertiesAsync()).Value.ETag.ToString("H");
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(1, database.ConnectionString, blobs.ConnectionString);
+
+        // A full run reads the container through and records its pass over this version.
+        var full = await RunAsync(store, model, Prefix, incremental: false);
+        Assert.Equal(((long)SyntheticCohort.Hdf5Exams, 0L), (full.RecordsDone, full.RecordsQuarantined));
+        Assert.Equal([$"{Shard} {etag} {SyntheticCohort.Hdf5Exams} 0 {full.RunId}"], await PassesAsync(model));
+
+        // What a run cancelled half way through the container leaves behind: score rows for the exams it got to, all
+        // with the container's current ETag, and no pass.
+        await ExecuteAsync(model, "delete from container_passes where model_id = @model");
+        await ExecuteAsync(
+            model,
+            "delete from scores where model_id = @model and record_id in " +
+            "(select record_id from scores where model_id = @model order by record_id limit 5)");
+
+        // The next incremental run reads the container again, leaves out the 7 exams it has current scores for and
+        // scores the other 5 (before passes, planning took the container for scored and those 5 never were).
+        var next = await RunAsync(store, model, Prefix, incremental: true);
+        Assert.Equal((5L, 0L, 7L, 0L), (next.RecordsDone, next.RecordsQuarantined, next.RecordsSkipped, next.PlanningSkipped));
+        Assert.Equal(1, await Runs.CountAsync(database.DataSource, "select count(*) from run_shards where run_id = @run and kind = 'container'", next.RunId));
+        Assert.Equal(
+            SyntheticCohort.Hdf5Exams,
+            await Runs.CountAsync(database.DataSource, "select count(*) from scores where model_id = (select model_id from runs where run_id = @run)", next.RunId));
+        Assert.Equal([$"{Shard} {etag} {SyntheticCohort.Hdf5Exams} 0 {next.RunId}"], await PassesAsync(model));
+
+        // Now the container is left out whole, without being downloaded.
+        var after = await RunAsync(store, model, Prefix, incremental: true);
+        Assert.Equal((0L, 0L, (long)SyntheticCohort.Hdf5Exams), (after.RecordsDone, after.RecordsPlanned, after.PlanningSkipped));
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_shards where run_id = @run", after.RunId));
+    }
+
+    private async Task<List<string>> PassesAsync(TinyModel model)
+    {
+        await using var cmd = database.DataSource.CreateCommand(
+            "select source_blob || ' ' || source_etag || ' ' || records_scored || ' ' || records_quarantined || ' ' || run_id " +
+            "from container_passes where model_id = @model order by source_blob");
+        cmd.Parameters.AddWithValue("model", model.Descriptor.ModelId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
+    }
+
+    private async Task ExecuteAsync(TinyModel model, string sql)
+    {
+        await using var cmd = database.DataSource.CreateCommand(sql);
+        cmd.Parameters.AddWithValue("model", model.Descriptor.ModelId);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     private async Task<RunRecord> RunAsync(RunStore store, TinyModel model, string prefix, bool incremental, string? manifestBlob = null)

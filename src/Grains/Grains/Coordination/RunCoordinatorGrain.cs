@@ -507,13 +507,19 @@ public sealed partial class RunCoordinatorGrain(
         var skipped = 0L;
         if (run.Incremental)
         {
+            // A record is current when its stored score came from the listed version of its source blob; a container
+            // when a pass over the listed version dealt with all of its records (its scores alone could be those of a
+            // run cancelled half way through it).
             var known = planner.Candidates(_carry, names, last)
-                .Select(c => (c.SourceBlob, ETag: etags.GetValueOrDefault(c.SourceBlob, "")))
+                .Select(c => (c.SourceBlob, c.IsContainer, ETag: etags.GetValueOrDefault(c.SourceBlob, "")))
                 .Where(c => c.ETag.Length > 0)
                 .ToList();
-            var current = await currentScores.CurrentBlobsAsync(run.ModelId, known, cancellationToken);
-            leaveOut = current.Keys.ToHashSet(StringComparer.Ordinal);
-            skipped = current.Values.Sum();
+            var current = await currentScores.CurrentBlobsAsync(
+                run.ModelId, known.Where(c => !c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), cancellationToken);
+            var passed = await currentScores.PassedContainersAsync(
+                run.ModelId, known.Where(c => c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), cancellationToken);
+            leaveOut = current.Keys.Concat(passed.Keys).ToHashSet(StringComparer.Ordinal);
+            skipped = current.Values.Sum() + passed.Values.Sum();
         }
 
         var step = planner.Plan(_carry, names, last, leaveOut);

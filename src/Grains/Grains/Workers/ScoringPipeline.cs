@@ -590,6 +590,21 @@ internal sealed partial class ScoringPipeline(
             }
             else
             {
+                if (lease.Kind == ShardKinds.Container && work.Held.Shard is { Blobs: [var container] })
+                {
+                    // Every record of the container is dealt with: an incremental run may now leave this version of it
+                    // out whole. Without the row (Postgres failing past the retries) the container is only read again.
+                    try
+                    {
+                        await currentScores.RecordContainerPassAsync(
+                            lease.Settings.ModelId, container.BlobName, container.ETag, lease.RunId, work.Scored + work.Skipped, quarantine.Count, work.Token);
+                    }
+                    catch (Exception e) when (!IsStop(e, token))
+                    {
+                        LogPassNotRecorded(logger, SafeErrors.ForLog(e), workerId, lease.RunId, lease.ShardNo);
+                    }
+                }
+
                 await work.Held.CompleteAsync(work.Scored, quarantine.Count, work.Skipped);
                 LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, work.Scored, quarantine.Count, work.Skipped);
             }
@@ -612,6 +627,9 @@ internal sealed partial class ScoringPipeline(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} finished, but the coordinator could not be told")]
     private static partial void LogReportFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo}: the container's pass could not be recorded; incremental runs will read it again")]
+    private static partial void LogPassNotRecorded(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: lease of run {RunId} shard {ShardNo} lost; stopped working on it")]
     private static partial void LogLeaseLost(ILogger logger, string worker, Guid runId, int shardNo);
