@@ -49,11 +49,17 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
         var shardBytes = (await shard.DownloadContentAsync()).Value.Content;
         await shard.UploadAsync(shardBytes, overwrite: true);
 
+        // And the PTB-XL record's signal file rewritten without its header: the record's version is that of both files.
+        var signal = blobs.Container.GetBlobClient("inc/a/ptbxl/00001_lr.dat");
+        var signalBytes = (await signal.DownloadContentAsync()).Value.Content;
+        var header = (await blobs.Container.GetBlobClient("inc/a/ptbxl/00001_lr.hea").GetPropertiesAsync()).Value.ETag.ToString("H");
+        var rewritten = (await signal.UploadAsync(signalBytes, overwrite: true)).Value.ETag.ToString("H");
+
         var next = await RunAsync(store, model, "inc/", incremental: true);
         var examCount = first.GoodRecords.Count(r => r.Contains(".hdf5#", StringComparison.Ordinal));
-        Assert.Equal(added.GoodRecords.Count + 1 + examCount, next.RecordsDone);
+        Assert.Equal(added.GoodRecords.Count + 2 + examCount, next.RecordsDone);
         Assert.Equal(first.CorruptRecords.Count + added.CorruptRecords.Count, next.RecordsQuarantined);
-        Assert.Equal(first.GoodRecords.Count - 1 - examCount, next.RecordsSkipped);
+        Assert.Equal(first.GoodRecords.Count - 2 - examCount, next.RecordsSkipped);
         Assert.Equal(next.RecordsSkipped, next.PlanningSkipped);
 
         // The changed record's row was replaced: new run, new ETag, new scores; still one row per record.
@@ -65,8 +71,10 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
             first.GoodRecords.Count + added.GoodRecords.Count,
             await Runs.CountAsync(database.DataSource, "select count(*) from scores where model_id = (select model_id from runs where run_id = @run)", next.RunId));
         Assert.Equal(
-            added.GoodRecords.Append("inc/a/rec00003").Concat(first.GoodRecords.Where(r => r.Contains(".hdf5#", StringComparison.Ordinal))).Order(StringComparer.Ordinal),
+            added.GoodRecords.Append("inc/a/rec00003").Append("inc/a/ptbxl/00001_lr")
+                .Concat(first.GoodRecords.Where(r => r.Contains(".hdf5#", StringComparison.Ordinal))).Order(StringComparer.Ordinal),
             await Runs.StringsAsync(database.DataSource, Schedules.RecordsOfRun, next.RunId));
+        Assert.Equal($"{rewritten}+{header}", await EtagOfAsync(model, "inc/a/ptbxl/00001_lr"));
 
         // A manifest names no ETags: its workers leave out what is current after download (a listed blob that does
         // not exist is quarantined as before).

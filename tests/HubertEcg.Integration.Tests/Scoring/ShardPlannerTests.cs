@@ -82,12 +82,24 @@ public sealed class ShardPlannerTests
         Assert.Equal(
             [("p/a.h5", true), ("p/b.h5", true), ("p/r1.hea", false), ("p/r2.npy", false), ("p/r3.npy", false), ("p/r4.npy", false)],
             candidates.Select(c => (c.SourceBlob, c.IsContainer)));
+        Assert.Equal(["p/a.h5", "p/b.h5", "p/r1.dat|p/r1.hea", "p/r2.npy", "p/r3.npy", "p/r4.npy"], candidates.Select(c => string.Join('|', c.Files)));
 
         var step = planner.Plan([], page, lastPage: false, leaveOut: new HashSet<string>(StringComparer.Ordinal) { "p/a.h5", "p/r1.hea", "p/r3.npy" });
         Assert.Equal(
             ["p/b.h5", "p/r2.npy|p/r4.npy"],
             step.Shards.Select(s => string.Join('|', s.Blobs)));
         Assert.Equal(["p/r5.dat"], step.Carry);
+    }
+
+    [Fact]
+    public void ARecordsVersionIsTheETagsOfAllItsFilesInNameOrder()
+    {
+        Assert.Equal("0xA", ShardPlanner.SourceETag([("p/r.npy", "0xA")]));
+        Assert.Equal("0xD+0xH", ShardPlanner.SourceETag([("p/r.hea", "0xH"), ("p/r.dat", "0xD")]));
+        Assert.Equal("0xD+0xH", ShardPlanner.SourceETag([("p/r.dat", "0xD"), ("p/r.hea", "0xH")]));
+        Assert.NotEqual(ShardPlanner.SourceETag([("p/r.hea", "0xH"), ("p/r.dat", "0xD")]), ShardPlanner.SourceETag([("p/r.hea", "0xH"), ("p/r.dat", "0xE")]));
+        Assert.Equal("", ShardPlanner.SourceETag([("p/r.hea", "0xH"), ("p/r.dat", "")]));
+        Assert.Equal("", ShardPlanner.SourceETag([]));
     }
 
     [Fact]

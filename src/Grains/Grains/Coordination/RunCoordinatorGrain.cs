@@ -511,7 +511,7 @@ public sealed partial class RunCoordinatorGrain(
             // when a pass over the listed version dealt with all of its records (its scores alone could be those of a
             // run cancelled half way through it).
             var known = planner.Candidates(_carry, names, last)
-                .Select(c => (c.SourceBlob, c.IsContainer, ETag: etags.GetValueOrDefault(c.SourceBlob, "")))
+                .Select(c => (c.SourceBlob, c.IsContainer, ETag: ShardPlanner.SourceETag(c.Files.Select(f => (f, etags.GetValueOrDefault(f, ""))))))
                 .Where(c => c.ETag.Length > 0)
                 .ToList();
             var current = await currentScores.CurrentBlobsAsync(

@@ -8,8 +8,11 @@ public sealed record PlannedShard(string Kind, IReadOnlyList<string> Blobs, int 
 /// <summary>One planning step's result: new shards, and the blobs held back for the next step.</summary>
 public sealed record PlanStep(IReadOnlyList<PlannedShard> Shards, IReadOnlyList<string> Carry);
 
-/// <summary>Something a planning step would plan: a container blob, or a record named by its source blob.</summary>
-public sealed record PlanCandidate(string SourceBlob, bool IsContainer);
+/// <summary>
+/// Something a planning step would plan: a container blob, or a record named by its source blob, with the blobs it
+/// is made of (the container alone, or the record's files).
+/// </summary>
+public sealed record PlanCandidate(string SourceBlob, bool IsContainer, IReadOnlyList<string> Files);
 
 /// <summary>
 /// Forms shards from a listing, one page at a time. Container blobs (<c>.h5</c>, <c>.hdf5</c>, <c>.tar</c>,
@@ -50,10 +53,22 @@ public sealed class ShardPlanner
 
     /// <summary>
     /// The source blob of a record made of <paramref name="files"/> (in planning order): its WFDB header if it has one,
-    /// else its first file. It is the blob its score row names, and whose ETag decides whether the record changed.
+    /// else its first file. It is the blob its score row names.
     /// </summary>
     public static string SourceBlob(IReadOnlyList<string> files) =>
         files.FirstOrDefault(f => f.EndsWith(".hea", StringComparison.OrdinalIgnoreCase)) ?? files[0];
+
+    /// <summary>
+    /// The version of a record made of <paramref name="files"/> (blob name and ETag), stored with its score: the ETag of
+    /// a one-file record, and for a record of several files (WFDB header and signal, Challenge header and
+    /// <c>.mat</c>) their ETags in the order of the blob names, joined by <c>+</c>, so that rewriting any of them
+    /// (a signal file without its header too) makes the record change. Empty when an ETag is unknown.
+    /// </summary>
+    public static string SourceETag(IEnumerable<(string Blob, string ETag)> files)
+    {
+        var ordered = files.OrderBy(f => f.Blob, StringComparer.Ordinal).ToList();
+        return ordered.Count == 0 || ordered.Any(f => f.ETag.Length == 0) ? "" : string.Join('+', ordered.Select(f => f.ETag));
+    }
 
     /// <summary>
     /// What <see cref="Plan"/> would plan from the same arguments: each container blob, and each record (by its
@@ -63,8 +78,8 @@ public sealed class ShardPlanner
     public IReadOnlyList<PlanCandidate> Candidates(IReadOnlyList<string> carry, IReadOnlyList<string> page, bool lastPage)
     {
         var (containers, records, _) = Group(carry, page, lastPage);
-        return containers.Select(c => new PlanCandidate(c, true))
-            .Concat(records.Select(r => new PlanCandidate(SourceBlob(r.Files), false)))
+        return containers.Select(c => new PlanCandidate(c, true, [c]))
+            .Concat(records.Select(r => new PlanCandidate(SourceBlob(r.Files), false, r.Files)))
             .ToList();
     }
 

@@ -97,7 +97,7 @@ public sealed class RecordDecoder(IEnumerable<IRecordFormat> recordFormats, IEnu
             Func<EcgSignal> load = format is null
                 ? () => throw new EcgFormatException(recordId, $"no reader for a record made of {string.Join(", ", extensions.Order())} files")
                 : () => format.Read(recordId, new LocalRecordFiles(files), recordName);
-            yield return new RecordInput(recordId, primary.BlobName, primary.ETag, load);
+            yield return new RecordInput(recordId, primary.BlobName, ShardPlanner.SourceETag(group.Select(b => (b.BlobName, b.ETag))), load);
         }
 
         // A listed blob that does not exist is a record of its own unless another file of its record was found
