@@ -23,55 +23,27 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
     /// a container). A blob without scores, or with one from another ETag, is not returned.
     /// </summary>
     public Task<IReadOnlyDictionary<string, long>> CurrentBlobsAsync(
-        string modelId, IReadOnlyCollection<(string Blob, string ETag)> blobs, CancellationToken cancellationToken = default)
-    {
-        if (blobs.Count == 0)
-        {
-            return Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long>(StringComparer.Ordinal));
-        }
-
-        return _retry.RunAsync<IReadOnlyDictionary<string, long>>(
-            async ct =>
-            {
-                await using var cmd = dataSource.CreateCommand(
-                    "select e.blob, count(*) from unnest(@blobs, @etags) as e (blob, etag) " +
-                    "join scores s on s.model_id = @model and s.source_blob = e.blob " +
-                    "group by e.blob having bool_and(s.source_etag = e.etag)");
-                cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = modelId });
-                cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.Blob).ToArray() });
-                cmd.Parameters.Add(new NpgsqlParameter("etags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.ETag).ToArray() });
-                var rows = await cmd.ReadAllAsync(r => (Blob: r.GetString(0), Rows: r.GetInt64(1)), ct);
-                return rows.ToDictionary(r => r.Blob, r => r.Rows, StringComparer.Ordinal);
-            },
+        string modelId, IReadOnlyCollection<(string Blob, string ETag)> blobs, CancellationToken cancellationToken = default) =>
+        CountsByBlobAsync(
+            "select e.blob, count(*) from unnest(@blobs, @etags) as e (blob, etag) " +
+            "join scores s on s.model_id = @model and s.source_blob = e.blob " +
+            "group by e.blob having bool_and(s.source_etag = e.etag)",
+            modelId,
+            blobs,
             cancellationToken);
-    }
 
     /// <summary>
     /// Of the container blobs <paramref name="containers"/> (name and listed ETag), those whose last complete pass for
     /// <paramref name="modelId"/> read that ETag, each with the records that pass left with a current score.
     /// </summary>
     public Task<IReadOnlyDictionary<string, long>> PassedContainersAsync(
-        string modelId, IReadOnlyCollection<(string Blob, string ETag)> containers, CancellationToken cancellationToken = default)
-    {
-        if (containers.Count == 0)
-        {
-            return Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long>(StringComparer.Ordinal));
-        }
-
-        return _retry.RunAsync<IReadOnlyDictionary<string, long>>(
-            async ct =>
-            {
-                await using var cmd = dataSource.CreateCommand(
-                    "select p.source_blob, p.records_scored from unnest(@blobs, @etags) as e (blob, etag) " +
-                    "join container_passes p on p.model_id = @model and p.source_blob = e.blob and p.source_etag = e.etag");
-                cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = modelId });
-                cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = containers.Select(b => b.Blob).ToArray() });
-                cmd.Parameters.Add(new NpgsqlParameter("etags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = containers.Select(b => b.ETag).ToArray() });
-                var rows = await cmd.ReadAllAsync(r => (Blob: r.GetString(0), Rows: r.GetInt64(1)), ct);
-                return rows.ToDictionary(r => r.Blob, r => r.Rows, StringComparer.Ordinal);
-            },
+        string modelId, IReadOnlyCollection<(string Blob, string ETag)> containers, CancellationToken cancellationToken = default) =>
+        CountsByBlobAsync(
+            "select p.source_blob, p.records_scored from unnest(@blobs, @etags) as e (blob, etag) " +
+            "join container_passes p on p.model_id = @model and p.source_blob = e.blob and p.source_etag = e.etag",
+            modelId,
+            containers,
             cancellationToken);
-    }
 
     /// <summary>
     /// Records that a run dealt with every record of container <paramref name="blob"/> as read at
@@ -124,6 +96,28 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
                 cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.ToArray() });
                 var rows = await cmd.ReadAllAsync(r => (Record: r.GetString(0), Source: new ScoredSource(r.GetString(1), r.GetString(2))), ct);
                 return rows.ToDictionary(r => r.Record, r => r.Source, StringComparer.Ordinal);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="sql"/> (a blob name and a count per row) over <paramref name="blobs"/> as the arrays <c>@blobs</c> and <c>@etags</c>.</summary>
+    private Task<IReadOnlyDictionary<string, long>> CountsByBlobAsync(
+        string sql, string modelId, IReadOnlyCollection<(string Blob, string ETag)> blobs, CancellationToken cancellationToken)
+    {
+        if (blobs.Count == 0)
+        {
+            return Task.FromResult<IReadOnlyDictionary<string, long>>(new Dictionary<string, long>(StringComparer.Ordinal));
+        }
+
+        return _retry.RunAsync<IReadOnlyDictionary<string, long>>(
+            async ct =>
+            {
+                await using var cmd = dataSource.CreateCommand(sql);
+                cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = modelId });
+                cmd.Parameters.Add(new NpgsqlParameter("blobs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.Blob).ToArray() });
+                cmd.Parameters.Add(new NpgsqlParameter("etags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = blobs.Select(b => b.ETag).ToArray() });
+                var rows = await cmd.ReadAllAsync(r => (Blob: r.GetString(0), Rows: r.GetInt64(1)), ct);
+                return rows.ToDictionary(r => r.Blob, r => r.Rows, StringComparer.Ordinal);
             },
             cancellationToken);
     }
