@@ -18,9 +18,10 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
     /// <summary>
-    /// Of <paramref name="blobs"/> (name and listed ETag), those whose stored scores for <paramref name="modelId"/>
-    /// all come from that ETag, each with how many score rows it has (one for a single-record blob, the records of
-    /// a container). A blob without scores, or with one from another ETag, is not returned.
+    /// Of the records' source blobs <paramref name="blobs"/> (name and the record's version, see
+    /// <c>ShardPlanner.SourceETag</c>), those whose stored scores for <paramref name="modelId"/> all come from that
+    /// version, each with how many score rows it has. A blob without scores, or with one from another version, is not
+    /// returned. (Containers are answered by <see cref="PassedContainersAsync"/>.)
     /// </summary>
     public Task<IReadOnlyDictionary<string, long>> CurrentBlobsAsync(
         string modelId, IReadOnlyCollection<(string Blob, string ETag)> blobs, CancellationToken cancellationToken = default) =>
