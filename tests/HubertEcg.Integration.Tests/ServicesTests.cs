@@ -1,5 +1,6 @@
 using System.Text;
 using Azure;
+using HubertEcg.Client.Commands;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 using Npgsql;

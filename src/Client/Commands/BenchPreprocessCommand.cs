@@ -7,6 +7,8 @@ using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Preprocessing;
+using HubertEcg.Inference.Formats.Npy;
+using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Client.Commands;
 
@@ -148,7 +150,7 @@ public static class BenchPreprocessCommand
         }
 
         public EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files) =>
-            EcgRecordLoader.LoadWfdb(files, "bench", id).ToStandard12Lead();
+            WfdbFormat.Load(files, "bench", id).ToStandard12Lead();
     }
 
     /// <summary>A NumPy .npy float64 array (12 x samples) read by the project's .npy reader and lead mapping.</summary>
@@ -182,7 +184,7 @@ public static class BenchPreprocessCommand
         public EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files)
         {
             using var stream = files.Open("bench.npy");
-            return EcgRecordLoader.LoadNpy(stream, id, rate).ToStandard12Lead();
+            return NpyFormat.Load(stream, id, rate).ToStandard12Lead();
         }
     }
 }

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Globalization;
 using HubertEcg.Storage;
 using Npgsql;
+using HubertEcg.Grains;
+using HubertEcg.Worker;
 
 namespace HubertEcg.Client.Commands;
 
@@ -58,7 +60,7 @@ public static class BenchWriteCommand
                     new ModelRecord(modelId, "bench", "bench", "{}", hidden, Enumerable.Range(0, labelCount).Select(i => $"L{i}").ToArray(), true, "hubert-ecg-2024"),
                     cancellationToken);
                 var runId = Guid.NewGuid();
-                await store.CreateRunAsync(new NewRun(runId, "bench write", "bench", "", modelId, "bench.onnx", "hubert-ecg-2024", "mean", 6, 32, 100, 3, 60), cancellationToken);
+                await store.CreateRunAsync(new NewRun(runId, "bench write", "bench", "", modelId, "bench.onnx", "hubert-ecg-2024", Aggregation.Mean, 6, 32, 100, 3, 60), cancellationToken);
 
                 var random = new Random(1);
                 var probabilities = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();

@@ -5,6 +5,8 @@ using Azure.Storage.Blobs;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
 using HubertEcg.Storage;
+using HubertEcg.Inference.Formats.Hdf5;
+using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Client.Commands;
 
@@ -103,36 +105,36 @@ public static class CohortCommands
         {
             var name = $"p{i:D5}";
             var signal = SyntheticEcg.Generate(name, seed + n++, 500, seconds);
-            Queue(() => PutAll("wfdb500", SyntheticEcg.WriteWfdb(signal, name, 16, 1000)));
+            Queue(() => PutAll("wfdb500", WfdbWriter.Write(signal, name, 16, 1000)));
         }
 
         for (var i = 0; i < wfdb100; i++)
         {
             var name = $"lr{i:D5}";
             var signal = SyntheticEcg.Generate(name, seed + n++, 100, seconds);
-            Queue(() => PutAll("wfdb100", SyntheticEcg.WriteWfdb(signal, name, 212, 200)));
+            Queue(() => PutAll("wfdb100", WfdbWriter.Write(signal, name, 212, 200)));
         }
 
         for (var i = 0; i < mat; i++)
         {
             var name = $"A{i:D5}";
             var signal = SyntheticEcg.Generate(name, seed + n++, 500, seconds);
-            Queue(() => PutAll("challenge", SyntheticEcg.WriteChallengeMat(signal, name)));
+            Queue(() => PutAll("challenge", WfdbWriter.WriteChallengeMat(signal, name)));
         }
 
         var exams = Enumerable.Range(0, hdf5).Select(i => SyntheticEcg.Generate($"exam{i}", seed + n + i, 400, 4096 / 400.0)).ToArray();
         var ids = Enumerable.Range(0, hdf5).Select(i => 9_000_000L + i).ToArray();
-        Queue(() => Put("code15/exams_part0.hdf5", SyntheticEcg.WriteCode15Shard(exams, ids)));
+        Queue(() => Put("code15/" + Code15ShardWriter.FileName("exams_part0"), Code15ShardWriter.Write(exams, ids)));
 
         // Deliberately corrupt records: each must be quarantined with its reason, and the run must go on.
         var corrupt = new List<string>();
         var good = SyntheticEcg.Generate("bad", seed - 1, 500, seconds);
-        var truncated = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_truncated"));
+        var truncated = new Dictionary<string, byte[]>(WfdbWriter.Write(good, "bad_truncated"));
         truncated["bad_truncated.dat"] = truncated["bad_truncated.dat"][..1000];
         Queue(() => PutAll("corrupt", truncated));
         corrupt.Add("bad_truncated: signal file shorter than the header says");
 
-        var lying = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_length"));
+        var lying = new Dictionary<string, byte[]>(WfdbWriter.Write(good, "bad_length"));
         var header = Encoding.ASCII.GetString(lying["bad_length.hea"]).Split('\n');
         header[0] = "bad_length 12 500 1000000000";
         lying["bad_length.hea"] = Encoding.ASCII.GetBytes(string.Join('\n', header));
@@ -140,10 +142,10 @@ public static class CohortCommands
         corrupt.Add("bad_length: header claims a billion samples");
 
         var twoLead = new EcgSignal("bad_twolead", 500, ["I", "II"], [good.Leads[0], good.Leads[1]]);
-        Queue(() => PutAll("corrupt", SyntheticEcg.WriteWfdb(twoLead, "bad_twolead")));
+        Queue(() => PutAll("corrupt", WfdbWriter.Write(twoLead, "bad_twolead")));
         corrupt.Add("bad_twolead: only leads I and II");
 
-        var gain = new Dictionary<string, byte[]>(SyntheticEcg.WriteWfdb(good, "bad_gain"));
+        var gain = new Dictionary<string, byte[]>(WfdbWriter.Write(good, "bad_gain"));
         gain["bad_gain.hea"] = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(gain["bad_gain.hea"]).Replace("1000/mV", "abc/mV", StringComparison.Ordinal));
         Queue(() => PutAll("corrupt", gain));
         corrupt.Add("bad_gain: non-numeric gain");

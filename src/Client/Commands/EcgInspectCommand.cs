@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats;
 
 namespace HubertEcg.Client.Commands;
 
@@ -18,7 +19,7 @@ public static class EcgInspectCommand
         {
             try
             {
-                var loaded = EcgRecordLoader.Load(parseResult.GetValue(record)!, parseResult.GetValue(fs));
+                var loaded = FormatRegistry.Default.Load(parseResult.GetValue(record)!, parseResult.GetValue(fs));
                 using var stdout = Console.OpenStandardOutput();
                 Write(stdout, loaded);
                 foreach (var warning in loaded.Warnings)

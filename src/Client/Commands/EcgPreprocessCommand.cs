@@ -3,6 +3,7 @@ using System.Globalization;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Preprocessing;
+using HubertEcg.Inference.Formats;
 
 namespace HubertEcg.Client.Commands;
 
@@ -47,7 +48,7 @@ public static class EcgPreprocessCommand
     /// </summary>
     /// <exception cref="EcgFormatException">The record cannot be read; the reason says why.</exception>
     public static EcgSignal LoadRecord(string record, double? samplingRate) =>
-        EcgRecordLoader.Load(record, samplingRate).ToStandard12Lead();
+        FormatRegistry.Default.Load(record, samplingRate).ToStandard12Lead();
 
     private static int Run(string record, PreprocessingProfile profile, double? fs, int? maxWindows, string output)
     {

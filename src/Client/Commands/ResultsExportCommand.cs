@@ -1,5 +1,6 @@
 using System.CommandLine;
 using HubertEcg.Storage;
+using HubertEcg.Client.Results;
 
 namespace HubertEcg.Client.Commands;
 

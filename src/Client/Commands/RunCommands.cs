@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using HubertEcg.Storage;
 using Npgsql;
+using HubertEcg.Grains;
 
 namespace HubertEcg.Client.Commands;
 
@@ -39,20 +40,20 @@ public static class RunCommands
     internal static Guid ParseRunId(string text) =>
         Guid.TryParse(text, out var id) ? id : throw new ArgumentException($"'{text}' is not a run id (a GUID as printed by `run submit`)");
 
-    public static RunView View(RunRecord run, IReadOnlyDictionary<string, int> shardStates) => new(
+    public static RunView View(RunRecord run, IReadOnlyDictionary<ShardState, int> shardStates) => new(
         run.RunId,
         run.Name,
-        run.State,
+        run.State.ToText(),
         run.CancelRequested,
         run.InputManifest is { } manifest ? $"manifest {run.InputContainer}/{manifest}" : $"{run.InputContainer}/{run.InputPrefix}",
         run.ModelId,
         run.PreprocessingProfile,
         new ShardCounts(
             run.ShardsPlanned,
-            shardStates.GetValueOrDefault(ShardStates.Pending),
-            shardStates.GetValueOrDefault(ShardStates.Leased),
-            shardStates.GetValueOrDefault(ShardStates.Done),
-            shardStates.GetValueOrDefault(ShardStates.Failed),
+            shardStates.GetValueOrDefault(ShardState.Pending),
+            shardStates.GetValueOrDefault(ShardState.Leased),
+            shardStates.GetValueOrDefault(ShardState.Done),
+            shardStates.GetValueOrDefault(ShardState.Failed),
             run.PlanningComplete),
         new RecordCounts(run.RecordsPlanned, run.RecordsDone, run.RecordsQuarantined, run.RecordsFailed, run.RecordsSkipped, run.ManifestDuplicates),
         Math.Round(run.RatePerSecond, 2),

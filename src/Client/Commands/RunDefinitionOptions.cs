@@ -1,4 +1,5 @@
 using System.CommandLine;
+using HubertEcg.Grains;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Preprocessing;
 using HubertEcg.Storage;
@@ -13,7 +14,7 @@ public sealed record RunDefinition(
     ModelDescriptor Model,
     string ModelPath,
     string Profile,
-    string Aggregation,
+    Aggregation Aggregation,
     int MaxWindows,
     int BatchSize,
     int ShardSize,
@@ -84,11 +85,13 @@ public sealed class RunDefinitionOptions
             throw new ArgumentException($"--profile '{profile}' is not one of {string.Join(", ", PreprocessingProfiles.Names)}");
         }
 
-        var aggregation = parseResult.GetValue(_aggregation)!;
-        if (aggregation is not ("mean" or "max"))
+        var aggregationText = parseResult.GetValue(_aggregation)!;
+        if (aggregationText is not ("mean" or "max"))
         {
-            throw new ArgumentException($"--aggregation must be mean or max, not '{aggregation}'");
+            throw new ArgumentException($"--aggregation must be mean or max, not '{aggregationText}'");
         }
+
+        var aggregation = ContractText.ParseAggregation(aggregationText);
 
         var positive = new (string Name, int Value)[]
         {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using HubertEcg.Storage;
 using Spectre.Console;
+using HubertEcg.Grains;
 
 namespace HubertEcg.Client.Commands;
 
@@ -25,7 +26,7 @@ public static class RunListCommand
                 var views = new List<RunView>();
                 foreach (var run in runs)
                 {
-                    views.Add(RunCommands.View(run, await store.ShardStateCountsAsync(run.RunId, cancellationToken)));
+                    views.Add(RunCommands.View(run, await store.Shards.StateCountsAsync(run.RunId, cancellationToken)));
                 }
 
                 Console.WriteLine(JsonSerializer.Serialize(views, RunCommands.Json));
@@ -38,7 +39,7 @@ public static class RunListCommand
                 table.AddRow(
                     run.RunId.ToString(),
                     Markup.Escape(run.Name),
-                    run.State,
+                    run.State.ToText(),
                     run.RecordsDone.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsQuarantined.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsFailed.ToString(System.Globalization.CultureInfo.InvariantCulture),

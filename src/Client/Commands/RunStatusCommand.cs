@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using HubertEcg.Storage;
+using HubertEcg.Grains;
 
 namespace HubertEcg.Client.Commands;
 
@@ -26,7 +27,7 @@ public static class RunStatusCommand
                 return 1;
             }
 
-            var view = RunCommands.View(run, await store.ShardStateCountsAsync(runId, cancellationToken));
+            var view = RunCommands.View(run, await store.Shards.StateCountsAsync(runId, cancellationToken));
             Console.WriteLine(parseResult.GetValue(json) ? JsonSerializer.Serialize(view, RunCommands.Json) : Describe(view));
             return 0;
         });
@@ -38,7 +39,7 @@ public static class RunStatusCommand
         var lines = new List<string>
         {
             $"run {v.RunId}  {v.Name}",
-            $"state: {v.State}{(v.CancelRequested && v.State != RunStates.Cancelled ? " (cancel requested)" : "")}",
+            $"state: {v.State}{(v.CancelRequested && v.State != RunState.Cancelled.ToText() ? " (cancel requested)" : "")}",
             $"input: {v.Input}   model: {v.ModelId}   profile: {v.PreprocessingProfile}",
             $"shards: {v.Shards.Done} done, {v.Shards.Failed} failed, {v.Shards.Leased} leased, {v.Shards.Pending} pending of {v.Shards.Planned}{(v.Shards.PlanningComplete ? "" : " (still listing)")}",
             $"records: {v.Records.Done} scored, {v.Records.Quarantined} quarantined, {v.Records.Failed} failed of {v.Records.Planned} planned" +

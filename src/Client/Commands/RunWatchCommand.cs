@@ -1,6 +1,7 @@
 using System.CommandLine;
 using HubertEcg.Storage;
 using Spectre.Console;
+using HubertEcg.Grains;
 
 namespace HubertEcg.Client.Commands;
 
@@ -42,7 +43,7 @@ public static class RunWatchCommand
                         task.MaxValue = Math.Max(1, run.RecordsPlanned);
                         task.Value = Math.Min(task.MaxValue, run.RecordsDone + run.RecordsQuarantined + run.RecordsFailed);
                         task.Description = Describe(run);
-                        if (RunStates.IsFinal(run.State))
+                        if (run.State.IsFinal())
                         {
                             task.Value = task.MaxValue;
                             task.StopTask();
@@ -61,7 +62,7 @@ public static class RunWatchCommand
             }
 
             Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} seconds={seconds:0.0}");
-            return run.State == RunStates.Completed ? 0 : 1;
+            return run.State == RunState.Completed ? 0 : 1;
         });
         return command;
     }

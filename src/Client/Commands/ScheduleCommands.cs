@@ -1,4 +1,5 @@
 using System.CommandLine;
+using HubertEcg.Grains;
 using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
@@ -59,7 +60,7 @@ public static class ScheduleCommands
             s.LastDueAt,
             s.LastRunId,
             s.CreatedAt,
-            new ScheduleRunOptions(s.BatchSize, s.ShardSize, s.Aggregation, s.MaxWindows, s.MaxAttempts, s.LeaseSeconds));
+            new ScheduleRunOptions(s.BatchSize, s.ShardSize, s.Aggregation.ToText(), s.MaxWindows, s.MaxAttempts, s.LeaseSeconds));
     }
 }
 

@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace HubertEcg.Grains;
 
 /// <summary>
@@ -9,6 +11,10 @@ namespace HubertEcg.Grains;
 [Alias("HubertEcg.IRunCoordinatorGrain")]
 public interface IRunCoordinatorGrain : IGrainWithGuidKey
 {
+    /// <summary>Activates the coordinator, which starts planning the run at once (without waiting for a worker to ask).</summary>
+    [Alias("Start"), OneWay]
+    Task Start();
+
     /// <summary>The next shard for <paramref name="workerId"/>, or null when none is available now (or the run is over).</summary>
     [Alias("AcquireLease")]
     Task<ShardLease?> AcquireLease(string workerId);

@@ -6,7 +6,7 @@ public sealed record class RunScoringSettings(
     string ModelId,
     string ModelPath,
     string PreprocessingProfile,
-    string Aggregation,
+    Aggregation Aggregation,
     int MaxWindows,
     int BatchSize);
 
@@ -23,7 +23,7 @@ public sealed record class ShardLease(
     Guid RunId,
     int ShardNo,
     int LeaseId,
-    string Kind,
+    ShardKind Kind,
     string Container,
     IReadOnlyList<string> Blobs,
     DateTime Deadline,
@@ -57,7 +57,7 @@ public enum LeaseStatus
 [GenerateSerializer, Immutable, Alias("HubertEcg.RunProgress")]
 public sealed record class RunProgress(
     Guid RunId,
-    string State,
+    RunState State,
     bool PlanningComplete,
     int ShardsPlanned,
     int ShardsDone,

@@ -1,13 +1,14 @@
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
-using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Scheduling;
 using HubertEcg.Grains.Workers;
-using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Orleans.Runtime;
 
@@ -18,10 +19,10 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>) and the scoring metrics (<see cref="ScoringMetrics"/>; whether they are
-    /// exported is the host's choice). Records are read by the inference library's readers (WFDB and Challenge
-    /// .mat, .npy, HDF5 shards), preprocessed by its preprocessor and scored with ONNX Runtime; a host may register
-    /// its own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> after this call to replace them.
+    /// <c>Coordinator</c>, <c>Workers</c>, each bound once and checked when the host starts) and the scoring metrics
+    /// (<see cref="ScoringMetrics"/>; whether they are exported is the host's choice). Records are read through the
+    /// format registry, preprocessed by the inference library and scored with ONNX Runtime; a host may register its
+    /// own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> before this call to replace them.
     /// </summary>
     public static IServiceCollection AddHubertEcgScoring(this IServiceCollection services, IConfiguration configuration, bool startWorkers = true)
     {
@@ -32,32 +33,46 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
         services.AddMetrics();
         services.TryAddSingleton<ScoringMetrics>();
-        services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
-        services.Configure<CoordinatorOptions>(configuration.GetSection(CoordinatorOptions.SectionName));
-        services.Configure<WorkerOptions>(configuration.GetSection(WorkerOptions.SectionName));
-        var npyRate = configuration.GetValue("Workers:NpySamplingRate", 500.0);
-        var hdf5 = new Hdf5ShardOptions();
-        var hdf5Section = configuration.GetSection("Workers:Hdf5");
-        hdf5Section.Bind(hdf5);
 
-        // Binding appends a configured list to the default one: configured lead names replace the defaults instead.
-        // An empty exam id dataset means shards without ids.
-        hdf5 = hdf5 with
-        {
-            LeadNames = hdf5Section.GetSection(nameof(Hdf5ShardOptions.LeadNames)).Get<string[]>() is { Length: > 0 } leads ? leads : new Hdf5ShardOptions().LeadNames,
-            ExamIdDataset = string.IsNullOrEmpty(hdf5.ExamIdDataset) ? null : hdf5.ExamIdDataset,
-        };
-        services.AddSingleton<IRecordFormat>(new WfdbRecordFormat());
-        services.AddSingleton<IRecordFormat>(new NpyRecordFormat(npyRate));
-        services.AddSingleton<IContainerFormat>(new Hdf5ContainerFormat(hdf5));
-        var archives = new ArchiveOptions();
-        configuration.GetSection(ArchiveOptions.SectionName).Bind(archives);
-        services.AddSingleton<IContainerFormat>(sp => new ArchiveContainerFormat(sp.GetServices<IRecordFormat>(), archives));
+        services.AddOptions<CoordinatorOptions>()
+            .Bind(configuration.GetSection(CoordinatorOptions.SectionName))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<CoordinatorOptions>>(new ProblemsValidator<CoordinatorOptions>(o => o.Problems()));
+        var workers = configuration.GetSection(WorkerOptions.SectionName);
+        services.AddOptions<WorkerOptions>()
+            .Bind(workers)
+            .PostConfigure(o => o.Hdf5 = o.Hdf5 with
+            {
+                // Binding appends configured lead names to the default ones: configured names replace them instead.
+                // An empty exam id dataset means shards without ids.
+                LeadNames = workers.GetSection("Hdf5:LeadNames").Get<string[]>() is { Length: > 0 } leads ? leads : new Inference.Formats.Hdf5.Hdf5ShardOptions().LeadNames,
+                ExamIdDataset = string.IsNullOrEmpty(o.Hdf5.ExamIdDataset) ? null : o.Hdf5.ExamIdDataset,
+            })
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WorkerOptions>>(new ProblemsValidator<WorkerOptions>(o => o.Problems()));
+
+        services.TryAddSingleton(sp => FormatRegistry.Create(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Formats));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
         services.TryAddSingleton<IWindowPreparer, PreprocessingWindowPreparer>();
-        services.TryAddSingleton<IScorerProvider>(_ => new OnnxScorerProvider(configuration.GetValue("Workers:IntraOpThreads", 0), configuration.GetValue("Workers:AllowSpinning", true)));
+        services.TryAddSingleton<IScorerProvider>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
+            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning);
+        });
+        services.TryAddSingleton<ILeasePort, GrainLeasePort>();
+        services.TryAddSingleton(sp => new WorkerPorts(
+            sp.GetRequiredService<ILeasePort>(),
+            sp.GetRequiredService<BlobStore>(),
+            sp.GetRequiredService<ResultWriter>(),
+            sp.GetRequiredService<CurrentScores>(),
+            sp.GetRequiredService<CurrentScores>(),
+            sp.GetRequiredService<IRecordDecoder>(),
+            sp.GetRequiredService<IWindowPreparer>(),
+            sp.GetRequiredService<IScorerProvider>(),
+            sp.GetRequiredService<ScoringMetrics>()));
         if (startWorkers)
         {
             services.AddSingleton<ScoringWorkerHost>();
@@ -82,5 +97,16 @@ public static class ScoringSiloExtensions
         services.AddSingleton<ScheduleSynchronizer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScheduleSynchronizer>());
         return services;
+    }
+
+    /// <summary>Fails options whose <c>Problems()</c> lists anything, with those lines as the reasons.</summary>
+    private sealed class ProblemsValidator<T>(Func<T, IReadOnlyList<string>> problems) : IValidateOptions<T>
+        where T : class
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            var found = problems(options);
+            return found.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(found);
+        }
     }
 }

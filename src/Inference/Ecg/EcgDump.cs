@@ -1,4 +1,5 @@
-using HubertEcg.Inference.Ecg.Wfdb;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Inference.Ecg;
 
@@ -13,10 +14,10 @@ public static class EcgDump
     public static IReadOnlyList<string> Write(TextWriter output, string recordSpec, long from = 0, long? to = null, IReadOnlyList<int>? channels = null, bool physical = false, double? samplingRate = null)
     {
         ArgumentNullException.ThrowIfNull(output);
-        var spec = EcgRecordSpec.Parse(recordSpec);
-        if (spec.Format == EcgRecordFormat.Wfdb)
+        var location = FormatRegistry.Default.Locate(recordSpec);
+        if (location.Format is WfdbFormat)
         {
-            var wfdb = WfdbRecord.Open(spec.Path);
+            var wfdb = WfdbRecord.Open(location.Files, location.RecordName, recordSpec);
             if (physical)
             {
                 SampleText.WritePhysical(output, wfdb.ReadPhysical(from, to, channels));
@@ -31,10 +32,10 @@ public static class EcgDump
 
         if (!physical)
         {
-            throw new EcgFormatException(recordSpec, $"{spec.Format} records hold physical values only: use --physical");
+            throw new EcgFormatException(recordSpec, $"{location.Format?.Name ?? location.Container?.Name} records hold physical values only: use --physical");
         }
 
-        var loaded = EcgRecordLoader.Load(recordSpec, samplingRate);
+        var loaded = FormatRegistry.Default.Load(recordSpec, samplingRate);
         var signal = loaded.Signal;
         var end = to ?? signal.SampleCount;
         if (from < 0 || end > signal.SampleCount || from > end)

@@ -75,6 +75,19 @@ public sealed class InMemoryRecordFileSource : IRecordFileSource
     public long Length(string fileName) => _files.TryGetValue(fileName, out var bytes) ? bytes.Length : -1;
 }
 
+/// <summary>Record files on local disk under other names (downloaded blobs, extracted archive members), addressed by their own file names.</summary>
+public sealed class MappedRecordFileSource(IReadOnlyDictionary<string, string> pathsByName) : IRecordFileSource
+{
+    public bool Exists(string fileName) => pathsByName.ContainsKey(fileName);
+
+    public Stream Open(string fileName) =>
+        pathsByName.TryGetValue(fileName, out var path)
+            ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+            : throw new FileNotFoundException($"record file {fileName} is not among the record's files", fileName);
+
+    public long Length(string fileName) => pathsByName.TryGetValue(fileName, out var path) ? new FileInfo(path).Length : -1;
+}
+
 /// <summary>Reads byte ranges of record files into pooled buffers, never allocating more than the file really holds.</summary>
 internal static class RecordFileReader
 {

@@ -1,4 +1,4 @@
-using HubertEcg.Grains.Telemetry;
+using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

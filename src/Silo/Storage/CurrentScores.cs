@@ -1,11 +1,9 @@
 using System.Text;
+using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace HubertEcg.Storage;
-
-/// <summary>A stored score's source: the blob its record was read from and that blob's ETag then.</summary>
-public sealed record ScoredSource(string SourceBlob, string SourceETag);
 
 /// <summary>
 /// What incremental runs leave out: the records that already have a current score for the model, that is a
@@ -13,13 +11,13 @@ public sealed record ScoredSource(string SourceBlob, string SourceETag);
 /// with by a pass over the same version (<c>container_passes</c>). Each question is one statement per batch of blobs,
 /// answered from the index on <c>scores (model_id, source_blob)</c> or the primary key of <c>container_passes</c>.
 /// </summary>
-public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? retry = null)
+public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? retry = null) : IScoreIndex, IContainerPassLog
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
     /// <summary>
     /// Of the records' source blobs <paramref name="blobs"/> (name and the record's version, see
-    /// <c>ShardPlanner.SourceETag</c>), those whose stored scores for <paramref name="modelId"/> all come from that
+    /// <c>FormatRegistry.SourceVersion</c>), those whose stored scores for <paramref name="modelId"/> all come from that
     /// version, each with how many score rows it has. A blob without scores, or with one from another version, is not
     /// returned. (Containers are answered by <see cref="PassedContainersAsync"/>.)
     /// </summary>

@@ -1,22 +1,8 @@
+using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace HubertEcg.Storage;
-
-/// <summary>One scored record: the row of <c>scores</c>, keyed by (model, record).</summary>
-public sealed record ScoreRow(
-    string ModelId,
-    string RecordId,
-    Guid RunId,
-    float[] Probabilities,
-    float[] Embedding,
-    int WindowsUsed,
-    string SourceBlob,
-    string SourceETag,
-    DateTime ScoredAt);
-
-/// <summary>A record that could not be read or preprocessed: the row of <c>quarantine</c>, keyed by (run, record).</summary>
-public sealed record QuarantineRow(Guid RunId, string RecordId, int ShardNo, string SourceBlob, string Reason, DateTime QuarantinedAt);
 
 /// <summary>
 /// Writes scores and quarantine rows idempotently: binary COPY into a transaction-scoped staging table, then an
@@ -28,7 +14,7 @@ public sealed record QuarantineRow(Guid RunId, string RecordId, int ShardNo, str
 /// reason is free text: a character Postgres cannot store in it is written in a printable form
 /// (<see cref="PostgresText.Printable"/>).
 /// </summary>
-public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null)
+public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null) : IResultSink
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 

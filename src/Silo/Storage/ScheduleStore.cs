@@ -1,4 +1,6 @@
 using System.Globalization;
+using HubertEcg.Grains;
+using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -17,7 +19,7 @@ public sealed record ScheduleRecord(
     string ModelId,
     string ModelPath,
     string PreprocessingProfile,
-    string Aggregation,
+    Aggregation Aggregation,
     int MaxWindows,
     int BatchSize,
     int ShardSize,
@@ -85,11 +87,6 @@ public sealed record ScheduleFiring(
 /// </summary>
 public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? retry = null)
 {
-    private const string Columns =
-        "schedule_id, name, input_container, input_prefix, input_manifest, model_id, model_path, preprocessing_profile, aggregation, " +
-        "max_windows, batch_size, shard_size, max_attempts, lease_seconds, cron, time_zone, incremental, enabled, created_at, " +
-        "last_due_at, last_run_id, last_checked_at, next_due_at";
-
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
     /// <summary>
@@ -124,7 +121,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
                 cmd.Parameters.Add(new NpgsqlParameter("model", NpgsqlDbType.Text) { Value = schedule.ModelId });
                 cmd.Parameters.Add(new NpgsqlParameter("path", NpgsqlDbType.Text) { Value = schedule.ModelPath });
                 cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = schedule.PreprocessingProfile });
-                cmd.Parameters.Add(new NpgsqlParameter("agg", NpgsqlDbType.Text) { Value = schedule.Aggregation });
+                cmd.Parameters.Add(new NpgsqlParameter("agg", NpgsqlDbType.Text) { Value = schedule.Aggregation.ToText() });
                 cmd.Parameters.Add(new NpgsqlParameter("maxw", NpgsqlDbType.Integer) { Value = schedule.MaxWindows });
                 cmd.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Integer) { Value = schedule.BatchSize });
                 cmd.Parameters.Add(new NpgsqlParameter("shard", NpgsqlDbType.Integer) { Value = schedule.ShardSize });
@@ -151,7 +148,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         _retry.RunAsync(
             async ct =>
             {
-                await using var cmd = dataSource.CreateCommand($"select {Columns} from schedules where schedule_id = @id");
+                await using var cmd = dataSource.CreateCommand("select * from schedules where schedule_id = @id");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = scheduleId });
                 await using var reader = await cmd.ExecuteReaderAsync(ct);
                 return await reader.ReadAsync(ct) ? Read(reader) : null;
@@ -164,7 +161,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
-                    $"select {Columns} from schedules where name = @name or schedule_id = @id order by name = @name desc limit 1");
+                    "select * from schedules where name = @name or schedule_id = @id order by name = @name desc limit 1");
                 cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = nameOrId });
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = Guid.TryParse(nameOrId, out var id) ? id : DBNull.Value });
                 await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -177,7 +174,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         _retry.RunAsync<IReadOnlyList<ScheduleRecord>>(
             async ct =>
             {
-                await using var cmd = dataSource.CreateCommand($"select {Columns} from schedules order by name");
+                await using var cmd = dataSource.CreateCommand("select * from schedules order by name");
                 return await cmd.ReadAllAsync(Read, ct);
             },
             cancellationToken);
@@ -220,7 +217,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
         ScheduleRecord? schedule;
         DateTime now;
-        await using (var select = new NpgsqlCommand($"select {Columns}, now() from schedules where schedule_id = @id for update", connection, tx))
+        await using (var select = new NpgsqlCommand("select *, now() as checked_at from schedules where schedule_id = @id for update", connection, tx))
         {
             select.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = scheduleId });
             await using var reader = await select.ExecuteReaderAsync(cancellationToken);
@@ -230,7 +227,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
             }
 
             schedule = Read(reader);
-            now = nowUtc ?? reader.GetFieldValue<DateTime>(23);
+            now = nowUtc ?? reader.Field<DateTime>("checked_at");
         }
 
         // A retry after a commit whose answer was lost: the run of this attempt exists already.
@@ -289,10 +286,10 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
             tx))
         {
             update.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = scheduleId });
-            update.Parameters.Add(new NpgsqlParameter("due", NpgsqlDbType.TimestampTz) { Value = RunStore.Utc(due) });
+            update.Parameters.Add(new NpgsqlParameter("due", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(due) });
             update.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = runId });
-            update.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = RunStore.Utc(now) });
-            update.Parameters.Add(new NpgsqlParameter("next", NpgsqlDbType.TimestampTz) { Value = RunStore.Utc(next) });
+            update.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(now) });
+            update.Parameters.Add(new NpgsqlParameter("next", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(next) });
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -307,33 +304,33 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         await using var cmd = new NpgsqlCommand(
             "update schedules set last_checked_at = @now, next_due_at = @next where schedule_id = @id", connection, tx);
         cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = scheduleId });
-        cmd.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = RunStore.Utc(now) });
-        cmd.Parameters.Add(new NpgsqlParameter("next", NpgsqlDbType.TimestampTz) { Value = RunStore.Utc(next) });
+        cmd.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(now) });
+        cmd.Parameters.Add(new NpgsqlParameter("next", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(next) });
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static ScheduleRecord Read(NpgsqlDataReader r) => new(
-        r.GetGuid(0),
-        r.GetString(1),
-        r.GetString(2),
-        r.GetString(3),
-        r.IsDBNull(4) ? null : r.GetString(4),
-        r.GetString(5),
-        r.GetString(6),
-        r.GetString(7),
-        r.GetString(8),
-        r.GetInt32(9),
-        r.GetInt32(10),
-        r.GetInt32(11),
-        r.GetInt32(12),
-        r.GetInt32(13),
-        r.GetString(14),
-        r.GetString(15),
-        r.GetBoolean(16),
-        r.GetBoolean(17),
-        r.GetFieldValue<DateTime>(18),
-        r.IsDBNull(19) ? null : r.GetFieldValue<DateTime>(19),
-        r.IsDBNull(20) ? null : r.GetGuid(20),
-        r.IsDBNull(21) ? null : r.GetFieldValue<DateTime>(21),
-        r.IsDBNull(22) ? null : r.GetFieldValue<DateTime>(22));
+        r.Field<Guid>("schedule_id"),
+        r.Field<string>("name"),
+        r.Field<string>("input_container"),
+        r.Field<string>("input_prefix"),
+        r.Field<string?>("input_manifest"),
+        r.Field<string>("model_id"),
+        r.Field<string>("model_path"),
+        r.Field<string>("preprocessing_profile"),
+        ContractText.ParseAggregation(r.Field<string>("aggregation")),
+        r.Field<int>("max_windows"),
+        r.Field<int>("batch_size"),
+        r.Field<int>("shard_size"),
+        r.Field<int>("max_attempts"),
+        r.Field<int>("lease_seconds"),
+        r.Field<string>("cron"),
+        r.Field<string>("time_zone"),
+        r.Field<bool>("incremental"),
+        r.Field<bool>("enabled"),
+        r.Field<DateTime>("created_at"),
+        r.Field<DateTime?>("last_due_at"),
+        r.Field<Guid?>("last_run_id"),
+        r.Field<DateTime?>("last_checked_at"),
+        r.Field<DateTime?>("next_due_at"));
 }

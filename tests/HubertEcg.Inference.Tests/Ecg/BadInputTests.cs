@@ -1,5 +1,7 @@
 using HubertEcg.Inference.Ecg;
-using HubertEcg.Inference.Ecg.Wfdb;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Inference.Formats.Npy;
+using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Testing;
 using static HubertEcg.Inference.Tests.Ecg.WfdbTestFiles;
 
@@ -25,7 +27,7 @@ public sealed class BadInputTests
         var before = GC.GetAllocatedBytesForCurrentThread();
         var e = Assert.Throws<EcgFormatException>(() =>
         {
-            var record = EcgRecordLoader.LoadWfdb(source, name, "bad/" + name);
+            var record = WfdbFormat.Load(source, name, "bad/" + name);
             record.ToStandard12Lead();
         });
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, "allocated more than 64 MiB");
@@ -115,8 +117,8 @@ public sealed class BadInputTests
     public void NpySamplingRateOfZero()
     {
         var path = RepoPaths.SharedFile("golden", "preprocess", "synthetic_500hz", "raw.npy");
-        Assert.Contains("sampling rate 0", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(path, 0)).Reason, StringComparison.Ordinal);
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(path, double.PositiveInfinity));
+        Assert.Contains("sampling rate 0", Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(path, 0)).Reason, StringComparison.Ordinal);
+        Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(path, double.PositiveInfinity));
     }
 
     [Fact]
@@ -126,9 +128,9 @@ public sealed class BadInputTests
         var noXyz = new InMemoryRecordFileSource(source.FileNames.Where(n => n != "s0010_re.xyz").Select(n => new KeyValuePair<string, byte[]>(n, ReadAll(source, n))));
         Assert.Contains("signal file s0010_re.xyz is missing", Fails(noXyz, "s0010_re"), StringComparison.Ordinal);
         Assert.Contains("file nothing.hea is missing", Fails(source, "nothing"), StringComparison.Ordinal);
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"))));
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N") + ".npy"), 500));
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N") + ".hdf5#0")));
+        Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"))));
+        Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N") + ".npy"), 500));
+        Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N") + ".hdf5#0")));
     }
 
     [Fact]
@@ -156,18 +158,18 @@ public sealed class BadInputTests
             data[5] = float.NaN;
             var withNaN = Path.Combine(dir.FullName, "nan.npy");
             HubertEcg.Inference.IO.Npy.WriteFloat32(withNaN, data, 12, 100);
-            var loaded = EcgRecordLoader.Load(withNaN, 500);
+            var loaded = FormatRegistry.Default.Load(withNaN, 500);
             Assert.True(double.IsNaN(loaded.ToStandard12Lead().Leads[0][5])); // an invalid sample, filled by preprocessing
 
             data[300] = float.PositiveInfinity;
             var withInf = Path.Combine(dir.FullName, "inf.npy");
             HubertEcg.Inference.IO.Npy.WriteFloat32(withInf, data, 12, 100);
-            Assert.Contains("lead aVR sample 0 is infinite", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(withInf, 500)).Reason, StringComparison.Ordinal);
+            Assert.Contains("lead aVR sample 0 is infinite", Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(withInf, 500)).Reason, StringComparison.Ordinal);
 
             var allNaN = Enumerable.Repeat(float.NaN, 12 * 100).ToArray();
             var nanOnly = Path.Combine(dir.FullName, "allnan.npy");
             HubertEcg.Inference.IO.Npy.WriteFloat32(nanOnly, allNaN, 12, 100);
-            Assert.Contains("no valid samples", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(nanOnly, 500).ToStandard12Lead()).Reason, StringComparison.Ordinal);
+            Assert.Contains("no valid samples", Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(nanOnly, 500).ToStandard12Lead()).Reason, StringComparison.Ordinal);
         }
         finally
         {
@@ -192,10 +194,10 @@ public sealed class BadInputTests
         {
             var empty = Path.Combine(dir.FullName, "empty.npy");
             File.WriteAllBytes(empty, []);
-            Assert.Contains("bad magic", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(empty, 500)).Reason, StringComparison.Ordinal);
+            Assert.Contains("bad magic", Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(empty, 500)).Reason, StringComparison.Ordinal);
             var zeroSamples = Path.Combine(dir.FullName, "zero.npy");
             HubertEcg.Inference.IO.Npy.WriteFloat32(zeroSamples, [], 12, 0);
-            Assert.Contains("holds no samples", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.Load(zeroSamples, 500)).Reason, StringComparison.Ordinal);
+            Assert.Contains("holds no samples", Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.Load(zeroSamples, 500)).Reason, StringComparison.Ordinal);
         }
         finally
         {
@@ -223,11 +225,11 @@ public sealed class BadInputTests
         new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)header.Length, 0 }.CopyTo(bytes, 0);
         System.Text.Encoding.ASCII.GetBytes(header).CopyTo(bytes, 10);
         var before = GC.GetAllocatedBytesForCurrentThread();
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.LoadNpy(new MemoryStream(bytes), "npy-lie", 500));
-        Assert.Throws<EcgFormatException>(() => EcgRecordLoader.LoadNpy(new NonSeekableStream(bytes), "npy-lie", 500));
+        Assert.Throws<EcgFormatException>(() => NpyFormat.Load(new MemoryStream(bytes), "npy-lie", 500));
+        Assert.Throws<EcgFormatException>(() => NpyFormat.Load(new NonSeekableStream(bytes), "npy-lie", 500));
         var smaller = header.Replace("(12, 100000000)", "(12, 1000000)  ", StringComparison.Ordinal);
         System.Text.Encoding.ASCII.GetBytes(smaller).CopyTo(bytes, 10);
-        Assert.Contains("truncated", Assert.Throws<EcgFormatException>(() => EcgRecordLoader.LoadNpy(new NonSeekableStream(bytes), "npy-lie", 500)).Reason, StringComparison.Ordinal);
+        Assert.Contains("truncated", Assert.Throws<EcgFormatException>(() => NpyFormat.Load(new NonSeekableStream(bytes), "npy-lie", 500)).Reason, StringComparison.Ordinal);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20);
     }
 

@@ -1,4 +1,6 @@
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Inference.Formats.Hdf5;
 using PureHDF;
 
 namespace HubertEcg.Inference.Tests.Ecg;
@@ -72,13 +74,13 @@ public sealed class Hdf5ShardReaderTests : IDisposable
         using (var stream = new MemoryStream(File.ReadAllBytes(path)))
         using (var shard = Hdf5ShardReader.Open(stream, "blob://exams_part1.hdf5"))
         {
-            var record = EcgRecordLoader.LoadHdf5Exam(shard, 2, "exams_part1.hdf5");
-            Assert.Equal(EcgRecordFormat.Hdf5, record.Format);
+            var record = Hdf5Format.LoadExam(shard, 2, "exams_part1.hdf5");
+            Assert.Equal("hdf5", record.Format);
             Assert.Equal(Value(2, 10, 3), record.ToStandard12Lead().Leads[3][10]);
             Assert.Contains("exam 168405", record.RecordId, StringComparison.Ordinal);
         }
 
-        var loaded = EcgRecordLoader.Load(path + "#1", samplingRate: 500);
+        var loaded = FormatRegistry.Default.Load(path + "#1", samplingRate: 500);
         Assert.Equal(500, loaded.Signal.SamplingRate);
         Assert.Equal(Value(1, 100, 9), loaded.Signal.Leads[9][100]);
     }
@@ -102,7 +104,7 @@ public sealed class Hdf5ShardReaderTests : IDisposable
         string[] reversed = ["V6", "V5", "V4", "V3", "V2", "V1", "aVF", "aVL", "aVR", "III", "II", "I"];
         using var other = Hdf5ShardReader.Open(renamed, new Hdf5ShardOptions { TracingsDataset = "ecg", ExamIdDataset = "ids", SamplingRate = 500, LeadNames = reversed, ScaleToMillivolts = 0.5 });
         Assert.Equal(42, other.ExamId(0));
-        var record = EcgRecordLoader.LoadHdf5Exam(other, 0, "other.h5").ToStandard12Lead();
+        var record = Hdf5Format.LoadExam(other, 0, "other.h5").ToStandard12Lead();
         Assert.Equal(Value(0, 3, 11) * 0.5, record.Leads[0][3], 5); // stored lead 11 is I
     }
 

@@ -1,6 +1,7 @@
 using System.Text;
 using HubertEcg.Inference.Ecg;
-using HubertEcg.Inference.Ecg.Wfdb;
+using HubertEcg.Inference.Formats.Npy;
+using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Testing;
 
 namespace HubertEcg.Inference.Tests.Ecg;
@@ -44,7 +45,7 @@ public sealed class ReaderFuzzTests
             var before = GC.GetAllocatedBytesForCurrentThread();
             try
             {
-                var record = EcgRecordLoader.LoadWfdb(source, name, $"fuzz{i}");
+                var record = WfdbFormat.Load(source, name, $"fuzz{i}");
                 if (record.Wfdb is { } wfdb && wfdb.SampleCount > 0)
                 {
                     var from = random.NextInt64(wfdb.SampleCount);
@@ -111,7 +112,7 @@ public sealed class ReaderFuzzTests
             var before = GC.GetAllocatedBytesForCurrentThread();
             try
             {
-                EcgRecordLoader.LoadNpy(random.Next(2) == 0 ? new MemoryStream(bytes) : new BadInputTests.NonSeekableStream(bytes), $"npy{i}", 100).ToStandard12Lead();
+                NpyFormat.Load(random.Next(2) == 0 ? new MemoryStream(bytes) : new BadInputTests.NonSeekableStream(bytes), $"npy{i}", 100).ToStandard12Lead();
             }
             catch (EcgFormatException e)
             {

@@ -1,5 +1,7 @@
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Formats.Hdf5;
+using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Inference.Tests.Ecg;
 
@@ -26,8 +28,8 @@ public sealed class SyntheticEcgTests
     public void WfdbRecordsReadBack(int format, double rate)
     {
         var signal = SyntheticEcg.Generate("r1", 7, rate, 10);
-        var files = SyntheticEcg.WriteWfdb(signal, "r1", format, gain: 200);
-        var record = EcgRecordLoader.LoadWfdb(new InMemoryRecordFileSource(files), "r1");
+        var files = WfdbWriter.Write(signal, "r1", format, gain: 200);
+        var record = WfdbFormat.Load(new InMemoryRecordFileSource(files), "r1");
         Assert.Empty(record.Warnings);
         AssertClose(signal, record.ToStandard12Lead(), 0.5 / 200 + 1e-12);
     }
@@ -36,8 +38,8 @@ public sealed class SyntheticEcgTests
     public void ChallengeMatRecordReadsBack()
     {
         var signal = SyntheticEcg.Generate("A0001", 3, 500, 10);
-        var files = SyntheticEcg.WriteChallengeMat(signal, "A0001");
-        var record = EcgRecordLoader.LoadWfdb(new InMemoryRecordFileSource(files), "A0001");
+        var files = WfdbWriter.WriteChallengeMat(signal, "A0001");
+        var record = WfdbFormat.Load(new InMemoryRecordFileSource(files), "A0001");
         Assert.Empty(record.Warnings);
         AssertClose(signal, record.ToStandard12Lead(), 0.5 / 1000 + 1e-12);
     }
@@ -46,13 +48,13 @@ public sealed class SyntheticEcgTests
     public void Code15ShardReadsBackExamByExam()
     {
         var exams = Enumerable.Range(0, 3).Select(i => SyntheticEcg.Generate($"e{i}", i, 400, 4096 / 400.0)).ToArray();
-        var bytes = SyntheticEcg.WriteCode15Shard(exams, [11, 22, 33]);
+        var bytes = Code15ShardWriter.Write(exams, [11, 22, 33]);
         using var shard = Hdf5ShardReader.Open(new MemoryStream(bytes), "shard.hdf5");
         Assert.Equal(3, shard.ExamCount);
         for (var i = 0; i < 3; i++)
         {
             Assert.Equal(new long[] { 11, 22, 33 }[i], shard.ExamId(i));
-            var record = EcgRecordLoader.LoadHdf5Exam(shard, i, "shard.hdf5");
+            var record = Hdf5Format.LoadExam(shard, i, "shard.hdf5");
             AssertClose(exams[i], record.ToStandard12Lead(), 1e-6);
         }
     }

@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 using HubertEcg.Inference.Ecg;
-using HubertEcg.Inference.Ecg.Wfdb;
+using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Testing;
 
 namespace HubertEcg.Inference.Tests.Ecg;

@@ -1,5 +1,5 @@
 using HubertEcg.Inference.Ecg;
-using HubertEcg.Inference.Ecg.Wfdb;
+using HubertEcg.Inference.Formats.Wfdb;
 using static HubertEcg.Inference.Tests.Ecg.WfdbTestFiles;
 
 namespace HubertEcg.Inference.Tests.Ecg;
@@ -100,7 +100,7 @@ public sealed class WfdbRecordTests
         var record = WfdbRecord.Open(source, "r");
         var digital = record.ReadDigital();
         Assert.Equal([1, 2, 3], digital[0]);
-        Assert.Equal([200, 300, WfdbFormats.InvalidSample], digital[1]);
+        Assert.Equal([200, 300, WfdbSignalFormats.InvalidSample], digital[1]);
         var physical = record.ReadPhysical(1, 3, [1]);
         Assert.Equal(300, physical[0][0]);
         Assert.True(double.IsNaN(physical[0][1]));
@@ -117,7 +117,7 @@ public sealed class WfdbRecordTests
         Assert.Equal(0.5, physical[0]);
         Assert.True(double.IsNaN(physical[1]));
         Assert.Equal(1.5, physical[2]);
-        Assert.Equal(WfdbFormats.InvalidSample, record.ReadDigital()[0][1]);
+        Assert.Equal(WfdbSignalFormats.InvalidSample, record.ReadDigital()[0][1]);
         using var text = new StringWriter();
         SampleText.WritePhysical(text, [physical]);
         Assert.Equal("     0.50000000\n            NaN\n     1.50000000\n", text.ToString());
@@ -150,7 +150,7 @@ public sealed class WfdbRecordTests
         var source = Source(
             ("r.hea", Text($"r 1 100 1\nr.dat 16 {gain.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}/{units} 16 0 0 0 0 I\n")),
             ("r.dat", Format16([1])));
-        var loaded = EcgRecordLoader.LoadWfdb(source, "r");
+        var loaded = WfdbFormat.Load(source, "r");
         Assert.Equal(expectedMv, loaded.Signal.Leads[0][0], 12);
         Assert.Equal("mV", loaded.Units[0]);
         Assert.Equal(units, loaded.SourceUnits[0]);
@@ -168,7 +168,7 @@ public sealed class WfdbRecordTests
         var record = WfdbRecord.Open(source, "m");
         Assert.True(record.Header.IsMultiSegment);
         Assert.Equal(7, record.SampleCount);
-        const int X = WfdbFormats.InvalidSample;
+        const int X = WfdbSignalFormats.InvalidSample;
         Assert.Equal([1, 2, 3, X, X, 4, 5], record.ReadDigital()[0]);
         Assert.Equal([20, 30, X, X, 40], record.ReadDigital(1, 6, [1])[0]);
         var physical = record.ReadPhysical(2, 6, [0])[0];
@@ -196,7 +196,7 @@ public sealed class WfdbRecordTests
         Assert.True(double.IsNaN(physical[1][0]) && double.IsNaN(physical[1][1]));
         Assert.Equal([0.07, 0.09], physical[1][2..]);
         var digital = record.ReadDigital();
-        const int X = WfdbFormats.InvalidSample;
+        const int X = WfdbSignalFormats.InvalidSample;
         Assert.Equal([100, -50, 200, 100], digital[0]);
         Assert.Equal([X, X, 7, 9], digital[1]);
     }

@@ -1,4 +1,5 @@
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Preprocessing;
 using HubertEcg.Testing;
 
@@ -26,7 +27,7 @@ public sealed class RecordFileParityTests
     [MemberData(nameof(Cases))]
     public void RecordFileMatchesGolden(string golden, string recordFile, string profile)
     {
-        var record = EcgRecordLoader.Load(RepoPaths.SharedFile("ecg-samples", recordFile));
+        var record = FormatRegistry.Default.Load(RepoPaths.SharedFile("ecg-samples", recordFile));
         var signal = record.ToStandard12Lead();
         Assert.Equal(StandardLeads.Names, signal.LeadNames);
         PreprocessingParityTests.AssertMatchesGolden(signal, golden, profile);

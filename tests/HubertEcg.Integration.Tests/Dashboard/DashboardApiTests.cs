@@ -1,10 +1,12 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Silo.Dashboard;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Npgsql;
 
 namespace HubertEcg.Integration.Tests.Dashboard;
@@ -228,18 +230,18 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
         var store = new RunStore(database.DataSource);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(ModelId), "c", "p/", shardSize: 4, name: HostileName);
         var plan = Enumerable.Range(0, 3)
-            .Select(n => new ShardRecord(runId, n, ShardKinds.Records, [$"p/{n}.hea"], 4, ShardStates.Pending, 0, null, null, 0, 0, null))
+            .Select(n => new ShardRecord(runId, n, ShardKind.Records, [$"p/{n}.hea"], 4, ShardState.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(runId, plan, null, [], planningComplete: true);
-        await store.SaveShardAsync(plan[0] with { State = ShardStates.Done, Attempts = 1, LeaseOwner = "worker-a", RecordsDone = 3, RecordsQuarantined = 1 });
-        await store.SaveShardAsync(plan[1] with { State = ShardStates.Leased, Attempts = 1, LeaseOwner = "worker-b", LeaseDeadline = DateTime.UtcNow.AddMinutes(10) });
+        await store.Shards.AppendPlanAsync(runId, plan, null, [], planningComplete: true);
+        await store.Shards.SaveAsync(plan[0] with { State = ShardState.Done, Attempts = 1, LeaseOwner = "worker-a", RecordsDone = 3, RecordsQuarantined = 1 });
+        await store.Shards.SaveAsync(plan[1] with { State = ShardState.Leased, Attempts = 1, LeaseOwner = "worker-b", LeaseDeadline = DateTime.UtcNow.AddMinutes(10) });
 
         var now = DateTime.UtcNow;
         var writer = new ResultWriter(database.DataSource);
         await writer.WriteScoresAsync([Score(runId, "a-0", now, af: true), Score(runId, "a-1", now, af: true), Score(runId, "a-2", now, af: false)], "worker-a");
         await writer.WriteQuarantineAsync([new QuarantineRow(runId, HostileRecord, 0, "p/0.hea", Reason, now)], "worker-a");
         await writer.WriteScoresAsync([Score(runId, "b-0", now, af: false), Score(runId, "b-1", now, af: false)], "worker-b");
-        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Running, 12, 3, 1, 0, 1, 0, 0, null, null, now.AddMinutes(-1), null));
+        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunState.Running, 12, 3, 1, 0, 1, 0, 0, null, null, now.AddMinutes(-1), null));
         return runId;
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.RegularExpressions;
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -100,7 +101,7 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(shots, "dashboard-runs.png"), FullPage = true });
 
             var run = await store.GetRunAsync(runId);
-            Assert.Equal(RunStates.Completed, run!.State);
+            Assert.Equal(RunState.Completed, run!.State);
             Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
             Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
 

@@ -1,6 +1,7 @@
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Npgsql;
 
 namespace HubertEcg.Integration.Tests.Dashboard;

@@ -1,6 +1,8 @@
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -22,7 +24,7 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         var store = new RunStore(database.DataSource);
         var runId = await NewRunAsync(store, shards: 3, recordsPerShard: 10);
         var started = now.AddHours(-4);
-        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Running, 30, 10, 0, 0, 1, 0, 0, null, null, started, null));
+        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunState.Running, 30, 10, 0, 0, 1, 0, 0, null, null, started, null));
         await ExecuteAsync($"update runs set started_at = now() - interval '4 hours' where run_id = '{runId}'"); // planning set it to now
 
         var writer = new ResultWriter(database.DataSource);
@@ -74,7 +76,7 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
 
         await tx.CommitAsync();
 
-        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunStates.Completed, 18, 16, 2, 0, 3, 0, 0, 0, null, started, now));
+        await store.SaveProgressAsync(new RunProgressUpdate(runId, RunState.Completed, 18, 16, 2, 0, 3, 0, 0, 0, null, started, now));
         await using var done = database.DataSource.CreateCommand(
             "select records_planned, records_remaining, percent_done, eta_seconds from dashboard_run_progress where run_id = @run");
         done.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = runId });
@@ -108,7 +110,7 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
 
         // Two of four shards finished: of their 50 records, 40 were left out as current, 9 scored, 1 quarantined.
         await store.SaveProgressAsync(new RunProgressUpdate(
-            runId, RunStates.Running, 100, 9, 1, 0, 2, 0, 0, null, null, DateTime.UtcNow, null, RecordsSkipped: 40));
+            runId, RunState.Running, 100, 9, 1, 0, 2, 0, 0, null, null, DateTime.UtcNow, null, RecordsSkipped: 40));
         var row = await SingleRowAsync(
             "select records_planned, records_done, records_quarantined, records_skipped, records_remaining, percent_done " +
             "from dashboard_run_progress where run_id = @run",
@@ -156,10 +158,10 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         var runId = await NewRunAsync(store, shards: 5, recordsPerShard: 4);
         var past = DateTime.UtcNow.AddMinutes(-5);
         var future = DateTime.UtcNow.AddMinutes(5);
-        await store.SaveShardAsync(new ShardRecord(runId, 0, ShardKinds.Records, [], 4, ShardStates.Done, 1, "worker-a", null, 3, 1, null));
-        await store.SaveShardAsync(new ShardRecord(runId, 1, ShardKinds.Records, [], 4, ShardStates.Leased, 1, "worker-a", future, 0, 0, null));
-        await store.SaveShardAsync(new ShardRecord(runId, 2, ShardKinds.Records, [], 4, ShardStates.Leased, 2, "worker-b", past, 0, 0, null));
-        await store.SaveShardAsync(new ShardRecord(runId, 3, ShardKinds.Records, [], 4, ShardStates.Failed, 3, null, null, 0, 0, "blob missing"));
+        await store.Shards.SaveAsync(new ShardRecord(runId, 0, ShardKind.Records, [], 4, ShardState.Done, 1, "worker-a", null, 3, 1, null));
+        await store.Shards.SaveAsync(new ShardRecord(runId, 1, ShardKind.Records, [], 4, ShardState.Leased, 1, "worker-a", future, 0, 0, null));
+        await store.Shards.SaveAsync(new ShardRecord(runId, 2, ShardKind.Records, [], 4, ShardState.Leased, 2, "worker-b", past, 0, 0, null));
+        await store.Shards.SaveAsync(new ShardRecord(runId, 3, ShardKind.Records, [], 4, ShardState.Failed, 3, null, null, 0, 0, "blob missing"));
 
         var states = await SingleRowAsync(
             "select run_state, pending, leased, done, failed, total, expired_leases from dashboard_shard_states where run_id = @run", runId);
@@ -290,7 +292,7 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         var runId = await NewRunAsync(store, shards: 1, recordsPerShard: 3);
         await new ResultWriter(database.DataSource).WriteScoresAsync([Score(runId, "ro-1", DateTime.UtcNow, (3, 0.9f))]);
         await new ResultWriter(database.DataSource).WriteQuarantineAsync([new QuarantineRow(runId, "ro-2", 0, "p/ro-2.hea", "blob: truncated file", DateTime.UtcNow)]);
-        await store.SaveShardAsync(new ShardRecord(runId, 0, ShardKinds.Records, [], 3, ShardStates.Leased, 1, "worker-a", DateTime.UtcNow.AddMinutes(1), 0, 0, null));
+        await store.Shards.SaveAsync(new ShardRecord(runId, 0, ShardKind.Records, [], 3, ShardState.Leased, 1, "worker-a", DateTime.UtcNow.AddMinutes(1), 0, 0, null));
 
         var canLogin = await SingleRowAsync("select rolcanlogin, rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'hubert_dashboard'", runId);
         Assert.Equal([false, false, false, false], canLogin);
@@ -400,9 +402,9 @@ public sealed class DashboardViewsTests(PostgresDatabaseFixture database) : ICla
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(ModelId), "c", "p/", shardSize: recordsPerShard);
         await ExecuteAsync($"update runs set name = 'dashboard run' where run_id = '{runId}'");
         var plan = Enumerable.Range(0, shards)
-            .Select(n => new ShardRecord(runId, n, ShardKinds.Records, [$"p/{n}.hea"], recordsPerShard, ShardStates.Pending, 0, null, null, 0, 0, null))
+            .Select(n => new ShardRecord(runId, n, ShardKind.Records, [$"p/{n}.hea"], recordsPerShard, ShardState.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(runId, plan, null, [], planningComplete: true);
+        await store.Shards.AppendPlanAsync(runId, plan, null, [], planningComplete: true);
         return runId;
     }
 

@@ -1,3 +1,4 @@
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -29,7 +30,7 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
         // Nothing changed: planning leaves every scored record out (the HDF5 shard whole); the corrupt records, which
         // have no score, are tried again.
         var unchanged = await RunAsync(store, model, "inc/", incremental: true);
-        Assert.Equal(RunStates.Completed, unchanged.State);
+        Assert.Equal(RunState.Completed, unchanged.State);
         Assert.Equal((0L, first.CorruptRecords.Count, first.GoodRecords.Count), (unchanged.RecordsDone, unchanged.RecordsQuarantined, unchanged.RecordsSkipped));
         Assert.Equal(first.GoodRecords.Count, unchanged.PlanningSkipped);
         Assert.Equal(first.CorruptRecords.Count, unchanged.RecordsPlanned);
@@ -155,7 +156,7 @@ public sealed class IncrementalRunTests(PostgresDatabaseFixture database, BlobCo
         var runId = await Runs.SubmitAsync(
             store, model.Descriptor, blobs.ContainerName, prefix, shardSize: 4, modelPath: model.Path, manifest: manifestBlob, incremental: incremental);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(incremental, run.Incremental);
         return run;
     }

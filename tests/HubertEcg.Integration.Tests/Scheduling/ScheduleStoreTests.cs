@@ -1,3 +1,4 @@
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -28,7 +29,7 @@ public sealed class ScheduleStoreTests(PostgresDatabaseFixture database) : IClas
         Assert.Equal(Hour(now).AddHours(1), started.NextDueAt);
         Assert.Equal(23, started.PassedOver); // a day of hourly due times, only the latest run
         var run = Assert.Single(await Schedules.RunsAsync(database.DataSource, schedule.ScheduleId));
-        Assert.Equal((started.RunId!.Value, Hour(now), RunStates.Pending), run);
+        Assert.Equal((started.RunId!.Value, Hour(now), RunState.Pending), run);
         var stored = (await new RunStore(database.DataSource).GetRunAsync(run.RunId))!;
         Assert.True(stored.Incremental);
         Assert.Equal(schedule.ScheduleId, stored.ScheduleId);
@@ -37,7 +38,7 @@ public sealed class ScheduleStoreTests(PostgresDatabaseFixture database) : IClas
 
         // Postgres itself refuses a second run for the same schedule and due time, whoever inserts it.
         var second = new NewRun(
-            Guid.NewGuid(), "second", "c", "p/", "store-race", "/models/test.onnx", stored.PreprocessingProfile, "mean", 4, 8, 5, 3, 10,
+            Guid.NewGuid(), "second", "c", "p/", "store-race", "/models/test.onnx", stored.PreprocessingProfile, Aggregation.Mean, 4, 8, 5, 3, 10,
             Incremental: true, ScheduleId: schedule.ScheduleId, ScheduledFor: Hour(now));
         var e = await Assert.ThrowsAsync<PostgresException>(() => new RunStore(database.DataSource).CreateRunAsync(second));
         Assert.Equal(PostgresErrorCodes.UniqueViolation, e.SqlState);
@@ -60,7 +61,7 @@ public sealed class ScheduleStoreTests(PostgresDatabaseFixture database) : IClas
 
         // The run ends; by then three more due times have passed: one run, for the latest of them.
         var runs = new RunStore(database.DataSource);
-        await runs.SaveProgressAsync(new RunProgressUpdate(first.RunId!.Value, RunStates.Completed, 0, 0, 0, 0, 0, 0, 0, 0, null, DateTime.UtcNow, DateTime.UtcNow));
+        await runs.SaveProgressAsync(new RunProgressUpdate(first.RunId!.Value, RunState.Completed, 0, 0, 0, 0, 0, 0, 0, 0, null, DateTime.UtcNow, DateTime.UtcNow));
         var later = Hour(schedule.CreatedAt).AddHours(4).AddMinutes(30);
         var caughtUp = await store.StartRunAsync(schedule.ScheduleId, nowUtc: later);
         Assert.Equal(FiringOutcome.Started, caughtUp.Outcome);
@@ -93,7 +94,7 @@ public sealed class ScheduleStoreTests(PostgresDatabaseFixture database) : IClas
         // The cron due times are untouched: once the run-now run has ended, the next night's 02:00 still runs.
         await new RunStore(database.DataSource).RequestCancelAsync(run.RunId);
         await new RunStore(database.DataSource).SaveProgressAsync(
-            new RunProgressUpdate(run.RunId, RunStates.Cancelled, 0, 0, 0, 0, 0, 0, 0, 0, "cancelled by request", DateTime.UtcNow, DateTime.UtcNow));
+            new RunProgressUpdate(run.RunId, RunState.Cancelled, 0, 0, 0, 0, 0, 0, 0, 0, "cancelled by request", DateTime.UtcNow, DateTime.UtcNow));
         var nightly = await store.StartRunAsync(schedule.ScheduleId, nowUtc: schedule.CreatedAt.AddDays(1));
         Assert.Equal(FiringOutcome.Started, nightly.Outcome);
         var due = schedule.Calendar().ToZone(nightly.DueAt!.Value);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -48,7 +49,7 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
 
             var first = await WaitForRunsAsync(schedule.ScheduleId, 1, silos);
             Assert.Equal(firstDue, first.ScheduledFor);
-            Assert.Equal((RunStates.Completed, (long)cohort.GoodRecords.Count, (long)cohort.CorruptRecords.Count, 0L), (first.State, first.RecordsDone, first.RecordsQuarantined, first.RecordsSkipped));
+            Assert.Equal((RunState.Completed, (long)cohort.GoodRecords.Count, (long)cohort.CorruptRecords.Count, 0L), (first.State, first.RecordsDone, first.RecordsQuarantined, first.RecordsSkipped));
             Assert.True(first.Incremental);
 
             // Every silo killed and new ones started: once a new silo has evaluated the schedule, there is still one run.
@@ -78,7 +79,7 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
 
             var second = await WaitForRunsAsync(schedule.ScheduleId, 2, silos);
             Assert.Equal(secondDue, second.ScheduledFor);
-            Assert.Equal(RunStates.Completed, second.State);
+            Assert.Equal(RunState.Completed, second.State);
             Assert.Equal(added.GoodRecords.Count + 1, second.RecordsDone);
             Assert.Equal(cohort.GoodRecords.Count - 1, second.RecordsSkipped);
             Assert.Equal(cohort.CorruptRecords.Count + added.CorruptRecords.Count, second.RecordsQuarantined);
@@ -123,7 +124,7 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
                 database.DataSource, model.Descriptor, "local", blobs.ContainerName, "local/", OneShot(due), modelPath: model.Path, incremental: false);
             await WaitUntilAsync(async () => await ReminderCountAsync(serviceId, schedule.ScheduleId) == 1, "the schedule's reminder", []);
             var run = await WaitForRunsAsync(schedule.ScheduleId, 1, []);
-            Assert.Equal((due, RunStates.Completed, (long)cohort.GoodRecords.Count, false), (run.ScheduledFor, run.State, run.RecordsDone, run.Incremental));
+            Assert.Equal((due, RunState.Completed, (long)cohort.GoodRecords.Count, false), (run.ScheduledFor, run.State, run.RecordsDone, run.Incremental));
         }
         finally
         {
@@ -156,7 +157,7 @@ public sealed class ScheduledRunTests(PostgresDatabaseFixture database, BlobCont
             {
                 var runs = await Schedules.RunsAsync(database.DataSource, scheduleId);
                 Assert.True(runs.Count <= count, $"{runs.Count} runs, expected {count}");
-                if (runs.Count < count || !RunStates.IsFinal(runs[^1].State))
+                if (runs.Count < count || !runs[^1].State.IsFinal())
                 {
                     return false;
                 }

@@ -1,3 +1,4 @@
+using HubertEcg.Grains;
 using HubertEcg.Inference.Model;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
@@ -18,20 +19,20 @@ public static class Schedules
         await new RunStore(db).RegisterModelAsync(new ModelRecord(
             model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
         return await new ScheduleStore(db).AddAsync(new ScheduleRecord(
-            Guid.NewGuid(), name, container, prefix, null, model.ModelId, modelPath, model.PreprocessingProfile, "mean", 4, 8, shardSize, 3, 10,
+            Guid.NewGuid(), name, container, prefix, null, model.ModelId, modelPath, model.PreprocessingProfile, Aggregation.Mean, 4, 8, shardSize, 3, 10,
             cron, timeZone, incremental));
     }
 
     /// <summary>The schedule's runs, oldest first: run id, due time (null when started by hand) and state.</summary>
-    public static async Task<IReadOnlyList<(Guid RunId, DateTime? ScheduledFor, string State)>> RunsAsync(NpgsqlDataSource db, Guid scheduleId)
+    public static async Task<IReadOnlyList<(Guid RunId, DateTime? ScheduledFor, RunState State)>> RunsAsync(NpgsqlDataSource db, Guid scheduleId)
     {
         await using var cmd = db.CreateCommand("select run_id, scheduled_for, state from runs where schedule_id = @id order by created_at, run_id");
         cmd.Parameters.AddWithValue("id", scheduleId);
         await using var reader = await cmd.ExecuteReaderAsync();
-        var runs = new List<(Guid, DateTime?, string)>();
+        var runs = new List<(Guid, DateTime?, RunState)>();
         while (await reader.ReadAsync())
         {
-            runs.Add((reader.GetGuid(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTime>(1), reader.GetString(2)));
+            runs.Add((reader.GetGuid(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTime>(1), ContractText.ParseRunState(reader.GetString(2))));
         }
 
         return runs;

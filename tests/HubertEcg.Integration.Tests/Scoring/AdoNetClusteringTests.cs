@@ -1,3 +1,4 @@
+using HubertEcg.Grains;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -41,7 +42,7 @@ public sealed class AdoNetClusteringTests(PostgresDatabaseFixture database, Blob
             var store = new RunStore(database.DataSource);
             var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "adonet/", shardSize: 8, modelPath: model.Path);
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
-            Assert.Equal(RunStates.Completed, run.State);
+            Assert.Equal(RunState.Completed, run.State);
             Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
             Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
         }

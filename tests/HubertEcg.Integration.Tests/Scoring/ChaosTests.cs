@@ -1,4 +1,6 @@
+using HubertEcg.Grains;
 using HubertEcg.Grains.Coordination;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 
@@ -31,22 +33,22 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             // Kill a silo whose worker holds leases (its current shard and the one it prefetched).
             var victim = await LeaseHolderAsync(store, runId, silos);
             victim.Kill();
-            var orphaned = (await store.LoadShardsAsync(runId, includeBlobs: false))
-                .Where(s => s.State == ShardStates.Leased && s.LeaseOwner!.StartsWith(victim.Name + "@", StringComparison.Ordinal))
+            var orphaned = (await store.Shards.LoadAsync(runId, includeBlobs: false))
+                .Where(s => s.State == ShardState.Leased && s.LeaseOwner!.StartsWith(victim.Name + "@", StringComparison.Ordinal))
                 .Select(s => s.ShardNo)
                 .ToList();
             Assert.NotEmpty(orphaned);
             var midway = await store.GetRunAsync(runId);
-            Assert.NotEqual(RunStates.Completed, midway!.State);
+            Assert.NotEqual(RunState.Completed, midway!.State);
 
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
             await AssertExactAsync(run, cohort);
 
             // The dead worker's leases expired and other workers redid those shards.
-            var shards = (await store.LoadShardsAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
+            var shards = (await store.Shards.LoadAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
             Assert.All(orphaned, n =>
             {
-                Assert.Equal(ShardStates.Done, shards[n].State);
+                Assert.Equal(ShardState.Done, shards[n].State);
                 Assert.True(shards[n].Attempts >= 2);
                 Assert.False(shards[n].LeaseOwner!.StartsWith(victim.Name + "@", StringComparison.Ordinal));
             });
@@ -73,7 +75,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             await WaitForShardsDoneAsync(store, runId, 3, first);
             first.ForEach(s => s.Kill());
             var midway = await store.GetRunAsync(runId);
-            Assert.NotEqual(RunStates.Completed, midway!.State);
+            Assert.NotEqual(RunState.Completed, midway!.State);
 
             second.AddRange(StartSilos(clusterId, "new", 2));
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
@@ -100,23 +102,23 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             await WaitForShardsDoneAsync(store, runId, 3, silos);
 
             // Mid-run: shards are done and workers hold leases. The last shard still waiting loses one of its blobs.
-            var shards = await store.LoadShardsAsync(runId);
-            var victim = shards.Last(s => s.State == ShardStates.Pending);
+            var shards = await store.Shards.LoadAsync(runId);
+            var victim = shards.Last(s => s.State == ShardState.Pending);
             var blob = victim.Blobs[^1];
             await blobs.Container.DeleteBlobAsync(blob);
-            var atDeletion = (await store.LoadShardsAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
-            Assert.Equal(ShardStates.Pending, atDeletion[victim.ShardNo].State);
-            Assert.Contains(atDeletion.Values, s => s.State == ShardStates.Leased);
-            Assert.True(atDeletion.Values.Count(s => s.State == ShardStates.Done) >= 3);
+            var atDeletion = (await store.Shards.LoadAsync(runId, includeBlobs: false)).ToDictionary(s => s.ShardNo);
+            Assert.Equal(ShardState.Pending, atDeletion[victim.ShardNo].State);
+            Assert.Contains(atDeletion.Values, s => s.State == ShardState.Leased);
+            Assert.True(atDeletion.Values.Count(s => s.State == ShardState.Done) >= 3);
 
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(4));
-            Assert.Equal(RunStates.Completed, run.State);
+            Assert.Equal(RunState.Completed, run.State);
             Assert.Equal(1, run.ShardsFailed);
             Assert.Equal(victim.RecordsPlanned, run.RecordsFailed);
             Assert.Equal(cohort.GoodRecords.Count - victim.RecordsPlanned, run.RecordsDone);
             Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
 
-            var failed = (await store.LoadShardsAsync(runId, includeBlobs: false)).Single(s => s.State == ShardStates.Failed);
+            var failed = (await store.Shards.LoadAsync(runId, includeBlobs: false)).Single(s => s.State == ShardState.Failed);
             Assert.Equal(victim.ShardNo, failed.ShardNo);
             Assert.Equal(1, failed.Attempts);
             Assert.Contains($"blob '{blobs.ContainerName}/{blob}' does not exist", failed.LastError, StringComparison.Ordinal);
@@ -124,7 +126,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
             // Every other record is scored exactly once; none of the failed shard's records is.
             Assert.Equal(run.RecordsDone, await Runs.CountAsync(database.DataSource, "select count(distinct record_id) from scores where run_id = @run", runId));
             Assert.Equal(run.RecordsDone, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
-            var victimRecords = victim.Blobs.Select(ShardPlanner.RecordStem).ToArray();
+            var victimRecords = victim.Blobs.Select(FormatRegistry.RecordStem).ToArray();
             await using var cmd = database.DataSource.CreateCommand("select count(*) from scores where run_id = @run and record_id = any(@records)");
             cmd.Parameters.AddWithValue("run", runId);
             cmd.Parameters.AddWithValue("records", victimRecords);
@@ -144,8 +146,8 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         while (true)
         {
-            var counts = await store.ShardStateCountsAsync(runId);
-            if (counts.GetValueOrDefault(ShardStates.Done) >= shards)
+            var counts = await store.Shards.StateCountsAsync(runId);
+            if (counts.GetValueOrDefault(ShardState.Done) >= shards)
             {
                 return;
             }
@@ -164,7 +166,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
         while (DateTime.UtcNow < deadline)
         {
-            var leased = (await store.LoadShardsAsync(runId, includeBlobs: false)).Where(s => s.State == ShardStates.Leased).ToList();
+            var leased = (await store.Shards.LoadAsync(runId, includeBlobs: false)).Where(s => s.State == ShardState.Leased).ToList();
             var holder = silos.FirstOrDefault(p => leased.Count(s => s.LeaseOwner!.StartsWith(p.Name + "@", StringComparison.Ordinal)) >= 2)
                 ?? silos.FirstOrDefault(p => leased.Any(s => s.LeaseOwner!.StartsWith(p.Name + "@", StringComparison.Ordinal)));
             if (holder is not null)
@@ -180,7 +182,7 @@ public sealed class ChaosTests(PostgresDatabaseFixture database, BlobContainerFi
 
     private async Task AssertExactAsync(RunRecord run, CohortManifest cohort)
     {
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
         Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
         Assert.Equal(0, run.RecordsFailed);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using HubertEcg.Grains;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 using Parquet;
@@ -50,7 +51,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         using (var status = JsonDocument.Parse(output))
         {
             var root = status.RootElement;
-            Assert.Equal(RunStates.Completed, root.GetProperty("state").GetString());
+            Assert.Equal("completed", root.GetProperty("state").GetString());
             Assert.Equal("cli test", root.GetProperty("name").GetString());
             Assert.Equal(cohort.GoodRecords.Count, root.GetProperty("records").GetProperty("done").GetInt64());
             Assert.Equal(cohort.CorruptRecords.Count, root.GetProperty("records").GetProperty("quarantined").GetInt64());
@@ -141,7 +142,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         await using var cluster = await ScoringCluster.StartAsync(
             1, database.ConnectionString, blobs.ConnectionString);
         var run = await Runs.WaitFinishedAsync(new RunStore(database.DataSource), runId, TimeSpan.FromMinutes(1));
-        Assert.Equal(RunStates.Cancelled, run.State);
+        Assert.Equal(RunState.Cancelled, run.State);
         Assert.Equal("cancelled by request", run.Error);
     }
 

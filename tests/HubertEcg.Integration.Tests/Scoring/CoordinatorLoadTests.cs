@@ -32,9 +32,9 @@ public sealed class CoordinatorLoadTests(PostgresDatabaseFixture database, BlobC
 
         // The plan as listing would have left it: every shard pending, listing complete.
         var shards = Enumerable.Range(0, Shards)
-            .Select(i => new ShardRecord(runId, i, ShardKinds.Records, [$"none/r{i}.npy"], RecordsPerShard, ShardStates.Pending, 0, null, null, 0, 0, null))
+            .Select(i => new ShardRecord(runId, i, ShardKind.Records, [$"none/r{i}.npy"], RecordsPerShard, ShardState.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(runId, shards, null, [], planningComplete: true);
+        await store.Shards.AppendPlanAsync(runId, shards, null, [], planningComplete: true);
 
         var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
         var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
@@ -60,7 +60,7 @@ public sealed class CoordinatorLoadTests(PostgresDatabaseFixture database, BlobC
 
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(1));
         Assert.Equal(Shards, completed);
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(Shards, run.ShardsDone);
         Assert.Equal((long)Shards * (RecordsPerShard - 1), run.RecordsDone);
         Assert.Equal(Shards, run.RecordsQuarantined);

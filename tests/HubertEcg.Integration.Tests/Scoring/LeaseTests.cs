@@ -39,22 +39,22 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         Assert.Equal((0, 2), (second.ShardNo, second.LeaseId));
         Assert.Equal(LeaseStatus.Lost, await coordinator.Renew("ghost-a", 0, 1, 0));
 
-        var shards = await store.LoadShardsAsync(runId);
-        Assert.Equal(ShardStates.Leased, shards[0].State);
+        var shards = await store.Shards.LoadAsync(runId);
+        Assert.Equal(ShardState.Leased, shards[0].State);
         Assert.Equal("ghost-b", shards[0].LeaseOwner);
         Assert.Contains("expired", shards[0].LastError, StringComparison.Ordinal);
 
         // ghost-b lets its lease lapse too: two attempts spent, the shard fails and the run ends.
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(1, run.ShardsFailed);
         Assert.Equal(1, run.ShardsDone);
         Assert.Equal(4, run.RecordsFailed);
         Assert.Equal(4, run.RecordsDone);
         Assert.Equal(8, run.RecordsPlanned);
 
-        shards = await store.LoadShardsAsync(runId);
-        Assert.Equal((ShardStates.Failed, 2), (shards[0].State, shards[0].Attempts));
+        shards = await store.Shards.LoadAsync(runId);
+        Assert.Equal((ShardState.Failed, 2), (shards[0].State, shards[0].Attempts));
         Assert.Contains("lease of attempt 2 expired", shards[0].LastError, StringComparison.Ordinal);
         Assert.Null(await coordinator.AcquireLease("worker-c"));
     }
@@ -73,21 +73,21 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         var lease = await coordinator.AcquireLease("w1");
         Assert.NotNull(lease);
         await coordinator.Release("w1", lease.ShardNo, lease.LeaseId, null, false);
-        Assert.Equal(0, (await store.LoadShardsAsync(runId))[0].Attempts);
+        Assert.Equal(0, (await store.Shards.LoadAsync(runId))[0].Attempts);
 
         lease = await coordinator.AcquireLease("w2");
         Assert.NotNull(lease);
         Assert.Equal(1, lease.LeaseId);
         await coordinator.Release("w2", lease.ShardNo, lease.LeaseId, "decoder crashed", false);
-        var shard = (await store.LoadShardsAsync(runId))[0];
-        Assert.Equal((ShardStates.Pending, 1, "decoder crashed"), (shard.State, shard.Attempts, shard.LastError));
+        var shard = (await store.Shards.LoadAsync(runId))[0];
+        Assert.Equal((ShardState.Pending, 1, "decoder crashed"), (shard.State, shard.Attempts, shard.LastError));
 
         lease = await coordinator.AcquireLease("w3");
         Assert.NotNull(lease);
         await coordinator.Release("w3", lease.ShardNo, lease.LeaseId, "decoder crashed again", false);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
-        Assert.Equal((RunStates.Completed, 1), (run.State, run.ShardsFailed));
-        Assert.Equal("decoder crashed again", (await store.LoadShardsAsync(runId))[0].LastError);
+        Assert.Equal((RunState.Completed, 1), (run.State, run.ShardsFailed));
+        Assert.Equal("decoder crashed again", (await store.Shards.LoadAsync(runId))[0].LastError);
     }
 
     private static async Task WaitPlannedAsync(IRunCoordinatorGrain coordinator)

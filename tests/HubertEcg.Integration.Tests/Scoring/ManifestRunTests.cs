@@ -3,82 +3,12 @@ using HubertEcg.Client.Commands;
 using HubertEcg.Grains;
 using HubertEcg.Grains.Coordination;
 using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
 
 namespace HubertEcg.Integration.Tests.Scoring;
-
-/// <summary>Reading manifest chunks: whole lines only, comments and blank lines dropped, the position round-trips.</summary>
-public sealed class ManifestLinesTests
-{
-    [Fact]
-    public void AChunkIsReadUpToItsLastLineEnd()
-    {
-        var text = "\uFEFF# cohort\r\nwfdb/p00001.hea\r\n\r\n  x/r1.npy  \n# done\ncode15/exams_par";
-        var bytes = Encoding.UTF8.GetBytes(text);
-        var (names, consumed) = ManifestLines.Parse(bytes, startOfManifest: true, atEnd: false);
-
-        Assert.Equal(["wfdb/p00001.hea", "x/r1.npy"], names);
-        Assert.Equal(bytes.Length - "code15/exams_par".Length, consumed);
-
-        var (rest, restConsumed) = ManifestLines.Parse(Encoding.UTF8.GetBytes("code15/exams_part0.hdf5"), startOfManifest: false, atEnd: true);
-        Assert.Equal(["code15/exams_part0.hdf5"], rest);
-        Assert.Equal("code15/exams_part0.hdf5".Length, restConsumed);
-    }
-
-    [Fact]
-    public void ALineLongerThanTheChunkConsumesNothing()
-    {
-        var (names, consumed) = ManifestLines.Parse("a/very/long/name"u8, startOfManifest: false, atEnd: false);
-        Assert.Empty(names);
-        Assert.Equal(0, consumed);
-    }
-
-    [Fact]
-    public void ThePositionRoundTrips()
-    {
-        Assert.Equal((0L, (string?)null), ManifestLines.ParsePosition(null));
-        Assert.Equal((1234L, "\"0x8DC1\""), ManifestLines.ParsePosition(ManifestLines.FormatPosition(1234, "\"0x8DC1\"")));
-        Assert.Throws<FormatException>(() => ManifestLines.ParsePosition("token-from-a-listing"));
-    }
-
-    [Fact]
-    public void RepeatedEntriesAreLeftOutWithinAStepAndAcrossSteps()
-    {
-        // Keys of the records read in earlier steps; r2's files were carried, unplanned, into this step.
-        var seen = new HashSet<string>(StringComparer.Ordinal) { "r:m/r1", "r:m/r2", "c:m/part0.hdf5" };
-        var step = ManifestLines.Deduplicate(
-            ["m/r2.dat", "m/r3.npy", "m/r3.npy", "m/r1.hea", "m/r1.dat", "m/part0.hdf5", "m/part1.hdf5", "m/part1.hdf5", "m/r2.hea", "m/notes.txt", "m/notes.txt"],
-            carry: ["m/r2.hea"],
-            seen);
-
-        Assert.Equal(["m/r2.dat", "m/r3.npy", "m/part1.hdf5", "m/notes.txt"], step.Names);
-        Assert.Equal(["m/r3.npy", "m/r1.hea", "m/r1.dat", "m/part0.hdf5", "m/part1.hdf5", "m/r2.hea", "m/notes.txt"], step.Duplicates);
-        Assert.Equal(["r:m/r3", "c:m/part1.hdf5"], step.NewKeys);
-    }
-
-    [Fact]
-    public void RecordKeysNameTheRecordOrTheContainer()
-    {
-        Assert.Equal("r:a/b/r1", ManifestLines.RecordKey("a/b/r1.hea"));
-        Assert.Equal("r:a/b/r1", ManifestLines.RecordKey("a/b/r1.mat"));
-        Assert.Equal("c:a/x.tar.gz", ManifestLines.RecordKey("a/x.tar.gz"));
-        Assert.Equal("c:a/x.tar", ManifestLines.RecordKey("a/x.tar"));
-        Assert.Equal("r:a/x.tar", ManifestLines.RecordKey("a/x.tar.npy"));
-        Assert.Null(ManifestLines.RecordKey("a/README.txt"));
-    }
-
-    [Fact]
-    public void SubmitTakesExactlyOneOfInputAndManifest()
-    {
-        Assert.Equal(("c", "p/", (string?)null), RunSubmitCommand.ResolveInput("c/p/", null));
-        Assert.Equal(("c", "", "lists/cohort.txt"), RunSubmitCommand.ResolveInput(null, "c/lists/cohort.txt"));
-        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput("c/p/", "c/m.txt"));
-        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, null));
-        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, "just-a-container"));
-        Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, "c/folder/"));
-    }
-}
 
 /// <summary>Runs whose input is a manifest blob, against real Postgres and Azurite.</summary>
 public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobContainerFixture blobs)
@@ -122,13 +52,13 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         Assert.True(run.PlanningComplete);
         Assert.Empty(run.PlanningCarry);
 
-        var expected = new ShardPlanner(4).Plan([], names, lastPage: true).Shards;
-        var planned = await store.LoadShardsAsync(runId);
+        var expected = new ShardPlanner(FormatRegistry.Default, 4).Plan([], names, lastPage: true).Shards;
+        var planned = await store.Shards.LoadAsync(runId);
         Assert.Equal(
             expected.Select(s => (s.Kind, string.Join('|', s.Blobs), s.RecordCount)).Order(),
             planned.Select(s => (s.Kind, string.Join('|', s.Blobs), s.RecordsPlanned)).Order());
         Assert.Equal(41, planned.Sum(s => s.RecordsPlanned));
-        Assert.Equal(2, planned.Count(s => s.Kind == ShardKinds.Container));
+        Assert.Equal(2, planned.Count(s => s.Kind == ShardKind.Container));
     }
 
     [Fact]
@@ -171,8 +101,8 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
             await coordinator.Cancel();
         }
 
-        var expected = new ShardPlanner(3).Plan([], names, lastPage: true).Shards;
-        var planned = await store.LoadShardsAsync(runId);
+        var expected = new ShardPlanner(FormatRegistry.Default, 3).Plan([], names, lastPage: true).Shards;
+        var planned = await store.Shards.LoadAsync(runId);
         Assert.Equal(expected.Select(s => string.Join('|', s.Blobs)).Order(), planned.Select(s => string.Join('|', s.Blobs)).Order());
         Assert.Equal(120, planned.Sum(s => s.RecordsPlanned));
     }
@@ -197,13 +127,13 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         // WFDB and Challenge records listed by their header only: the worker finds the signal files from the header,
         // including one whose signal file is not named after the record.
         var uploads = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        var wfdb = SyntheticEcg.WriteWfdb(SyntheticEcg.Generate("p00001", 1, 500, 10), "p00001");
+        var wfdb = WfdbWriter.Write(SyntheticEcg.Generate("p00001", 1, 500, 10), "p00001");
         uploads["man/wfdb/p00001.hea"] = wfdb["p00001.hea"];
         uploads["man/wfdb/p00001.dat"] = wfdb["p00001.dat"];
-        var renamed = SyntheticEcg.WriteWfdb(SyntheticEcg.Generate("p00002", 2, 500, 10), "p00002", format: 212);
+        var renamed = WfdbWriter.Write(SyntheticEcg.Generate("p00002", 2, 500, 10), "p00002", format: 212);
         uploads["man/wfdb/p00002.hea"] = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(renamed["p00002.hea"]).Replace("p00002.dat", "p00002_signals.dat", StringComparison.Ordinal));
         uploads["man/wfdb/p00002_signals.dat"] = renamed["p00002.dat"];
-        var mat = SyntheticEcg.WriteChallengeMat(SyntheticEcg.Generate("A0001", 3, 500, 10), "A0001");
+        var mat = WfdbWriter.WriteChallengeMat(SyntheticEcg.Generate("A0001", 3, 500, 10), "A0001");
         uploads["man/challenge/A0001.hea"] = mat["A0001.hea"];
         uploads["man/challenge/A0001.mat"] = mat["A0001.mat"];
         uploads["man/code15/exams_part0.hdf5"] = SyntheticCohort.Hdf5Bytes(3, out var examIds);
@@ -225,7 +155,7 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         {
             "man/code15/exams_part9.hdf5", "man/corrupt-magic", "man/corrupt-orphan", "man/corrupt-short", "man/corrupt-shape", "man/wfdb/p99999.hea",
         };
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(good.Count, run.RecordsDone);
         Assert.Equal(expectedQuarantine.Length, run.RecordsQuarantined);
         Assert.Equal(0, run.ShardsFailed);
@@ -257,15 +187,15 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         var runId = run.RunId;
         var store = new RunStore(database.DataSource);
 
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(again.Count, run.ManifestDuplicates);
         Assert.Equal(13, run.RecordsPlanned);
         Assert.Equal(12, run.RecordsDone);
         Assert.Equal(1, run.RecordsQuarantined);
-        Assert.Equal(13, (await store.LoadShardsAsync(runId)).Sum(s => s.RecordsPlanned));
+        Assert.Equal(13, (await store.Shards.LoadAsync(runId)).Sum(s => s.RecordsPlanned));
         Assert.Equal(12, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
         Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_manifest_keys where run_id = @run", runId));
-        Assert.Contains("(14 duplicate manifest entries left out)", RunStatusCommand.Describe(RunCommands.View(run, new Dictionary<string, int>())), StringComparison.Ordinal);
+        Assert.Contains("(14 duplicate manifest entries left out)", RunStatusCommand.Describe(RunCommands.View(run, new Dictionary<ShardState, int>())), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -277,7 +207,7 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
         await cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId).GetProgress();
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(1));
 
-        Assert.Equal(RunStates.Failed, run.State);
+        Assert.Equal(RunState.Failed, run.State);
         Assert.Contains("lists/none.txt", run.Error, StringComparison.Ordinal);
         Assert.Contains("does not exist", run.Error, StringComparison.Ordinal);
     }

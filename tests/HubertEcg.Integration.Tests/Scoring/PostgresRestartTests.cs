@@ -37,15 +37,15 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
             // Leases (20 s) outlast the outage, so a shard in flight is finished by its worker, its writes retried, not
             // redone elsewhere. Wait until mid-run: some shards written, most not yet.
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-            while ((await store.ShardStateCountsAsync(runId)).GetValueOrDefault(ShardStates.Done) < 3)
+            while ((await store.Shards.StateCountsAsync(runId)).GetValueOrDefault(ShardState.Done) < 3)
             {
                 Assert.True(DateTime.UtcNow < deadline, "fewer than 3 shards done in 2 minutes");
                 await Task.Delay(50);
             }
 
-            var atStop = await store.ShardStateCountsAsync(runId);
+            var atStop = await store.Shards.StateCountsAsync(runId);
             Assert.True(
-                atStop.GetValueOrDefault(ShardStates.Pending) + atStop.GetValueOrDefault(ShardStates.Leased) > 0,
+                atStop.GetValueOrDefault(ShardState.Pending) + atStop.GetValueOrDefault(ShardState.Leased) > 0,
                 "every shard was already done: the restart would not be mid-run");
             output.WriteLine("shards at stop: " + string.Join(", ", atStop.Select(kv => $"{kv.Key}={kv.Value}")));
 
@@ -58,9 +58,9 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
             output.WriteLine($"run {run.State} {(DateTime.UtcNow - restarted).TotalSeconds:F1} s after Postgres came back");
             Assert.True(
-                run.State == RunStates.Completed,
+                run.State == RunState.Completed,
                 $"run ended {run.State}: {run.Error}; shards: " + string.Join(
-                    "; ", (await store.LoadShardsAsync(runId, includeBlobs: false)).Where(s => s.State != ShardStates.Done).Select(s => $"{s.ShardNo} {s.State} {s.LastError}")));
+                    "; ", (await store.Shards.LoadAsync(runId, includeBlobs: false)).Where(s => s.State != ShardState.Done).Select(s => $"{s.ShardNo} {s.State} {s.LastError}")));
             Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
             Assert.Equal(cohort.CorruptRecords.Count, run.RecordsQuarantined);
             Assert.Equal(0, run.RecordsFailed);
@@ -75,8 +75,8 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
 
             // Every shard was done in one attempt (the failed writes were retried; no lease was given up or expired),
             // and the done shards' counts add up to what the run reports.
-            var shards = await store.LoadShardsAsync(runId, includeBlobs: false);
-            Assert.All(shards, s => Assert.Equal((ShardStates.Done, 1), (s.State, s.Attempts)));
+            var shards = await store.Shards.LoadAsync(runId, includeBlobs: false);
+            Assert.All(shards, s => Assert.Equal((ShardState.Done, 1), (s.State, s.Attempts)));
             Assert.Equal(run.RecordsDone, shards.Sum(s => (long)s.RecordsDone));
             Assert.Equal(run.RecordsQuarantined, shards.Sum(s => (long)s.RecordsQuarantined));
         }
@@ -118,7 +118,7 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
         await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Cancel());
 
         // Not stored, so not final: the coordinator still reports the run open and a later cancel is not ignored.
-        Assert.Equal(RunStates.Planning, (await coordinator.GetProgress()).State);
+        Assert.Equal(RunState.Planning, (await coordinator.GetProgress()).State);
         await postgres.StartServerAsync();
         for (var attempt = 1; ; attempt++)
         {
@@ -135,8 +135,8 @@ public sealed class PostgresRestartTests(BlobContainerFixture blobs, ITestOutput
         }
 
         var run = await store.GetRunAsync(runId);
-        Assert.Equal((RunStates.Cancelled, "cancelled by request"), (run!.State, run.Error));
+        Assert.Equal((RunState.Cancelled, "cancelled by request"), (run!.State, run.Error));
         Assert.NotNull(run.FinishedAt);
-        Assert.Equal(RunStates.Cancelled, (await coordinator.GetProgress()).State);
+        Assert.Equal(RunState.Cancelled, (await coordinator.GetProgress()).State);
     }
 }

@@ -1,5 +1,6 @@
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 
 namespace HubertEcg.Integration.Tests.Scoring;
 

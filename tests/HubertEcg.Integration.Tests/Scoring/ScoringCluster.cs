@@ -43,6 +43,7 @@ public sealed class ScoringCluster : IAsyncDisposable
                 ["Postgres:ConnectionString"] = postgres,
                 ["BlobStorage:ConnectionString"] = blob,
                 ["Coordinator:TickInterval"] = "00:00:00.200",
+                ["Coordinator:DirectoryRefresh"] = "00:00:00.200",
                 ["Workers:PreprocessThreads"] = "1",
                 ["Workers:IntraOpThreads"] = "1",
                 ["Workers:IdlePollInterval"] = "00:00:00.200",
@@ -74,7 +75,7 @@ public static class Runs
 {
     public static async Task<Guid> SubmitAsync(
         RunStore store, ModelDescriptor model, string container, string prefix, int shardSize, int batchSize = 8,
-        int leaseSeconds = 10, int maxAttempts = 3, string aggregation = "mean", int maxWindows = 4, string modelPath = "/models/test.onnx",
+        int leaseSeconds = 10, int maxAttempts = 3, Aggregation aggregation = Aggregation.Mean, int maxWindows = 4, string modelPath = "/models/test.onnx",
         string? manifest = null, string name = "test run", bool incremental = false)
     {
         await store.RegisterModelAsync(new ModelRecord(
@@ -93,7 +94,7 @@ public static class Runs
         while (true)
         {
             var run = await store.GetRunAsync(runId) ?? throw new InvalidOperationException($"run {runId} vanished");
-            if (RunStates.IsFinal(run.State))
+            if (run.State.IsFinal())
             {
                 return run;
             }

@@ -26,6 +26,7 @@ public static class SiloHosts
             ["Silo:SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Silo:GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
             ["Coordinator:TickInterval"] = "00:00:00.200",
+            ["Coordinator:DirectoryRefresh"] = "00:00:00.200",
             ["Workers:PreprocessThreads"] = "1",
             ["Workers:IntraOpThreads"] = "1",
             ["Workers:IdlePollInterval"] = "00:00:00.200",

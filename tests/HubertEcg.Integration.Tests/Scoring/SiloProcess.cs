@@ -76,6 +76,7 @@ public sealed class SiloProcess : IDisposable
             ["Silo:NumVotesForDeathDeclaration"] = "1",
             ["Silo:ResponseTimeout"] = "00:00:05",
             ["Coordinator:TickInterval"] = "00:00:00.250",
+            ["Coordinator:DirectoryRefresh"] = "00:00:00.250",
             ["Workers:PreprocessThreads"] = "1",
             ["Workers:IntraOpThreads"] = "1",
             ["Workers:IdlePollInterval"] = "00:00:00.250",

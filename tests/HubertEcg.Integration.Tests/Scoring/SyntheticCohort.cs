@@ -110,17 +110,5 @@ public static class SyntheticCohort
         }
     }
 
-    public static byte[] NpyBytes(float[] data, params int[] shape)
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"cohort-{Guid.NewGuid():N}.npy");
-        try
-        {
-            Npy.WriteFloat32(path, data, shape);
-            return File.ReadAllBytes(path);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
-    }
+    public static byte[] NpyBytes(float[] data, params int[] shape) => ArchiveBuilder.NpyBytes(data, shape);
 }

@@ -1,8 +1,10 @@
 using System.Text;
 using System.Text.Json;
+using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Parquet;
 
 namespace HubertEcg.Integration.Tests.Security;
@@ -176,7 +178,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         foreach (var runId in new[] { prefixRun, manifestRun })
         {
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
-            Assert.Equal((RunStates.Completed, 0), (run.State, run.ShardsFailed));
+            Assert.Equal((RunState.Completed, 0), (run.State, run.ShardsFailed));
         }
 
         var prefixRecord = (await store.GetRunAsync(prefixRun))!;
@@ -254,7 +256,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 5, modelPath: model.Path, manifest: "lists/nul.txt");
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));
 
-        Assert.Equal(RunStates.Failed, run.State);
+        Assert.Equal(RunState.Failed, run.State);
         Assert.Equal(
             $"manifest {blobs.ContainerName}/lists/nul.txt: blob name 'nul/bad\\0'); DROP TABLE scores; --.npy' contains a NUL character (U+0000) at position 7, which PostgreSQL text cannot store",
             run.Error);
@@ -277,7 +279,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "long/", shardSize: 5, modelPath: model.Path);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));
 
-        Assert.Equal((RunStates.Completed, 0, 1L, 1L), (run.State, run.ShardsFailed, run.RecordsDone, run.RecordsQuarantined));
+        Assert.Equal((RunState.Completed, 0, 1L, 1L), (run.State, run.ShardsFailed, run.RecordsDone, run.RecordsQuarantined));
         Assert.Equal([("long/ok", "long/ok.npy")], await PairsAsync("select record_id, source_blob from scores where run_id = @run", runId));
         var quarantined = Assert.Single(await PairsAsync("select record_id, reason from quarantine where run_id = @run", runId));
         Assert.Equal(PostgresText.StorableKey(longId), quarantined.Item1);

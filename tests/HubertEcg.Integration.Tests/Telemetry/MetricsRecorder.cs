@@ -4,7 +4,7 @@ using System.Diagnostics.Metrics;
 namespace HubertEcg.Integration.Tests.Telemetry;
 
 /// <summary>One measurement a <see cref="MetricsRecorder"/> saw.</summary>
-public sealed record RecordedMeasurement(string Instrument, double Value, IReadOnlyDictionary<string, object?> Tags)
+public sealed record RecordedMeasurement(string Instrument, double Value, IReadOnlyDictionary<string, object?> Tags, Meter Meter)
 {
     public string? Tag(string name) => Tags.TryGetValue(name, out var value) ? value?.ToString() : null;
 }
@@ -47,6 +47,6 @@ public sealed class MetricsRecorder : IDisposable
             copy[tag.Key] = tag.Value;
         }
 
-        _measurements.Enqueue(new RecordedMeasurement(instrument.Name, value, copy));
+        _measurements.Enqueue(new RecordedMeasurement(instrument.Name, value, copy, instrument.Meter));
     }
 }

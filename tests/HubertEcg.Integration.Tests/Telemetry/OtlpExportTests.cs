@@ -3,15 +3,15 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using HubertEcg.Grains.Telemetry;
 using HubertEcg.Silo;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using OpenTelemetry.Logs;
 using OpenTelemetry.Exporter;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 
 namespace HubertEcg.Integration.Tests.Telemetry;

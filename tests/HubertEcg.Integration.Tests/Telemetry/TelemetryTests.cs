@@ -1,13 +1,15 @@
 using System.Text;
+using HubertEcg.Grains;
 using HubertEcg.Grains.Coordination;
-using HubertEcg.Grains.Telemetry;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Inference.Model;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -35,11 +37,14 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
         // A long lease: a shard redone after an expiry would (rightly) be counted twice.
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "metrics/", shardSize: 10, batchSize: 4, leaseSeconds: 300, modelPath: model.Path);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
-        Assert.Equal(RunStates.Completed, run.State);
+        Assert.Equal(RunState.Completed, run.State);
         Assert.Equal(cohort.GoodRecords.Count, run.RecordsDone);
 
-        var ours = runId.ToString("D");
-        List<RecordedMeasurement> OfRun(string instrument) => recorder.Of(instrument).Where(m => m.Tag(ScoringMetrics.RunIdTag) == ours).ToList();
+        // Instruments carry no run id (their series must not grow with every run): this cluster's silos ran only this
+        // run, so their meters' counts are the run's.
+        var meters = cluster.Cluster.Silos.Select(s => s.ServiceProvider.GetRequiredService<ScoringMetrics>().Meter).ToHashSet();
+        List<RecordedMeasurement> OfRun(string instrument) => recorder.Of(instrument).Where(m => meters.Contains(m.Meter)).ToList();
+        Assert.All(recorder.Of(ScoringMetrics.RecordsScored), m => Assert.DoesNotContain("run_id", m.Tags.Keys));
         var scored = OfRun(ScoringMetrics.RecordsScored);
         var quarantined = OfRun(ScoringMetrics.RecordsQuarantined);
         var windows = OfRun(ScoringMetrics.WindowsScored);
@@ -53,13 +58,14 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
             await Runs.CountAsync(database.DataSource, "select count(*) from run_shards where run_id = @run and state = 'done'", runId),
             OfRun(ScoringMetrics.ShardsCompleted).Sum(m => (long)m.Value));
         Assert.Equal(run.ShardsPlanned, OfRun(ScoringMetrics.ShardsCompleted).Count);
+        Assert.Equal(2, meters.Count);
         Assert.Empty(OfRun(ScoringMetrics.ShardsFailed));
         Assert.Empty(OfRun(ScoringMetrics.LeasesExpired));
         Assert.All(scored.Concat(windows), m => Assert.Equal(model.Descriptor.ModelId, m.Tag(ScoringMetrics.ModelIdTag)));
 
         // The counts name the workers that held the shards; the latency histograms carry those workers, one model call
         // per windows count and one write per rows count.
-        var owners = (await store.LoadShardsAsync(runId, includeBlobs: false)).Select(s => s.LeaseOwner).ToHashSet();
+        var owners = (await store.Shards.LoadAsync(runId, includeBlobs: false)).Select(s => s.LeaseOwner).ToHashSet();
         Assert.All(scored.Concat(quarantined).Concat(windows), m => Assert.Contains(m.Tag(ScoringMetrics.WorkerIdTag), owners));
         var workers = cluster.Cluster.Silos.SelectMany(s => s.ServiceProvider.GetRequiredService<ScoringWorkerHost>().Workers).Select(w => w.WorkerId).ToHashSet();
         Assert.Equal(2, workers.Count);
@@ -100,16 +106,16 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
         for (var i = 0; i < 6; i++)
         {
             var name = $"p{i:D3}";
-            uploads.Add(PutAll(name, WithPatientComments(SyntheticEcg.WriteWfdb(SyntheticEcg.Generate(name, 500 + i, 500, 10), name), name, h => h)));
+            uploads.Add(PutAll(name, WithPatientComments(WfdbWriter.Write(SyntheticEcg.Generate(name, 500 + i, 500, 10), name), name, h => h)));
             good.Add($"logs/{name}");
         }
 
         // Corrupt records that carry the same comments: patient text on the record line, a truncated signal file whose
         // samples all hold the marker value, and a file that is not NumPy.
         var signal = SyntheticEcg.Generate("bad", 99, 500, 10);
-        uploads.Add(PutAll("bad_line", WithPatientComments(SyntheticEcg.WriteWfdb(signal, "bad_line"), "bad_line", h => h.Replace("bad_line 12 500 5000", "bad_line 12 500 5000 10:00:00 01/02/2020 Zyxwvut Quorra", StringComparison.Ordinal))));
+        uploads.Add(PutAll("bad_line", WithPatientComments(WfdbWriter.Write(signal, "bad_line"), "bad_line", h => h.Replace("bad_line 12 500 5000", "bad_line 12 500 5000 10:00:00 01/02/2020 Zyxwvut Quorra", StringComparison.Ordinal))));
         var constant = new EcgSignal("bad_cut", 500, signal.LeadNames, signal.Leads.Select(_ => Enumerable.Repeat(31.337, 5000).ToArray()).ToArray());
-        var cut = new Dictionary<string, byte[]>(WithPatientComments(SyntheticEcg.WriteWfdb(constant, "bad_cut"), "bad_cut", h => h));
+        var cut = new Dictionary<string, byte[]>(WithPatientComments(WfdbWriter.Write(constant, "bad_cut"), "bad_cut", h => h));
         cut["bad_cut.dat"] = cut["bad_cut.dat"][..1000];
         uploads.Add(PutAll("bad_cut", cut));
         uploads.Add(blobs.Container.GetBlobClient("logs/bad_npy.npy").UploadAsync(new BinaryData("# Age: 63\n# Sex: F\n"u8.ToArray()), overwrite: true));
@@ -126,7 +132,7 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
         {
             var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "logs/", shardSize: 3, modelPath: model.Path);
             var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(3));
-            Assert.Equal(RunStates.Completed, run.State);
+            Assert.Equal(RunState.Completed, run.State);
             Assert.Equal(good.Count, run.RecordsDone);
             Assert.Equal(3, run.RecordsQuarantined);
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using HubertEcg.Inference.Formats;
 
 namespace HubertEcg.Grains.Coordination;
 
@@ -45,33 +46,24 @@ public static class ManifestLines
     }
 
     /// <summary>
-    /// What a manifest entry is deduplicated by: <c>c:</c> and the name for a container blob, <c>r:</c> and the path
-    /// without extension for a file of a record format (all files of one record share it); null for any other file,
-    /// which makes no record of its own.
-    /// </summary>
-    public static string? RecordKey(string name) =>
-        ShardPlanner.IsContainer(name) ? "c:" + name
-        : ShardPlanner.IsRecordFile(name) ? "r:" + ShardPlanner.RecordStem(name)
-        : null;
-
-    /// <summary>
     /// Leaves out the duplicate entries of one planning step's <paramref name="names"/>: a name listed before in this
     /// step or carried from the previous one, and an entry whose record was read in an earlier step
-    /// (<paramref name="seenBefore"/>, by <see cref="RecordKey"/>) unless that record is still carried, unplanned (a
+    /// (<paramref name="seenBefore"/>, by <see cref="FormatRegistry.RecordKey"/>) unless that record is still carried, unplanned (a
     /// record's files may straddle two chunks). Returns the names to plan, the duplicates, and the keys first read
     /// in this step, to be remembered with it.
     /// </summary>
-    public static ManifestStep Deduplicate(IReadOnlyList<string> names, IReadOnlyList<string> carry, IReadOnlySet<string> seenBefore)
+    public static ManifestStep Deduplicate(FormatRegistry formats, IReadOnlyList<string> names, IReadOnlyList<string> carry, IReadOnlySet<string> seenBefore)
     {
+        ArgumentNullException.ThrowIfNull(formats);
         var listed = carry.ToHashSet(StringComparer.Ordinal);
-        var carried = carry.Select(RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var carried = carry.Select(formats.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal);
         var keep = new List<string>();
         var duplicates = new List<string>();
         var fresh = new List<string>();
         var freshSet = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in names)
         {
-            var key = RecordKey(name);
+            var key = formats.RecordKey(name);
             if (!listed.Add(name) || (key is not null && seenBefore.Contains(key) && !carried.Contains(key)))
             {
                 duplicates.Add(name);

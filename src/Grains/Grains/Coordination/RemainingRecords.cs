@@ -1,5 +1,3 @@
-using HubertEcg.Storage;
-
 namespace HubertEcg.Grains.Coordination;
 
 /// <summary>
@@ -7,7 +5,7 @@ namespace HubertEcg.Grains.Coordination;
 /// its state, the records planned for it (0 for a container), the records it turned out to hold once read (done),
 /// and the records its current lease holder has reported written so far.
 /// </summary>
-public readonly record struct ShardWorkload(bool IsContainer, string State, int RecordsPlanned, int RecordsRead, int RecordsInFlight);
+public readonly record struct ShardWorkload(bool IsContainer, ShardState State, int RecordsPlanned, int RecordsRead, int RecordsInFlight);
 
 /// <summary>How many records a run still has to read, for its ETA.</summary>
 public static class RemainingRecords
@@ -26,9 +24,9 @@ public static class RemainingRecords
         var containersRead = 0;
         foreach (var shard in shards)
         {
-            if (shard.State is ShardStates.Done or ShardStates.Failed)
+            if (shard.State is ShardState.Done or ShardState.Failed)
             {
-                if (shard.State == ShardStates.Done && shard.IsContainer)
+                if (shard.State == ShardState.Done && shard.IsContainer)
                 {
                     containersRead++;
                     containerRecordsRead += shard.RecordsRead;
@@ -37,7 +35,7 @@ public static class RemainingRecords
                 continue;
             }
 
-            var inFlight = shard.State == ShardStates.Leased ? shard.RecordsInFlight : 0;
+            var inFlight = shard.State == ShardState.Leased ? shard.RecordsInFlight : 0;
             if (shard.IsContainer)
             {
                 waitingContainers.Add(inFlight);

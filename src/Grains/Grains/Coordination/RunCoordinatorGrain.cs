@@ -1,5 +1,6 @@
-using HubertEcg.Grains.Telemetry;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Worker;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -19,17 +20,18 @@ public sealed partial class RunCoordinatorGrain(
     RunStore store,
     BlobStore blobs,
     CurrentScores currentScores,
+    FormatRegistry formats,
     IOptions<CoordinatorOptions> options,
     ScoringMetrics metrics,
     ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain
 {
     private readonly CoordinatorOptions _options = options.Value;
-    private readonly Dictionary<int, ShardState> _shards = [];
+    private readonly Dictionary<int, ShardEntry> _shards = [];
     private readonly LinkedList<int> _pending = new();
     private readonly HashSet<int> _leased = [];
     private readonly Queue<(DateTime At, int Records)> _recent = new();
     private RunRecord? _run;
-    private string _state = RunStates.Pending;
+    private RunState _state = RunState.Pending;
     private bool _planningComplete;
     private string? _planningToken;
     private IReadOnlyList<string> _carry = [];
@@ -60,38 +62,40 @@ public sealed partial class RunCoordinatorGrain(
         _planningComplete = _run.PlanningComplete;
         _planningToken = _run.PlanningToken;
         _carry = _run.PlanningCarry;
-        _carryETags = _run.PlanningCarryETags ?? [];
+        _carryETags = _run.PlanningCarryETags;
         _planningSkipped = _run.PlanningSkipped;
         _manifestDuplicates = _run.ManifestDuplicates;
         _error = _run.Error;
         _startedAt = _run.StartedAt;
         _finishedAt = _run.FinishedAt;
-        foreach (var shard in await store.LoadShardsAsync(RunId, includeBlobs: false, cancellationToken))
+        foreach (var shard in await store.Shards.LoadAsync(RunId, includeBlobs: false, cancellationToken))
         {
-            var state = new ShardState(shard);
+            var state = new ShardEntry(shard);
             _shards[shard.ShardNo] = state;
-            if (shard.State == ShardStates.Pending)
+            if (shard.State == ShardState.Pending)
             {
                 _pending.AddLast(shard.ShardNo);
             }
-            else if (shard.State == ShardStates.Leased)
+            else if (shard.State == ShardState.Leased)
             {
                 _leased.Add(shard.ShardNo);
             }
         }
 
-        if (!RunStates.IsFinal(_state))
+        if (!_state.IsFinal())
         {
             _timer = this.RegisterGrainTimer(
                 TickAsync,
                 new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = _options.TickInterval, KeepAlive = true });
-            LogResumed(logger, RunId, _state, _shards.Count, _pending.Count, _leased.Count);
+            LogResumed(logger, RunId, _state.ToText(), _shards.Count, _pending.Count, _leased.Count);
         }
     }
 
+    public Task Start() => Task.CompletedTask;
+
     public async Task<ShardLease?> AcquireLease(string workerId)
     {
-        if (_run is null || RunStates.IsFinal(_state))
+        if (_run is null || _state.IsFinal())
         {
             return null;
         }
@@ -122,7 +126,7 @@ public sealed partial class RunCoordinatorGrain(
         var now = DateTime.UtcNow;
         var duration = TimeSpan.FromSeconds(_run.LeaseSeconds);
         var before = shard.Snapshot();
-        shard.State = ShardStates.Leased;
+        shard.State = ShardState.Leased;
         shard.Attempts++;
         shard.LeaseOwner = workerId;
         shard.LeaseDeadline = now + duration;
@@ -130,7 +134,7 @@ public sealed partial class RunCoordinatorGrain(
         IReadOnlyList<string> blobNames;
         try
         {
-            blobNames = await store.LeaseShardAsync(shard.ToRecord(RunId));
+            blobNames = await store.Shards.LeaseAsync(shard.ToRecord(RunId));
         }
         catch
         {
@@ -140,9 +144,9 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         _leased.Add(shardNo);
-        if (_state is RunStates.Pending or RunStates.Planning)
+        if (_state is RunState.Pending or RunState.Planning)
         {
-            _state = RunStates.Running;
+            _state = RunState.Running;
             _startedAt ??= now;
         }
 
@@ -169,7 +173,7 @@ public sealed partial class RunCoordinatorGrain(
             return LeaseStatus.Lost;
         }
 
-        if (_state == RunStates.Cancelled)
+        if (_state == RunState.Cancelled)
         {
             return LeaseStatus.Cancelled;
         }
@@ -186,14 +190,14 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         shard.LeaseDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(_run.LeaseSeconds);
-        await store.SaveShardAsync(shard.ToRecord(RunId));
+        await store.Shards.SaveAsync(shard.ToRecord(RunId));
         return LeaseStatus.Renewed;
     }
 
     public async Task Complete(ShardOutcome outcome)
     {
         // After the run ended (completed with failed shards, or cancelled) its counts are final: late reports are ignored.
-        if (_run is null || RunStates.IsFinal(_state) || !_shards.TryGetValue(outcome.ShardNo, out var shard) || shard.State == ShardStates.Done)
+        if (_run is null || _state.IsFinal() || !_shards.TryGetValue(outcome.ShardNo, out var shard) || shard.State == ShardState.Done)
         {
             return;
         }
@@ -201,8 +205,8 @@ public sealed partial class RunCoordinatorGrain(
         // A late report from an expired lease still means every result of the shard is written: accept it.
         var inFlight = shard.IsHeldBy(outcome.WorkerId, outcome.LeaseId) ? shard.ReportedInFlight : 0;
         var before = shard.Snapshot();
-        var wasFailed = shard.State == ShardStates.Failed;
-        shard.State = ShardStates.Done;
+        var wasFailed = shard.State == ShardState.Failed;
+        shard.State = ShardState.Done;
         shard.LeaseOwner = outcome.WorkerId; // kept on a done shard: who wrote its results
 
         shard.LeaseDeadline = null;
@@ -212,7 +216,7 @@ public sealed partial class RunCoordinatorGrain(
         shard.LastError = null;
         try
         {
-            await store.SaveShardAsync(shard.ToRecord(RunId));
+            await store.Shards.SaveAsync(shard.ToRecord(RunId));
         }
         catch
         {
@@ -229,14 +233,14 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         _dirty = true;
-        metrics.AddShardCompleted(RunId, outcome.WorkerId);
+        metrics.AddShardCompleted(outcome.WorkerId);
         LogCompleted(logger, RunId, outcome.ShardNo, outcome.RecordsDone, outcome.RecordsQuarantined, outcome.WorkerId, wasFailed);
         await FinishIfDoneAsync();
     }
 
     public async Task Release(string workerId, int shardNo, int leaseId, string? error, bool permanent)
     {
-        if (_run is null || RunStates.IsFinal(_state) || !_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
+        if (_run is null || _state.IsFinal() || !_shards.TryGetValue(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
         {
             return;
         }
@@ -246,21 +250,21 @@ public sealed partial class RunCoordinatorGrain(
         {
             // Handed back by a worker that is shutting down: the attempt does not count.
             shard.Attempts = Math.Max(0, shard.Attempts - 1);
-            shard.State = ShardStates.Pending;
+            shard.State = ShardState.Pending;
         }
         else
         {
             shard.LastError = error;
-            shard.State = permanent || shard.Attempts >= _run.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
+            shard.State = permanent || shard.Attempts >= _run.MaxAttempts ? ShardState.Failed : ShardState.Pending;
         }
 
         await ReturnLeaseAsync(shardNo, shard, before, CancellationToken.None);
-        if (shard.State == ShardStates.Failed)
+        if (shard.State == ShardState.Failed)
         {
-            metrics.AddShardFailed(RunId);
+            metrics.AddShardFailed();
         }
 
-        LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State);
+        LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State.ToText());
         await FinishIfDoneAsync();
     }
 
@@ -268,17 +272,17 @@ public sealed partial class RunCoordinatorGrain(
 
     public async Task Cancel()
     {
-        if (_run is null || RunStates.IsFinal(_state))
+        if (_run is null || _state.IsFinal())
         {
             return;
         }
 
-        await FinishAsync(RunStates.Cancelled, "cancelled by request");
+        await FinishAsync(RunState.Cancelled, "cancelled by request");
     }
 
     private async Task TickAsync(CancellationToken cancellationToken)
     {
-        if (_run is null || RunStates.IsFinal(_state))
+        if (_run is null || _state.IsFinal())
         {
             return;
         }
@@ -287,7 +291,7 @@ public sealed partial class RunCoordinatorGrain(
         {
             if (await store.IsCancelRequestedAsync(RunId, cancellationToken))
             {
-                await FinishAsync(RunStates.Cancelled, "cancelled by request");
+                await FinishAsync(RunState.Cancelled, "cancelled by request");
                 return;
             }
 
@@ -311,13 +315,13 @@ public sealed partial class RunCoordinatorGrain(
 
     // A lease ends without the shard being done (handed back, failed or expired): clear it, store the shard (its
     // state as the caller set it), and queue it again when it is pending. A failed store leaves memory as before.
-    private async Task ReturnLeaseAsync(int shardNo, ShardState shard, ShardRecord before, CancellationToken cancellationToken)
+    private async Task ReturnLeaseAsync(int shardNo, ShardEntry shard, ShardRecord before, CancellationToken cancellationToken)
     {
         shard.LeaseOwner = null;
         shard.LeaseDeadline = null;
         try
         {
-            await store.SaveShardAsync(shard.ToRecord(RunId), cancellationToken);
+            await store.Shards.SaveAsync(shard.ToRecord(RunId), cancellationToken);
         }
         catch
         {
@@ -326,7 +330,7 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         _leased.Remove(shardNo);
-        if (shard.State == ShardStates.Pending)
+        if (shard.State == ShardState.Pending)
         {
             _pending.AddLast(shardNo);
         }
@@ -347,15 +351,15 @@ public sealed partial class RunCoordinatorGrain(
 
             var before = shard.Snapshot();
             shard.LastError = $"lease of attempt {shard.Attempts} expired (worker {shard.LeaseOwner} stopped renewing)";
-            shard.State = shard.Attempts >= _run!.MaxAttempts ? ShardStates.Failed : ShardStates.Pending;
+            shard.State = shard.Attempts >= _run!.MaxAttempts ? ShardState.Failed : ShardState.Pending;
             await ReturnLeaseAsync(shardNo, shard, before, cancellationToken);
-            metrics.AddLeaseExpired(RunId);
-            if (shard.State == ShardStates.Failed)
+            metrics.AddLeaseExpired();
+            if (shard.State == ShardState.Failed)
             {
-                metrics.AddShardFailed(RunId);
+                metrics.AddShardFailed();
             }
 
-            LogExpired(logger, RunId, shardNo, shard.Attempts, shard.State);
+            LogExpired(logger, RunId, shardNo, shard.Attempts, shard.State.ToText());
         }
     }
 
@@ -376,7 +380,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (BlobNotFoundException e)
         {
-            await FinishAsync(RunStates.Failed, e.Message);
+            await FinishAsync(RunState.Failed, e.Message);
             return;
         }
         catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
@@ -386,7 +390,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            await FinishAsync(RunStates.Failed, $"listing {run.InputContainer}/{run.InputPrefix} failed {_planningFailures} times: {e.Message}");
+            await FinishAsync(RunState.Failed, $"listing {run.InputContainer}/{run.InputPrefix} failed {_planningFailures} times: {e.Message}");
             return;
         }
 
@@ -409,7 +413,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (Exception e) when (e is BlobNotFoundException or BlobChangedException)
         {
-            await FinishAsync(RunStates.Failed, $"manifest: {e.Message}");
+            await FinishAsync(RunState.Failed, $"manifest: {e.Message}");
             return;
         }
         catch (Exception e) when (e is not OperationCanceledException && ++_planningFailures < _options.MaxPlanningFailures)
@@ -419,7 +423,7 @@ public sealed partial class RunCoordinatorGrain(
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            await FinishAsync(RunStates.Failed, $"reading manifest {run.InputContainer}/{manifest} failed {_planningFailures} times: {e.Message}");
+            await FinishAsync(RunState.Failed, $"reading manifest {run.InputContainer}/{manifest} failed {_planningFailures} times: {e.Message}");
             return;
         }
 
@@ -428,7 +432,7 @@ public sealed partial class RunCoordinatorGrain(
         if (consumed == 0 && !atEnd)
         {
             await FinishAsync(
-                RunStates.Failed,
+                RunState.Failed,
                 $"manifest {run.InputContainer}/{manifest}: the line at byte {offset} is longer than {_options.ManifestChunkBytes} bytes");
             return;
         }
@@ -442,9 +446,9 @@ public sealed partial class RunCoordinatorGrain(
         }
 
         // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
-        var seen = await store.ManifestKeysSeenAsync(
-            RunId, names.Select(ManifestLines.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), cancellationToken);
-        var deduplicated = ManifestLines.Deduplicate(names, _carry, seen);
+        var seen = await store.Shards.ManifestKeysSeenAsync(
+            RunId, names.Select(formats.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), cancellationToken);
+        var deduplicated = ManifestLines.Deduplicate(formats, names, _carry, seen);
         var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count;
 
         // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
@@ -466,7 +470,7 @@ public sealed partial class RunCoordinatorGrain(
         {
             if (PostgresText.Problem(name) is { } problem)
             {
-                await FinishAsync(RunStates.Failed, $"{source}: blob name '{PostgresText.Printable(name)}' {problem}");
+                await FinishAsync(RunState.Failed, $"{source}: blob name '{PostgresText.Printable(name)}' {problem}");
                 return true;
             }
         }
@@ -490,7 +494,7 @@ public sealed partial class RunCoordinatorGrain(
             return;
         }
 
-        var planner = new ShardPlanner(run.ShardSize);
+        var planner = new ShardPlanner(formats, run.ShardSize);
         var names = page.Select(b => b.Name).ToList();
         var etags = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < _carry.Count && i < _carryETags.Count; i++)
@@ -511,7 +515,7 @@ public sealed partial class RunCoordinatorGrain(
             // when a pass over the listed version dealt with all of its records (its scores alone could be those of a
             // run cancelled half way through it).
             var known = planner.Candidates(_carry, names, last)
-                .Select(c => (c.SourceBlob, c.IsContainer, ETag: ShardPlanner.SourceETag(c.Files.Select(f => (f, etags.GetValueOrDefault(f, ""))))))
+                .Select(c => (c.SourceBlob, c.IsContainer, ETag: FormatRegistry.SourceVersion(c.Files.Select(f => (f, etags.GetValueOrDefault(f, ""))))))
                 .Where(c => c.ETag.Length > 0)
                 .ToList();
             var current = await currentScores.CurrentBlobsAsync(
@@ -526,14 +530,14 @@ public sealed partial class RunCoordinatorGrain(
         var carryETags = step.Carry.Select(n => etags.GetValueOrDefault(n, "")).ToList();
         var next = _shards.Count == 0 ? 0 : _shards.Keys.Max() + 1;
         var records = step.Shards
-            .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardStates.Pending, 0, null, null, 0, 0, null))
+            .Select((s, i) => new ShardRecord(RunId, next + i, s.Kind, s.Blobs, s.RecordCount, ShardState.Pending, 0, null, null, 0, 0, null))
             .ToList();
-        await store.AppendPlanAsync(
+        await store.Shards.AppendPlanAsync(
             RunId, records, position, step.Carry, last, carryETags, run.Incremental ? _planningSkipped + skipped : null, manifestKeys, manifestDuplicates,
             cancellationToken);
         foreach (var record in records)
         {
-            _shards[record.ShardNo] = new ShardState(record);
+            _shards[record.ShardNo] = new ShardEntry(record);
             _pending.AddLast(record.ShardNo);
         }
 
@@ -542,9 +546,9 @@ public sealed partial class RunCoordinatorGrain(
         _carryETags = carryETags;
         _planningSkipped += skipped;
         _planningComplete = last;
-        if (_state == RunStates.Pending)
+        if (_state == RunState.Pending)
         {
-            _state = RunStates.Planning;
+            _state = RunState.Planning;
         }
 
         _startedAt ??= DateTime.UtcNow;
@@ -555,7 +559,7 @@ public sealed partial class RunCoordinatorGrain(
     /// <summary>Completes the run when listing is over and every shard is done or failed; true when the run is final.</summary>
     private async Task<bool> FinishIfDoneAsync()
     {
-        if (RunStates.IsFinal(_state))
+        if (_state.IsFinal())
         {
             return true;
         }
@@ -565,11 +569,11 @@ public sealed partial class RunCoordinatorGrain(
             return false;
         }
 
-        await FinishAsync(RunStates.Completed, _error);
+        await FinishAsync(RunState.Completed, _error);
         return true;
     }
 
-    private async Task FinishAsync(string state, string? error)
+    private async Task FinishAsync(RunState state, string? error)
     {
         // Final only once stored: if Postgres stays unreachable past the store's retries, memory goes back to the stored
         // state and the next tick or call finishes the run again (a final state in memory alone would be stuck there).
@@ -591,7 +595,8 @@ public sealed partial class RunCoordinatorGrain(
 
         _timer?.Dispose();
         _timer = null;
-        LogFinished(logger, RunId, state, error ?? "");
+        GrainFactory.GetGrain<IRunDirectoryGrain>(0).Finished(RunId).Ignore();
+        LogFinished(logger, RunId, state.ToText(), error ?? "");
     }
 
     private async Task SaveProgressAsync(CancellationToken cancellationToken)
@@ -613,7 +618,7 @@ public sealed partial class RunCoordinatorGrain(
         {
             switch (shard.State)
             {
-                case ShardStates.Done:
+                case ShardState.Done:
                     shardsDone++;
                     done += shard.RecordsDone;
                     quarantined += shard.RecordsQuarantined;
@@ -621,11 +626,11 @@ public sealed partial class RunCoordinatorGrain(
 
                     // A container's record count is known once it is read; records a worker left out as current are
                     // not planned work.
-                    planned += shard.Kind == ShardKinds.Container
+                    planned += shard.Kind == ShardKind.Container
                         ? shard.RecordsDone + shard.RecordsQuarantined
                         : Math.Max(0, shard.RecordsPlanned - shard.RecordsSkipped);
                     break;
-                case ShardStates.Failed:
+                case ShardState.Failed:
                     shardsFailed++;
                     failed += shard.RecordsPlanned;
                     planned += shard.RecordsPlanned;
@@ -646,11 +651,11 @@ public sealed partial class RunCoordinatorGrain(
 
         // Containers not read yet count as many records as those read so far held on average.
         var remaining = RemainingRecords.Estimate(_shards.Values.Select(s => new ShardWorkload(
-            s.Kind == ShardKinds.Container, s.State, s.RecordsPlanned, s.RecordsDone + s.RecordsQuarantined, s.ReportedInFlight)));
-        double? eta = RunStates.IsFinal(_state) ? 0 : rate > 0 && _planningComplete && remaining is { } left ? left / rate : null;
+            s.Kind == ShardKind.Container, s.State, s.RecordsPlanned, s.RecordsDone + s.RecordsQuarantined, s.ReportedInFlight)));
+        double? eta = _state.IsFinal() ? 0 : rate > 0 && _planningComplete && remaining is { } left ? left / rate : null;
         return new RunProgress(
             RunId, _state, _planningComplete, _shards.Count, shardsDone, shardsFailed, _leased.Count,
-            planned, done, quarantined, failed, RunStates.IsFinal(_state) ? 0 : rate, eta, skipped);
+            planned, done, quarantined, failed, _state.IsFinal() ? 0 : rate, eta, skipped);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: no such run")]
@@ -687,15 +692,15 @@ public sealed partial class RunCoordinatorGrain(
     private static partial void LogFinished(ILogger logger, Guid runId, string state, string error);
 
     /// <summary>The coordinator's memory of one shard (its blob names stay in Postgres until it is leased).</summary>
-    private sealed class ShardState(ShardRecord record)
+    private sealed class ShardEntry(ShardRecord record)
     {
         public int ShardNo { get; } = record.ShardNo;
 
-        public string Kind { get; } = record.Kind;
+        public ShardKind Kind { get; } = record.Kind;
 
         public int RecordsPlanned { get; } = record.RecordsPlanned;
 
-        public string State { get; set; } = record.State;
+        public ShardState State { get; set; } = record.State;
 
         public int Attempts { get; set; } = record.Attempts;
 
@@ -715,7 +720,7 @@ public sealed partial class RunCoordinatorGrain(
         public int ReportedInFlight { get; set; }
 
         public bool IsHeldBy(string workerId, int leaseId) =>
-            State == ShardStates.Leased && Attempts == leaseId && string.Equals(LeaseOwner, workerId, StringComparison.Ordinal);
+            State == ShardState.Leased && Attempts == leaseId && string.Equals(LeaseOwner, workerId, StringComparison.Ordinal);
 
         public ShardRecord ToRecord(Guid runId) =>
             new(runId, ShardNo, Kind, [], RecordsPlanned, State, Attempts, LeaseOwner, LeaseDeadline, RecordsDone, RecordsQuarantined, LastError, RecordsSkipped);

@@ -55,6 +55,7 @@ public sealed partial class ScheduleGrain(
                 return;
             case FiringOutcome.Started:
                 LogStarted(logger, ScheduleId, firing.RunId!.Value, firing.DueAt, firing.PassedOver);
+                await GrainFactory.GetGrain<IRunDirectoryGrain>(0).Announce(firing.RunId.Value);
                 break;
             case FiringOutcome.Busy:
                 LogBusy(logger, ScheduleId, firing.DueAt, firing.ActiveRunId!.Value);

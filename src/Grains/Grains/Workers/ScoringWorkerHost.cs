@@ -1,5 +1,5 @@
-using HubertEcg.Grains.Telemetry;
-using HubertEcg.Storage;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Worker;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
@@ -12,17 +12,10 @@ namespace HubertEcg.Grains.Workers;
 /// back to the coordinators instead of being left to expire.
 /// </summary>
 public sealed partial class ScoringWorkerHost(
-    IGrainFactory grains,
     ILocalSiloDetails silo,
-    RunStore runs,
-    BlobStore blobs,
-    ResultWriter writer,
-    IRecordDecoder decoder,
-    IWindowPreparer preparer,
-    IScorerProvider scorers,
-    CurrentScores currentScores,
+    WorkerPorts ports,
+    FormatRegistry formats,
     IOptions<WorkerOptions> options,
-    ScoringMetrics metrics,
     ILoggerFactory loggers) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private readonly List<ScoringWorker> _workers = [];
@@ -43,7 +36,7 @@ public sealed partial class ScoringWorkerHost(
         foreach (var device in options.Value.EffectiveDevices)
         {
             var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
-            var worker = new ScoringWorker(id, device, grains, runs, blobs, writer, decoder, preparer, scorers, options.Value, metrics, _workerLogger, currentScores);
+            var worker = new ScoringWorker(id, device, ports, formats, options.Value, _workerLogger);
             _workers.Add(worker);
             _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
         }

@@ -1,0 +1,46 @@
+using HubertEcg.Worker;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Grains.Workers;
+
+/// <summary>
+/// The workers' lease port on Orleans: the active runs come from the run directory grain, leases and reports go to
+/// each run's coordinator grain. One run's coordinator failing (its silo going away, a defect) does not keep a worker
+/// from the other runs.
+/// </summary>
+public sealed partial class GrainLeasePort(IGrainFactory grains, ILogger<GrainLeasePort> logger) : ILeasePort
+{
+    public async Task<ShardLease?> AcquireAsync(string workerId, CancellationToken cancellationToken)
+    {
+        var runs = await grains.GetGrain<IRunDirectoryGrain>(0).GetActiveRuns().WaitAsync(cancellationToken);
+        foreach (var runId in runs)
+        {
+            try
+            {
+                if (await Coordinator(runId).AcquireLease(workerId) is { } lease)
+                {
+                    return lease;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogAcquireFailed(logger, SafeErrors.ForLog(e), workerId, runId);
+            }
+        }
+
+        return null;
+    }
+
+    public Task<LeaseStatus> RenewAsync(string workerId, ShardLease lease, int recordsSinceLastReport) =>
+        Coordinator(lease.RunId).Renew(workerId, lease.ShardNo, lease.LeaseId, recordsSinceLastReport);
+
+    public Task CompleteAsync(ShardLease lease, ShardOutcome outcome) => Coordinator(lease.RunId).Complete(outcome);
+
+    public Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent) =>
+        Coordinator(lease.RunId).Release(workerId, lease.ShardNo, lease.LeaseId, error, permanent);
+
+    private IRunCoordinatorGrain Coordinator(Guid runId) => grains.GetGrain<IRunCoordinatorGrain>(runId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: asking run {RunId} for a shard failed; trying the other runs")]
+    private static partial void LogAcquireFailed(ILogger logger, Exception e, string worker, Guid runId);
+}

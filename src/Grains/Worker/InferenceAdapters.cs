@@ -1,0 +1,64 @@
+using System.Collections.Concurrent;
+using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Model;
+using HubertEcg.Inference.Preprocessing;
+
+namespace HubertEcg.Worker;
+
+/// <summary>Model windows by the inference library's preprocessing (<see cref="EcgPreprocessor"/>), one preprocessor per profile and window cap.</summary>
+public sealed class PreprocessingWindowPreparer : IWindowPreparer
+{
+    private readonly ConcurrentDictionary<(PreprocessingProfile, int), EcgPreprocessor> _preprocessors = new();
+
+    public float[] Prepare(EcgSignal signal, string profile, int maxWindows)
+    {
+        if (!PreprocessingProfiles.TryParse(profile, out var parsed))
+        {
+            throw new EcgFormatException(signal.RecordId, $"unknown preprocessing profile '{profile}' (known: {string.Join(", ", PreprocessingProfiles.Names)})");
+        }
+
+        var preprocessor = _preprocessors.GetOrAdd(
+            (parsed, maxWindows),
+            key => new EcgPreprocessor(new EcgPreprocessorOptions { Profile = key.Item1, MaxWindows = key.Item2 }));
+        var windows = new float[preprocessor.WindowCount(signal) * IEcgScorer.WindowLength];
+        preprocessor.Preprocess(signal, windows);
+        return windows;
+    }
+}
+
+/// <summary>
+/// ONNX Runtime scorers (<see cref="OnnxEcgScorer"/>), opened once per model path and device and shared by the
+/// workers of this silo. A CPU device uses the CPU execution provider; a GPU device is a CUDA device index.
+/// <paramref name="allowSpinning"/> false stops ONNX Runtime's idle threads from spinning, which leaves CPU
+/// to record reading, preprocessing and writes when they share the cores with a CPU worker.
+/// </summary>
+public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true) : IScorerProvider, IDisposable
+{
+    private readonly ConcurrentDictionary<(string Path, WorkerDevice Device), Lazy<IEcgScorer>> _scorers = new();
+
+    public IEcgScorer Get(string modelPath, WorkerDevice device) =>
+        _scorers.GetOrAdd((Path.GetFullPath(modelPath), device), key => new Lazy<IEcgScorer>(() => Open(key.Path, key.Device))).Value;
+
+    public void Dispose()
+    {
+        foreach (var scorer in _scorers.Values.Where(l => l.IsValueCreated))
+        {
+            scorer.Value.Dispose();
+        }
+
+        _scorers.Clear();
+    }
+
+    private OnnxEcgScorer Open(string path, WorkerDevice device)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"model file {path} does not exist on this silo", path);
+        }
+
+        var options = device.GpuIndex is { } index
+            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, DeviceId = index, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
+            : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning };
+        return new OnnxEcgScorer(path, options);
+    }
+}

@@ -1,0 +1,190 @@
+using System.Net;
+using HubertEcg.Silo.Dashboard;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+
+namespace HubertEcg.Unit.Tests.Dashboard;
+
+/// <summary>The dashboard's bind and token rules and its access check (pure logic, no server).</summary>
+public sealed class DashboardOptionsTests
+{
+    private const string Token = "0123456789abcdef0123";
+
+    [Theory]
+    [InlineData("http://127.0.0.1:8480", "127.0.0.1", false, 8480)]
+    [InlineData("http://127.0.0.1:0", "127.0.0.1", false, 0)]
+    [InlineData("http://127.3.4.5:80/", "127.3.4.5", false, 80)]
+    [InlineData("http://[::1]:9000", "::1", false, 9000)]
+    [InlineData("https://localhost:8443", null, true, 8443)]
+    [InlineData("http://LOCALHOST", null, true, 80)]
+    public void LoopbackAddressesNeedNoToken(string url, string? address, bool localhost, int port)
+    {
+        var endpoint = Assert.Single(Load(url, token: "").Endpoints());
+
+        Assert.True(endpoint.IsLoopback);
+        Assert.Equal(address is null ? null : IPAddress.Parse(address), endpoint.Address);
+        Assert.Equal(localhost, endpoint.Localhost);
+        Assert.Equal(port, endpoint.Port);
+        Assert.Equal(url.StartsWith("https", StringComparison.Ordinal), endpoint.Https);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:8480")]
+    [InlineData("http://[::]:8480")]
+    [InlineData("http://*:8480")]
+    [InlineData("http://+:8480")]
+    [InlineData("http://192.168.1.20:8480")]
+    [InlineData("http://10.0.0.5")]
+    [InlineData("http://dashboard.example.org:8480")]
+    [InlineData("http://127.0.0.1:8480;http://0.0.0.0:8481")]
+    public void AnAddressOtherMachinesReachIsRefusedWithoutAToken(string urls)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Load(urls, token: ""));
+
+        Assert.Contains("Dashboard:Token is not set", e.Message, StringComparison.Ordinal);
+        Assert.Contains("HUBERTECG_Dashboard__Token", e.Message, StringComparison.Ordinal);
+        Assert.Contains(urls.Split(';')[^1], e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:8480", true)]
+    [InlineData("http://*:8480", true)]
+    [InlineData("http://192.168.1.20:8480", false)]
+    [InlineData("http://dashboard.example.org:8480", true)]
+    public void WithATokenAnyAddressMayBeBound(string url, bool anyAddress)
+    {
+        var endpoint = Assert.Single(Load(url, Token).Endpoints());
+
+        Assert.False(endpoint.IsLoopback);
+        Assert.Equal(anyAddress, endpoint.AnyAddress);
+    }
+
+    [Theory]
+    [InlineData("short-token")]
+    [InlineData("                    ")]
+    public void AShortOrBlankTokenIsRefused(string token)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Load("http://127.0.0.1:8480", token));
+
+        Assert.Contains($"at least {DashboardOptions.MinimumTokenLength} characters", e.Message, StringComparison.Ordinal);
+        if (token.Trim().Length > 0)
+        {
+            Assert.DoesNotContain(token, e.Message, StringComparison.Ordinal); // a secret is never echoed
+        }
+    }
+
+    [Theory]
+    [InlineData("", "Dashboard:Urls is empty")]
+    [InlineData("127.0.0.1:8480", "is not an address of the form")]
+    [InlineData("ftp://127.0.0.1:21", "is not an address of the form")]
+    [InlineData("http://127.0.0.1:8480/dashboard", "is not an address of the form")]
+    [InlineData("http://127.0.0.1:70000", "not between 0 and 65535")]
+    [InlineData("http://[not-ipv6]:80", "not an address of the form")]
+    [InlineData("http://[fe80::zz]:80", "is not an IPv6 address")]
+    [InlineData("http://localhost:0", "use http://127.0.0.1:0")]
+    public void MalformedUrlsAreRefusedWithTheReason(string urls, string reason)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Load(urls, Token));
+
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ADisabledDashboardIsNotChecked()
+    {
+        var options = DashboardOptions.Load(Configuration(new() { ["Dashboard:Urls"] = "http://0.0.0.0:1" }));
+
+        Assert.False(options.Enabled);
+    }
+
+    [Fact]
+    public void KestrelEndpointsThatBypassTheCheckAreRefused()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => DashboardOptions.Load(Configuration(new()
+        {
+            ["Dashboard:Enabled"] = "true",
+            ["Kestrel:Endpoints:Open:Url"] = "http://0.0.0.0:5000",
+        })));
+
+        Assert.Contains("Kestrel:Endpoints", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheDefaultIsLoopbackWithoutAToken()
+    {
+        var options = DashboardOptions.Load(Configuration(new() { ["Dashboard:Enabled"] = "true" }));
+
+        Assert.False(options.TokenRequired);
+        Assert.Equal(IPAddress.Loopback, Assert.Single(options.Endpoints()).Address);
+    }
+
+    [Fact]
+    public void TheTokenIsAcceptedAsBearerOrSessionCookieOnly()
+    {
+        var access = new DashboardAccess(Token);
+
+        Assert.True(access.TokenMatches(Token));
+        Assert.False(access.TokenMatches(Token + "x"));
+        Assert.False(access.TokenMatches(Token[..^1]));
+        Assert.False(access.TokenMatches(""));
+        Assert.False(access.TokenMatches(null));
+        Assert.True(access.IsAuthorized(Request(authorization: $"Bearer {Token}")));
+        Assert.True(access.IsAuthorized(Request(authorization: $"bearer {Token}")));
+        Assert.False(access.IsAuthorized(Request(authorization: $"Basic {Token}")));
+        Assert.False(access.IsAuthorized(Request(authorization: "Bearer wrong-token-wrong-token")));
+        Assert.False(access.IsAuthorized(Request()));
+        Assert.True(access.IsAuthorized(Request(cookie: access.SessionCookie)));
+        Assert.False(access.IsAuthorized(Request(cookie: Token))); // the cookie is not the token itself
+        Assert.NotEqual(access.SessionCookie, new DashboardAccess(Token + "-other").SessionCookie);
+        Assert.True(new DashboardAccess("").IsAuthorized(Request()));
+    }
+
+    [Theory]
+    [InlineData("localhost:8480", true)]
+    [InlineData("127.0.0.1:8480", true)]
+    [InlineData("[::1]:8480", true)]
+    [InlineData("LocalHost", true)]
+    [InlineData("evil.example:8480", false)]
+    [InlineData("192.168.1.20:8480", false)]
+    [InlineData("", false)]
+    public void WithoutATokenOnlyLoopbackHostNamesAreServed(string host, bool served)
+    {
+        Assert.Equal(served, DashboardAccess.IsLoopbackHost(new HostString(host)));
+    }
+
+    [Theory]
+    [InlineData("/runs/1?x=2", "/runs/1?x=2")]
+    [InlineData("/", "/")]
+    [InlineData("//evil.example/", "/")]
+    [InlineData("/\\evil.example", "/")]
+    [InlineData("https://evil.example/", "/")]
+    [InlineData("javascript:alert(1)", "/")]
+    [InlineData("/runs\r\nSet-Cookie: x=1", "/")]
+    [InlineData(null, "/")]
+    public void LoginReturnsOnlyToAPathOnThisServer(string? path, string expected)
+    {
+        Assert.Equal(expected, DashboardWeb.LocalPath(path));
+    }
+
+    private static DashboardOptions Load(string urls, string token) =>
+        DashboardOptions.Load(Configuration(new() { ["Dashboard:Enabled"] = "true", ["Dashboard:Urls"] = urls, ["Dashboard:Token"] = token }));
+
+    private static IConfiguration Configuration(Dictionary<string, string?> values) =>
+        new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+
+    private static HttpRequest Request(string? authorization = null, string? cookie = null)
+    {
+        var context = new DefaultHttpContext();
+        if (authorization is not null)
+        {
+            context.Request.Headers.Authorization = authorization;
+        }
+
+        if (cookie is not null)
+        {
+            context.Request.Headers.Cookie = $"{DashboardAccess.CookieName}={cookie}";
+        }
+
+        return context.Request;
+    }
+}
