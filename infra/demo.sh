@@ -5,6 +5,8 @@
 # and print `scored=<n> quarantined=<q> seconds=<s>`. Safe to run twice (each run uses a fresh prefix).
 # The silo serves the web dashboard on 127.0.0.1 (port HUBERT_DASHBOARD_PORT, default 8480, or one the OS picks
 # when that is taken) and the demo prints its address; --keep-silo leaves the silo and dashboard up after the run.
+# The client submits, watches and reads the run through the silo's gateway (HUBERT_GATEWAY_PORT, default 30000, the
+# silo's Silo:GatewayPort; its silo-to-silo port is HUBERT_SILO_PORT, default 11111), and says so (`via cluster ...`).
 # Options: --checkpoint DIR   --records N (default 240)   --keep-silo
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,13 +64,25 @@ dashboard_port="${HUBERT_DASHBOARD_PORT:-8480}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$dashboard_port") 2>/dev/null; then
     dashboard_port=0 # taken: let the OS choose
 fi
-"$silo" --Dashboard:Enabled=true --Dashboard:Urls="http://127.0.0.1:$dashboard_port" >"$demo/silo.log" 2>&1 &
+gateway_port="${HUBERT_GATEWAY_PORT:-30000}"
+silo_port="${HUBERT_SILO_PORT:-11111}"
+for port in "$gateway_port" "$silo_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "error: port $port is taken (another silo?); choose others with HUBERT_GATEWAY_PORT and HUBERT_SILO_PORT" >&2
+        exit 1
+    fi
+done
+"$silo" --Dashboard:Enabled=true --Dashboard:Urls="http://127.0.0.1:$dashboard_port" \
+    --Silo:GatewayPort="$gateway_port" --Silo:SiloPort="$silo_port" >"$demo/silo.log" 2>&1 &
 silo_pid=$!
 trap 'kill "$silo_pid" 2>/dev/null || true; wait "$silo_pid" 2>/dev/null || true' EXIT
+# The client's cluster settings: the silo's gateway (the client falls back to Postgres, and says so, without it).
+cluster=(--set "Cluster:Gateways:0=127.0.0.1:$gateway_port")
 dashboard_url=""
 for _ in $(seq 1 240); do
     dashboard_url="$(sed -n 's/.*Dashboard listening on \(http:[^ ]*\).*/\1/p' "$demo/silo.log" | head -1)"
-    [ -n "$dashboard_url" ] && break
+    # Up when the dashboard listens and the gateway takes connections.
+    [ -n "$dashboard_url" ] && (exec 3<>"/dev/tcp/127.0.0.1/$gateway_port") 2>/dev/null && break
     if ! kill -0 "$silo_pid" 2>/dev/null; then
         echo "error: the silo exited; the end of its log ($demo/silo.log):" >&2
         tail -20 "$demo/silo.log" >&2
@@ -77,12 +91,13 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 echo "dashboard: ${dashboard_url:-(not up yet; see $demo/silo.log)}  (cluster health: ${dashboard_url}/orleans/)"
+echo "gateway: 127.0.0.1:$gateway_port"
 
 echo "== run"
-run_id="$("$cli" run submit --input "demo/$prefix" --model "$model" --name "demo $prefix")"
+run_id="$("$cli" run submit "${cluster[@]}" --input "demo/$prefix" --model "$model" --name "demo $prefix")"
 echo "run id: $run_id"
-"$cli" run watch "$run_id"
-"$cli" run status "$run_id"
+"$cli" run watch "${cluster[@]}" "$run_id"
+"$cli" run status "${cluster[@]}" "$run_id"
 
 if [ -n "$keep_silo" ]; then
     echo
@@ -95,7 +110,7 @@ wait "$silo_pid" 2>/dev/null || true
 trap - EXIT
 cat <<TXT
 
-Where to look:
+Where to look (the silo is stopped, so the client answers from Postgres):
   $cli run status $run_id --json
   $cli results export --run $run_id --out $demo/results.csv
   psql "host=127.0.0.1 port=${HUBERT_PG_PORT:-55432} user=hubert dbname=hubert" -c "select reason, count(*) from quarantine group by 1"

@@ -83,11 +83,12 @@ public static class Cli
         return string.Join(": ", parts);
     }
 
-    /// <summary>appsettings.json, then HUBERTECG_* environment variables, then --set overrides.</summary>
+    /// <summary>appsettings.json, then HUBERTECG_* environment variables, then --set overrides (the last of a key wins).</summary>
     public static IConfigurationRoot Configuration(ParseResult parseResult)
     {
         var overrides = parseResult.GetValue(SetOption) ?? [];
-        var pairs = new List<KeyValuePair<string, string?>>();
+        // Keys are case-insensitive, as in every configuration source; a key set twice takes its last value.
+        var pairs = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (var item in overrides)
         {
             var eq = item.IndexOf('=', StringComparison.Ordinal);
@@ -96,7 +97,7 @@ public static class Cli
                 throw new ArgumentException($"--set expects Section:Key=value, got '{item}'");
             }
 
-            pairs.Add(new(item[..eq], item[(eq + 1)..]));
+            pairs[item[..eq]] = item[(eq + 1)..];
         }
 
         return new ConfigurationBuilder().AddHubertEcgSources().AddInMemoryCollection(pairs).Build();

@@ -2,18 +2,23 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using HubertEcg.Storage;
-using Npgsql;
+using HubertEcg.Client.Cluster;
 using HubertEcg.Grains;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Configuration;
+using Npgsql;
 
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
 /// <c>hubert-ecg run</c>: submit, inspect, watch, cancel and list distributed scoring runs.
-/// The client talks to Postgres only, never to the Orleans cluster: a submitted run is a <c>runs</c> row that the
-/// silos' workers discover (they wake the run's coordinator grain), status and progress are the columns the
-/// coordinator keeps up to date, and cancel sets <c>cancel_requested</c>, which the coordinator honours on its
-/// next tick. So the client needs no cluster address and works while silos restart.
+/// Postgres is the durable record: a submitted run is a <c>runs</c> row, status and progress are the columns its
+/// coordinator keeps up to date, and cancel sets <c>cancel_requested</c>, which the coordinator honours on its next
+/// tick; the silos' run directory reads new rows every <c>Coordinator:DirectoryRefresh</c>. So the client works with
+/// Postgres alone, and while silos restart. With silo gateways configured (<c>Cluster:Gateways</c>,
+/// <see cref="ClusterClientOptions"/>) and answering, the commands also go through the cluster: submit announces the
+/// run to the run directory, which wakes its coordinator at once; cancel cancels through the coordinator; watch and
+/// status read the coordinator's live progress. Each says on standard error which answered (<c>via ...</c>).
 /// </summary>
 public static class RunCommands
 {
@@ -34,11 +39,42 @@ public static class RunCommands
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
     };
 
-    internal static NpgsqlDataSource OpenDatabase(ParseResult parseResult) =>
-        NpgsqlDataSource.Create(Cli.Configuration(parseResult).Postgres().ConnectionString);
+    internal static NpgsqlDataSource OpenDatabase(ParseResult parseResult) => OpenDatabase(Cli.Configuration(parseResult));
+
+    internal static NpgsqlDataSource OpenDatabase(IConfiguration configuration) =>
+        NpgsqlDataSource.Create(configuration.Postgres().ConnectionString);
+
+    /// <summary>Says on standard error what answers the command (standard output stays the command's result).</summary>
+    internal static void SaySource(ClusterConnection cluster) => Console.Error.WriteLine($"via {cluster.Source}");
 
     internal static Guid ParseRunId(string text) =>
         Guid.TryParse(text, out var id) ? id : throw new ArgumentException($"'{text}' is not a run id (a GUID as printed by `run submit`)");
+
+    /// <summary>
+    /// <paramref name="view"/> (a run's Postgres row) with the live state, counts, rate and ETA of its coordinator;
+    /// the rest (name, input, times, error) stays the row's.
+    /// </summary>
+    public static RunView WithLiveProgress(RunView view, RunProgress live) => view with
+    {
+        State = live.State.ToText(),
+        Shards = new ShardCounts(
+            live.ShardsPlanned,
+            Math.Max(0, live.ShardsPlanned - live.ShardsDone - live.ShardsFailed - live.ShardsLeased),
+            live.ShardsLeased,
+            live.ShardsDone,
+            live.ShardsFailed,
+            live.PlanningComplete),
+        Records = view.Records with
+        {
+            Planned = live.RecordsPlanned,
+            Done = live.RecordsDone,
+            Quarantined = live.RecordsQuarantined,
+            Failed = live.RecordsFailed,
+            Skipped = live.RecordsSkipped,
+        },
+        RatePerSecond = Math.Round(live.RatePerSecond, 2),
+        EtaSeconds = live.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
+    };
 
     public static RunView View(RunRecord run, IReadOnlyDictionary<ShardState, int> shardStates) => new(
         run.RunId,
@@ -70,7 +106,11 @@ public static class RunCommands
         seconds is not { } s || double.IsNaN(s) ? "-" : TimeSpan.FromSeconds(Math.Round(s)).ToString(s >= 86400 ? @"d\.hh\:mm\:ss" : @"hh\:mm\:ss", CultureInfo.InvariantCulture);
 }
 
-/// <summary>The client's view of a run (text and JSON output).</summary>
+/// <summary>
+/// The client's view of a run (text and JSON output). <see cref="Source"/> (<c>run status</c> only): <c>cluster</c>
+/// when the counts are the coordinator's live ones, <c>postgres</c> when they are the stored row's; <see cref="Via"/>
+/// says which gateway answered, or why Postgres did, as the command's <c>via ...</c> line.
+/// </summary>
 public sealed record RunView(
     Guid RunId,
     string Name,
@@ -89,7 +129,9 @@ public sealed record RunView(
     DateTime? FinishedAt,
     bool Incremental,
     Guid? ScheduleId,
-    DateTime? ScheduledFor);
+    DateTime? ScheduledFor,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Source = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Via = null);
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 

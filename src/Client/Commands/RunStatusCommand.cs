@@ -1,11 +1,16 @@
 using System.CommandLine;
 using System.Text.Json;
-using HubertEcg.Storage;
+using HubertEcg.Client.Cluster;
 using HubertEcg.Grains;
+using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg run status ID [--json]</c>: one run's state and progress, from Postgres.</summary>
+/// <summary>
+/// <c>hubert-ecg run status ID [--json]</c>: one run's row from Postgres, with its coordinator's live state, counts,
+/// rate and ETA when a configured gateway answers. Standard error says which answered; the JSON's <c>source</c> is
+/// <c>cluster</c> or <c>postgres</c> and its <c>via</c> the same line.
+/// </summary>
 public static class RunStatusCommand
 {
     public static Command Build()
@@ -18,7 +23,9 @@ public static class RunStatusCommand
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var runId = RunCommands.ParseRunId(parseResult.GetValue(id)!);
-            await using var db = RunCommands.OpenDatabase(parseResult);
+            var configuration = Cli.Configuration(parseResult);
+            var clusterOptions = ClusterClientOptions.Load(configuration);
+            await using var db = RunCommands.OpenDatabase(configuration);
             var store = new RunStore(db);
             var run = await store.GetRunAsync(runId, cancellationToken);
             if (run is null)
@@ -28,6 +35,24 @@ public static class RunStatusCommand
             }
 
             var view = RunCommands.View(run, await store.Shards.StateCountsAsync(runId, cancellationToken));
+            await using (var cluster = await ClusterConnection.OpenAsync(clusterOptions, cancellationToken))
+            {
+                if (cluster.Coordinator(runId) is { } coordinator)
+                {
+                    try
+                    {
+                        view = RunCommands.WithLiveProgress(view, await coordinator.GetProgress());
+                    }
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        cluster.Lost(e);
+                    }
+                }
+
+                RunCommands.SaySource(cluster);
+                view = view with { Source = cluster.SourceKind, Via = cluster.Source };
+            }
+
             Console.WriteLine(parseResult.GetValue(json) ? JsonSerializer.Serialize(view, RunCommands.Json) : Describe(view));
             return 0;
         });

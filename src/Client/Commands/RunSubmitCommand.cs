@@ -1,9 +1,15 @@
 using System.CommandLine;
+using HubertEcg.Client.Cluster;
 using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg run submit</c>: registers the model and creates a run; prints its id.</summary>
+/// <summary>
+/// <c>hubert-ecg run submit</c>: registers the model and creates the run's row in Postgres (the durable record), then,
+/// when a configured gateway answers, announces the run to the cluster's run directory, which wakes its coordinator
+/// at once; without one the directory finds the row on its next refresh. Prints the run id on standard output and
+/// what answered on standard error.
+/// </summary>
 public static class RunSubmitCommand
 {
     public static Command Build()
@@ -21,7 +27,9 @@ public static class RunSubmitCommand
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var run = definition.Resolve(parseResult);
-            await using var db = RunCommands.OpenDatabase(parseResult);
+            var configuration = Cli.Configuration(parseResult);
+            var clusterOptions = ClusterClientOptions.Load(configuration);
+            await using var db = RunCommands.OpenDatabase(configuration);
             var store = new RunStore(db);
             await run.RegisterModelAsync(store, cancellationToken);
             var runId = Guid.NewGuid();
@@ -43,6 +51,22 @@ public static class RunSubmitCommand
                     run.Manifest,
                     parseResult.GetValue(incremental)),
                 cancellationToken);
+
+            await using var cluster = await ClusterConnection.OpenAsync(clusterOptions, cancellationToken);
+            if (cluster.Directory is { } directory)
+            {
+                try
+                {
+                    await directory.Announce(runId);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // The row is stored: the directory's next refresh from Postgres finds the run all the same.
+                    cluster.Lost(e);
+                }
+            }
+
+            RunCommands.SaySource(cluster);
             Console.WriteLine(runId);
             return 0;
         });

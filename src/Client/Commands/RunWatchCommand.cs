@@ -1,14 +1,17 @@
 using System.CommandLine;
+using HubertEcg.Client.Cluster;
+using HubertEcg.Grains;
 using HubertEcg.Storage;
 using Spectre.Console;
-using HubertEcg.Grains;
 
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg run watch ID</c>: a live progress bar (records finished of planned, rate, ETA) polled from Postgres
-/// once a second; ends when the run ends, with <c>scored=&lt;n&gt; quarantined=&lt;q&gt; seconds=&lt;s&gt;</c>.
-/// Exit code 0 for a completed run, 1 otherwise.
+/// <c>hubert-ecg run watch ID</c>: a live progress bar (records finished of planned, rate, ETA) polled once a second
+/// from the run's coordinator when a configured gateway answers, otherwise from Postgres; when the cluster stops
+/// answering, the watch goes on from Postgres and says so on standard error. Ends when the run ends, with
+/// <c>scored=&lt;n&gt; quarantined=&lt;q&gt; seconds=&lt;s&gt;</c> from the run's final row. Exit code 0 for a
+/// completed run, 1 otherwise.
 /// </summary>
 public static class RunWatchCommand
 {
@@ -23,7 +26,9 @@ public static class RunWatchCommand
         {
             var runId = RunCommands.ParseRunId(parseResult.GetValue(id)!);
             var period = TimeSpan.FromSeconds(Math.Max(0.1, parseResult.GetValue(interval)));
-            await using var db = RunCommands.OpenDatabase(parseResult);
+            var configuration = Cli.Configuration(parseResult);
+            var clusterOptions = ClusterClientOptions.Load(configuration);
+            await using var db = RunCommands.OpenDatabase(configuration);
             var store = new RunStore(db);
             var run = await store.GetRunAsync(runId, cancellationToken);
             if (run is null)
@@ -32,18 +37,47 @@ public static class RunWatchCommand
                 return 1;
             }
 
+            await using var cluster = await ClusterConnection.OpenAsync(clusterOptions, cancellationToken);
+            RunCommands.SaySource(cluster);
+
+            // The coordinator's live progress while the cluster answers; the row once the run is over (its final
+            // counts, times and error are stored before the coordinator reports the end) or the cluster is gone.
+            async Task<Snapshot> NextAsync(RunRecord? fresh)
+            {
+                if (cluster.Coordinator(runId) is { } coordinator)
+                {
+                    try
+                    {
+                        var live = await coordinator.GetProgress();
+                        if (!live.State.IsFinal())
+                        {
+                            return Snapshot.Of(live);
+                        }
+                    }
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        cluster.Lost(e);
+                        RunCommands.SaySource(cluster);
+                    }
+                }
+
+                run = fresh ?? await store.GetRunAsync(runId, cancellationToken) ?? throw new InvalidOperationException($"run {runId} vanished");
+                return Snapshot.Of(run);
+            }
+
+            var snapshot = await NextAsync(run);
             await AnsiConsole.Progress()
                 .AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
                 .StartAsync(async context =>
                 {
-                    var task = context.AddTask(Describe(run), maxValue: Math.Max(1, run.RecordsPlanned));
+                    var task = context.AddTask(snapshot.Describe(), maxValue: Math.Max(1, snapshot.Planned));
                     while (true)
                     {
-                        task.MaxValue = Math.Max(1, run.RecordsPlanned);
-                        task.Value = Math.Min(task.MaxValue, run.RecordsDone + run.RecordsQuarantined + run.RecordsFailed);
-                        task.Description = Describe(run);
-                        if (run.State.IsFinal())
+                        task.MaxValue = Math.Max(1, snapshot.Planned);
+                        task.Value = Math.Min(task.MaxValue, snapshot.Finished);
+                        task.Description = snapshot.Describe();
+                        if (snapshot.State.IsFinal())
                         {
                             task.Value = task.MaxValue;
                             task.StopTask();
@@ -51,10 +85,11 @@ public static class RunWatchCommand
                         }
 
                         await Task.Delay(period, cancellationToken);
-                        run = await store.GetRunAsync(runId, cancellationToken) ?? throw new InvalidOperationException($"run {runId} vanished");
+                        snapshot = await NextAsync(null);
                     }
                 });
 
+            // The loop ends on a final row from Postgres only.
             var seconds = run.StartedAt is { } s ? ((run.FinishedAt ?? DateTime.UtcNow) - s).TotalSeconds : 0;
             if (!string.IsNullOrEmpty(run.Error))
             {
@@ -67,7 +102,18 @@ public static class RunWatchCommand
         return command;
     }
 
-    private static string Describe(RunRecord run) =>
-        Markup.Escape($"{run.State} {run.RecordsDone + run.RecordsQuarantined}/{run.RecordsPlanned} " +
-            $"({run.RatePerSecond:0.#}/s, eta {RunCommands.Duration(run.EtaSeconds)})");
+    /// <summary>One poll's progress, from the coordinator or from the row.</summary>
+    private sealed record Snapshot(RunState State, long Planned, long Done, long Quarantined, long Failed, double RatePerSecond, double? EtaSeconds)
+    {
+        public long Finished => Done + Quarantined + Failed;
+
+        public static Snapshot Of(RunProgress p) =>
+            new(p.State, p.RecordsPlanned, p.RecordsDone, p.RecordsQuarantined, p.RecordsFailed, p.RatePerSecond, p.EtaSeconds);
+
+        public static Snapshot Of(RunRecord r) =>
+            new(r.State, r.RecordsPlanned, r.RecordsDone, r.RecordsQuarantined, r.RecordsFailed, r.RatePerSecond, r.EtaSeconds);
+
+        public string Describe() =>
+            Markup.Escape($"{State.ToText()} {Done + Quarantined}/{Planned} ({RatePerSecond:0.#}/s, eta {RunCommands.Duration(EtaSeconds)})");
+    }
 }
