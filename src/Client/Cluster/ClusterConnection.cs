@@ -1,5 +1,6 @@
 using System.Net;
 using HubertEcg.Grains;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -77,6 +78,12 @@ public sealed class ClusterConnection : IAsyncDisposable
             var reason = timeout.IsCancellationRequested
                 ? $"no answer within {options.ConnectTimeout.TotalSeconds:0.###} s"
                 : Reason(e);
+            if (Innermost(e) is ConnectionAbortedException)
+            {
+                // A silo closes the handshake of a client of another cluster; its reason reaches the client only at times.
+                reason += " (are Cluster:ClusterId and Cluster:ServiceId the silos'?)";
+            }
+
             return new(null, null, gateways, $"Postgres ({gateways} unreachable: {reason})");
         }
     }
@@ -105,12 +112,7 @@ public sealed class ClusterConnection : IAsyncDisposable
     /// </summary>
     public static string Reason(Exception e)
     {
-        var innermost = e;
-        while (innermost.InnerException is { } inner)
-        {
-            innermost = inner;
-        }
-
+        var innermost = Innermost(e);
         var outer = OneLine(e.Message);
         var cause = OneLine(innermost.Message);
         if (outer.Length == 0)
@@ -119,6 +121,16 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
 
         return cause.Length == 0 || outer.Contains(cause, StringComparison.Ordinal) ? outer : $"{outer.TrimEnd('.')}: {cause}";
+    }
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is { } inner)
+        {
+            e = inner;
+        }
+
+        return e;
     }
 
     private static string OneLine(string message) =>

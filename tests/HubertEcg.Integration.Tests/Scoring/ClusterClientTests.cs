@@ -172,7 +172,7 @@ public sealed class ClusterClientTests(PostgresDatabaseFixture database, BlobCon
             Assert.True(code == 0, stderr);
             var runId = Guid.Parse(stdout.Trim());
             Assert.StartsWith($"via Postgres (gateway {nobody} unreachable: ", stderr.Trim(), StringComparison.Ordinal);
-            Assert.Contains("ConnectionRefused", stderr, StringComparison.Ordinal);
+            Assert.True(stderr.Contains("ConnectionRefused", StringComparison.Ordinal), stderr);
 
             (code, stdout, stderr) = await CliAsync([.. unreachable, "run", "watch", runId.ToString(), "--interval", "0.2"]);
             Assert.True(code == 0, stdout + stderr);
@@ -186,12 +186,15 @@ public sealed class ClusterClientTests(PostgresDatabaseFixture database, BlobCon
             Assert.StartsWith($"Postgres (gateway {nobody} unreachable: ", status.RootElement.GetProperty("via").GetString(), StringComparison.Ordinal);
             Assert.Equal("completed", status.RootElement.GetProperty("state").GetString());
 
-            // A silo of another cluster answers, but refuses the handshake: that is unreachable too, with its reason.
+            // A silo of another cluster answers but refuses the handshake: unreachable too. Orleans tells the client why
+            // (the cluster ids) or only closes the connection, so the line names the ids or the keys to check.
             string[] otherCluster = [.. silo.Gateway, "--set", "Cluster:ClusterId=another-cluster"];
             (code, _, stderr) = await CliAsync([.. otherCluster, "run", "status", runId.ToString()]);
             Assert.Equal(0, code);
             Assert.StartsWith($"via Postgres (gateway {silo.Address} unreachable: ", stderr.Trim(), StringComparison.Ordinal);
-            Assert.Contains("another-cluster", stderr, StringComparison.Ordinal);
+            Assert.True(
+                stderr.Contains("another-cluster", StringComparison.Ordinal) || stderr.Contains("Cluster:ClusterId", StringComparison.Ordinal),
+                stderr);
         }
         finally
         {
