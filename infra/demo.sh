@@ -76,8 +76,9 @@ done
     --Silo:GatewayPort="$gateway_port" --Silo:SiloPort="$silo_port" >"$demo/silo.log" 2>&1 &
 silo_pid=$!
 trap 'kill "$silo_pid" 2>/dev/null || true; wait "$silo_pid" 2>/dev/null || true' EXIT
-# The client's cluster settings: the silo's gateway (the client falls back to Postgres, and says so, without it).
-cluster=(--set "Cluster:Gateways:0=127.0.0.1:$gateway_port")
+# The client's cluster settings: the silo's gateway (the client falls back to Postgres, and says so, without it),
+# with time to spare for a small machine that the demo's own scoring keeps busy (the default is 5 s).
+cluster=(--set "Cluster:Gateways:0=127.0.0.1:$gateway_port" --set "Cluster:ConnectTimeout=00:00:30")
 dashboard_url=""
 for _ in $(seq 1 240); do
     dashboard_url="$(sed -n 's/.*Dashboard listening on \(http:[^ ]*\).*/\1/p' "$demo/silo.log" | head -1)"

@@ -86,6 +86,12 @@ public sealed class ClusterConnection : IAsyncDisposable
 
             return new(null, null, gateways, $"Postgres ({gateways} unreachable: {reason})");
         }
+        catch when (host is not null)
+        {
+            // The command was cancelled while connecting.
+            await StopQuietlyAsync(host);
+            throw;
+        }
     }
 
     /// <summary>
