@@ -11,8 +11,4 @@ builder.AddHubertEcgSilo(); // Orleans, scoring, schedules, telemetry; migration
 builder.AddHubertEcgDashboard();
 
 // Every section is checked before anything starts: a refused configuration is one line on stderr and exit code 2.
-return await builder.RunAsync("hubert-ecg-silo", app =>
-{
-    app.UseHubertEcgDashboard();
-    app.MapOrleansDashboard(routePrefix: DashboardWeb.OrleansPath);
-});
+return await builder.RunAsync("hubert-ecg-silo", app => app.UseHubertEcgDashboard().MapOrleansDashboard(routePrefix: DashboardWeb.OrleansPath));

@@ -3,9 +3,12 @@ using HubertEcg.Silo.Dashboard;
 using HubertEcg.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace HubertEcg.Unit.Tests.Dashboard;
@@ -102,6 +105,30 @@ public sealed class DashboardOptionsTests
         app.Services.GetRequiredService<IStartupValidator>().Validate();
 
         Assert.False(app.Services.GetRequiredService<IOptions<DashboardOptions>>().Value.Enabled);
+    }
+
+    [Fact]
+    public async Task ADisabledDashboardOpensNoListenerWhateverAspNetIsAskedFor()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["Postgres:ConnectionString"] = "Host=unused",
+        });
+        builder.AddHubertEcgDashboard();
+        await using var app = builder.Build();
+        await app.StartAsync();
+        try
+        {
+            var server = Assert.IsType<DashboardHttpServer>(app.Services.GetRequiredService<IServer>());
+            Assert.Empty(server.Features.Get<IServerAddressesFeature>()!.Addresses);
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
     }
 
     [Fact]
