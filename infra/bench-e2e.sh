@@ -43,6 +43,8 @@ silo="$root/src/Silo/Host/bin/Release/net10.0/hubert-ecg-silo"
 for f in "$cli" "$silo"; do
     [ -x "$f" ] || { echo "error: $f is missing; build with: dotnet build HubertEcg.sln -c Release" >&2; exit 1; }
 done
+# The schema before the first submit (up.sh applies none; the silo would, but the run is submitted beside its start).
+"$cli" db migrate | tail -1
 
 work="$root/.local/bench-e2e"
 mkdir -p "$work"

@@ -41,6 +41,10 @@ silo="$root/src/Silo/Host/bin/Release/net10.0/hubert-ecg-silo"
 demo="$root/.local/demo"
 mkdir -p "$demo"
 
+echo "== schema"
+# up.sh runs before anything is built, so the schema is applied here, by the built tool (SchemaMigrator).
+"$cli" db migrate
+
 echo "== checking the services"
 "$cli" smoke | tail -1
 

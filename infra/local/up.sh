@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bring up the project's private local services: a PostgreSQL cluster and the Azurite blob emulator,
-# both with their data under <checkout>/.local. Installs what is missing, is safe to run twice,
-# applies the SQL migrations in infra/sql, and prints the connection settings (also written to
-# .local/services.env for other scripts and the test fixtures).
+# both with their data under <checkout>/.local. Installs what is missing, is safe to run twice, creates
+# the empty database, and prints the connection settings (also written to .local/services.env for other
+# scripts and the test fixtures). It applies no schema: it runs before anything is built. The schema comes
+# from the built tool (bash infra/local/migrate.sh, which runs `hubert-ecg db migrate`), from a silo started
+# with Postgres:ApplyMigrations (the default), or, for tests, from each fixture's own database.
 #
 # Environment: HUBERT_PG_PORT (default 55432), HUBERT_BLOB_PORT (default 10010),
 #              HUBERT_LOCAL_DIR (default <checkout>/.local).
@@ -99,9 +101,6 @@ psql_cmd=(psql -h 127.0.0.1 -p "$pg_port" -U "$pg_user" -v ON_ERROR_STOP=1 -q -X
 if ! "${psql_cmd[@]}" -d postgres -tAc "select 1 from pg_database where datname = '$pg_db'" | grep -q 1; then
     "${psql_cmd[@]}" -d postgres -c "create database $pg_db"
 fi
-
-# --- schema migrations (same bookkeeping as HubertEcg.Storage.SchemaMigrator) ------------------
-"$here/migrate.sh" "host=127.0.0.1 port=$pg_port user=$pg_user dbname=$pg_db"
 
 # --- Azurite ------------------------------------------------------------------------------
 mkdir -p "$az_dir/data"

@@ -8,7 +8,7 @@
 --
 -- Usage (on a scratch database, never a real one):
 --   psql -h 127.0.0.1 -p 55432 -U hubert -d postgres -c 'create database dash_bench'
---   bash infra/local/migrate.sh "host=127.0.0.1 port=55432 user=hubert dbname=dash_bench"
+--   bash infra/local/migrate.sh "Host=127.0.0.1;Port=55432;Username=hubert;Database=dash_bench"   (the built hubert-ecg db migrate)
 --   psql "host=127.0.0.1 port=55432 user=hubert dbname=dash_bench" -v ON_ERROR_STOP=1 -f tests/scripts/generate-scores.sql
 --   (optional: -v runs=2 -v per_run=1000 -v batch=100 for a small one)
 -- It must not run inside a transaction (psql -1): it commits after every batch.

@@ -28,6 +28,7 @@ public static class Cli
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(CohortCommands.Build());
         root.Subcommands.Add(SmokeCommand.Build());
+        root.Subcommands.Add(DbCommands.Build());
         root.Subcommands.Add(RunCommands.Build());
         root.Subcommands.Add(ScheduleCommands.Build());
         root.Subcommands.Add(ResultsCommands.Build());

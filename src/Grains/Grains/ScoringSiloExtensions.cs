@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Orleans.Configuration;
 using Orleans.Runtime;
 
 namespace HubertEcg.Grains;
@@ -26,10 +27,10 @@ public static class ScoringSiloExtensions
     /// </summary>
     public static IServiceCollection AddHubertEcgScoring(this IServiceCollection services, IConfiguration configuration, bool startWorkers = true)
     {
-        var postgres = configuration.Postgres();
-        var blobStorage = configuration.BlobStorage();
-        services.TryAddSingleton(_ => NpgsqlDataSource.Create(postgres.ConnectionString));
-        services.TryAddSingleton(_ => new BlobServiceClient(blobStorage.ConnectionString));
+        services.AddPostgresOptions(configuration);
+        services.AddBlobStorageOptions(configuration);
+        services.TryAddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString));
+        services.TryAddSingleton(sp => new BlobServiceClient(sp.GetRequiredService<IOptions<BlobStorageOptions>>().Value.ConnectionString));
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
@@ -37,22 +38,16 @@ public static class ScoringSiloExtensions
         services.AddMetrics();
         services.TryAddSingleton<ScoringMetrics>();
 
-        services.AddOptions<CoordinatorOptions>()
-            .Bind(configuration.GetSection(CoordinatorOptions.SectionName))
-            .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<CoordinatorOptions>>(new ProblemsValidator<CoordinatorOptions>(o => o.Problems()));
+        services.AddValidatedOptions<CoordinatorOptions>(configuration, CoordinatorOptions.SectionName, o => o.Problems());
         var workers = configuration.GetSection(WorkerOptions.SectionName);
-        services.AddOptions<WorkerOptions>()
-            .Bind(workers)
-            .PostConfigure(o => o.Hdf5 = o.Hdf5 with
+        services.AddValidatedOptions<WorkerOptions>(configuration, WorkerOptions.SectionName, o => o.Problems())
+            ?.PostConfigure(o => o.Hdf5 = o.Hdf5 with
             {
                 // Binding appends configured lead names to the default ones: configured names replace them instead.
                 // An empty exam id dataset means shards without ids.
                 LeadNames = workers.GetSection("Hdf5:LeadNames").Get<string[]>() is { Length: > 0 } leads ? leads : new Inference.Formats.Hdf5.Hdf5ShardOptions().LeadNames,
                 ExamIdDataset = string.IsNullOrEmpty(o.Hdf5.ExamIdDataset) ? null : o.Hdf5.ExamIdDataset,
-            })
-            .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<WorkerOptions>>(new ProblemsValidator<WorkerOptions>(o => o.Problems()));
+            });
 
         services.TryAddSingleton(sp => FormatRegistry.Create(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Formats));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
@@ -85,28 +80,22 @@ public static class ScoringSiloExtensions
     /// <summary>
     /// Adds scheduled runs (section <c>Scheduling</c>): the schedule store and the synchronizer that gives every
     /// enabled schedule's grain its reminder. The silo must have a reminder service (the host configures ADO.NET
-    /// reminders on Postgres); call after <see cref="AddHubertEcgScoring"/>.
+    /// reminders on Postgres, lowering Orleans' minimum reminder period to <see cref="ScheduleOptions.TickInterval"/>
+    /// from the options bound here); call after <see cref="AddHubertEcgScoring"/>.
     /// </summary>
     public static IServiceCollection AddHubertEcgScheduling(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton<ScheduleStore>(sp => new ScheduleStore(sp.GetRequiredService<NpgsqlDataSource>()));
-        services.AddOptions<ScheduleOptions>()
-            .Bind(configuration.GetSection(ScheduleOptions.SectionName))
-            .Validate(o => o.TickInterval > TimeSpan.Zero && o.SyncInterval > TimeSpan.Zero, "Scheduling:TickInterval and Scheduling:SyncInterval must be positive")
-            .ValidateOnStart();
+        services.AddValidatedOptions<ScheduleOptions>(configuration, ScheduleOptions.SectionName, o => o.Problems());
+        services.AddOptions<ReminderOptions>().Configure<IOptions<ScheduleOptions>>((reminders, scheduling) =>
+        {
+            if (scheduling.Value.TickInterval < reminders.MinimumReminderPeriod)
+            {
+                reminders.MinimumReminderPeriod = scheduling.Value.TickInterval;
+            }
+        });
         services.AddSingleton<ScheduleSynchronizer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ScheduleSynchronizer>());
         return services;
-    }
-
-    /// <summary>Fails options whose <c>Problems()</c> lists anything, with those lines as the reasons.</summary>
-    private sealed class ProblemsValidator<T>(Func<T, IReadOnlyList<string>> problems) : IValidateOptions<T>
-        where T : class
-    {
-        public ValidateOptionsResult Validate(string? name, T options)
-        {
-            var found = problems(options);
-            return found.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(found);
-        }
     }
 }

@@ -1,10 +1,10 @@
 using System.Net;
 using HubertEcg.Grains;
-using HubertEcg.Grains.Scheduling;
 using HubertEcg.Storage;
-using Microsoft.Extensions.Configuration;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 
@@ -15,93 +15,143 @@ public static class HubertEcgSilo
 {
     /// <summary>
     /// Adds Orleans with the configured clustering, reminders on Postgres (ADO.NET, the project's SQL in
-    /// <c>infra/sql/0003_orleans.sql</c>) in both clustering modes, the scoring services and workers, scheduled runs, and the metrics exporter when
-    /// configured.
+    /// <c>infra/sql/0003_orleans.sql</c>) in both clustering modes, the scoring services and workers, scheduled runs,
+    /// the metrics exporter when configured, and the schema migrations, applied before Orleans starts when
+    /// <c>Postgres:ApplyMigrations</c>. Every section is bound once and checked when the host starts; Orleans' options
+    /// are configured from the bound <see cref="SiloOptions"/> and <see cref="PostgresOptions"/>.
     /// </summary>
     public static IHostApplicationBuilder AddHubertEcgSilo(this IHostApplicationBuilder builder)
     {
-        var siloOptions = new SiloOptions();
-        builder.Configuration.GetSection(SiloOptions.SectionName).Bind(siloOptions);
-        var postgres = builder.Configuration.Postgres();
-        var scheduling = new ScheduleOptions();
-        builder.Configuration.GetSection(ScheduleOptions.SectionName).Bind(scheduling);
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.AddValidatedOptions<SiloOptions>(builder.Configuration, SiloOptions.SectionName, o => o.Problems());
+        services.AddPostgresOptions(builder.Configuration);
+
+        // A lifecycle service whose starting phase runs before any hosted service starts, Orleans' included.
+        services.AddHostedService<SchemaMigrationService>();
         builder.UseOrleans(silo =>
         {
-            silo.Configure<ClusterOptions>(o =>
+            silo.Services.AddOptions<ClusterOptions>().Configure<IOptions<SiloOptions>>((o, s) =>
             {
-                o.ClusterId = siloOptions.ClusterId;
-                o.ServiceId = siloOptions.ServiceId;
+                o.ClusterId = s.Value.ClusterId;
+                o.ServiceId = s.Value.ServiceId;
             });
-            if (!string.IsNullOrEmpty(siloOptions.Name))
+            silo.Services.AddOptions<Orleans.Configuration.SiloOptions>().Configure<IOptions<SiloOptions>>((o, s) =>
             {
-                silo.Configure<Orleans.Configuration.SiloOptions>(o => o.SiloName = siloOptions.Name);
-            }
-
-            silo.Configure<ClusterMembershipOptions>(o =>
+                if (!string.IsNullOrEmpty(s.Value.Name))
+                {
+                    o.SiloName = s.Value.Name;
+                }
+            });
+            silo.Services.AddOptions<ClusterMembershipOptions>().Configure<IOptions<SiloOptions>>((o, s) =>
             {
-                if (siloOptions.ProbeTimeout is { } probe)
+                if (s.Value.ProbeTimeout is { } probe)
                 {
                     o.ProbeTimeout = probe;
                     o.IAmAliveTablePublishTimeout = probe * 2;
                     o.TableRefreshTimeout = probe * 2;
                 }
 
-                if (siloOptions.NumMissedProbesLimit is { } missed)
+                if (s.Value.NumMissedProbesLimit is { } missed)
                 {
                     o.NumMissedProbesLimit = missed;
                 }
 
-                if (siloOptions.NumVotesForDeathDeclaration is { } votes)
+                if (s.Value.NumVotesForDeathDeclaration is { } votes)
                 {
                     o.NumVotesForDeathDeclaration = votes;
                 }
             });
-            if (siloOptions.ResponseTimeout is { } responseTimeout)
+            silo.Services.AddOptions<SiloMessagingOptions>().Configure<IOptions<SiloOptions>>((o, s) =>
             {
-                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = responseTimeout);
-            }
+                if (s.Value.ResponseTimeout is { } responseTimeout)
+                {
+                    o.ResponseTimeout = responseTimeout;
+                }
+            });
 
-            switch (siloOptions.Clustering.ToLowerInvariant())
+            var adoNet = SiloOptions.ComposesAdoNet(builder.Configuration);
+            silo.Services.AddOptions<EndpointOptions>().Configure<IOptions<SiloOptions>>((o, s) =>
             {
-                case "localhost":
-                    silo.UseLocalhostClustering(siloOptions.SiloPort, siloOptions.GatewayPort, serviceId: siloOptions.ServiceId, clusterId: siloOptions.ClusterId);
-                    break;
-                case "adonet":
-                    var address = string.IsNullOrEmpty(siloOptions.AdvertisedAddress) ? IPAddress.Loopback : IPAddress.Parse(siloOptions.AdvertisedAddress);
-                    silo.ConfigureEndpoints(address, siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: true);
-                    silo.UseAdoNetClustering(o =>
-                    {
-                        o.Invariant = "Npgsql";
-                        o.ConnectionString = postgres.ConnectionString;
-                    });
-                    break;
-                default:
-                    throw new InvalidOperationException($"Silo:Clustering must be 'localhost' or 'adonet', not '{siloOptions.Clustering}'");
+                o.AdvertisedIPAddress = adoNet ? s.Value.AdvertisedIPAddress : IPAddress.Loopback;
+                o.SiloPort = s.Value.SiloPort;
+                o.GatewayPort = s.Value.GatewayPort;
+                if (adoNet)
+                {
+                    // Listen on every interface; other silos connect to the advertised address.
+                    o.SiloListeningEndpoint = new IPEndPoint(IPAddress.Any, s.Value.SiloPort);
+                    o.GatewayListeningEndpoint = new IPEndPoint(IPAddress.Any, s.Value.GatewayPort);
+                }
+            });
+            if (adoNet)
+            {
+                silo.UseAdoNetClustering(options => options.Configure<IOptions<PostgresOptions>>((o, postgres) =>
+                {
+                    o.Invariant = "Npgsql";
+                    o.ConnectionString = postgres.Value.ConnectionString;
+                }));
+            }
+            else
+            {
+                // One machine: this silo is its own primary (what UseLocalhostClustering does, from the bound ports).
+                silo.UseDevelopmentClustering(options => options.Configure<IOptions<SiloOptions>>((o, s) =>
+                    o.PrimarySiloEndpoint = new IPEndPoint(IPAddress.Loopback, s.Value.SiloPort)));
             }
 
             // Every silo collects the Orleans Dashboard's statistics, so the dashboard of whichever silo serves it
             // (Dashboard:Enabled) shows the whole cluster. Its live log view stays off: logs are not for the browser.
             silo.AddDashboard(o => o.HideTrace = true);
-            // Schedules fire from reminders, which must outlive silo restarts: they live in Postgres in both modes.
-            silo.UseAdoNetReminderService(o =>
+            // Schedules fire from reminders, which must outlive silo restarts: they live in Postgres in both modes
+            // (Orleans' minimum reminder period follows Scheduling:TickInterval, see AddHubertEcgScheduling).
+            silo.UseAdoNetReminderService(options => options.Configure<IOptions<PostgresOptions>>((o, postgres) =>
             {
                 o.Invariant = "Npgsql";
-                o.ConnectionString = postgres.ConnectionString;
-            });
-            silo.Configure<ReminderOptions>(o =>
-            {
-                if (scheduling.TickInterval < o.MinimumReminderPeriod)
-                {
-                    o.MinimumReminderPeriod = scheduling.TickInterval;
-                }
-            });
+                o.ConnectionString = postgres.Value.ConnectionString;
+            }));
         });
 
         // The workers follow the silo's lifecycle (see ScoringWorkerHost): they start when it is active and stop,
         // handing their leases back, before it leaves the cluster.
-        builder.Services.AddHubertEcgScoring(builder.Configuration);
+        services.AddHubertEcgScoring(builder.Configuration);
         builder.AddHubertEcgTelemetry();
-        builder.Services.AddHubertEcgScheduling(builder.Configuration);
+        services.AddHubertEcgScheduling(builder.Configuration);
         return builder;
+    }
+
+    /// <summary>
+    /// Builds and runs the silo program: every section's rules are checked before anything starts, then
+    /// <paramref name="configure"/> sets up the app's request pipeline and the host runs until it is stopped. A
+    /// refused configuration ends the program before it starts with one line on standard error,
+    /// <c><paramref name="program"/>: configuration refused: REASONS</c>, and exit code 2; otherwise the exit code is 0.
+    /// </summary>
+    public static async Task<int> RunAsync(this WebApplicationBuilder builder, string program, Action<WebApplication> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+        WebApplication? app = null;
+        try
+        {
+            try
+            {
+                app = builder.Build();
+                app.Services.GetService<IStartupValidator>()?.Validate();
+                configure(app);
+            }
+            catch (Exception e) when (ValidatedOptions.RefusalReasons(e) is { } reasons)
+            {
+                await Console.Error.WriteLineAsync($"{program}: configuration refused: {reasons}");
+                return 2;
+            }
+
+            await app.RunAsync();
+            return 0;
+        }
+        finally
+        {
+            if (app is not null)
+            {
+                await app.DisposeAsync();
+            }
+        }
     }
 }

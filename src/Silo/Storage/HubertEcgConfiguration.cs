@@ -24,32 +24,21 @@ public static class HubertEcgConfiguration
         return builder;
     }
 
-    public static IConfigurationRoot Build(string[]? commandLine = null) =>
-        new ConfigurationBuilder().AddHubertEcgSources(commandLine).Build();
+    /// <summary>
+    /// The <c>Postgres</c> section for a process without a host (the command-line tool), checked by the same rules a
+    /// host applies at start-up; throws <see cref="InvalidOperationException"/> naming the key when they fail. Hosts
+    /// bind it once through <see cref="ValidatedOptions.AddPostgresOptions"/> and take <c>IOptions</c> instead.
+    /// </summary>
+    public static PostgresOptions Postgres(this IConfiguration configuration) =>
+        Checked(configuration.GetSection(PostgresOptions.SectionName).Get<PostgresOptions>() ?? new(), o => o.Problems());
 
-    public static PostgresOptions Postgres(this IConfiguration configuration)
+    /// <summary>The <c>BlobStorage</c> section for a process without a host; see <see cref="Postgres"/>.</summary>
+    public static BlobStorageOptions BlobStorage(this IConfiguration configuration) =>
+        Checked(configuration.GetSection(BlobStorageOptions.SectionName).Get<BlobStorageOptions>() ?? new(), o => o.Problems());
+
+    private static T Checked<T>(T options, Func<T, IReadOnlyList<string>> problems)
     {
-        var options = new PostgresOptions();
-        configuration.GetSection(PostgresOptions.SectionName).Bind(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
-        {
-            throw new InvalidOperationException(
-                "Postgres:ConnectionString is not set (appsettings.json, HUBERTECG_Postgres__ConnectionString or --Postgres:ConnectionString=...)");
-        }
-
-        return options;
-    }
-
-    public static BlobStorageOptions BlobStorage(this IConfiguration configuration)
-    {
-        var options = new BlobStorageOptions();
-        configuration.GetSection(BlobStorageOptions.SectionName).Bind(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
-        {
-            throw new InvalidOperationException(
-                "BlobStorage:ConnectionString is not set (appsettings.json, HUBERTECG_BlobStorage__ConnectionString or --BlobStorage:ConnectionString=...)");
-        }
-
-        return options;
+        var found = problems(options);
+        return found.Count == 0 ? options : throw new InvalidOperationException(string.Join("; ", found));
     }
 }

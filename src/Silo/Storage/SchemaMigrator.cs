@@ -9,8 +9,10 @@ public sealed record Migration(string Version, string Name, string Sql, string S
 
 /// <summary>
 /// Applies the embedded <c>infra/sql/NNNN_name.sql</c> files in order, each once, in its own transaction,
-/// recording version and SHA-256 in <c>schema_migrations</c> (the same bookkeeping as <c>infra/local/migrate.sh</c>).
-/// Concurrent callers serialise on an advisory lock. A migration whose text changed after it was applied is an error.
+/// recording version and SHA-256 in <c>schema_migrations</c>. The one implementation of migrations: a silo starting
+/// with <c>Postgres:ApplyMigrations</c>, <c>hubert-ecg db migrate</c> and <c>infra/local/migrate.sh</c> (which runs
+/// that command) all use it. Concurrent callers serialise on an advisory lock. A migration whose text changed after
+/// it was applied is an error.
 /// </summary>
 public static class SchemaMigrator
 {

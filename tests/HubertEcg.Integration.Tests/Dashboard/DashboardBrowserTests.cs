@@ -25,6 +25,11 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
     // Hostile on purpose: were it ever put into the page as HTML, the image's handler would set window.__pwned.
     private const string RunName = "<img src=x onerror=\"window.__pwned=1\"> nightly & \"cohort\" </td>";
 
+    /// <summary>
+    /// How long any wait of this test may take: for the silo's dashboard, the browser, a page, and every
+    /// <c>Expect</c> assertion, which polls until its condition holds (the run reaching 100% included). A busy machine
+    /// is slow, not wrong; the waits end as soon as their condition holds.
+    /// </summary>
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
 
     [Fact]
@@ -47,7 +52,7 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
                 ["Dashboard:Token"] = Token,
                 ["Logging:LogLevel:HubertEcg.Silo.Dashboard"] = "Information",
             });
-        var listening = await silo.WaitForLogAsync(ListeningPattern(), TimeSpan.FromMinutes(2));
+        var listening = await silo.WaitForLogAsync(ListeningPattern(), Patience);
         var site = new Uri(listening.Groups["url"].Value);
 
         // Over plain HTTP first: the API and the Orleans Dashboard want the token.
@@ -68,11 +73,16 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
         try
         {
             Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+
+            // Expect's own default is 5 s whatever the page's default timeout: every assertion gets the test's patience.
+            // (A process-wide setting; this is the only test that drives a browser.)
+            SetDefaultExpectTimeout((float)Patience.TotalMilliseconds);
             using var playwright = await Playwright.CreateAsync();
             await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile, new BrowserTypeLaunchPersistentContextOptions
             {
                 ExecutablePath = Chromium,
                 Headless = true,
+                Timeout = (float)Patience.TotalMilliseconds,
                 Args =
                 [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

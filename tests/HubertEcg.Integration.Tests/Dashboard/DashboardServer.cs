@@ -32,16 +32,16 @@ public sealed class DashboardServer : IAsyncDisposable
     public static async Task<DashboardServer> StartAsync(string connectionString, string token, string dashboardConnectionString = "")
     {
         var builder = WebApplication.CreateBuilder();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Postgres:ConnectionString"] = connectionString });
-        builder.Logging.ClearProviders();
-        var options = DashboardOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
+            ["Postgres:ConnectionString"] = connectionString,
             ["Dashboard:Enabled"] = "true",
             ["Dashboard:Urls"] = "http://127.0.0.1:0",
             ["Dashboard:Token"] = token,
             ["Dashboard:ConnectionString"] = dashboardConnectionString,
-        }).Build());
-        builder.AddHubertEcgDashboard(options);
+        });
+        builder.Logging.ClearProviders();
+        builder.AddHubertEcgDashboard();
         var app = builder.Build();
         app.UseHubertEcgDashboard();
         await app.StartAsync();

@@ -2,6 +2,7 @@ using System.Text.Json;
 using HubertEcg.Grains;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using Npgsql;
 using Parquet;
 using Parquet.Schema;
 
@@ -27,6 +28,44 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
         (code, _, error) = await CliHarness.RunAsync(database.ConnectionString, blobs.ConnectionString, "run", "submit", "--input", "c/p", "--model", "/no/such/model.onnx");
         Assert.Equal(1, code);
         Assert.Equal("error: model file /no/such/model.onnx does not exist", error.Trim());
+    }
+
+    [Fact]
+    public async Task DbMigrateAppliesEveryPendingMigrationOnceAndSaysWhat()
+    {
+        // An empty database, as infra/local/up.sh leaves it: the built tool gives it the schema.
+        var name = "migrate_" + Guid.NewGuid().ToString("N");
+        await using (var admin = new NpgsqlConnection(LocalServices.PostgresAdmin))
+        {
+            await admin.OpenAsync();
+            await using var create = new NpgsqlCommand($"create database \"{name}\"", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        try
+        {
+            var target = LocalServices.ForDatabase(name);
+            var known = SchemaMigrator.Migrations;
+            var (code, output, error) = await CliHarness.RunAsync(target, blobs.ConnectionString, "db", "migrate");
+            Assert.Equal((0, ""), (code, error));
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            Assert.Equal(known.Select(m => $"applied {m.Name}").Append($"schema up to date: {known.Count} migrations, {known.Count} applied now, latest {known[^1].Name}"), lines);
+
+            (code, output, error) = await CliHarness.RunAsync(target, blobs.ConnectionString, "db", "migrate");
+            Assert.Equal((0, "", $"schema up to date: {known.Count} migrations, 0 applied now, latest {known[^1].Name}"), (code, error, output.Trim()));
+
+            await using var db = NpgsqlDataSource.Create(target);
+            await using var count = db.CreateCommand("select count(*) from schema_migrations");
+            Assert.Equal((long)known.Count, await count.ExecuteScalarAsync());
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
+            await admin.OpenAsync();
+            await using var drop = new NpgsqlCommand($"drop database if exists \"{name}\" with (force)", admin);
+            await drop.ExecuteNonQueryAsync();
+        }
     }
 
     [Fact]

@@ -1,7 +1,15 @@
 using System.Net;
 using HubertEcg.Silo.Dashboard;
+using HubertEcg.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace HubertEcg.Unit.Tests.Dashboard;
 
@@ -39,11 +47,11 @@ public sealed class DashboardOptionsTests
     [InlineData("http://127.0.0.1:8480;http://0.0.0.0:8481")]
     public void AnAddressOtherMachinesReachIsRefusedWithoutAToken(string urls)
     {
-        var e = Assert.Throws<InvalidOperationException>(() => Load(urls, token: ""));
+        var problem = Assert.Single(Load(urls, token: "").Problems());
 
-        Assert.Contains("Dashboard:Token is not set", e.Message, StringComparison.Ordinal);
-        Assert.Contains("HUBERTECG_Dashboard__Token", e.Message, StringComparison.Ordinal);
-        Assert.Contains(urls.Split(';')[^1], e.Message, StringComparison.Ordinal);
+        Assert.Contains("Dashboard:Token is not set", problem, StringComparison.Ordinal);
+        Assert.Contains("HUBERTECG_Dashboard__Token", problem, StringComparison.Ordinal);
+        Assert.Contains(urls.Split(';')[^1], problem, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -64,12 +72,12 @@ public sealed class DashboardOptionsTests
     [InlineData("                    ")]
     public void AShortOrBlankTokenIsRefused(string token)
     {
-        var e = Assert.Throws<InvalidOperationException>(() => Load("http://127.0.0.1:8480", token));
+        var problem = Assert.Single(Load("http://127.0.0.1:8480", token).Problems());
 
-        Assert.Contains($"at least {DashboardOptions.MinimumTokenLength} characters", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"at least {DashboardOptions.MinimumTokenLength} characters", problem, StringComparison.Ordinal);
         if (token.Trim().Length > 0)
         {
-            Assert.DoesNotContain(token, e.Message, StringComparison.Ordinal); // a secret is never echoed
+            Assert.DoesNotContain(token, problem, StringComparison.Ordinal); // a secret is never echoed
         }
     }
 
@@ -84,35 +92,76 @@ public sealed class DashboardOptionsTests
     [InlineData("http://localhost:0", "use http://127.0.0.1:0")]
     public void MalformedUrlsAreRefusedWithTheReason(string urls, string reason)
     {
-        var e = Assert.Throws<InvalidOperationException>(() => Load(urls, Token));
+        var problem = Assert.Single(Load(urls, Token).Problems());
 
-        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, problem, StringComparison.Ordinal);
+        Assert.Contains(reason, Assert.Throws<InvalidOperationException>(() => Load(urls, Token).Endpoints()).Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void ADisabledDashboardIsNotChecked()
     {
-        var options = DashboardOptions.Load(Configuration(new() { ["Dashboard:Urls"] = "http://0.0.0.0:1" }));
+        using var app = Dashboard(new() { ["Dashboard:Urls"] = "http://0.0.0.0:1", ["Kestrel:Endpoints:Open:Url"] = "http://0.0.0.0:5000" });
+        app.Services.GetRequiredService<IStartupValidator>().Validate();
 
-        Assert.False(options.Enabled);
+        Assert.False(app.Services.GetRequiredService<IOptions<DashboardOptions>>().Value.Enabled);
+    }
+
+    [Fact]
+    public async Task ADisabledDashboardOpensNoListenerWhateverAspNetIsAskedFor()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["Postgres:ConnectionString"] = "Host=unused",
+        });
+        builder.AddHubertEcgDashboard();
+        await using var app = builder.Build();
+        await app.StartAsync();
+        try
+        {
+            var server = Assert.IsType<DashboardHttpServer>(app.Services.GetRequiredService<IServer>());
+            Assert.Empty(server.Features.Get<IServerAddressesFeature>()!.Addresses);
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
     }
 
     [Fact]
     public void KestrelEndpointsThatBypassTheCheckAreRefused()
     {
-        var e = Assert.Throws<InvalidOperationException>(() => DashboardOptions.Load(Configuration(new()
-        {
-            ["Dashboard:Enabled"] = "true",
-            ["Kestrel:Endpoints:Open:Url"] = "http://0.0.0.0:5000",
-        })));
+        using var app = Dashboard(new() { ["Dashboard:Enabled"] = "true", ["Kestrel:Endpoints:Open:Url"] = "http://0.0.0.0:5000" });
 
-        Assert.Contains("Kestrel:Endpoints", e.Message, StringComparison.Ordinal);
+        var e = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Contains("Kestrel:Endpoints is set", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheSectionIsBoundOnceAndEveryProblemIsRefusedAtStartOnOneLine()
+    {
+        // Registered twice, bound and checked once: each problem is reported once.
+        using var app = Dashboard(new() { ["Dashboard:Enabled"] = "true", ["Dashboard:Urls"] = "http://0.0.0.0:8480;ftp://x", ["Dashboard:Token"] = "short-token" }, registrations: 2);
+
+        var e = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Equal(2, e.Failures.Count());
+        var line = ValidatedOptions.RefusalReasons(e);
+        Assert.NotNull(line);
+        Assert.DoesNotContain('\n', line);
+        Assert.Contains("Dashboard:Token must be at least", line, StringComparison.Ordinal);
+        Assert.Contains("'ftp://x' is not an address", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("short-token", line, StringComparison.Ordinal);
     }
 
     [Fact]
     public void TheDefaultIsLoopbackWithoutAToken()
     {
-        var options = DashboardOptions.Load(Configuration(new() { ["Dashboard:Enabled"] = "true" }));
+        using var app = Dashboard(new() { ["Dashboard:Enabled"] = "true" });
+        app.Services.GetRequiredService<IStartupValidator>().Validate();
+        var options = app.Services.GetRequiredService<IOptions<DashboardOptions>>().Value;
 
         Assert.False(options.TokenRequired);
         Assert.Equal(IPAddress.Loopback, Assert.Single(options.Endpoints()).Address);
@@ -166,11 +215,22 @@ public sealed class DashboardOptionsTests
         Assert.Equal(expected, DashboardWeb.LocalPath(path));
     }
 
-    private static DashboardOptions Load(string urls, string token) =>
-        DashboardOptions.Load(Configuration(new() { ["Dashboard:Enabled"] = "true", ["Dashboard:Urls"] = urls, ["Dashboard:Token"] = token }));
+    private static DashboardOptions Load(string urls, string token) => new() { Enabled = true, Urls = urls, Token = token };
 
-    private static IConfiguration Configuration(Dictionary<string, string?> values) =>
-        new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+    /// <summary>The dashboard registered on a web application as the silo does it (built, not started).</summary>
+    private static WebApplication Dashboard(Dictionary<string, string?> values, int registrations = 1)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore();
+        builder.Configuration.AddInMemoryCollection(values);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Postgres:ConnectionString"] = "Host=unused" });
+        for (var i = 0; i < registrations; i++)
+        {
+            builder.AddHubertEcgDashboard();
+        }
+
+        return builder.Build();
+    }
 
     private static HttpRequest Request(string? authorization = null, string? cookie = null)
     {

@@ -1,17 +1,23 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
-using Microsoft.Extensions.Configuration;
 
 namespace HubertEcg.Silo.Dashboard;
 
-/// <summary>The web dashboard the silo serves. Section <c>Dashboard</c>.</summary>
+/// <summary>
+/// The web dashboard the silo serves. Section <c>Dashboard</c>, bound once and checked at start-up
+/// (<see cref="Problems"/>, and the refusal of <c>Kestrel:Endpoints</c>, see <see cref="DashboardWeb.AddHubertEcgDashboard"/>).
+/// </summary>
 public sealed class DashboardOptions
 {
     public const string SectionName = "Dashboard";
 
     /// <summary>Tokens shorter than this are refused: the token is the only thing between the network and the data.</summary>
     public const int MinimumTokenLength = 16;
+
+    /// <summary>Default of <see cref="Urls"/>: loopback only.</summary>
+    public const string DefaultUrls = "http://127.0.0.1:8480";
 
     /// <summary>Serve the dashboard (off by default; the shipped appsettings.json turns it on, bound to loopback).</summary>
     public bool Enabled { get; set; }
@@ -21,7 +27,7 @@ public sealed class DashboardOptions
     /// <c>localhost</c>, <c>*</c> / <c>+</c> / <c>0.0.0.0</c> / <c>[::]</c> (every interface) or a host name (every
     /// interface too, as Kestrel binds it). Port 0 lets the OS choose (with an IP address, not <c>localhost</c>).
     /// </summary>
-    public string Urls { get; set; } = "http://127.0.0.1:8480";
+    public string Urls { get; set; } = DefaultUrls;
 
     /// <summary>
     /// The bearer token the dashboard and its JSON API require; empty: no token, and then only loopback addresses
@@ -35,39 +41,25 @@ public sealed class DashboardOptions
     /// </summary>
     public string ConnectionString { get; set; } = "";
 
-    /// <summary>
-    /// Reads the section and, when the dashboard is enabled, checks it: every URL parses, a token is long enough, and
-    /// an address other machines can reach is refused without a token. Throws <see cref="InvalidOperationException"/>
-    /// with a message naming the setting and the fix.
-    /// </summary>
-    public static DashboardOptions Load(IConfiguration configuration)
-    {
-        var options = new DashboardOptions();
-        configuration.GetSection(SectionName).Bind(options);
-        if (!options.Enabled)
-        {
-            return options;
-        }
-
-        if (configuration.GetSection("Kestrel:Endpoints").GetChildren().Any())
-        {
-            throw new InvalidOperationException(
-                "Kestrel:Endpoints is set, which would open listeners the dashboard's access check never sees: set Dashboard:Urls instead");
-        }
-
-        _ = options.Endpoints();
-        return options;
-    }
-
     /// <summary>True when a token is configured, so every request must carry it.</summary>
     public bool TokenRequired => Token.Length > 0;
 
-    /// <summary>The listen addresses of <see cref="Urls"/>, validated against the token rules (see <see cref="Load"/>).</summary>
-    public IReadOnlyList<DashboardEndpoint> Endpoints()
+    /// <summary>
+    /// What is wrong with these settings when the dashboard is enabled, one line each naming the setting and the
+    /// fix; empty when they can work or the dashboard is off. Every URL must parse, a token must be long enough, and
+    /// an address other machines can reach is refused without a token. A token is never echoed.
+    /// </summary>
+    public IReadOnlyList<string> Problems()
     {
+        var problems = new List<string>();
+        if (!Enabled)
+        {
+            return problems;
+        }
+
         if (Token.Length > 0 && (string.IsNullOrWhiteSpace(Token) || Token.Length < MinimumTokenLength))
         {
-            throw new InvalidOperationException(
+            problems.Add(
                 $"Dashboard:Token must be at least {MinimumTokenLength} characters and not blank (the configured one has {Token.Length}); " +
                 "generate one with: openssl rand -hex 32");
         }
@@ -75,19 +67,43 @@ public sealed class DashboardOptions
         var urls = Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (urls.Length == 0)
         {
-            throw new InvalidOperationException("Dashboard:Urls is empty: give at least one address, such as http://127.0.0.1:8480");
+            problems.Add("Dashboard:Urls is empty: give at least one address, such as http://127.0.0.1:8480");
         }
 
-        var endpoints = urls.Select(DashboardEndpoint.Parse).ToList();
+        var endpoints = new List<DashboardEndpoint>();
+        foreach (var url in urls)
+        {
+            if (DashboardEndpoint.TryParse(url, out var endpoint, out var error))
+            {
+                endpoints.Add(endpoint);
+            }
+            else
+            {
+                problems.Add(error);
+            }
+        }
+
         var exposed = endpoints.FirstOrDefault(e => !e.IsLoopback);
         if (exposed is not null && !TokenRequired)
         {
-            throw new InvalidOperationException(
+            problems.Add(
                 $"Dashboard:Urls asks to listen on '{exposed.Url}', which other machines can reach, but Dashboard:Token is not set. " +
                 "Set a token (HUBERTECG_Dashboard__Token) or listen on a loopback address only (127.0.0.1, [::1] or localhost).");
         }
 
-        return endpoints;
+        return problems;
+    }
+
+    /// <summary>The listen addresses of <see cref="Urls"/>; throws naming the first problem when <see cref="Problems"/> lists any.</summary>
+    public IReadOnlyList<DashboardEndpoint> Endpoints()
+    {
+        var problems = Problems();
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException(problems[0]);
+        }
+
+        return Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DashboardEndpoint.Parse).ToList();
     }
 }
 
@@ -105,13 +121,20 @@ public sealed partial record DashboardEndpoint(string Url, bool Https, IPAddress
     /// <summary>Binds every interface (<c>*</c>, <c>+</c>, a host name, or an unspecified address such as 0.0.0.0).</summary>
     public bool AnyAddress => !Localhost && Address is null;
 
-    public static DashboardEndpoint Parse(string url)
+    /// <summary>Reads one entry of <see cref="DashboardOptions.Urls"/>; throws <see cref="FormatException"/> with the reason when it is not an address.</summary>
+    public static DashboardEndpoint Parse(string url) =>
+        TryParse(url, out var endpoint, out var error) ? endpoint : throw new FormatException(error);
+
+    /// <summary>Reads one entry of <see cref="DashboardOptions.Urls"/>; false with the reason, naming the entry, when it is not an address.</summary>
+    public static bool TryParse(string url, [NotNullWhen(true)] out DashboardEndpoint? endpoint, out string error)
     {
+        endpoint = null;
+        error = "";
         var match = UrlPattern().Match(url);
         if (!match.Success)
         {
-            throw new InvalidOperationException(
-                $"Dashboard:Urls entry '{url}' is not an address of the form http://HOST:PORT or https://HOST:PORT (no path)");
+            error = $"Dashboard:Urls entry '{url}' is not an address of the form http://HOST:PORT or https://HOST:PORT (no path)";
+            return false;
         }
 
         var https = match.Groups["scheme"].Value.Equals("https", StringComparison.OrdinalIgnoreCase);
@@ -119,7 +142,8 @@ public sealed partial record DashboardEndpoint(string Url, bool Https, IPAddress
         if (match.Groups["port"].Success
             && !(int.TryParse(match.Groups["port"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out port) && port <= IPEndPoint.MaxPort))
         {
-            throw new InvalidOperationException($"Dashboard:Urls entry '{url}' has port {match.Groups["port"].Value}, which is not between 0 and 65535");
+            error = $"Dashboard:Urls entry '{url}' has port {match.Groups["port"].Value}, which is not between 0 and 65535";
+            return false;
         }
 
         var host = match.Groups["host"].Value;
@@ -127,32 +151,37 @@ public sealed partial record DashboardEndpoint(string Url, bool Https, IPAddress
         {
             if (port == 0)
             {
-                throw new InvalidOperationException(
-                    $"Dashboard:Urls entry '{url}': the OS cannot choose one port for both loopback addresses of localhost; use http://127.0.0.1:0");
+                error = $"Dashboard:Urls entry '{url}': the OS cannot choose one port for both loopback addresses of localhost; use http://127.0.0.1:0";
+                return false;
             }
 
-            return new DashboardEndpoint(url, https, null, Localhost: true, port);
+            endpoint = new DashboardEndpoint(url, https, null, Localhost: true, port);
+            return true;
         }
 
         if (host is "*" or "+")
         {
-            return new DashboardEndpoint(url, https, null, Localhost: false, port);
+            endpoint = new DashboardEndpoint(url, https, null, Localhost: false, port);
+            return true;
         }
 
         var literal = host.StartsWith('[') ? host[1..^1] : host;
         if (IPAddress.TryParse(literal, out var address))
         {
             var any = address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
-            return new DashboardEndpoint(url, https, any ? null : address, Localhost: false, port);
+            endpoint = new DashboardEndpoint(url, https, any ? null : address, Localhost: false, port);
+            return true;
         }
 
         if (host.StartsWith('['))
         {
-            throw new InvalidOperationException($"Dashboard:Urls entry '{url}' has '{host}', which is not an IPv6 address");
+            error = $"Dashboard:Urls entry '{url}' has '{host}', which is not an IPv6 address";
+            return false;
         }
 
         // Kestrel listens on every interface for a host name other than localhost.
-        return new DashboardEndpoint(url, https, null, Localhost: false, port);
+        endpoint = new DashboardEndpoint(url, https, null, Localhost: false, port);
+        return true;
     }
 
     [GeneratedRegex(@"^(?<scheme>https?)://(?<host>\[[0-9A-Fa-f:.%\w]+\]|[^:/\[\]\s]+)(:(?<port>[0-9]{1,5}))?/?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace HubertEcg.Silo.Dashboard;
 
@@ -16,25 +17,38 @@ namespace HubertEcg.Silo.Dashboard;
 /// (<c>/assets/...</c>), the login form (<c>/login</c>), the JSON API (<c>/api/...</c>, see <see cref="DashboardApi"/>)
 /// and the Orleans Dashboard under <see cref="OrleansPath"/>, all behind <see cref="DashboardAccess"/>.
 /// </summary>
-public static class DashboardWeb
+public static partial class DashboardWeb
 {
     /// <summary>Where the silo mounts the Orleans Dashboard (cluster health, grains, silos).</summary>
     public const string OrleansPath = "/orleans";
+
+    /// <summary>Kestrel's own endpoint configuration, refused while the dashboard is enabled.</summary>
+    public const string KestrelEndpoints = "Kestrel:Endpoints";
 
     private const string PageSecurityPolicy =
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
     /// <summary>
-    /// Has Kestrel listen on exactly the validated <see cref="DashboardOptions.Urls"/> (which win over ASP.NET's own
-    /// <c>urls</c> settings) and registers the dashboard's services; its queries use a read-only Postgres data source.
+    /// Binds <c>Dashboard</c> (<see cref="DashboardOptions"/>) once, checked at start-up together with the refusal of
+    /// <c>Kestrel:Endpoints</c> (listeners there would bypass the access check), and registers the dashboard's
+    /// services. The app's server is <see cref="DashboardHttpServer"/>: Kestrel on exactly the validated
+    /// <see cref="DashboardOptions.Urls"/> (which win over ASP.NET's own <c>urls</c> settings) when
+    /// <c>Dashboard:Enabled</c>, and no listener at all otherwise. The dashboard's queries use a read-only Postgres
+    /// data source on <see cref="DashboardOptions.ConnectionString"/>, or <c>Postgres:ConnectionString</c>.
     /// </summary>
-    public static WebApplicationBuilder AddHubertEcgDashboard(this WebApplicationBuilder builder, DashboardOptions options)
+    public static WebApplicationBuilder AddHubertEcgDashboard(this WebApplicationBuilder builder)
     {
-        var endpoints = options.Endpoints();
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        ArgumentNullException.ThrowIfNull(builder);
+        var configuration = builder.Configuration;
+        builder.Services.AddPostgresOptions(configuration);
+        builder.Services.AddValidatedOptions<DashboardOptions>(configuration, DashboardOptions.SectionName, o => o.Problems())
+            ?.Validate(
+                o => !o.Enabled || !configuration.GetSection(KestrelEndpoints).GetChildren().Any(),
+                $"{KestrelEndpoints} is set, which would open listeners the dashboard's access check never sees: set Dashboard:Urls instead");
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<DashboardOptions>>((kestrel, options) =>
         {
-            foreach (var endpoint in endpoints)
+            foreach (var endpoint in options.Value.Enabled ? options.Value.Endpoints() : [])
             {
                 Action<ListenOptions> https = listen =>
                 {
@@ -57,12 +71,16 @@ public static class DashboardWeb
                 }
             }
         });
-
-        var connectionString = string.IsNullOrWhiteSpace(options.ConnectionString)
-            ? builder.Configuration.Postgres().ConnectionString
-            : options.ConnectionString;
-        builder.Services.AddSingleton(new DashboardAccess(options.Token));
-        builder.Services.AddSingleton(_ => new DashboardQueries(DashboardQueries.CreateDataSource(connectionString)));
+        DashboardHttpServer.Replace(builder.Services);
+        builder.Services.AddSingleton(sp => new DashboardAccess(sp.GetRequiredService<IOptions<DashboardOptions>>().Value.Token));
+        builder.Services.AddSingleton(sp =>
+        {
+            var dashboard = sp.GetRequiredService<IOptions<DashboardOptions>>().Value;
+            var connectionString = string.IsNullOrWhiteSpace(dashboard.ConnectionString)
+                ? sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString
+                : dashboard.ConnectionString;
+            return new DashboardQueries(DashboardQueries.CreateDataSource(connectionString));
+        });
         return builder;
     }
 
@@ -169,13 +187,12 @@ public static class DashboardWeb
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("HubertEcg.Silo.Dashboard");
         foreach (var address in addresses)
         {
-            logger.LogInformation(
-                "Dashboard listening on {Address} ({Access}); Orleans Dashboard at {OrleansUrl}",
-                address,
-                access.TokenRequired ? "token required" : "loopback only, no token",
-                address.TrimEnd('/') + OrleansPath + "/");
+            LogListening(logger, address, access.TokenRequired ? "token required" : "loopback only, no token", address.TrimEnd('/') + OrleansPath + "/");
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dashboard listening on {Address} ({Access}); Orleans Dashboard at {OrleansUrl}")]
+    private static partial void LogListening(ILogger logger, string address, string access, string orleansUrl);
 
     /// <summary>An HTML page of the dashboard with its content security policy: scripts and styles from this server only.</summary>
     private sealed class PageResult(byte[] content) : IResult
