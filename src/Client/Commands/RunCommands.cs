@@ -45,6 +45,30 @@ public static class RunCommands
         NpgsqlDataSource.Create(configuration.Postgres().ConnectionString);
 
     /// <summary>Says on standard error what answers the command (standard output stays the command's result).</summary>
+    /// <summary>
+    /// Tells the cluster (when a gateway answers) about a run just stored in Postgres, so that its coordinator starts
+    /// planning at once; says on standard error which answered. Without the cluster the run directory finds the run
+    /// on its next refresh from Postgres.
+    /// </summary>
+    internal static async Task AnnounceAsync(ClusterClientOptions options, Guid runId, CancellationToken cancellationToken)
+    {
+        await using var cluster = await ClusterConnection.OpenAsync(options, cancellationToken);
+        if (cluster.Directory is { } directory)
+        {
+            try
+            {
+                await directory.Announce(runId);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The row is stored: the directory's next refresh from Postgres finds the run all the same.
+                cluster.Lost(e);
+            }
+        }
+
+        SaySource(cluster);
+    }
+
     internal static void SaySource(ClusterConnection cluster) => Console.Error.WriteLine($"via {cluster.Source}");
 
     internal static Guid ParseRunId(string text) =>

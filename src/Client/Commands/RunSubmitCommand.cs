@@ -52,21 +52,7 @@ public static class RunSubmitCommand
                     parseResult.GetValue(incremental)),
                 cancellationToken);
 
-            await using var cluster = await ClusterConnection.OpenAsync(clusterOptions, cancellationToken);
-            if (cluster.Directory is { } directory)
-            {
-                try
-                {
-                    await directory.Announce(runId);
-                }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
-                {
-                    // The row is stored: the directory's next refresh from Postgres finds the run all the same.
-                    cluster.Lost(e);
-                }
-            }
-
-            RunCommands.SaySource(cluster);
+            await RunCommands.AnnounceAsync(clusterOptions, runId, cancellationToken);
             Console.WriteLine(runId);
             return 0;
         });

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using HubertEcg.Client.Cluster;
 using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
@@ -17,7 +18,9 @@ public static class ScheduleRunNowCommand
         command.Arguments.Add(schedule);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            await using var db = RunCommands.OpenDatabase(parseResult);
+            var configuration = Cli.Configuration(parseResult);
+            var clusterOptions = ClusterClientOptions.Load(configuration);
+            await using var db = RunCommands.OpenDatabase(configuration);
             var store = new ScheduleStore(db);
             var found = await ScheduleCommands.FindAsync(store, parseResult.GetValue(schedule)!, cancellationToken);
             if (found is null)
@@ -29,6 +32,7 @@ public static class ScheduleRunNowCommand
             switch (firing.Outcome)
             {
                 case FiringOutcome.Started:
+                    await RunCommands.AnnounceAsync(clusterOptions, firing.RunId!.Value, cancellationToken);
                     Console.WriteLine(firing.RunId);
                     return 0;
                 case FiringOutcome.Busy:
