@@ -1,25 +1,23 @@
 using System.Threading.Channels;
-using HubertEcg.Grains;
-using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Formats;
-using HubertEcg.Inference.IO;
+using HubertEcg.Worker.Pipeline;
 using Microsoft.Extensions.Logging;
 
 namespace HubertEcg.Worker;
 
 /// <summary>
-/// One scoring worker, pinned to its silo and device. It pulls shard leases through its lease port (the grains: the
-/// coordinators of active runs) and
-/// downloads the next shards while the current one is scored (<see cref="WorkerOptions.PrefetchShards"/>); the
-/// downloaded shards flow through one continuous <see cref="ScoringPipeline"/> (read and preprocess on a pool of
-/// threads, batch windows across shard boundaries, score, aggregate per record, write results idempotently, report
-/// each shard done). A heartbeat renews each held lease; a lost lease or a cancelled run stops its shard. On
-/// shutdown, leases not finished are handed back without counting an attempt.
+/// One scoring worker, pinned to its silo and device. Its <see cref="DownloadStage"/> pulls shard leases through the
+/// lease port (the grains: the coordinators of active runs) and downloads the next shards while the current one is
+/// scored (<see cref="WorkerOptions.PrefetchShards"/>); the downloaded shards flow through one continuous
+/// <see cref="ScoringPipeline"/> (read and preprocess on a pool of threads, batch windows across shard boundaries,
+/// score, aggregate per record, write results idempotently, report each shard done). A heartbeat renews each held
+/// lease; a lost lease or a cancelled run stops its shard. On shutdown, leases not finished are handed back without
+/// counting an attempt; a stage that fails hands them back too, and the worker starts again.
 /// Every log line about a shard carries its run id and shard number (as message parameters, and in a logger scope
 /// around the shard's download and preparation); error text in logs and quarantine reasons goes through
 /// <see cref="SafeErrors"/>, so it names the record and the reason, never record content. Counts, latencies and queue
 /// depths go to <see cref="ScoringMetrics"/>. In an incremental run, records whose stored score came from the same
-/// source blob and ETag are left out (one query per shard).
+/// source blob and ETag are left out (<see cref="IIncrementalFilter"/>, one query per shard).
 /// </summary>
 public sealed partial class ScoringWorker(
     string workerId,
@@ -30,31 +28,25 @@ public sealed partial class ScoringWorker(
     ILogger logger)
 {
     private readonly ScoringMetrics.WorkerQueues _queues = ports.Metrics.TrackWorker(workerId);
+    private readonly ScorerCache _scorers = new(ports.Scorers, device);
 
     public string WorkerId => workerId;
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         using var queues = _queues;
+        var incremental = new ScoreIndexIncrementalFilter(ports.ScoreIndex);
+        var download = new DownloadStage(workerId, ports, formats, options, _scorers, _queues, logger);
         while (!stoppingToken.IsCancellationRequested)
         {
-            // Leases held by this worker, downloaded or further along; at most 1 + PrefetchShards at a time.
-            var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool>();
-            using var slots = new SemaphoreSlim(1 + Math.Max(0, options.PrefetchShards));
+            using var leases = new InFlightLeases(options.PrefetchShards);
             using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var downloaded = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-            using var pipeline = new ScoringPipeline(workerId, device, ports, options, _queues, logger);
-            var producer = Task.Run(() => ProduceAsync(downloaded.Writer, slots, inFlight, pipeline, running.Token), CancellationToken.None);
+            var pipeline = new ScoringPipeline(workerId, device, ports, incremental, _scorers, options, _queues, logger);
+            var downloading = Task.Run(() => download.RunAsync(downloaded.Writer, leases, running.Token), CancellationToken.None);
             try
             {
-                await pipeline.RunAsync(
-                    downloaded.Reader,
-                    held =>
-                    {
-                        inFlight.TryRemove(held, out _);
-                        slots.Release();
-                    },
-                    running.Token);
+                await pipeline.RunAsync(downloaded.Reader, leases.Finished, running.Token);
             }
             catch (InvalidOperationException e)
             {
@@ -64,14 +56,10 @@ public sealed partial class ScoringWorker(
             finally
             {
                 await running.CancelAsync();
-                await producer;
+                await downloading;
 
                 // Shards still inside when the worker stops are handed back without counting an attempt.
-                foreach (var held in inFlight.Keys)
-                {
-                    await held.HandBackAsync();
-                    await held.DisposeAsync();
-                }
+                await leases.HandBackAllAsync();
             }
 
             if (!stoppingToken.IsCancellationRequested)
@@ -80,241 +68,6 @@ public sealed partial class ScoringWorker(
             }
         }
     }
-
-    private async Task ProduceAsync(
-        ChannelWriter<HeldLease> output,
-        SemaphoreSlim slots,
-        System.Collections.Concurrent.ConcurrentDictionary<HeldLease, bool> inFlight,
-        ScoringPipeline pipeline,
-        CancellationToken stoppingToken)
-    {
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                await slots.WaitAsync(stoppingToken);
-                HeldLease? held = null;
-                IDisposable? scope = null;
-                var passedOn = false;
-                try
-                {
-                    held = await AcquireAsync(stoppingToken);
-                    if (held is null)
-                    {
-                        await Task.Delay(options.IdlePollInterval, stoppingToken);
-                        continue;
-                    }
-
-                    scope = ScoringPipeline.ShardScope(logger, held.Lease.RunId, held.Lease.ShardNo, workerId);
-
-                    // The model loads (once per model) while the shard downloads; a failure shows when the shard is read.
-                    _ = pipeline.OpenScorerAsync(held.Lease.Settings.ModelPath);
-                    if (await DownloadAsync(held, stoppingToken))
-                    {
-                        inFlight[held] = true;
-                        _queues.AddShards(1);
-                        try
-                        {
-                            await output.WriteAsync(held, stoppingToken);
-                        }
-                        catch
-                        {
-                            _queues.AddShards(-1);
-                            throw;
-                        }
-
-                        passedOn = true;
-                        held = null;
-                    }
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (Exception e)
-                {
-                    if (held is null)
-                    {
-                        LogFetchFailed(logger, SafeErrors.ForLog(e), workerId);
-                    }
-                    else
-                    {
-                        LogShardFailed(logger, SafeErrors.ForLog(e), workerId, held.Lease.RunId, held.Lease.ShardNo);
-                        await held.TryReleaseAsync($"worker {workerId}: {SafeErrors.Describe(e)}", permanent: false);
-                    }
-
-                    await Task.Delay(options.IdlePollInterval, CancellationToken.None);
-                }
-                finally
-                {
-                    if (!passedOn)
-                    {
-                        slots.Release();
-                    }
-
-                    if (held is not null)
-                    {
-                        inFlight.TryRemove(held, out _);
-                        if (stoppingToken.IsCancellationRequested)
-                        {
-                            await held.HandBackAsync();
-                        }
-
-                        await held.DisposeAsync();
-                    }
-
-                    scope?.Dispose();
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Stopped while waiting for a free slot.
-        }
-        finally
-        {
-            output.Complete();
-        }
-    }
-
-    private async Task<HeldLease?> AcquireAsync(CancellationToken cancellationToken)
-    {
-        var lease = await ports.Leases.AcquireAsync(workerId, cancellationToken);
-        if (lease is null)
-        {
-            return null;
-        }
-
-        LogLeased(logger, workerId, lease.RunId, lease.ShardNo, lease.LeaseId);
-        return new HeldLease(workerId, ports.Leases, lease, logger);
-    }
-
-    /// <summary>
-    /// Downloads the shard's blobs; false (and the lease released) when the shard cannot be downloaded. For a run
-    /// whose input is a manifest, a listed blob that does not exist is noted (its record is quarantined) rather than
-    /// failing the shard, and the signal files each WFDB header names are downloaded too (a manifest may list only
-    /// the headers).
-    /// </summary>
-    private async Task<bool> DownloadAsync(HeldLease held, CancellationToken stoppingToken)
-    {
-        var lease = held.Lease;
-        var root = string.IsNullOrEmpty(options.TempDirectory) ? Path.GetTempPath() : options.TempDirectory;
-        var directory = Path.Combine(root, "hubert-ecg", $"{lease.RunId:N}-{lease.ShardNo}-{lease.LeaseId}-{Guid.NewGuid():N}");
-        held.LocalDirectory = directory;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
-        var results = new DownloadedBlob?[lease.Blobs.Count];
-        var missing = new System.Collections.Concurrent.ConcurrentBag<string>();
-        long total = 0;
-        async Task<string?> DownloadOneAsync(string name, string path, CancellationToken ct)
-        {
-            string etag;
-            try
-            {
-                etag = await ports.Blobs.DownloadToFileAsync(lease.Container, name, path, options.MaxShardBytes, ct);
-            }
-            catch (BlobNotFoundException) when (lease.FromManifest)
-            {
-                return null;
-            }
-
-            if (Interlocked.Add(ref total, new FileInfo(path).Length) > options.MaxShardBytes)
-            {
-                throw new BlobTooLargeException(lease.Container, name, Interlocked.Read(ref total), options.MaxShardBytes);
-            }
-
-            return etag;
-        }
-
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.DownloadConcurrency), CancellationToken = linked.Token };
-        var blobsOut = new List<DownloadedBlob>();
-        try
-        {
-            await Parallel.ForEachAsync(
-                Enumerable.Range(0, lease.Blobs.Count),
-                parallel,
-                async (i, ct) =>
-                {
-                    var name = lease.Blobs[i];
-                    var path = LocalPaths.PathFor(directory, "", i, name);
-                    if (await DownloadOneAsync(name, path, ct) is { } etag)
-                    {
-                        results[i] = new DownloadedBlob(name, path, etag);
-                    }
-                    else
-                    {
-                        missing.Add(name);
-                    }
-                });
-            blobsOut.AddRange(results.OfType<DownloadedBlob>());
-            if (lease.FromManifest && lease.Kind == ShardKind.Records)
-            {
-                var signalFiles = CompanionFilesToFetch(blobsOut);
-                var extra = new DownloadedBlob?[signalFiles.Count];
-                await Parallel.ForEachAsync(
-                    Enumerable.Range(0, signalFiles.Count),
-                    parallel,
-                    async (i, ct) =>
-                    {
-                        var (name, stem) = signalFiles[i];
-                        var path = LocalPaths.PathFor(directory, "s", i, name);
-
-                        // A signal file that does not exist is left out: its record reports the missing file when read.
-                        if (await DownloadOneAsync(name, path, ct) is { } etag)
-                        {
-                            extra[i] = new DownloadedBlob(name, path, etag, stem);
-                        }
-                    });
-                blobsOut.AddRange(extra.OfType<DownloadedBlob>());
-            }
-        }
-        catch (Exception e) when (e is BlobNotFoundException or BlobTooLargeException)
-        {
-            LogShardFailed(logger, SafeErrors.ForLog(e), workerId, lease.RunId, lease.ShardNo);
-            await held.TryReleaseAsync(e.Message, permanent: true);
-            return false;
-        }
-        catch (OperationCanceledException) when (held.Stopped.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
-        {
-            return false;
-        }
-
-        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, blobsOut) { MissingBlobs = missing.Order(StringComparer.Ordinal).ToList() };
-        return true;
-    }
-
-    /// <summary>
-    /// The files the downloaded records' primary files say they also need (a WFDB header's signal files) that are
-    /// not part of the shard yet, each with its record (path without extension). The format registry reads them.
-    /// </summary>
-    private List<(string BlobName, string RecordStem)> CompanionFilesToFetch(IReadOnlyList<DownloadedBlob> downloaded)
-    {
-        var present = downloaded.Select(b => b.BlobName).ToHashSet(StringComparer.Ordinal);
-        var wanted = new List<(string, string)>();
-        foreach (var blob in downloaded)
-        {
-            var stem = FormatRegistry.RecordStem(blob.BlobName);
-            var source = new MappedRecordFileSource(new Dictionary<string, string>(StringComparer.Ordinal) { [Path.GetFileName(blob.BlobName)] = blob.LocalPath });
-            var folder = blob.BlobName[..(blob.BlobName.LastIndexOf('/') + 1)];
-            foreach (var file in formats.CompanionFiles(blob.BlobName, source))
-            {
-                if (present.Add(folder + file))
-                {
-                    wanted.Add((folder + file, stem));
-                }
-            }
-        }
-
-        return wanted;
-    }
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "{Worker}: leased run {RunId} shard {ShardNo} attempt {LeaseId}")]
-    private static partial void LogLeased(ILogger logger, string worker, Guid runId, int shardNo, int leaseId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
-    private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while asking for work (no shard leased)")]
-    private static partial void LogFetchFailed(ILogger logger, Exception e, string worker);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Worker}: scoring stopped on an error; its leases are handed back and it starts again")]
     private static partial void LogPipelineFailed(ILogger logger, Exception e, string worker);
