@@ -32,8 +32,8 @@ public sealed class RunCoordinatorGrain(
     ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain, IDisposable
 {
     private readonly CoordinatorOptions _options = options.Value;
-    private ShardBook _book = new([]);
     private readonly RunProgressMeter _meter = new(options.Value.RateWindow, DateTime.UtcNow);
+    private ShardBook _book = new([]);
     private RunPlanner? _planner;
     private RunRecord? _run;
     private RunState _state = RunState.Pending;
