@@ -5,7 +5,7 @@ public sealed class CoordinatorOptions
 {
     public const string SectionName = "Coordinator";
 
-    /// <summary>Period of the coordinator's timer: one planning step, lease expiry, progress persistence.</summary>
+    /// <summary>Period of the coordinator's two timers: lease expiry and progress persistence; one planning step (off the lease path).</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Blobs listed per planning step.</summary>

@@ -1,0 +1,356 @@
+using HubertEcg.Inference.Formats;
+using HubertEcg.Storage;
+using HubertEcg.Worker;
+using Microsoft.Extensions.Logging;
+
+namespace HubertEcg.Grains.Coordination;
+
+/// <summary>
+/// Plans one run's shards a step at a time (a listing page, or a chunk of the run's manifest) and holds the planning
+/// position: the continuation token, the blobs carried to the next step and their ETags, the records left out as
+/// current, the manifest's duplicate entries. Each step is stored with its position in one transaction before its
+/// shards join the <see cref="ShardBook"/> (numbered from the book's counter), so an activation resumes from Postgres.
+/// An incremental run over a prefix leaves out, while planning, the containers and records whose stored scores for
+/// the model came from the listed ETag of their source blob (one query per listing page); its workers leave out the
+/// rest of what is current (a manifest run's records, records of a container partly scored before) after download.
+/// <para>
+/// Steps run on the coordinator's planning timer, which interleaves with its lease calls (see
+/// <see cref="RunCoordinatorGrain"/> for why that is safe), one step at a time. The planner never ends the run: a
+/// reason the run must fail is kept in <see cref="Failure"/> for the coordinator to store. <see cref="StopAsync"/>
+/// cancels the reads of the step in flight and waits for it (a step being stored is let finish, so the book always
+/// matches the stored shards); no step starts after it until <see cref="Resume"/>.
+/// </para>
+/// </summary>
+public sealed class RunPlanner : IDisposable
+{
+    private readonly RunRecord _run;
+    private readonly ShardBook _book;
+    private readonly ShardStore _shards;
+    private readonly BlobStore _blobs;
+    private readonly CurrentScores _currentScores;
+    private readonly FormatRegistry _formats;
+    private readonly CoordinatorOptions _options;
+    private readonly ILogger _logger;
+    private readonly ShardPlanner _planner;
+    private string? _token;
+    private IReadOnlyList<string> _carry;
+    private IReadOnlyList<string> _carryETags;
+    private long _manifestDuplicates;
+    private int _failures;
+    private CancellationTokenSource _stop = new();
+    private Task? _inFlight;
+    private IGrainTimer? _timer;
+    private IGrainBase? _grain;
+    private Action _stored = () => { };
+    private Action _over = () => { };
+
+    /// <summary>Resumes planning <paramref name="run"/> from its stored position; nothing runs until <see cref="Start"/>.</summary>
+    public RunPlanner(
+        RunRecord run, ShardBook book, ShardStore shards, BlobStore blobs, CurrentScores currentScores, FormatRegistry formats,
+        CoordinatorOptions options, ILogger logger)
+    {
+        (_run, _book, _shards, _blobs, _currentScores, _formats, _options, _logger) = (run, book, shards, blobs, currentScores, formats, options, logger);
+        _planner = new ShardPlanner(formats, run.ShardSize);
+        IsComplete = run.PlanningComplete;
+        _token = run.PlanningToken;
+        _carry = run.PlanningCarry;
+        _carryETags = run.PlanningCarryETags;
+        Skipped = run.PlanningSkipped;
+        _manifestDuplicates = run.ManifestDuplicates;
+    }
+
+    /// <summary>True once the last step is stored.</summary>
+    public bool IsComplete { get; private set; }
+
+    /// <summary>The records planning has left out as current so far.</summary>
+    public long Skipped { get; private set; }
+
+    /// <summary>Why the run must fail (its input cannot be listed or read); null while planning can go on.</summary>
+    public string? Failure { get; private set; }
+
+    /// <summary>True from <see cref="StopAsync"/> until <see cref="Resume"/>.</summary>
+    public bool IsStopped => _stop.IsCancellationRequested;
+
+    /// <summary>
+    /// Starts planning on <paramref name="grain"/>'s planning timer, its first step at once (nothing when planning is
+    /// over, failed or stopped, or already started). <paramref name="stored"/> runs after each stored step, in the
+    /// turn its shards join the book; <paramref name="over"/> once planning is complete or has failed.
+    /// </summary>
+    public void Start(IGrainBase grain, Action stored, Action over)
+    {
+        (_grain, _stored, _over) = (grain, stored, over);
+        if (_timer is null && !IsComplete && Failure is null && !IsStopped)
+        {
+            _timer = grain.RegisterGrainTimer(
+                TickAsync,
+                new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = _options.TickInterval, Interleave = true, KeepAlive = true });
+        }
+    }
+
+    /// <summary>Stops planning: cancels the reads of the step in flight, waits for it to end, and stops the timer.</summary>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        if (_inFlight is { } step)
+        {
+            try
+            {
+                await step;
+            }
+            catch (Exception)
+            {
+                // The timer's callback logs it.
+            }
+        }
+
+        // Only now: disposing the timer cancels its callback's token, which would cancel a step being stored.
+        _timer?.Dispose();
+        _timer = null;
+    }
+
+    /// <summary>Lets planning go on after <see cref="StopAsync"/> (the run did not end after all).</summary>
+    public void Resume()
+    {
+        if (IsStopped)
+        {
+            _stop.Dispose();
+            _stop = new CancellationTokenSource();
+            if (_grain is { } grain)
+            {
+                Start(grain, _stored, _over);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _timer = null;
+        _stop.Dispose();
+    }
+
+    /// <summary>
+    /// One step per tick. A read that fails is retried on the next tick until <see cref="CoordinatorOptions.MaxPlanningFailures"/>
+    /// failed in a row; then, or when the input is gone or cannot be planned, <see cref="Failure"/> is set. Other
+    /// failures (Postgres) are logged and the next tick tries again from the stored position.
+    /// </summary>
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        if (_inFlight is not null || IsComplete || Failure is not null || IsStopped)
+        {
+            return;
+        }
+
+        var step = StepAsync(cancellationToken);
+        _inFlight = step;
+        try
+        {
+            await step;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || IsStopped)
+        {
+            return; // stopped: the run is ending, or the activation is
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            CoordinatorLog.LogTickFailed(_logger, SafeErrors.ForLog(e), _run.RunId);
+        }
+        finally
+        {
+            _inFlight = null;
+        }
+
+        if (IsComplete || Failure is not null)
+        {
+            _timer?.Dispose();
+            _timer = null;
+            _over();
+        }
+    }
+
+    private async Task StepAsync(CancellationToken cancellationToken)
+    {
+        // Reads end early when planning is stopped; storing a step is only ever cancelled with the activation.
+        using var reads = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        if (_run.InputManifest is { } manifest)
+        {
+            await ManifestStepAsync(manifest, reads.Token, cancellationToken);
+            return;
+        }
+
+        BlobPage page;
+        try
+        {
+            page = await _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads.Token);
+            _failures = 0;
+        }
+        catch (BlobNotFoundException e)
+        {
+            Fail(e.Message);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)
+        {
+            CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Fail($"listing {_run.InputContainer}/{_run.InputPrefix} failed {_failures} times: {e.Message}");
+            return;
+        }
+
+        await AppendStepAsync(
+            $"listing {_run.InputContainer}/{_run.InputPrefix}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
+            reads.Token, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads the next chunk of the run's manifest (whole lines from the saved offset) and plans its names like a
+    /// listing page. The manifest must not change while it is read: its ETag is pinned at the first read. Names
+    /// are not checked for existence here; a worker quarantines a listed blob that does not exist.
+    /// </summary>
+    private async Task ManifestStepAsync(string manifest, CancellationToken reads, CancellationToken cancellationToken)
+    {
+        var (offset, etag) = ManifestLines.ParsePosition(_token);
+        BlobChunk chunk;
+        try
+        {
+            chunk = await _blobs.ReadRangeAsync(_run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, reads);
+            _failures = 0;
+        }
+        catch (Exception e) when (e is BlobNotFoundException or BlobChangedException)
+        {
+            Fail($"manifest: {e.Message}");
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)
+        {
+            CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Fail($"reading manifest {_run.InputContainer}/{manifest} failed {_failures} times: {e.Message}");
+            return;
+        }
+
+        var atEnd = offset + chunk.Data.Length >= chunk.TotalLength;
+        var (names, consumed) = ManifestLines.Parse(chunk.Data, offset == 0, atEnd);
+        if (consumed == 0 && !atEnd)
+        {
+            Fail($"manifest {_run.InputContainer}/{manifest}: the line at byte {offset} is longer than {_options.ManifestChunkBytes} bytes");
+            return;
+        }
+
+        var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
+        var source = $"manifest {_run.InputContainer}/{manifest}";
+        if (UnstorableName(source, names) is { } problem)
+        {
+            Fail(problem);
+            return;
+        }
+
+        // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
+        var seen = await _shards.ManifestKeysSeenAsync(
+            _run.RunId, names.Select(_formats.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), reads);
+        var deduplicated = ManifestLines.Deduplicate(_formats, names, _carry, seen);
+        var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count;
+
+        // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
+        await AppendStepAsync(
+            source, deduplicated.Names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd, reads, cancellationToken,
+            deduplicated.NewKeys, duplicates);
+        if (deduplicated.Duplicates.Count > 0)
+        {
+            CoordinatorLog.LogManifestDuplicates(_logger, _run.RunId, deduplicated.Duplicates.Count, string.Join(", ", deduplicated.Duplicates.Take(3)));
+        }
+
+        _manifestDuplicates = duplicates;
+    }
+
+    /// <summary>
+    /// Plans one page of blobs after the carried ones and stores the new shards with the planning position (for a
+    /// manifest run, with the records the step read and the run's count of duplicate entries). For an incremental
+    /// run, what already has current scores (by the blobs' ETags, where known) is left out and counted. A name
+    /// Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
+    /// <paramref name="source"/> and the name: it could never get a score or quarantine row.
+    /// </summary>
+    private async Task AppendStepAsync(
+        string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken reads, CancellationToken cancellationToken,
+        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0)
+    {
+        if (UnstorableName(source, page.Select(b => b.Name)) is { } problem)
+        {
+            Fail(problem);
+            return;
+        }
+
+        var names = page.Select(b => b.Name).ToList();
+        var etags = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < _carry.Count && i < _carryETags.Count; i++)
+        {
+            etags[_carry[i]] = _carryETags[i];
+        }
+
+        foreach (var blob in page)
+        {
+            etags[blob.Name] = blob.ETag;
+        }
+
+        IReadOnlySet<string>? leaveOut = null;
+        var skipped = 0L;
+        if (_run.Incremental)
+        {
+            // A record is current when its stored score came from the listed version of its source blob; a container
+            // when a pass over the listed version dealt with all of its records (its scores alone could be those of a
+            // run cancelled half way through it).
+            var known = _planner.Candidates(_carry, names, last)
+                .Select(c => (c.SourceBlob, c.IsContainer, ETag: FormatRegistry.SourceVersion(c.Files.Select(f => (f, etags.GetValueOrDefault(f, ""))))))
+                .Where(c => c.ETag.Length > 0)
+                .ToList();
+            var current = await _currentScores.CurrentBlobsAsync(
+                _run.ModelId, known.Where(c => !c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), reads);
+            var passed = await _currentScores.PassedContainersAsync(
+                _run.ModelId, known.Where(c => c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), reads);
+            leaveOut = current.Keys.Concat(passed.Keys).ToHashSet(StringComparer.Ordinal);
+            skipped = current.Values.Sum() + passed.Values.Sum();
+        }
+
+        var step = _planner.Plan(_carry, names, last, leaveOut);
+        var carryETags = step.Carry.Select(n => etags.GetValueOrDefault(n, "")).ToList();
+        var records = _book.Number(_run.RunId, step.Shards);
+
+        // Stopped while reading: nothing of this step is stored (the run is ending); once storing begins it completes.
+        reads.ThrowIfCancellationRequested();
+        await _shards.AppendPlanAsync(
+            _run.RunId, records, position, step.Carry, last, carryETags, _run.Incremental ? Skipped + skipped : null, manifestKeys, manifestDuplicates,
+            cancellationToken);
+
+        // Stored: the shards join the book in this same turn, so no lease call ever sees a shard that is not stored.
+        _book.AddPlanned(records);
+        _token = position;
+        _carry = step.Carry;
+        _carryETags = carryETags;
+        Skipped += skipped;
+        IsComplete = last;
+        CoordinatorLog.LogPlanned(_logger, _run.RunId, records.Count, _book.Count, last, skipped);
+        _stored();
+    }
+
+    private void Fail(string reason) => Failure = reason;
+
+    /// <summary>The reason to fail the run when a name Postgres cannot store is among <paramref name="names"/>; null when none is.</summary>
+    private static string? UnstorableName(string source, IEnumerable<string> names)
+    {
+        foreach (var name in names)
+        {
+            if (PostgresText.Problem(name) is { } problem)
+            {
+                return $"{source}: blob name '{PostgresText.Printable(name)}' {problem}";
+            }
+        }
+
+        return null;
+    }
+}
