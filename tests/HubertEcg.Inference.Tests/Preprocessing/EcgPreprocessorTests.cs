@@ -176,16 +176,24 @@ public sealed class EcgPreprocessorTests
             preprocessor.Preprocess(signal, windows);
         }
 
-        var written = 0;
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 5; i++)
+        // The least of three rounds: a garbage collection may trim the shared array pool mid-round (under memory
+        // pressure from tests running beside this one), and refilling it allocates once; a steady state that
+        // allocates would allocate in every round.
+        var least = long.MaxValue;
+        for (var round = 0; round < 3; round++)
         {
-            written += preprocessor.Preprocess(signal, windows);
+            var written = 0;
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 5; i++)
+            {
+                written += preprocessor.Preprocess(signal, windows);
+            }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(10, written);
         }
 
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(10, written);
-        Assert.True(allocated < 1024, $"{allocated} bytes allocated by 5 warm calls");
+        Assert.True(least < 1024, $"{least} bytes allocated by 5 warm calls in the least of three rounds");
     }
 
     [Fact]

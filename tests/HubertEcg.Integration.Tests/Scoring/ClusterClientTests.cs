@@ -165,8 +165,9 @@ public sealed class ClusterClientTests(PostgresDatabaseFixture database, BlobCon
         var silo = await StartSiloAsync("down");
         try
         {
-            // A gateway nobody listens on: every command still works, through Postgres, and says why.
-            var nobody = $"127.0.0.1:{SiloHosts.FreePort()}";
+            // A gateway nobody listens on (port 1: a free port picked now could be taken by another test's silo before the
+            // client connects): every command still works, through Postgres, and says why.
+            const string nobody = "127.0.0.1:1";
             string[] unreachable = ["--set", $"Cluster:Gateways:0={nobody}", "--set", "Cluster:ConnectTimeout=00:00:30"];
             var (code, stdout, stderr) = await CliAsync([.. unreachable, "run", "submit", "--input", $"{blobs.ContainerName}/gw-down/", "--model", model.Path]);
             Assert.True(code == 0, stderr);
