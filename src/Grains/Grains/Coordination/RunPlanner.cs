@@ -36,13 +36,9 @@ public sealed class RunPlanner : IDisposable
     private IReadOnlyList<string> _carry;
     private IReadOnlyList<string> _carryETags;
     private long _manifestDuplicates;
+    private readonly StepTimer _timer;
     private int _failures;
-    private CancellationTokenSource _stop = new();
-    private Task? _inFlight;
-    private IGrainTimer? _timer;
-    private IGrainBase? _grain;
     private Action _stored = () => { };
-    private Action _over = () => { };
 
     /// <summary>Resumes planning <paramref name="run"/> from its stored position; nothing runs until <see cref="Start"/>.</summary>
     public RunPlanner(
@@ -57,6 +53,11 @@ public sealed class RunPlanner : IDisposable
         _carryETags = run.PlanningCarryETags;
         Skipped = run.PlanningSkipped;
         _manifestDuplicates = run.ManifestDuplicates;
+        _timer = new StepTimer(
+            options.TickInterval,
+            StepAsync,
+            () => IsComplete || Failure is not null,
+            e => CoordinatorLog.LogTickFailed(_logger, SafeErrors.ForLog(e), _run.RunId));
     }
 
     /// <summary>True once the last step is stored.</summary>
@@ -69,7 +70,7 @@ public sealed class RunPlanner : IDisposable
     public string? Failure { get; private set; }
 
     /// <summary>True from <see cref="StopAsync"/> until <see cref="Resume"/>.</summary>
-    public bool IsStopped => _stop.IsCancellationRequested;
+    public bool IsStopped => _timer.IsStopped;
 
     /// <summary>
     /// Starts planning on <paramref name="grain"/>'s planning timer, its first step at once (nothing when planning is
@@ -78,110 +79,37 @@ public sealed class RunPlanner : IDisposable
     /// </summary>
     public void Start(IGrainBase grain, Action stored, Action over)
     {
-        (_grain, _stored, _over) = (grain, stored, over);
-        if (_timer is null && !IsComplete && Failure is null && !IsStopped)
-        {
-            _timer = grain.RegisterGrainTimer(
-                TickAsync,
-                new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = _options.TickInterval, Interleave = true, KeepAlive = true });
-        }
+        _stored = stored;
+        _timer.Start(grain, over);
     }
 
     /// <summary>Stops planning: cancels the reads of the step in flight, waits for it to end, and stops the timer.</summary>
-    public async Task StopAsync()
-    {
-        await _stop.CancelAsync();
-        if (_inFlight is { } step)
-        {
-            try
-            {
-                await step;
-            }
-            catch (Exception)
-            {
-                // The timer's callback logs it.
-            }
-        }
-
-        // Only now: disposing the timer cancels its callback's token, which would cancel a step being stored.
-        _timer?.Dispose();
-        _timer = null;
-    }
+    public Task StopAsync() => _timer.StopAsync();
 
     /// <summary>Lets planning go on after <see cref="StopAsync"/> (the run did not end after all).</summary>
-    public void Resume()
-    {
-        if (IsStopped)
-        {
-            _stop.Dispose();
-            _stop = new CancellationTokenSource();
-            if (_grain is { } grain)
-            {
-                Start(grain, _stored, _over);
-            }
-        }
-    }
+    public void Resume() => _timer.Resume();
 
-    public void Dispose()
-    {
-        _timer?.Dispose();
-        _timer = null;
-        _stop.Dispose();
-    }
+    public void Dispose() => _timer.Dispose();
 
     /// <summary>
-    /// One step per tick. A read that fails is retried on the next tick until <see cref="CoordinatorOptions.MaxPlanningFailures"/>
-    /// failed in a row; then, or when the input is gone or cannot be planned, <see cref="Failure"/> is set. Other
-    /// failures (Postgres) are logged and the next tick tries again from the stored position.
+    /// One step (a listing page or a manifest chunk). A read that fails is retried on the next tick until
+    /// <see cref="CoordinatorOptions.MaxPlanningFailures"/> failed in a row; then, or when the input is gone or cannot be
+    /// planned, <see cref="Failure"/> is set. Other failures (Postgres) are logged and the next tick tries again from
+    /// the stored position. Reads end early when planning is stopped; storing a step is only ever cancelled with the
+    /// activation.
     /// </summary>
-    private async Task TickAsync(CancellationToken cancellationToken)
+    private async Task StepAsync(CancellationToken reads, CancellationToken cancellationToken)
     {
-        if (_inFlight is not null || IsComplete || Failure is not null || IsStopped)
-        {
-            return;
-        }
-
-        var step = StepAsync(cancellationToken);
-        _inFlight = step;
-        try
-        {
-            await step;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || IsStopped)
-        {
-            return; // stopped: the run is ending, or the activation is
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            CoordinatorLog.LogTickFailed(_logger, SafeErrors.ForLog(e), _run.RunId);
-        }
-        finally
-        {
-            _inFlight = null;
-        }
-
-        if (IsComplete || Failure is not null)
-        {
-            _timer?.Dispose();
-            _timer = null;
-            _over();
-        }
-    }
-
-    private async Task StepAsync(CancellationToken cancellationToken)
-    {
-        // Reads end early when planning is stopped; storing a step is only ever cancelled with the activation.
-        using var reads = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         if (_run.InputManifest is { } manifest)
         {
-            await ManifestStepAsync(manifest, reads.Token, cancellationToken);
+            await ManifestStepAsync(manifest, reads, cancellationToken);
             return;
         }
 
         BlobPage page;
         try
         {
-            page = await _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads.Token);
+            page = await _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads);
             _failures = 0;
         }
         catch (BlobNotFoundException e)
@@ -202,7 +130,7 @@ public sealed class RunPlanner : IDisposable
 
         await AppendStepAsync(
             $"listing {_run.InputContainer}/{_run.InputPrefix}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
-            reads.Token, cancellationToken);
+            reads, cancellationToken);
     }
 
     /// <summary>
@@ -302,19 +230,7 @@ public sealed class RunPlanner : IDisposable
         var skipped = 0L;
         if (_run.Incremental)
         {
-            // A record is current when its stored score came from the listed version of its source blob; a container
-            // when a pass over the listed version dealt with all of its records (its scores alone could be those of a
-            // run cancelled half way through it).
-            var known = _planner.Candidates(_carry, names, last)
-                .Select(c => (c.SourceBlob, c.IsContainer, ETag: FormatRegistry.SourceVersion(c.Files.Select(f => (f, etags.GetValueOrDefault(f, ""))))))
-                .Where(c => c.ETag.Length > 0)
-                .ToList();
-            var current = await _currentScores.CurrentBlobsAsync(
-                _run.ModelId, known.Where(c => !c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), reads);
-            var passed = await _currentScores.PassedContainersAsync(
-                _run.ModelId, known.Where(c => c.IsContainer).Select(c => (c.SourceBlob, c.ETag)).ToList(), reads);
-            leaveOut = current.Keys.Concat(passed.Keys).ToHashSet(StringComparer.Ordinal);
-            skipped = current.Values.Sum() + passed.Values.Sum();
+            (leaveOut, skipped) = await new CurrentInputs(_currentScores, _run.ModelId).FindAsync(_planner.Candidates(_carry, names, last), etags, reads);
         }
 
         var step = _planner.Plan(_carry, names, last, leaveOut);
