@@ -78,9 +78,12 @@ public sealed class ClusterConnection : IAsyncDisposable
             var reason = timeout.IsCancellationRequested
                 ? $"no answer within {options.ConnectTimeout.TotalSeconds:0.###} s"
                 : Reason(e);
-            if (Innermost(e) is ConnectionAbortedException)
+            if (!timeout.IsCancellationRequested && !reason.Contains("ConnectionRefused", StringComparison.Ordinal)
+                && !reason.Contains(options.ClusterId, StringComparison.Ordinal))
             {
-                // A silo closes the handshake of a client of another cluster; its reason reaches the client only at times.
+                // Something answered but the handshake failed: a silo closes the handshake of a client of another
+                // cluster, and its reason ("Connection terminated prematurely", "Underlying connection closed", the
+                // cluster ids) reaches the client in one of several forms.
                 reason += " (are Cluster:ClusterId and Cluster:ServiceId the silos'?)";
             }
 
