@@ -106,25 +106,12 @@ public sealed class RunPlanner : IDisposable
             return;
         }
 
-        BlobPage page;
-        try
+        var page = await ReadInputAsync(
+            () => _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads),
+            e => e is BlobNotFoundException ? e.Message : null,
+            $"listing {_run.InputContainer}/{_run.InputPrefix}");
+        if (page is null)
         {
-            page = await _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads);
-            _failures = 0;
-        }
-        catch (BlobNotFoundException e)
-        {
-            Fail(e.Message);
-            return;
-        }
-        catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)
-        {
-            CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
-            return;
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            Fail($"listing {_run.InputContainer}/{_run.InputPrefix} failed {_failures} times: {e.Message}");
             return;
         }
 
@@ -141,25 +128,12 @@ public sealed class RunPlanner : IDisposable
     private async Task ManifestStepAsync(string manifest, CancellationToken reads, CancellationToken cancellationToken)
     {
         var (offset, etag) = ManifestLines.ParsePosition(_token);
-        BlobChunk chunk;
-        try
+        var chunk = await ReadInputAsync(
+            () => _blobs.ReadRangeAsync(_run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, reads),
+            e => e is BlobNotFoundException or BlobChangedException ? $"manifest: {e.Message}" : null,
+            $"reading manifest {_run.InputContainer}/{manifest}");
+        if (chunk is null)
         {
-            chunk = await _blobs.ReadRangeAsync(_run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, reads);
-            _failures = 0;
-        }
-        catch (Exception e) when (e is BlobNotFoundException or BlobChangedException)
-        {
-            Fail($"manifest: {e.Message}");
-            return;
-        }
-        catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)
-        {
-            CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
-            return;
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            Fail($"reading manifest {_run.InputContainer}/{manifest} failed {_failures} times: {e.Message}");
             return;
         }
 
@@ -195,6 +169,38 @@ public sealed class RunPlanner : IDisposable
         }
 
         _manifestDuplicates = duplicates;
+    }
+
+    /// <summary>
+    /// Reads the step's input. A failure of the input itself (<paramref name="inputFault"/> gives the run's reason:
+    /// it is gone, or changed while being read) fails the run; any other is retried on the next tick until
+    /// <see cref="CoordinatorOptions.MaxPlanningFailures"/> failed in a row, which fails the run naming
+    /// <paramref name="what"/>. Null when the step ends here.
+    /// </summary>
+    private async Task<T?> ReadInputAsync<T>(Func<Task<T>> read, Func<Exception, string?> inputFault, string what)
+        where T : class
+    {
+        try
+        {
+            var input = await read();
+            _failures = 0;
+            return input;
+        }
+        catch (Exception e) when (inputFault(e) is { } reason)
+        {
+            Fail(reason);
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)
+        {
+            CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Fail($"{what} failed {_failures} times: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>
