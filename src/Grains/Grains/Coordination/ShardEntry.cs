@@ -6,31 +6,41 @@ namespace HubertEcg.Grains.Coordination;
 /// The coordinator's memory of one shard (its blob names stay in Postgres until it is leased). Changed only through
 /// <see cref="ShardBook.UpdateAsync{T}"/>, which puts it back as it was when the change cannot be stored.
 /// </summary>
-public sealed class ShardEntry(ShardRecord record)
+public sealed class ShardEntry
 {
-    public Guid RunId { get; } = record.RunId;
+    public ShardEntry(ShardRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        RunId = record.RunId;
+        ShardNo = record.ShardNo;
+        Kind = record.Kind;
+        RecordsPlanned = record.RecordsPlanned;
+        Restore((record, 0));
+    }
 
-    public int ShardNo { get; } = record.ShardNo;
+    public Guid RunId { get; }
 
-    public ShardKind Kind { get; } = record.Kind;
+    public int ShardNo { get; }
 
-    public int RecordsPlanned { get; } = record.RecordsPlanned;
+    public ShardKind Kind { get; }
 
-    public ShardState State { get; set; } = record.State;
+    public int RecordsPlanned { get; }
 
-    public int Attempts { get; set; } = record.Attempts;
+    public ShardState State { get; set; }
 
-    public string? LeaseOwner { get; set; } = record.LeaseOwner;
+    public int Attempts { get; set; }
 
-    public DateTime? LeaseDeadline { get; set; } = record.LeaseDeadline;
+    public string? LeaseOwner { get; set; }
 
-    public int RecordsDone { get; set; } = record.RecordsDone;
+    public DateTime? LeaseDeadline { get; set; }
 
-    public int RecordsQuarantined { get; set; } = record.RecordsQuarantined;
+    public int RecordsDone { get; set; }
 
-    public int RecordsSkipped { get; set; } = record.RecordsSkipped;
+    public int RecordsQuarantined { get; set; }
 
-    public string? LastError { get; set; } = record.LastError;
+    public int RecordsSkipped { get; set; }
+
+    public string? LastError { get; set; }
 
     /// <summary>Records the current lease holder reported before completing (for the rate; never persisted).</summary>
     public int ReportedInFlight { get; set; }
@@ -44,6 +54,7 @@ public sealed class ShardEntry(ShardRecord record)
 
     internal (ShardRecord Row, int InFlight) Snapshot() => (ToRecord(), ReportedInFlight);
 
+    /// <summary>Sets the lease and outcome fields from a row (at construction, and to undo a change that could not be stored).</summary>
     internal void Restore((ShardRecord Row, int InFlight) snapshot)
     {
         var row = snapshot.Row;
