@@ -3,12 +3,13 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
-using HubertEcg.Inference.IO;
-using HubertEcg.Inference.Preprocessing;
+using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Formats.Npy;
 using HubertEcg.Inference.Formats.Wfdb;
+using HubertEcg.Inference.Formats;
+using HubertEcg.Inference.IO;
+using HubertEcg.Inference.Preprocessing;
 
 namespace HubertEcg.Client.Commands;
 
@@ -50,11 +51,24 @@ public static class BenchPreprocessCommand
         EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files);
     }
 
-    private static Dictionary<string, IRecordCodec> Codecs { get; } = new(StringComparer.OrdinalIgnoreCase)
+    private static Dictionary<string, IRecordCodec> Codecs { get; } = BuildCodecs();
+
+    private static Dictionary<string, IRecordCodec> BuildCodecs()
     {
-        ["wfdb16"] = new Format16Codec(),
-        ["npy"] = new NpyCodec(),
-    };
+        var codecs = new Dictionary<string, IRecordCodec>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["wfdb16"] = new Format16Codec(),
+            ["npy"] = new NpyCodec(),
+        };
+
+        // Every other format the project writes, read back through the format registry as a worker reads it.
+        foreach (var writer in FormatRegistry.Writers.Where(w => !codecs.ContainsKey(w.Name) && w.Name != "wfdb"))
+        {
+            codecs[writer.Name] = new WriterCodec(writer);
+        }
+
+        return codecs;
+    }
 
     private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate)
     {
@@ -186,5 +200,25 @@ public static class BenchPreprocessCommand
             using var stream = files.Open("bench.npy");
             return NpyFormat.Load(stream, id, rate).ToStandard12Lead();
         }
+    }
+
+    /// <summary>A record of a format the project writes, read by the format registry's reader and lead mapping.</summary>
+    private sealed class WriterCodec(IRecordWriter writer) : IRecordCodec
+    {
+        public string Description => $"{writer.Name} record files via the format registry and lead mapping";
+
+        public InMemoryRecordFileSource Encode(EcgSignal signal)
+        {
+            var files = new InMemoryRecordFileSource();
+            foreach (var (name, bytes) in writer.Write(signal, "bench"))
+            {
+                files.Set(name, bytes);
+            }
+
+            return files;
+        }
+
+        public EcgSignal Decode(string id, double rate, InMemoryRecordFileSource files) =>
+            FormatRegistry.Default.Record(id, "bench", files.FileNames, files).Load().ToStandard12Lead();
     }
 }

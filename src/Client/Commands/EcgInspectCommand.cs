@@ -48,6 +48,9 @@ public static class EcgInspectCommand
         json.WriteString("record", record.RecordId);
         json.WriteString("format", record.Format.ToString().ToLowerInvariant());
         json.WriteString("container", record.Container);
+        WriteIfStated(json, "version", record.Description.Version);
+        WriteIfStated(json, "device", record.Description.Device);
+        WriteIfStated(json, "filters", record.Description.Filters);
         if (record.Wfdb is { } wfdb)
         {
             json.WriteStartArray("signal_formats");
@@ -112,6 +115,19 @@ public static class EcgInspectCommand
         }
 
         json.WriteBoolean("twelve_lead", twelveLead is null);
+        if (twelveLead is null)
+        {
+            // The standard leads the record does not store, which lead mapping derives from I and II.
+            var stored = signal.LeadNames.Select(LeadMapping.StandardName).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            json.WriteStartArray("derived_leads");
+            foreach (var lead in StandardLeads.Names.Where(l => !stored.Contains(l)))
+            {
+                json.WriteStringValue(lead);
+            }
+
+            json.WriteEndArray();
+        }
+
         if (twelveLead is not null)
         {
             json.WriteString("twelve_lead_problem", twelveLead);
@@ -172,5 +188,13 @@ public static class EcgInspectCommand
         json.WriteEndObject();
         json.Flush();
         output.WriteByte((byte)'\n');
+    }
+
+    private static void WriteIfStated(Utf8JsonWriter json, string name, string? value)
+    {
+        if (!string.IsNullOrWhiteSpace(value))
+        {
+            json.WriteString(name, value);
+        }
     }
 }

@@ -28,6 +28,12 @@ public sealed class EcgRecord
     /// <summary>Problems that did not stop the read (checksum mismatches, ignored options).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>
+    /// What the file says about itself, for <c>ecg inspect</c>: format version, device, filter settings. Never patient
+    /// name, id or birth date; readers do not copy those anywhere.
+    /// </summary>
+    public RecordDescription Description { get; init; } = RecordDescription.None;
+
     /// <summary>The WFDB record behind this one (digital values, partial reads), or null for other formats.</summary>
     public WfdbRecord? Wfdb { get; init; }
 
@@ -43,4 +49,13 @@ public sealed class EcgRecord
         var units = Enumerable.Repeat("mV", signal.LeadNames.Count).ToList();
         return new EcgRecord { Format = format, Container = container, Signal = signal, Units = units, SourceUnits = units };
     }
+}
+
+/// <summary>
+/// A record's self-description as the file states it (null where it does not): the version of its format, the device
+/// that recorded it (manufacturer and model), and its filter settings as text (e.g. "0.05-150 Hz, notch 50 Hz").
+/// </summary>
+public sealed record RecordDescription(string? Version = null, string? Device = null, string? Filters = null)
+{
+    public static RecordDescription None { get; } = new();
 }

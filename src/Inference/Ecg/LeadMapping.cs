@@ -7,6 +7,7 @@ namespace HubertEcg.Inference.Ecg;
 /// <remarks>
 /// Names match case-insensitively after dropping a "lead"/"ecg" prefix and spaces, '_' and '-': I/II/III also as
 /// DI/DII/DIII and D1/D2/D3 (CODE, Brazilian/European devices), V1..V6 also as C1..C6 (IEC chest-lead names).
+/// Coded names (<c>MDC_ECG_LEAD_I</c>, SCP-ECG's <c>5.6.3-9-1</c>) go through <see cref="LeadCodes"/>.
 /// MLII, MLI, MLIII and other modified (ambulatory) leads are deliberately not mapped: their electrodes sit on the
 /// torso, so their waveforms differ from the limb leads the model was trained on.
 /// </remarks>
@@ -20,6 +21,11 @@ public static class LeadMapping
         if (string.IsNullOrWhiteSpace(channelName))
         {
             return null;
+        }
+
+        if (LeadCodes.FromCode(channelName) is { } coded)
+        {
+            return coded;
         }
 
         var key = Normalize(channelName);

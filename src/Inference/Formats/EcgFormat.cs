@@ -39,6 +39,23 @@ public interface IRecordFormat
     IReadOnlyList<string> CompanionFiles(IRecordFileSource files, string recordName) => [];
 }
 
+/// <summary>
+/// A record format the project also writes: the synthetic cohort, the tests and <c>bench preprocess --format</c> use
+/// it to make records of that format. Registered in <see cref="FormatRegistry.Writers"/>.
+/// </summary>
+public interface IRecordWriter
+{
+    /// <summary>The name of the format that reads what this writes (as <see cref="IRecordFormat.Name"/>).</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// The files of record <paramref name="recordName"/> (file name to bytes, names without a folder part) holding
+    /// <paramref name="signal"/>: the 12 standard leads in standard order, in mV. Each format stores what it usually
+    /// stores (I, II and V1-V6 where its devices do) at a resolution fine enough for the signal.
+    /// </summary>
+    IReadOnlyDictionary<string, byte[]> Write(EcgSignal signal, string recordName);
+}
+
 /// <summary>One record inside a container, not read yet: <see cref="Load"/> reads it.</summary>
 public sealed record ContainedRecord(string RecordId, Func<EcgRecord> Load);
 

@@ -73,6 +73,16 @@ public sealed class FormatRegistry
             ]);
     }
 
+    /// <summary>The writers of record formats, one line per format (see <see cref="IRecordWriter"/>).</summary>
+    public static IReadOnlyList<IRecordWriter> Writers { get; } =
+    [
+        new WfdbFormat16Writer(),
+    ];
+
+    /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>
+    public static IRecordWriter? WriterFor(string name) =>
+        Writers.FirstOrDefault(w => string.Equals(w.Name, name, StringComparison.OrdinalIgnoreCase));
+
     /// <summary>The container format of a blob or file name, or null when it is none.</summary>
     public IContainerFormat? ContainerFor(string name) =>
         _containers.FirstOrDefault(c => c.Suffixes.Any(s => name.EndsWith(s, StringComparison.OrdinalIgnoreCase)));

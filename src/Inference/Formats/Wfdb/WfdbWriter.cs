@@ -125,3 +125,11 @@ public static class WfdbWriter
         return text.ToString();
     }
 }
+
+/// <summary>WFDB records as the registry's writer: a header and a format 16 signal file at 1000 adu/mV.</summary>
+public sealed class WfdbFormat16Writer : IRecordWriter
+{
+    public string Name => "wfdb";
+
+    public IReadOnlyDictionary<string, byte[]> Write(EcgSignal signal, string recordName) => WfdbWriter.Write(signal, recordName);
+}
