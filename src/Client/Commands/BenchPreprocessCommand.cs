@@ -3,11 +3,11 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using HubertEcg.Inference.Ecg.Synthetic;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Npy;
 using HubertEcg.Inference.Formats.Wfdb;
-using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Preprocessing;
 
