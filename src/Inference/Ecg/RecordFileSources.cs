@@ -267,3 +267,41 @@ internal static class RecordFileReader
         }
     }
 }
+
+/// <summary>
+/// A record's files under the names its reader asks for: a reader opens <c>NAME.xml</c> while the file is stored as
+/// <c>NAME.XML</c> (carts and PACS exports write upper-case extensions). A requested name that is not among
+/// <paramref name="fileNames"/> but matches one of them ignoring case is opened under the stored name.
+/// </summary>
+public sealed class CaseTolerantRecordFileSource(IRecordFileSource inner, IReadOnlyCollection<string> fileNames) : IRecordFileSource
+{
+    public bool Exists(string fileName) => inner.Exists(Stored(fileName));
+
+    public Stream Open(string fileName) => inner.Open(Stored(fileName));
+
+    public long Length(string fileName) => inner.Length(Stored(fileName));
+
+    private string Stored(string fileName)
+    {
+        if (fileNames.Contains(fileName))
+        {
+            return fileName;
+        }
+
+        string? match = null;
+        foreach (var name in fileNames)
+        {
+            if (string.Equals(name, fileName, StringComparison.OrdinalIgnoreCase))
+            {
+                if (match is not null)
+                {
+                    return fileName; // ambiguous (NAME.xml and NAME.XML both stored): only the exact name is opened
+                }
+
+                match = name;
+            }
+        }
+
+        return match ?? fileName;
+    }
+}

@@ -16,8 +16,11 @@ public sealed record RecordHandle(string RecordId, Func<EcgRecord> Load);
 /// <summary>What a RECORD argument of the command line names: a record of a record format, or a member of a container.</summary>
 public sealed record RecordLocation(string Spec, string Directory, string RecordName, IRecordFormat? Format, IContainerFormat? Container, string? Member)
 {
-    /// <summary>The record's folder as a file source.</summary>
-    public IRecordFileSource Files => new DirectoryRecordFileSource(Directory);
+    /// <summary>The record's files as stored (names without folder); empty for a container member.</summary>
+    public IReadOnlyCollection<string> FileNames { get; init; } = [];
+
+    /// <summary>The record's folder as a file source (its files found whatever the case of their extensions).</summary>
+    public IRecordFileSource Files => new CaseTolerantRecordFileSource(new DirectoryRecordFileSource(Directory), FileNames);
 }
 
 /// <summary>
@@ -185,6 +188,7 @@ public sealed class FormatRegistry
     {
         ArgumentNullException.ThrowIfNull(files);
         var suffixes = Suffixes(fileNames);
+        files = new CaseTolerantRecordFileSource(files, fileNames);
         return new RecordHandle(recordId, () =>
         {
             var format = Choose(suffixes, recordId, recordName, files);
@@ -233,8 +237,8 @@ public sealed class FormatRegistry
         var suffixes = Suffixes(fileNames);
         var format = fileNames.Count == 0
             ? throw new EcgFormatException(spec, "no such record: no file of that name or beginning with it")
-            : Choose(suffixes, spec, name, new DirectoryRecordFileSource(directory));
-        return new RecordLocation(spec, directory, name, format, null, null);
+            : Choose(suffixes, spec, name, new CaseTolerantRecordFileSource(new DirectoryRecordFileSource(directory), fileNames));
+        return new RecordLocation(spec, directory, name, format, null, null) { FileNames = fileNames };
     }
 
     /// <summary>Reads what a RECORD argument names (<see cref="Locate"/>); <paramref name="samplingRate"/> is required for arrays without one.</summary>
