@@ -76,9 +76,12 @@ public sealed class PreprocessingParityTests
     /// Checks a signal (from raw.npy here; from the real WFDB/PTB-XL record files once the readers exist) against
     /// the golden outputs of <paramref name="record"/> under <paramref name="profile"/>.
     /// </summary>
-    internal static void AssertMatchesGolden(EcgSignal signal, string record, string profile)
+    internal static void AssertMatchesGolden(EcgSignal signal, string record, string profile) =>
+        AssertMatchesGoldenIn(signal, RepoPaths.SharedFile("golden", "preprocess", record, profile), record, profile);
+
+    /// <summary>As <see cref="AssertMatchesGolden"/>, for the golden outputs in <paramref name="folder"/> (one profile's folder).</summary>
+    internal static void AssertMatchesGoldenIn(EcgSignal signal, string folder, string record, string profile)
     {
-        var folder = RepoPaths.SharedFile("golden", "preprocess", record, profile);
         var expectedSignal = Npy.Read(Path.Combine(folder, "preprocessed_500hz.npy"));
         var windowFiles = Directory.GetFiles(folder, "window*.npy");
         var preprocessor = new EcgPreprocessor(new EcgPreprocessorOptions { Profile = PreprocessingProfiles.Parse(profile) });
