@@ -33,6 +33,7 @@ public sealed class ScoringMetrics
     public const string QueueRows = "hubert_ecg.queue.rows";
     public const string QueueShards = "hubert_ecg.queue.shards";
     public const string LeasesExpired = "hubert_ecg.leases.expired";
+    public const string LeasesReclaimed = "hubert_ecg.leases.reclaimed";
     public const string ShardsCompleted = "hubert_ecg.shards.completed";
     public const string ShardsFailed = "hubert_ecg.shards.failed";
 
@@ -43,6 +44,7 @@ public sealed class ScoringMetrics
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<double> _writeDuration;
     private readonly Counter<long> _leasesExpired;
+    private readonly Counter<long> _leasesReclaimed;
     private readonly Counter<long> _shardsCompleted;
     private readonly Counter<long> _shardsFailed;
 
@@ -59,6 +61,7 @@ public sealed class ScoringMetrics
         _batchDuration = meter.CreateHistogram<double>(BatchDuration, "ms", "Time of one model call on a batch of windows");
         _writeDuration = meter.CreateHistogram<double>(WriteDuration, "ms", "Time of one Postgres write of score or quarantine rows (COPY and insert)");
         _leasesExpired = meter.CreateCounter<long>(LeasesExpired, "{lease}", "Shard leases that expired because their worker stopped renewing");
+        _leasesReclaimed = meter.CreateCounter<long>(LeasesReclaimed, "{lease}", "Shard leases taken back without counting an attempt because their worker's silo was declared dead");
         _shardsCompleted = meter.CreateCounter<long>(ShardsCompleted, "{shard}", "Shards done");
         _shardsFailed = meter.CreateCounter<long>(ShardsFailed, "{shard}", "Shards marked failed (a permanent error, or out of attempts)");
         meter.CreateObservableGauge(QueueRecords, () => Observe(q => q.Records), "{record}", "Records of the current shard waiting to be read and preprocessed");
@@ -95,6 +98,8 @@ public sealed class ScoringMetrics
         _writeDuration.Record(elapsed.TotalMilliseconds, new TagList { { WorkerIdTag, workerId }, { TableTag, table } });
 
     public void AddLeaseExpired() => _leasesExpired.Add(1);
+
+    public void AddLeaseReclaimed() => _leasesReclaimed.Add(1);
 
     public void AddShardCompleted(string workerId) => _shardsCompleted.Add(1, new KeyValuePair<string, object?>(WorkerIdTag, workerId));
 

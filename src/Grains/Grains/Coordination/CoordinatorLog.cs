@@ -23,6 +23,9 @@ internal static partial class CoordinatorLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: shard {ShardNo} released by {Worker}: {Reason}; now {State}")]
     public static partial void LogReleased(ILogger logger, Guid runId, int shardNo, string worker, string reason, string state);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: shard {ShardNo} taken back from {Worker}, whose silo the cluster declared dead; pending again, attempt not counted")]
+    public static partial void LogReclaimed(ILogger logger, Guid runId, int shardNo, string worker);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: lease of shard {ShardNo} (attempt {Attempt}) expired; now {State}")]
     public static partial void LogExpired(ILogger logger, Guid runId, int shardNo, int attempt, string state);
 

@@ -1,3 +1,4 @@
+using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
 using HubertEcg.Worker;
@@ -29,6 +30,7 @@ public sealed class RunCoordinatorGrain(
     FormatRegistry formats,
     IOptions<CoordinatorOptions> options,
     ScoringMetrics metrics,
+    IClusterMembershipService membership,
     ILogger<RunCoordinatorGrain> logger) : Grain, IRunCoordinatorGrain, IDisposable
 {
     private readonly CoordinatorOptions _options = options.Value;
@@ -204,6 +206,7 @@ public sealed class RunCoordinatorGrain(
             }
 
             await ExpireLeasesAsync(cancellationToken);
+            await ReclaimLeasesOfDeadSilosAsync(cancellationToken);
             if (_planner!.Failure is { } reason)
             {
                 await FinishAsync(RunState.Failed, reason);
@@ -233,6 +236,29 @@ public sealed class RunCoordinatorGrain(
             }
 
             CoordinatorLog.LogExpired(logger, RunId, shard.ShardNo, shard.Attempts, shard.State.ToText());
+        }
+    }
+
+    /// <summary>
+    /// Leases held by workers of a silo the cluster has declared dead go back to pending without counting the attempt:
+    /// a silo that stopped without handing its leases back (killed, or its shutdown cut short) is the infrastructure's
+    /// fault, and waiting for the lease to expire would hold the shard for its whole lease.
+    /// </summary>
+    private async Task ReclaimLeasesOfDeadSilosAsync(CancellationToken cancellationToken)
+    {
+        var snapshot = membership.CurrentSnapshot;
+        foreach (var shard in _book.LeasedShards())
+        {
+            if (WorkerIdentity.SiloOf(shard.LeaseOwner) is not { } silo || snapshot.GetSiloStatus(silo) != SiloStatus.Dead)
+            {
+                continue;
+            }
+
+            var owner = shard.LeaseOwner!;
+            await _book.ReclaimAsync(shard, row => store.Shards.SaveAsync(row, cancellationToken));
+            _dirty = true;
+            metrics.AddLeaseReclaimed();
+            CoordinatorLog.LogReclaimed(logger, RunId, shard.ShardNo, owner);
         }
     }
 

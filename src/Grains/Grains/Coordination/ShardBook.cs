@@ -50,6 +50,9 @@ public sealed class ShardBook
     public IReadOnlyList<ShardEntry> ExpiredLeases(DateTime now) =>
         _leased.Select(no => _shards[no]).Where(s => s.LeaseDeadline is { } deadline && deadline <= now).ToList();
 
+    /// <summary>The leased shards.</summary>
+    public IReadOnlyList<ShardEntry> LeasedShards() => _leased.Select(no => _shards[no]).ToList();
+
     /// <summary>Numbers a planning step's shards from <see cref="NextShardNo"/>, as pending rows of run <paramref name="runId"/>.</summary>
     public IReadOnlyList<ShardRecord> Number(Guid runId, IReadOnlyList<PlannedShard> planned) =>
         planned
@@ -104,6 +107,13 @@ public sealed class ShardBook
                 ? (Math.Max(0, s.Attempts - 1), s.LastError, ShardState.Pending)
                 : (s.Attempts, error, permanent || s.Attempts >= maxAttempts ? ShardState.Failed : ShardState.Pending),
             persist);
+
+    /// <summary>
+    /// Ends a lease whose worker's silo the cluster declared dead (stopped or killed): a fault of the infrastructure,
+    /// not of the shard, so the attempt does not count and the shard is pending again at once.
+    /// </summary>
+    public Task ReclaimAsync(ShardEntry shard, Func<ShardRecord, Task> persist) =>
+        EndLeaseAsync(shard, s => (s.Attempts, s.State) = (Math.Max(0, s.Attempts - 1), ShardState.Pending), persist);
 
     /// <summary>Ends a lease whose worker stopped renewing: the shard fails once <paramref name="maxAttempts"/> are spent, and is pending again otherwise.</summary>
     public Task ExpireAsync(ShardEntry shard, int maxAttempts, Func<ShardRecord, Task> persist) =>

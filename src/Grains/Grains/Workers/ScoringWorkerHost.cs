@@ -35,7 +35,7 @@ public sealed partial class ScoringWorkerHost(
     {
         foreach (var device in options.Value.EffectiveDevices)
         {
-            var id = $"{silo.Name}@{silo.SiloAddress.ToParsableString()}/{device}";
+            var id = WorkerIdentity.Format(silo.Name, silo.SiloAddress, device.ToString());
             var worker = new ScoringWorker(id, device, ports, formats, options.Value, _workerLogger);
             _workers.Add(worker);
             _running.Add(Task.Run(() => worker.RunAsync(_stopping.Token), CancellationToken.None));
