@@ -98,6 +98,8 @@ public static class RunCommands
         },
         RatePerSecond = Math.Round(live.RatePerSecond, 2),
         EtaSeconds = live.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,
+        WaitingFor = live.WaitingFor,
+        WaitingSince = live.WaitingFor is null ? null : view.WaitingSince,
     };
 
     public static RunView View(RunRecord run, IReadOnlyDictionary<ShardState, int> shardStates) => new(
@@ -124,7 +126,14 @@ public static class RunCommands
         run.FinishedAt,
         run.Incremental,
         run.ScheduleId,
-        run.ScheduledFor);
+        run.ScheduledFor)
+    {
+        WaitingFor = run.WaitingFor,
+        WaitingSince = run.WaitingFor is null ? null : run.WaitingSince,
+    };
+
+    /// <summary>How many failed shards <c>run status</c> lists (their count is always shown).</summary>
+    internal const int FailedShardsListed = 20;
 
     internal static string Duration(double? seconds) =>
         seconds is not { } s || double.IsNaN(s) ? "-" : TimeSpan.FromSeconds(Math.Round(s)).ToString(s >= 86400 ? @"d\.hh\:mm\:ss" : @"hh\:mm\:ss", CultureInfo.InvariantCulture);
@@ -155,7 +164,10 @@ public sealed record RunView(
     Guid? ScheduleId,
     DateTime? ScheduledFor,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Source = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Via = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Via = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? WaitingFor = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? WaitingSince = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<FailedShard>? FailedShards = null);
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 

@@ -35,6 +35,11 @@ public static class RunStatusCommand
             }
 
             var view = RunCommands.View(run, await store.Shards.StateCountsAsync(runId, cancellationToken));
+            if (view.Shards.Failed > 0)
+            {
+                view = view with { FailedShards = await store.Shards.FailedAsync(runId, RunCommands.FailedShardsListed, cancellationToken) };
+            }
+
             await using (var cluster = await ClusterConnection.OpenAsync(clusterOptions, cancellationToken))
             {
                 if (cluster.Coordinator(runId) is { } coordinator)
@@ -78,9 +83,24 @@ public static class RunStatusCommand
             lines.Add($"schedule: {schedule}   due: {v.ScheduledFor?.ToString("u") ?? "- (run-now)"}");
         }
 
+        if (v.WaitingFor is { } waiting)
+        {
+            lines.Add($"waiting for {waiting} since {v.WaitingSince?.ToString("u") ?? "-"} (attempts are not spent meanwhile)");
+        }
+
         if (!string.IsNullOrEmpty(v.Error))
         {
             lines.Add($"error: {v.Error}");
+        }
+
+        if (v.FailedShards is { Count: > 0 } failed)
+        {
+            lines.Add($"failed shards ({v.Shards.Failed}{(v.Shards.Failed > failed.Count ? $", the first {failed.Count}" : "")}):");
+            foreach (var shard in failed)
+            {
+                var blobs = shard.BlobCount > 1 ? $"{shard.FirstBlob} and {shard.BlobCount - 1} more" : shard.FirstBlob;
+                lines.Add($"  shard {shard.ShardNo} ({shard.RecordsPlanned} records, {blobs}), {shard.Attempts} attempts: {shard.Reason}");
+            }
         }
 
         return string.Join(Environment.NewLine, lines);

@@ -93,10 +93,17 @@ public static class RunWatchCommand
             var seconds = run.StartedAt is { } s ? ((run.FinishedAt ?? DateTime.UtcNow) - s).TotalSeconds : 0;
             if (!string.IsNullOrEmpty(run.Error))
             {
-                Console.WriteLine($"{run.State}: {run.Error}");
+                Console.WriteLine($"{run.State.ToText()}: {run.Error}");
             }
 
-            Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} seconds={seconds:0.0}");
+            Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} failed={run.RecordsFailed} seconds={seconds:0.0}");
+
+            // Only a run that scored or quarantined every planned record succeeds; the failed shards are in run status.
+            if (run.State != RunState.Completed)
+            {
+                Console.Error.WriteLine($"run {run.RunId} ended {run.State.ToText()}; see: hubert-ecg run status {run.RunId}");
+            }
+
             return run.State == RunState.Completed ? 0 : 1;
         });
         return command;

@@ -34,6 +34,14 @@ public interface IRunCoordinatorGrain : IGrainWithGuidKey
     [Alias("Release")]
     Task Release(string workerId, int shardNo, int leaseId, string? error, bool permanent);
 
+    /// <summary>
+    /// Gives a lease back because <paramref name="service"/> (<c>storage</c>, <c>database</c>) could not be reached: a
+    /// fault of the infrastructure, so the attempt does not count while the run's outage budget lasts (the run shows
+    /// what it waits for meanwhile); past the budget it counts as an ordinary failure with <paramref name="error"/>.
+    /// </summary>
+    [Alias("Interrupted")]
+    Task Interrupted(string workerId, int shardNo, int leaseId, string service, string error);
+
     [Alias("GetProgress")]
     Task<RunProgress> GetProgress();
 

@@ -69,4 +69,5 @@ public sealed record class RunProgress(
     long RecordsFailed,
     double RatePerSecond,
     double? EtaSeconds,
-    long RecordsSkipped = 0);
+    long RecordsSkipped = 0,
+    string? WaitingFor = null);

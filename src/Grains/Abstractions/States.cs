@@ -13,14 +13,17 @@ public enum RunState
     /// <summary>Shards are leased to workers.</summary>
     Running = 2,
 
-    /// <summary>Every shard is done or failed.</summary>
+    /// <summary>Every shard is done: every planned record was scored or quarantined.</summary>
     Completed = 3,
 
-    /// <summary>The run could not go on (its input cannot be listed, a manifest line cannot be read).</summary>
+    /// <summary>The run could not go on (its input cannot be listed, a manifest line cannot be read), or every shard failed.</summary>
     Failed = 4,
 
     /// <summary>Cancelled by request.</summary>
     Cancelled = 5,
+
+    /// <summary>Every shard is done or failed, and some failed: their records were neither scored nor quarantined.</summary>
+    CompletedWithFailures = 6,
 }
 
 /// <summary>Where a shard is; stored as text in <c>run_shards.state</c>.</summary>
@@ -31,6 +34,9 @@ public enum ShardState
     Leased = 1,
     Done = 2,
     Failed = 3,
+
+    /// <summary>Its run was cancelled before the shard was done or failed.</summary>
+    Cancelled = 4,
 }
 
 /// <summary>What a shard is made of; stored as text in <c>run_shards.kind</c>.</summary>
@@ -55,7 +61,8 @@ public enum Aggregation
 /// <summary>The text form of the contracts' enums, as Postgres stores them and the client prints them.</summary>
 public static class ContractText
 {
-    public static bool IsFinal(this RunState state) => state is RunState.Completed or RunState.Failed or RunState.Cancelled;
+    public static bool IsFinal(this RunState state) =>
+        state is RunState.Completed or RunState.CompletedWithFailures or RunState.Failed or RunState.Cancelled;
 
     public static string ToText(this RunState state) => state switch
     {
@@ -63,6 +70,7 @@ public static class ContractText
         RunState.Planning => "planning",
         RunState.Running => "running",
         RunState.Completed => "completed",
+        RunState.CompletedWithFailures => "completed_with_failures",
         RunState.Failed => "failed",
         RunState.Cancelled => "cancelled",
         _ => throw new ArgumentOutOfRangeException(nameof(state), state, null),
@@ -74,6 +82,7 @@ public static class ContractText
         ShardState.Leased => "leased",
         ShardState.Done => "done",
         ShardState.Failed => "failed",
+        ShardState.Cancelled => "cancelled",
         _ => throw new ArgumentOutOfRangeException(nameof(state), state, null),
     };
 

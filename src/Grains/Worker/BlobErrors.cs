@@ -47,3 +47,65 @@ public sealed class BlobChangedException(string container, string blobName, stri
 {
     public string BlobName { get; } = blobName;
 }
+
+/// <summary>
+/// A service a run needs could not be reached (<see cref="Service"/>: <c>storage</c> for blob storage, <c>database</c>
+/// for Postgres) after the adapter's own retries: a fault of the infrastructure, not of the shard or its records. The
+/// worker hands the shard back without spending an attempt and backs off; the run waits, within its outage budget.
+/// </summary>
+public sealed class ServiceUnavailableException : Exception
+{
+    public const string Storage = "storage";
+    public const string Database = "database";
+
+    public ServiceUnavailableException(string service, string message, Exception? inner = null)
+        : base(message, inner)
+    {
+        Service = service;
+    }
+
+    public ServiceUnavailableException()
+        : this(Storage, "a service is unavailable")
+    {
+    }
+
+    public ServiceUnavailableException(string message)
+        : this(Storage, message)
+    {
+    }
+
+    public ServiceUnavailableException(string message, Exception inner)
+        : this(Storage, message, inner)
+    {
+    }
+
+    public string Service { get; }
+
+    /// <summary>The service of the first <see cref="ServiceUnavailableException"/> in <paramref name="e"/> or its inner exceptions; null when none.</summary>
+    public static string? ServiceOf(Exception? e)
+    {
+        for (var depth = 0; e is not null && depth < 16; depth++)
+        {
+            switch (e)
+            {
+                case ServiceUnavailableException unavailable:
+                    return unavailable.Service;
+                case AggregateException aggregate:
+                    foreach (var inner in aggregate.InnerExceptions)
+                    {
+                        if (ServiceOf(inner) is { } service)
+                        {
+                            return service;
+                        }
+                    }
+
+                    return null;
+                default:
+                    e = e.InnerException;
+                    break;
+            }
+        }
+
+        return null;
+    }
+}

@@ -80,6 +80,21 @@ internal sealed partial class HeldLease : IAsyncDisposable
         }
     }
 
+    /// <summary>Gives the lease back because <paramref name="service"/> is unreachable; when the coordinator cannot be reached the lease expires instead.</summary>
+    public async Task InterruptAsync(string service, string error)
+    {
+        await StopHeartbeatAsync();
+        _finished = true;
+        try
+        {
+            await _leases.InterruptAsync(_workerId, Lease, service, error);
+        }
+        catch (Exception e)
+        {
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
+        }
+    }
+
     /// <summary>Gives the lease back without counting the attempt (the worker is shutting down).</summary>
     public async Task HandBackAsync()
     {

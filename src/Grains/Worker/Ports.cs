@@ -19,6 +19,9 @@ public interface ILeasePort
 
     /// <summary>Gives a lease back: without <paramref name="error"/> the attempt does not count.</summary>
     Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent);
+
+    /// <summary>Gives a lease back because <paramref name="service"/> could not be reached (an outage: the attempt does not count within the run's budget).</summary>
+    Task InterruptAsync(string workerId, ShardLease lease, string service, string error);
 }
 
 /// <summary>Where shards' blobs are downloaded from.</summary>

@@ -17,7 +17,8 @@ public static class SafeErrors
     public static bool HasSafeMessage(Exception e) => e switch
     {
         // The readers' messages are reviewed to name the record and the reason; an inner exception's message is already part of it.
-        EcgFormatException or CheckpointFormatException or BlobNotFoundException or BlobTooLargeException or BlobChangedException => true,
+        EcgFormatException or CheckpointFormatException or BlobNotFoundException or BlobTooLargeException or BlobChangedException
+            or ServiceUnavailableException => true,
         AggregateException aggregate => aggregate.InnerExceptions.All(HasSafeMessage),
         TimeoutException or OperationCanceledException or IOException or System.Net.Sockets.SocketException
             => e.InnerException is null || HasSafeMessage(e.InnerException),
@@ -30,6 +31,7 @@ public static class SafeErrors
     public static string Describe(Exception e) => e switch
     {
         EcgFormatException format => format.Reason,
+        ServiceUnavailableException unavailable => unavailable.Message,
         _ when HasSafeMessage(e) => $"{e.GetType().Name}: {e.Message}",
         _ => Unexpected(e),
     };

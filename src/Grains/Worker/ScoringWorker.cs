@@ -29,6 +29,7 @@ public sealed partial class ScoringWorker(
 {
     private readonly ScoringMetrics.WorkerQueues _queues = ports.Metrics.TrackWorker(workerId);
     private readonly ScorerCache _scorers = new(ports.Scorers, device);
+    private readonly OutageBackoff _backoff = OutageBackoff.Default();
 
     public string WorkerId => workerId;
 
@@ -36,13 +37,13 @@ public sealed partial class ScoringWorker(
     {
         using var queues = _queues;
         var incremental = new ScoreIndexIncrementalFilter(ports.ScoreIndex);
-        var download = new DownloadStage(workerId, ports, formats, options, _scorers, _queues, logger);
+        var download = new DownloadStage(workerId, ports, formats, options, _scorers, _queues, _backoff, logger);
         while (!stoppingToken.IsCancellationRequested)
         {
             using var leases = new InFlightLeases(options.PrefetchShards);
             using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var downloaded = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-            var pipeline = new ScoringPipeline(workerId, device, ports, incremental, _scorers, options, _queues, logger);
+            var pipeline = new ScoringPipeline(workerId, device, ports, incremental, _scorers, options, _queues, _backoff, logger);
             var downloading = Task.Run(() => download.RunAsync(downloaded.Writer, leases, running.Token), CancellationToken.None);
             try
             {

@@ -53,6 +53,10 @@ public sealed class BlobStore(BlobServiceClient service) : IBlobSource
         {
             throw new BlobNotFoundException(container, "", e);
         }
+        catch (Exception e) when (IsUnavailable(e, cancellationToken))
+        {
+            throw Unavailable($"listing {container}", e);
+        }
     }
 
     /// <summary>
@@ -93,6 +97,10 @@ public sealed class BlobStore(BlobServiceClient service) : IBlobSource
         {
             throw new BlobChangedException(container, blobName, ifMatch ?? "(first read)", e);
         }
+        catch (Exception e) when (IsUnavailable(e, cancellationToken))
+        {
+            throw Unavailable($"reading {container}/{blobName}", e);
+        }
     }
 
     /// <summary>
@@ -125,5 +133,32 @@ public sealed class BlobStore(BlobServiceClient service) : IBlobSource
         {
             throw new BlobNotFoundException(container, blobName, e);
         }
+        catch (Exception e) when (IsUnavailable(e, cancellationToken))
+        {
+            throw Unavailable($"downloading {container}/{blobName}", e);
+        }
+    }
+
+    /// <summary>
+    /// True for failures of the storage service or the network rather than of the blob: no answer (connection refused
+    /// or reset, a network timeout, the SDK's retries given up), or an answer saying the service is busy or broken
+    /// (408, 429, 5xx). A cancellation the caller asked for is not one.
+    /// </summary>
+    public static bool IsUnavailable(Exception e, CancellationToken cancellationToken) => e switch
+    {
+        RequestFailedException failed => failed.Status is 0 or 408 or 429 or >= 500,
+        AggregateException aggregate => aggregate.InnerExceptions.Count > 0 && aggregate.InnerExceptions.All(i => IsUnavailable(i, cancellationToken)),
+        OperationCanceledException => !cancellationToken.IsCancellationRequested,
+        HttpRequestException or System.Net.Sockets.SocketException or TimeoutException => true,
+        IOException io => io.InnerException is System.Net.Sockets.SocketException or HttpRequestException || io is System.Net.Http.HttpIOException,
+        _ => false,
+    };
+
+    private static ServiceUnavailableException Unavailable(string what, Exception e)
+    {
+        // The SDK's own message after its retries is an AggregateException's; name the first cause instead.
+        var cause = e is AggregateException { InnerExceptions.Count: > 0 } aggregate ? aggregate.InnerExceptions[^1] : e;
+        var status = cause is RequestFailedException { Status: > 0 } failed ? $"HTTP {failed.Status}" : cause.GetType().Name;
+        return new ServiceUnavailableException(ServiceUnavailableException.Storage, $"blob storage unreachable while {what} ({status})", e);
     }
 }

@@ -58,7 +58,7 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
             return Task.CompletedTask;
         }
 
-        return _retry.RunAsync(
+        return _retry.RunOrUnavailableAsync(
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
@@ -74,6 +74,7 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
                 cmd.Parameters.Add(new NpgsqlParameter("quarantined", NpgsqlDbType.Bigint) { Value = recordsQuarantined });
                 return await cmd.ExecuteNonQueryAsync(ct);
             },
+            "recording a container pass",
             cancellationToken);
     }
 
@@ -86,7 +87,7 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
             return Task.FromResult<IReadOnlyDictionary<string, ScoredSource>>(new Dictionary<string, ScoredSource>(StringComparer.Ordinal));
         }
 
-        return _retry.RunAsync<IReadOnlyDictionary<string, ScoredSource>>(
+        return _retry.RunOrUnavailableAsync<IReadOnlyDictionary<string, ScoredSource>>(
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
@@ -96,6 +97,7 @@ public sealed class CurrentScores(NpgsqlDataSource dataSource, TransientRetry? r
                 var rows = await cmd.ReadAllAsync(r => (Record: r.GetString(0), Source: new ScoredSource(r.GetString(1), r.GetString(2))), ct);
                 return rows.ToDictionary(r => r.Record, r => r.Source, StringComparer.Ordinal);
             },
+            "reading stored scores",
             cancellationToken);
     }
 

@@ -38,7 +38,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             return Task.FromResult(0);
         }
 
-        return _retry.RunAsync(ct => WriteScoresOnceAsync(rows, writerId, ct), cancellationToken);
+        return _retry.RunOrUnavailableAsync(ct => WriteScoresOnceAsync(rows, writerId, ct), "writing scores", cancellationToken);
     }
 
     /// <summary>Writes <paramref name="rows"/>; returns how many were new. <paramref name="writerId"/> as for scores.</summary>
@@ -49,7 +49,20 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             return Task.FromResult(0);
         }
 
-        return _retry.RunAsync(ct => WriteQuarantineOnceAsync(rows, writerId, ct), cancellationToken);
+        return _retry.RunOrUnavailableAsync(ct => WriteQuarantineOnceAsync(rows, writerId, ct), "writing quarantine rows", cancellationToken);
+    }
+
+    /// <summary>
+    /// Share-locks the runs whose rows are staged, in id order, until the transaction ends, and the insert that follows
+    /// leaves out rows of cancelled runs: a cancel (which locks its run's row for update, then counts its rows, see
+    /// <see cref="RunStore.FinishCancelledAsync"/>) waits for writes in flight and then sees them all, and no row of
+    /// the run is written after it, so a cancelled run's counts equal its rows.
+    /// </summary>
+    private static async Task LockRunsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string staging, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand(
+            $"select 1 from runs where run_id in (select distinct run_id from {staging}) order by run_id for share", connection, tx);
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     // Names the writing worker for the dashboard summary triggers (0010_dashboard.sql); local to the transaction.
@@ -100,9 +113,11 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         // One row per key (an upsert may not touch a row twice; a batch holding a record twice keeps one of them), in
         // key order, so that concurrent writers lock rows in the same order. A replaced row moves to the new run; the
         // dashboard triggers (0010) take it out of the old run's summaries and add it to the new run's.
+        await LockRunsAsync(connection, tx, "score_staging", cancellationToken);
         int inserted;
         await using (var insert = new NpgsqlCommand(
-            "insert into scores select distinct on (model_id, record_id) * from score_staging order by model_id, record_id " +
+            "insert into scores select distinct on (model_id, record_id) s.* from score_staging s " +
+            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state = 'cancelled') order by model_id, record_id " +
             "on conflict (model_id, record_id) do update set run_id = excluded.run_id, probabilities = excluded.probabilities, " +
             "embedding = excluded.embedding, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
             "source_etag = excluded.source_etag, scored_at = excluded.scored_at " +
@@ -146,9 +161,13 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await import.CompleteAsync(cancellationToken);
         }
 
+        await LockRunsAsync(connection, tx, "quarantine_staging", cancellationToken);
         int inserted;
         await using (var insert = new NpgsqlCommand(
-            "insert into quarantine select * from quarantine_staging on conflict (run_id, record_id) do nothing", connection, tx))
+            "insert into quarantine select q.* from quarantine_staging q " +
+            "where not exists (select 1 from runs r where r.run_id = q.run_id and r.state = 'cancelled') on conflict (run_id, record_id) do nothing",
+            connection,
+            tx))
         {
             inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
         }

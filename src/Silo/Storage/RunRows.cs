@@ -38,7 +38,12 @@ public sealed record NewRun(
     string? InputManifest = null,
     bool Incremental = false,
     Guid? ScheduleId = null,
-    DateTime? ScheduledFor = null);
+    DateTime? ScheduledFor = null,
+    int OutageBudgetSeconds = NewRun.DefaultOutageBudgetSeconds)
+{
+    /// <summary>30 minutes: one continuous outage of storage or the database that a run waits out without spending attempts.</summary>
+    public const int DefaultOutageBudgetSeconds = 1800;
+}
 
 /// <summary>
 /// A row of <c>runs</c>, read by column name. Its definition (input, model, scoring options), the planning position its
@@ -130,6 +135,15 @@ public sealed class RunRecord
 
     public DateTime UpdatedAt { get; init; }
 
+    /// <summary>While the run's workers cannot reach a service it needs: which (<c>storage</c>, <c>database</c>); else null.</summary>
+    public string? WaitingFor { get; init; }
+
+    /// <summary>Since when the run has been waiting for <see cref="WaitingFor"/>.</summary>
+    public DateTime? WaitingSince { get; init; }
+
+    /// <summary>How long one continuous outage may last before failures count as the shards' attempts again.</summary>
+    public int OutageBudgetSeconds { get; init; } = 1800;
+
     /// <summary>Reads the current row of <paramref name="r"/> (any query over <c>runs</c> selecting its columns).</summary>
     internal static RunRecord Read(NpgsqlDataReader r) => new()
     {
@@ -173,6 +187,9 @@ public sealed class RunRecord
         StartedAt = r.Field<DateTime?>("started_at"),
         FinishedAt = r.Field<DateTime?>("finished_at"),
         UpdatedAt = r.Field<DateTime>("updated_at"),
+        WaitingFor = r.Field<string?>("waiting_for"),
+        WaitingSince = r.Field<DateTime?>("waiting_since"),
+        OutageBudgetSeconds = r.Field<int>("outage_budget_seconds"),
     };
 }
 
@@ -224,4 +241,6 @@ public sealed record RunProgressUpdate(
     string? Error,
     DateTime? StartedAt,
     DateTime? FinishedAt,
-    long RecordsSkipped = 0);
+    long RecordsSkipped = 0,
+    string? WaitingFor = null,
+    DateTime? WaitingSince = null);

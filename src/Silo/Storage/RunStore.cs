@@ -95,6 +95,12 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             values += ", @incremental, @schedule, @due";
         }
 
+        if (run.OutageBudgetSeconds != NewRun.DefaultOutageBudgetSeconds)
+        {
+            columns += ", outage_budget_seconds";
+            values += ", @budget";
+        }
+
         var cmd = new NpgsqlCommand($"insert into runs ({columns}) values ({values}) on conflict (run_id) do nothing", connection, transaction);
         cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = run.RunId });
         cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = run.Name });
@@ -113,6 +119,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         cmd.Parameters.Add(new NpgsqlParameter("incremental", NpgsqlDbType.Boolean) { Value = run.Incremental });
         cmd.Parameters.Add(new NpgsqlParameter("schedule", NpgsqlDbType.Uuid) { Value = run.ScheduleId is { } schedule ? schedule : DBNull.Value });
         cmd.Parameters.Add(new NpgsqlParameter("due", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(run.ScheduledFor) });
+        cmd.Parameters.Add(new NpgsqlParameter("budget", NpgsqlDbType.Integer) { Value = run.OutageBudgetSeconds });
         return cmd;
     }
 
@@ -178,7 +185,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 await using var cmd = dataSource.CreateCommand(
                     "update runs set state = @state, records_planned = @planned, records_done = @done, records_quarantined = @quarantined, " +
                     "records_failed = @failed, records_skipped = @skipped, shards_done = @sdone, shards_failed = @sfailed, rate_per_second = @rate, eta_seconds = @eta, " +
-                    "error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, updated_at = now() where run_id = @id");
+                    "error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, waiting_for = @waiting, waiting_since = @since, " +
+                    "updated_at = now() where run_id = @id");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = progress.RunId });
                 cmd.Parameters.Add(new NpgsqlParameter("state", NpgsqlDbType.Text) { Value = progress.State.ToText() });
                 cmd.Parameters.Add(new NpgsqlParameter("planned", NpgsqlDbType.Bigint) { Value = progress.RecordsPlanned });
@@ -193,7 +201,68 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)progress.Error ?? DBNull.Value });
                 cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(progress.StartedAt) });
                 cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(progress.FinishedAt) });
+                cmd.Parameters.Add(new NpgsqlParameter("waiting", NpgsqlDbType.Text) { Value = (object?)progress.WaitingFor ?? DBNull.Value });
+                cmd.Parameters.Add(new NpgsqlParameter("since", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(progress.WaitingSince) });
                 await cmd.ExecuteNonQueryAsync(ct);
+            },
+            cancellationToken);
+
+    /// <summary>
+    /// Ends a cancelled run in one transaction: locks its row (waiting for result writes in flight, which share-lock it,
+    /// see <see cref="ResultWriter"/>), ends its pending and leased shards as cancelled, and stores the cancelled state
+    /// with counts taken from its score and quarantine rows, so that they equal the rows (no row of a cancelled run
+    /// is written afterwards). Returns the records scored and quarantined.
+    /// </summary>
+    public Task<(long Done, long Quarantined)> FinishCancelledAsync(
+        Guid runId, string? error, DateTime? startedAt, DateTime finishedAt, CancellationToken cancellationToken = default) =>
+        _retry.RunAsync(
+            async ct =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(ct);
+                await using var tx = await connection.BeginTransactionAsync(ct);
+                var id = new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId };
+                await using (var lockRun = new NpgsqlCommand("select 1 from runs where run_id = @id for update", connection, tx))
+                {
+                    lockRun.Parameters.Add(id.Clone());
+                    await lockRun.ExecuteNonQueryAsync(ct);
+                }
+
+                await using (var shards = new NpgsqlCommand(
+                    "update run_shards set state = 'cancelled', lease_owner = null, lease_deadline = null, updated_at = now() " +
+                    "where run_id = @id and state in ('pending', 'leased')",
+                    connection,
+                    tx))
+                {
+                    shards.Parameters.Add(id.Clone());
+                    await shards.ExecuteNonQueryAsync(ct);
+                }
+
+                // A statement of its own after the lock, so that its snapshot sees every write that held the lock before.
+                await using var cmd = new NpgsqlCommand(
+                    "update runs set state = 'cancelled', error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, " +
+                    "records_done = (select count(*) from scores where run_id = @id), " +
+                    "records_quarantined = (select count(*) from quarantine where run_id = @id), records_failed = 0, " +
+                    "shards_done = (select count(*) from run_shards where run_id = @id and state = 'done'), " +
+                    "shards_failed = (select count(*) from run_shards where run_id = @id and state = 'failed'), " +
+                    "rate_per_second = 0, eta_seconds = null, waiting_for = null, waiting_since = null, updated_at = now() " +
+                    "where run_id = @id returning records_done, records_quarantined",
+                    connection,
+                    tx);
+                cmd.Parameters.Add(id.Clone());
+                cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
+                cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(startedAt) });
+                cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(finishedAt) });
+                (long, long) counts = (0, 0);
+                await using (var reader = await cmd.ExecuteReaderAsync(ct))
+                {
+                    if (await reader.ReadAsync(ct))
+                    {
+                        counts = (reader.GetInt64(0), reader.GetInt64(1));
+                    }
+                }
+
+                await tx.CommitAsync(ct);
+                return counts;
             },
             cancellationToken);
 }

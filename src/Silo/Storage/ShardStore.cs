@@ -39,6 +39,27 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
             },
             cancellationToken);
 
+    /// <summary>
+    /// The run's failed shards in shard order, at most <paramref name="limit"/>: number, attempts, records planned, the
+    /// first of its blobs and the reason it failed.
+    /// </summary>
+    public Task<IReadOnlyList<FailedShard>> FailedAsync(Guid runId, int limit, CancellationToken cancellationToken = default) =>
+        _retry.RunAsync<IReadOnlyList<FailedShard>>(
+            async ct =>
+            {
+                await using var cmd = dataSource.CreateCommand(
+                    "select shard_no, attempts, records_planned, blobs[1] as first_blob, coalesce(array_length(blobs, 1), 0) as blob_count, last_error " +
+                    "from run_shards where run_id = @id and state = 'failed' order by shard_no limit @limit");
+                cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                cmd.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = Math.Max(0, limit) });
+                return await cmd.ReadAllAsync(
+                    r => new FailedShard(
+                        r.Field<int>("shard_no"), r.Field<int>("attempts"), r.Field<int>("records_planned"), r.Field<string?>("first_blob") ?? "",
+                        r.Field<int>("blob_count"), r.Field<string?>("last_error") ?? ""),
+                    ct);
+            },
+            cancellationToken);
+
     /// <summary>Which of <paramref name="keys"/> a manifest run has read in an earlier planning step (see <see cref="AppendPlanAsync"/>).</summary>
     public Task<IReadOnlySet<string>> ManifestKeysSeenAsync(Guid runId, IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) =>
         _retry.RunAsync<IReadOnlySet<string>>(
@@ -198,3 +219,6 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
         return cmd;
     }
 }
+
+/// <summary>A failed shard as <c>run status</c> lists it: its blobs (the first and how many) and the reason it failed.</summary>
+public sealed record FailedShard(int ShardNo, int Attempts, int RecordsPlanned, string FirstBlob, int BlobCount, string Reason);

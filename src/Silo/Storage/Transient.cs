@@ -42,6 +42,24 @@ public sealed class TransientRetry
         }
     }
 
+    /// <summary>
+    /// As <see cref="RunAsync{T}"/>, but a transient failure that outlasts the retries becomes a
+    /// <see cref="HubertEcg.Worker.ServiceUnavailableException"/> of the database, which workers treat as an outage (no
+    /// attempt spent) rather than a fault of the shard. <paramref name="what"/> names the operation.
+    /// </summary>
+    public async Task<T> RunOrUnavailableAsync<T>(Func<CancellationToken, Task<T>> operation, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunAsync(operation, cancellationToken);
+        }
+        catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
+        {
+            throw new HubertEcg.Worker.ServiceUnavailableException(
+                HubertEcg.Worker.ServiceUnavailableException.Database, $"database unreachable while {what} ({e.GetType().Name})", e);
+        }
+    }
+
     public Task RunAsync(Func<CancellationToken, Task> operation, CancellationToken cancellationToken) =>
         RunAsync<bool>(
             async ct =>

@@ -46,7 +46,8 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
 
         // ghost-b lets its lease lapse too: two attempts spent, the shard fails and the run ends.
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
-        Assert.Equal(RunState.Completed, run.State);
+        Assert.Equal(RunState.CompletedWithFailures, run.State);
+        Assert.StartsWith("1 of 2 shards failed (4 records neither scored nor quarantined); the first, shard 0: lease of attempt 2 expired", run.Error, StringComparison.Ordinal);
         Assert.Equal(1, run.ShardsFailed);
         Assert.Equal(1, run.ShardsDone);
         Assert.Equal(4, run.RecordsFailed);
@@ -86,8 +87,76 @@ public sealed class LeaseTests(PostgresDatabaseFixture database, BlobContainerFi
         Assert.NotNull(lease);
         await coordinator.Release("w3", lease.ShardNo, lease.LeaseId, "decoder crashed again", false);
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
-        Assert.Equal((RunState.Completed, 1), (run.State, run.ShardsFailed));
+        Assert.Equal((RunState.Failed, 1), (run.State, run.ShardsFailed));
+        Assert.Equal("every shard failed (1, 6 records); the first, shard 0: decoder crashed again", run.Error);
         Assert.Equal("decoder crashed again", (await store.Shards.LoadAsync(runId))[0].LastError);
+    }
+
+    [Fact]
+    public async Task AnOutageSpendsNoAttemptWithinTheRunsBudgetAndTheRunShowsWhatItWaitsFor()
+    {
+        await SyntheticCohort.UploadAsync(blobs.Container, "outage/", 2);
+        var store = new RunStore(database.DataSource);
+        await using var cluster = await ScoringCluster.StartAsync(
+            1, database.ConnectionString, blobs.ConnectionString, workers: false);
+        var runId = await Runs.SubmitAsync(
+            store, TestModels.Descriptor("outage-model"), blobs.ContainerName, "outage/", shardSize: 100, leaseSeconds: 30, maxAttempts: 2, outageBudgetSeconds: 2);
+        var coordinator = cluster.Grains.GetGrain<IRunCoordinatorGrain>(runId);
+        await WaitPlannedAsync(coordinator);
+
+        // Storage unreachable: handed back three times within the budget, no attempt spent, the run waits for storage.
+        var firstOutage = DateTime.UtcNow;
+        for (var i = 0; i < 3; i++)
+        {
+            var lease = await coordinator.AcquireLease($"w{i}");
+            Assert.NotNull(lease);
+            Assert.Equal(1, lease.LeaseId);
+            await coordinator.Interrupted($"w{i}", lease.ShardNo, lease.LeaseId, "storage", "blob storage unreachable while downloading x (HttpRequestException)");
+        }
+
+        var shard = (await store.Shards.LoadAsync(runId))[0];
+        Assert.Equal((ShardState.Pending, 0), (shard.State, shard.Attempts));
+        Assert.Equal("waiting for storage: blob storage unreachable while downloading x (HttpRequestException)", shard.LastError);
+        Assert.Equal("storage", (await coordinator.GetProgress()).WaitingFor);
+        var waiting = await WaitForRowAsync(store, runId, r => r.WaitingFor == "storage");
+        Assert.NotNull(waiting.WaitingSince);
+
+        // Past the budget (2 s) the same fault counts as an attempt again.
+        while (DateTime.UtcNow - firstOutage <= TimeSpan.FromSeconds(2.5))
+        {
+            await Task.Delay(100);
+        }
+
+        var late = await coordinator.AcquireLease("w3");
+        Assert.NotNull(late);
+        await coordinator.Interrupted("w3", late.ShardNo, late.LeaseId, "storage", "still unreachable");
+        shard = (await store.Shards.LoadAsync(runId))[0];
+        Assert.Equal((ShardState.Pending, 1), (shard.State, shard.Attempts));
+        Assert.StartsWith("storage unreachable for longer than the run's outage budget of 2 s", shard.LastError, StringComparison.Ordinal);
+
+        // A shard that goes through ends the wait.
+        var done = await coordinator.AcquireLease("w4");
+        Assert.NotNull(done);
+        await coordinator.Complete(new ShardOutcome("w4", done.ShardNo, done.LeaseId, 2, 4));
+        var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromSeconds(30));
+        Assert.Equal((RunState.Completed, null, null), (run.State, run.WaitingFor, run.WaitingSince));
+        Assert.Null((await coordinator.GetProgress()).WaitingFor);
+    }
+
+    private static async Task<RunRecord> WaitForRowAsync(RunStore store, Guid runId, Func<RunRecord, bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var run = await store.GetRunAsync(runId);
+            if (run is not null && condition(run))
+            {
+                return run;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "the run's row did not reach the expected state in 30 s");
+            await Task.Delay(100);
+        }
     }
 
     private static async Task WaitPlannedAsync(IRunCoordinatorGrain coordinator)

@@ -76,14 +76,14 @@ public static class Runs
     public static async Task<Guid> SubmitAsync(
         RunStore store, ModelDescriptor model, string container, string prefix, int shardSize, int batchSize = 8,
         int leaseSeconds = 10, int maxAttempts = 3, Aggregation aggregation = Aggregation.Mean, int maxWindows = 4, string modelPath = "/models/test.onnx",
-        string? manifest = null, string name = "test run", bool incremental = false)
+        string? manifest = null, string name = "test run", bool incremental = false, int outageBudgetSeconds = NewRun.DefaultOutageBudgetSeconds)
     {
         await store.RegisterModelAsync(new ModelRecord(
             model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
         var runId = Guid.NewGuid();
         await store.CreateRunAsync(new NewRun(
             runId, name, container, prefix, model.ModelId, modelPath, model.PreprocessingProfile, aggregation, maxWindows, batchSize,
-            shardSize, maxAttempts, leaseSeconds, manifest, incremental));
+            shardSize, maxAttempts, leaseSeconds, manifest, incremental, OutageBudgetSeconds: outageBudgetSeconds));
         return runId;
     }
 

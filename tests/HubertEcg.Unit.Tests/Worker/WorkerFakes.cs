@@ -99,6 +99,16 @@ internal sealed class FakeLeasePort(Changes changes) : ILeasePort
         changes.Pulse();
         return Task.CompletedTask;
     }
+
+    /// <summary>Leases given back because a service was unreachable: lease, service, error.</summary>
+    public ConcurrentQueue<(ShardLease Lease, string Service, string Error)> Interrupted { get; } = new();
+
+    public Task InterruptAsync(string workerId, ShardLease lease, string service, string error)
+    {
+        Interrupted.Enqueue((lease, service, error));
+        changes.Pulse();
+        return Task.CompletedTask;
+    }
 }
 
 /// <summary>Downloads by copying files from a local folder laid out as container/blob name; the ETag is the file's length.</summary>

@@ -30,7 +30,7 @@ public sealed class WriteStageTests : IDisposable
         writes.Writer.Complete();
         var finished = new List<HeldLease>();
 
-        var stage = new WriteStage("write-test", _rig.Sink, new EmptyScoreIndex(), _rig.Metrics, queues, NullLogger.Instance);
+        var stage = new WriteStage("write-test", _rig.Sink, new EmptyScoreIndex(), _rig.Metrics, queues, OutageBackoff.Default(), NullLogger.Instance);
         await stage.RunAsync(writes.Reader, finished.Add, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
 
         // The first write failed the shard: the second and the quarantine rows were not tried.

@@ -26,6 +26,9 @@ internal static partial class CoordinatorLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: shard {ShardNo} taken back from {Worker}, whose silo the cluster declared dead; pending again, attempt not counted")]
     public static partial void LogReclaimed(ILogger logger, Guid runId, int shardNo, string worker);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: shard {ShardNo} handed back by {Worker}: {Service} unreachable; pending again, attempt not counted")]
+    public static partial void LogInterrupted(ILogger logger, Guid runId, int shardNo, string worker, string service);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: lease of shard {ShardNo} (attempt {Attempt}) expired; now {State}")]
     public static partial void LogExpired(ILogger logger, Guid runId, int shardNo, int attempt, string state);
 

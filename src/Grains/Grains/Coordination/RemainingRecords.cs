@@ -24,7 +24,7 @@ public static class RemainingRecords
         var containersRead = 0;
         foreach (var shard in shards)
         {
-            if (shard.State is ShardState.Done or ShardState.Failed)
+            if (shard.State is ShardState.Done or ShardState.Failed or ShardState.Cancelled)
             {
                 if (shard.State == ShardState.Done && shard.IsContainer)
                 {

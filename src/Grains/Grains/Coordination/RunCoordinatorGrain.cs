@@ -44,6 +44,9 @@ public sealed class RunCoordinatorGrain(
     private DateTime? _finishedAt;
     private bool _dirty;
     private IGrainTimer? _tick;
+    private (long Done, long Quarantined)? _cancelledCounts;
+    private string? _waitingFor;
+    private DateTime? _waitingSince;
 
     private Guid RunId => this.GetPrimaryKey();
 
@@ -57,6 +60,8 @@ public sealed class RunCoordinatorGrain(
         }
 
         (_state, _error, _startedAt, _finishedAt) = (_run.State, _run.Error, _run.StartedAt, _run.FinishedAt);
+        _cancelledCounts = _state == RunState.Cancelled ? (_run.RecordsDone, _run.RecordsQuarantined) : null;
+        (_waitingFor, _waitingSince) = _state.IsFinal() ? (null, null) : (_run.WaitingFor, _run.WaitingSince);
         _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false, cancellationToken));
         _planner = new RunPlanner(_run, _book, store.Shards, blobs, currentScores, formats, _options, logger);
         if (!_state.IsFinal())
@@ -140,6 +145,7 @@ public sealed class RunCoordinatorGrain(
         await _book.CompleteAsync(shard, outcome, row => store.Shards.SaveAsync(row));
         _meter.Report(DateTime.UtcNow, outcome.RecordsDone + outcome.RecordsQuarantined - inFlight);
         _dirty = true;
+        (_waitingFor, _waitingSince) = (null, null); // a shard went through: whatever the run waited for is back
         metrics.AddShardCompleted(outcome.WorkerId);
         CoordinatorLog.LogCompleted(logger, RunId, outcome.ShardNo, outcome.RecordsDone, outcome.RecordsQuarantined, outcome.WorkerId, wasFailed);
         await FinishIfDoneAsync();
@@ -163,7 +169,54 @@ public sealed class RunCoordinatorGrain(
         await FinishIfDoneAsync();
     }
 
+    public async Task Interrupted(string workerId, int shardNo, int leaseId, string service, string error)
+    {
+        if (_run is null || _state.IsFinal() || !_book.TryGet(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
+        {
+            return;
+        }
+
+        // Noted before anything is stored: when the database itself is down, the store below fails, and lease expiry
+        // meanwhile must not spend attempts either (see ExpireLeasesAsync).
+        var now = DateTime.UtcNow;
+        WaitFor(service, now);
+        if (WithinOutageBudget(now))
+        {
+            await _book.ReclaimAsync(shard, row => store.Shards.SaveAsync(row), $"waiting for {service}: {error}");
+            CoordinatorLog.LogInterrupted(logger, RunId, shardNo, workerId, service);
+        }
+        else
+        {
+            var reason = $"{service} unreachable for longer than the run's outage budget of {_run.OutageBudgetSeconds} s: {error}";
+            await _book.ReleaseAsync(shard, reason, permanent: false, _run.MaxAttempts, row => store.Shards.SaveAsync(row));
+            if (shard.State == ShardState.Failed)
+            {
+                metrics.AddShardFailed();
+            }
+
+            CoordinatorLog.LogReleased(logger, RunId, shardNo, workerId, reason, shard.State.ToText());
+        }
+
+        _dirty = true;
+        await FinishIfDoneAsync();
+    }
+
     public Task<RunProgress> GetProgress() => Task.FromResult(BuildProgress());
+
+    /// <summary>The run waits for <paramref name="service"/> from <paramref name="now"/> on, unless it already waits (the outage goes on).</summary>
+    private void WaitFor(string service, DateTime now)
+    {
+        if (_waitingFor != service || _waitingSince is null)
+        {
+            _waitingSince ??= now;
+            _waitingFor = service;
+            _dirty = true;
+        }
+    }
+
+    /// <summary>True while the current outage (if any) has lasted no longer than the run's outage budget.</summary>
+    private bool WithinOutageBudget(DateTime now) =>
+        _waitingSince is { } since && now - since <= TimeSpan.FromSeconds(_run!.OutageBudgetSeconds);
 
     public async Task Cancel()
     {
@@ -205,6 +258,16 @@ public sealed class RunCoordinatorGrain(
                 return;
             }
 
+            if (_planner!.Waiting is { } waiting)
+            {
+                if (_waitingSince is null || waiting.Since < _waitingSince)
+                {
+                    _waitingSince = waiting.Since;
+                }
+
+                WaitFor(waiting.Service, waiting.Since);
+            }
+
             await ExpireLeasesAsync(cancellationToken);
             await ReclaimLeasesOfDeadSilosAsync(cancellationToken);
             if (_planner!.Failure is { } reason)
@@ -225,8 +288,19 @@ public sealed class RunCoordinatorGrain(
 
     private async Task ExpireLeasesAsync(CancellationToken cancellationToken)
     {
-        foreach (var shard in _book.ExpiredLeases(DateTime.UtcNow))
+        var now = DateTime.UtcNow;
+        foreach (var shard in _book.ExpiredLeases(now))
         {
+            if (WithinOutageBudget(now))
+            {
+                // The run is waiting out an outage: a worker that could not renew then is not the shard's fault.
+                var owner = shard.LeaseOwner ?? "?";
+                await _book.ReclaimAsync(shard, row => store.Shards.SaveAsync(row, cancellationToken), $"lease expired while waiting for {_waitingFor}");
+                _dirty = true;
+                CoordinatorLog.LogInterrupted(logger, RunId, shard.ShardNo, owner, _waitingFor!);
+                continue;
+            }
+
             await _book.ExpireAsync(shard, _run!.MaxAttempts, row => store.Shards.SaveAsync(row, cancellationToken));
             _dirty = true;
             metrics.AddLeaseExpired();
@@ -267,10 +341,32 @@ public sealed class RunCoordinatorGrain(
     {
         if (!_state.IsFinal() && _planner!.IsComplete && _book.IsDrained)
         {
-            await FinishAsync(RunState.Completed, _error);
+            var (state, reason) = EndState();
+            await FinishAsync(state, reason);
         }
 
         return _state.IsFinal();
+    }
+
+    /// <summary>
+    /// How a drained run ends: <see cref="RunState.Completed"/> when every shard is done (every planned record scored
+    /// or quarantined); <see cref="RunState.Failed"/> when every shard failed; otherwise
+    /// <see cref="RunState.CompletedWithFailures"/>, whose reason counts the failed shards and their records and names
+    /// the first one's reason (<c>run status</c> lists them all).
+    /// </summary>
+    private (RunState State, string? Reason) EndState()
+    {
+        var failed = _book.Shards.Where(s => s.State == ShardState.Failed).OrderBy(s => s.ShardNo).ToList();
+        if (failed.Count == 0)
+        {
+            return (RunState.Completed, _error);
+        }
+
+        var first = $"the first, shard {failed[0].ShardNo}: {failed[0].LastError ?? "no reason recorded"}";
+        var records = failed.Sum(s => (long)s.RecordsPlanned);
+        return failed.Count == _book.Count
+            ? (RunState.Failed, $"every shard failed ({failed.Count}, {records} records); {first}")
+            : (RunState.CompletedWithFailures, $"{failed.Count} of {_book.Count} shards failed ({records} records neither scored nor quarantined); {first}");
     }
 
     private async Task FinishAsync(RunState state, string? error)
@@ -291,7 +387,16 @@ public sealed class RunCoordinatorGrain(
         _startedAt ??= now;
         try
         {
-            await SaveProgressAsync(CancellationToken.None);
+            if (state == RunState.Cancelled)
+            {
+                // Counts from the rows (writes in flight waited for, none after), open shards ended as cancelled.
+                _cancelledCounts = await store.FinishCancelledAsync(RunId, error, _startedAt, now);
+                _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false));
+            }
+            else
+            {
+                await SaveProgressAsync(CancellationToken.None);
+            }
         }
         catch
         {
@@ -316,7 +421,8 @@ public sealed class RunCoordinatorGrain(
             await store.SaveProgressAsync(
                 new RunProgressUpdate(
                     RunId, _state, p.RecordsPlanned, p.RecordsDone, p.RecordsQuarantined, p.RecordsFailed, p.ShardsDone, p.ShardsFailed,
-                    p.RatePerSecond, p.EtaSeconds, _error, _startedAt, _finishedAt, p.RecordsSkipped),
+                    p.RatePerSecond, p.EtaSeconds, _error, _startedAt, _finishedAt, p.RecordsSkipped,
+                    _state.IsFinal() ? null : _waitingFor, _state.IsFinal() ? null : _waitingSince),
                 cancellationToken);
         }
         catch
@@ -326,6 +432,11 @@ public sealed class RunCoordinatorGrain(
         }
     }
 
-    private RunProgress BuildProgress() =>
-        _meter.Build(RunId, _state, _planner?.IsComplete ?? false, _planner?.Skipped ?? 0, _book, DateTime.UtcNow);
+    private RunProgress BuildProgress()
+    {
+        var progress = _meter.Build(RunId, _state, _planner?.IsComplete ?? false, _planner?.Skipped ?? 0, _book, DateTime.UtcNow);
+        return _cancelledCounts is { } counts
+            ? progress with { RecordsDone = counts.Done, RecordsQuarantined = counts.Quarantined, RecordsFailed = 0, RatePerSecond = 0, EtaSeconds = null }
+            : progress with { WaitingFor = _state.IsFinal() ? null : _waitingFor };
+    }
 }

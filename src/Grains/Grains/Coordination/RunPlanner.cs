@@ -69,6 +69,9 @@ public sealed class RunPlanner : IDisposable
     /// <summary>Why the run must fail (its input cannot be listed or read); null while planning can go on.</summary>
     public string? Failure { get; private set; }
 
+    /// <summary>While planning cannot reach a service it needs: which, and since when; null otherwise.</summary>
+    public (string Service, DateTime Since)? Waiting { get; private set; }
+
     /// <summary>True from <see cref="StopAsync"/> until <see cref="Resume"/>.</summary>
     public bool IsStopped => _timer.IsStopped;
 
@@ -184,11 +187,28 @@ public sealed class RunPlanner : IDisposable
         {
             var input = await read();
             _failures = 0;
+            Waiting = null;
             return input;
         }
         catch (Exception e) when (inputFault(e) is { } reason)
         {
             Fail(reason);
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ServiceUnavailableException.ServiceOf(e) is { } service)
+        {
+            // An outage is waited out (not counted as a failed step) for as long as the run's outage budget allows.
+            var now = DateTime.UtcNow;
+            Waiting ??= (service, now);
+            if (now - Waiting.Value.Since > TimeSpan.FromSeconds(_run.OutageBudgetSeconds))
+            {
+                Fail($"{what}: {service} unreachable for longer than the run's outage budget of {_run.OutageBudgetSeconds} s: {e.Message}");
+            }
+            else
+            {
+                CoordinatorLog.LogPlanningRetry(_logger, SafeErrors.ForLog(e), _run.RunId, _failures);
+            }
+
             return null;
         }
         catch (Exception e) when (e is not OperationCanceledException && ++_failures < _options.MaxPlanningFailures)

@@ -109,11 +109,12 @@ public sealed class ShardBook
             persist);
 
     /// <summary>
-    /// Ends a lease whose worker's silo the cluster declared dead (stopped or killed): a fault of the infrastructure,
-    /// not of the shard, so the attempt does not count and the shard is pending again at once.
+    /// Ends a lease for a fault of the infrastructure, not of the shard (its worker's silo was declared dead, or a
+    /// service the worker needs was unreachable): the attempt does not count and the shard is pending again at once.
+    /// <paramref name="note"/>, when given, is kept as the shard's last error.
     /// </summary>
-    public Task ReclaimAsync(ShardEntry shard, Func<ShardRecord, Task> persist) =>
-        EndLeaseAsync(shard, s => (s.Attempts, s.State) = (Math.Max(0, s.Attempts - 1), ShardState.Pending), persist);
+    public Task ReclaimAsync(ShardEntry shard, Func<ShardRecord, Task> persist, string? note = null) =>
+        EndLeaseAsync(shard, s => (s.Attempts, s.State, s.LastError) = (Math.Max(0, s.Attempts - 1), ShardState.Pending, note ?? s.LastError), persist);
 
     /// <summary>Ends a lease whose worker stopped renewing: the shard fails once <paramref name="maxAttempts"/> are spent, and is pending again otherwise.</summary>
     public Task ExpireAsync(ShardEntry shard, int maxAttempts, Func<ShardRecord, Task> persist) =>

@@ -10,11 +10,18 @@ namespace HubertEcg.Grains.Workers;
 /// </summary>
 public sealed partial class GrainLeasePort(IGrainFactory grains, ILogger<GrainLeasePort> logger) : ILeasePort
 {
+    private int _turn;
+
     public async Task<ShardLease?> AcquireAsync(string workerId, CancellationToken cancellationToken)
     {
         var runs = await grains.GetGrain<IRunDirectoryGrain>(0).GetActiveRuns().WaitAsync(cancellationToken);
-        foreach (var runId in runs)
+
+        // Runs take turns: each request starts one run further along the list, so that every active run gets shards
+        // whatever the others do (a huge run, a run whose shards keep failing or waiting) instead of the oldest first.
+        var start = runs.Count == 0 ? 0 : (int)((uint)Interlocked.Increment(ref _turn) % (uint)runs.Count);
+        for (var i = 0; i < runs.Count; i++)
         {
+            var runId = runs[(start + i) % runs.Count];
             try
             {
                 if (await Coordinator(runId).AcquireLease(workerId) is { } lease)
@@ -38,6 +45,9 @@ public sealed partial class GrainLeasePort(IGrainFactory grains, ILogger<GrainLe
 
     public Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent) =>
         Coordinator(lease.RunId).Release(workerId, lease.ShardNo, lease.LeaseId, error, permanent);
+
+    public Task InterruptAsync(string workerId, ShardLease lease, string service, string error) =>
+        Coordinator(lease.RunId).Interrupted(workerId, lease.ShardNo, lease.LeaseId, service, error);
 
     private IRunCoordinatorGrain Coordinator(Guid runId) => grains.GetGrain<IRunCoordinatorGrain>(runId);
 

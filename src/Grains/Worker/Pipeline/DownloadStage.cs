@@ -21,6 +21,7 @@ internal sealed partial class DownloadStage(
     WorkerOptions options,
     ScorerCache scorers,
     ScoringMetrics.WorkerQueues queues,
+    OutageBackoff backoff,
     ILogger logger)
 {
     public async Task RunAsync(ChannelWriter<HeldLease> output, InFlightLeases leases, CancellationToken stoppingToken)
@@ -29,6 +30,7 @@ internal sealed partial class DownloadStage(
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                await backoff.WaitAsync(stoppingToken);
                 await leases.TakeSlotAsync(stoppingToken);
                 HeldLease? held = null;
                 IDisposable? scope = null;
@@ -73,6 +75,13 @@ internal sealed partial class DownloadStage(
                     if (held is null)
                     {
                         LogFetchFailed(logger, SafeErrors.ForLog(e), workerId);
+                    }
+                    else if (ServiceUnavailableException.ServiceOf(e) is { } service)
+                    {
+                        // Storage is down, not the shard's fault: hand it back without spending an attempt, and wait.
+                        var wait = backoff.Failed();
+                        LogOutage(logger, workerId, held.Lease.RunId, held.Lease.ShardNo, service, wait.TotalSeconds, SafeErrors.Describe(e));
+                        await held.InterruptAsync(service, $"worker {workerId}: {SafeErrors.Describe(e)}");
                     }
                     else
                     {
@@ -249,6 +258,9 @@ internal sealed partial class DownloadStage(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed")]
     private static partial void LogShardFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo}: {Service} unreachable; handed back without spending an attempt, next shard in {WaitSeconds:0.0} s: {Reason}")]
+    private static partial void LogOutage(ILogger logger, string worker, Guid runId, int shardNo, string service, double waitSeconds, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: error while asking for work (no shard leased)")]
     private static partial void LogFetchFailed(ILogger logger, Exception e, string worker);

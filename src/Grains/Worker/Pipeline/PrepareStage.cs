@@ -105,7 +105,7 @@ internal sealed class PrepareStage(
         }
         catch (Exception e) when (!ScoringPipeline.IsStop(e, token))
         {
-            work.Fail(SafeErrors.Describe(e), permanent: false);
+            work.Fail(e);
         }
     }
 

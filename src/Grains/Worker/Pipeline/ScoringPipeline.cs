@@ -24,6 +24,7 @@ internal sealed class ScoringPipeline(
     ScorerCache scorers,
     WorkerOptions options,
     ScoringMetrics.WorkerQueues queues,
+    OutageBackoff backoff,
     ILogger logger)
 {
     /// <summary>Write items waiting for the writer: enough to keep it busy, few enough that a lost shard stops soon.</summary>
@@ -63,7 +64,7 @@ internal sealed class ScoringPipeline(
         var prepare = new PrepareStage(workerId, ports.Decoder, ports.Preparer, incremental, scorers, options, queues, logger);
         var batch = new BatchStage(free.Reader, queues);
         var score = new ScoreStage(workerId, callers, options.WriteBatchRows, free.Writer, ports.Metrics, queues);
-        var write = new WriteStage(workerId, ports.Results, ports.ContainerPasses, ports.Metrics, queues, logger);
+        var write = new WriteStage(workerId, ports.Results, ports.ContainerPasses, ports.Metrics, queues, backoff, logger);
 
         var batching = Task.Run(() => batch.RunAsync(prepared.Reader, batches.Writer, writes.Writer, token), CancellationToken.None);
         var scoring = Task.Run(() => score.RunAsync(batches.Reader, writes.Writer, token), CancellationToken.None);

@@ -51,6 +51,9 @@ internal sealed class ShardWork : IDisposable
 
     public bool Permanent { get; private set; }
 
+    /// <summary>When the shard failed because a service was unreachable: which (<c>storage</c>, <c>database</c>); the attempt does not count.</summary>
+    public string? Outage { get; private set; }
+
     /// <summary>Failed, or its lease lost: its remaining records are not scored and nothing more is written.</summary>
     public bool Dropped => Error is not null || Held.Stopped.IsCancellationRequested;
 
@@ -63,7 +66,7 @@ internal sealed class ShardWork : IDisposable
     /// <summary>Records left out as current (incremental runs).</summary>
     public int Skipped { get; set; }
 
-    public void Fail(string error, bool permanent)
+    public void Fail(string error, bool permanent, string? outage = null)
     {
         lock (_quarantine)
         {
@@ -71,9 +74,13 @@ internal sealed class ShardWork : IDisposable
             {
                 Error = error;
                 Permanent = permanent;
+                Outage = outage;
             }
         }
     }
+
+    /// <summary>Fails the shard with an unexpected error: an outage when a service was unreachable, a retryable failure otherwise.</summary>
+    public void Fail(Exception e) => Fail(SafeErrors.Describe(e), permanent: false, ServiceUnavailableException.ServiceOf(e));
 
     /// <summary>A record enters the batches (batch stage); it stays open until its last window is aggregated.</summary>
     public void OpenRecord() => Interlocked.Increment(ref _open);

@@ -20,6 +20,7 @@ internal sealed partial class WriteStage(
     IContainerPassLog containerPasses,
     ScoringMetrics metrics,
     ScoringMetrics.WorkerQueues queues,
+    OutageBackoff backoff,
     ILogger logger)
 {
     public async Task RunAsync(ChannelReader<WriteItem> writes, Action<HeldLease> finished, CancellationToken token)
@@ -71,7 +72,7 @@ internal sealed partial class WriteStage(
         }
         catch (Exception e) when (!ScoringPipeline.IsStop(e, token))
         {
-            work.Fail(SafeErrors.Describe(e), permanent: false);
+            work.Fail(e);
         }
     }
 
@@ -95,17 +96,23 @@ internal sealed partial class WriteStage(
             }
             catch (Exception e) when (!ScoringPipeline.IsStop(e, token))
             {
-                work.Fail(SafeErrors.Describe(e), permanent: false);
+                work.Fail(e);
             }
         }
 
         queues.AddRows(-quarantine.Count);
         try
         {
-            if (work.Error is { } error)
+            if (work.Error is { } error && work.Outage is { } service)
             {
-                LogShardFailedWith(logger, workerId, lease.RunId, lease.ShardNo, error);
-                await work.Held.TryReleaseAsync(error, work.Permanent);
+                var wait = backoff.Failed();
+                LogOutage(logger, workerId, lease.RunId, lease.ShardNo, service, wait.TotalSeconds, error);
+                await work.Held.InterruptAsync(service, error);
+            }
+            else if (work.Error is { } failure)
+            {
+                LogShardFailedWith(logger, workerId, lease.RunId, lease.ShardNo, failure);
+                await work.Held.TryReleaseAsync(failure, work.Permanent);
             }
             else if (work.Held.Stopped.IsCancellationRequested)
             {
@@ -115,6 +122,7 @@ internal sealed partial class WriteStage(
             {
                 await RecordContainerPassAsync(work, quarantine.Count, token);
                 await work.Held.CompleteAsync(work.Scored, quarantine.Count, work.Skipped);
+                backoff.Succeeded();
                 LogShardDone(logger, workerId, lease.RunId, lease.ShardNo, work.Scored, quarantine.Count, work.Skipped);
             }
         }
@@ -153,6 +161,9 @@ internal sealed partial class WriteStage(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Worker}: run {RunId} shard {ShardNo} done: {Done} scored, {Quarantined} quarantined, {Skipped} left out as current")]
     private static partial void LogShardDone(ILogger logger, string worker, Guid runId, int shardNo, int done, int quarantined, int skipped);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo}: {Service} unreachable; handed back without spending an attempt, next shard in {WaitSeconds:0.0} s: {Error}")]
+    private static partial void LogOutage(ILogger logger, string worker, Guid runId, int shardNo, string service, double waitSeconds, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed: {Error}")]
     private static partial void LogShardFailedWith(ILogger logger, string worker, Guid runId, int shardNo, string error);

@@ -86,7 +86,7 @@ const Dash = (() => {
     return `${s} s`;
   }
 
-  const finalStates = new Set(['completed', 'failed', 'cancelled']);
+  const finalStates = new Set(['completed', 'completed_with_failures', 'failed', 'cancelled']);
 
   /** ETA text: "—" while unknown, "done" for a finished run. */
   function eta(run) {
