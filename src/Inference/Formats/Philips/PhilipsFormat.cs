@@ -26,6 +26,9 @@ public sealed class PhilipsFormat : IRecordFormat
     /// <summary>Longest strip read (s): resting strips are 10-11 s; the bound keeps corrupt durations from allocating.</summary>
     public const double MaxStripSeconds = 600;
 
+    /// <summary>Most samples a lead may declare (the bound on what one lead decompresses to).</summary>
+    public const int MaxSamplesPerLead = 1 << 20;
+
     /// <summary>Length of the calibration pulse ending each strip (s), and the most a record keeps (s).</summary>
     public const double CalibrationSeconds = 1, RecordSeconds = 10;
 
@@ -90,8 +93,14 @@ public sealed class PhilipsFormat : IRecordFormat
             throw new EcgFormatException(recordId, $"durationperchannel is missing or outside 0-{MaxStripSeconds * 1000} ms");
         }
 
-        var declared = (int)Math.Floor(ms * fs / 1000);
-        var kept = (int)Math.Floor(Math.Min(RecordSeconds, (ms / 1000) - CalibrationSeconds) * fs);
+        // A hair of tolerance: a duration in ms at an odd rate is rounded in the file.
+        var declared = (int)Math.Floor((ms * fs / 1000) + 1e-6);
+        var kept = (int)Math.Floor((Math.Min(RecordSeconds, (ms / 1000) - CalibrationSeconds) * fs) + 1e-6);
+        if (declared > MaxSamplesPerLead)
+        {
+            throw new EcgFormatException(recordId, $"durationperchannel {Format(ms)} ms at {Format(fs)} Hz is {declared} samples per lead, more than the {MaxSamplesPerLead} read");
+        }
+
         if (kept < 1)
         {
             throw new EcgFormatException(recordId, $"a strip of {Format(ms)} ms leaves no signal before its {CalibrationSeconds} s calibration pulse");

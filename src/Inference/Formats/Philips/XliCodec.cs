@@ -169,7 +169,7 @@ public static class XliCodec
                 length = dictionary.Length[code];
                 if (written + length > output.Length)
                 {
-                    throw TooLong(recordId, lead, output.Length);
+                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
                 }
 
                 dictionary.Write(code, output.AsSpan(written, length));
@@ -180,7 +180,7 @@ public static class XliCodec
                 length = dictionary.Length[previous] + 1;
                 if (written + length > output.Length)
                 {
-                    throw TooLong(recordId, lead, output.Length);
+                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
                 }
 
                 dictionary.Write(previous, output.AsSpan(written, length - 1));
@@ -203,8 +203,8 @@ public static class XliCodec
         return written;
     }
 
-    private static EcgFormatException TooLong(string recordId, int lead, int limit) =>
-        new(recordId, $"XLI lead {lead} decompresses to more than {limit / 2} samples, beyond the declared duration");
+    private static EcgFormatException TooLong(string recordId, int lead, int maxSamples) =>
+        new(recordId, $"XLI lead {lead} decompresses to more than {maxSamples} samples, beyond the declared duration");
 
     /// <summary>LZW-compresses <paramref name="bytes"/> with 10-bit codes as <see cref="Decompress"/> reads them.</summary>
     private static byte[] Compress(ReadOnlySpan<byte> bytes)
