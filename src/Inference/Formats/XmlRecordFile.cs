@@ -18,8 +18,12 @@ internal static class XmlRecordFile
     /// <summary>Largest XML ECG file read (bytes): a 12-lead, 10 s export is 50-300 KB.</summary>
     public const long MaxFileBytes = 32L << 20;
 
-    /// <summary>Loads <paramref name="fileName"/> from <paramref name="files"/> as a document.</summary>
-    public static XDocument Load(IRecordFileSource files, string fileName, string recordId)
+    /// <summary>
+    /// Loads <paramref name="fileName"/> from <paramref name="files"/> as a document. The content of elements named in
+    /// <paramref name="base64Elements"/> is decoded while reading (never held as text) and kept as the element's
+    /// <see cref="Base64Content"/> annotation; see <see cref="Binary"/>.
+    /// </summary>
+    public static XDocument Load(IRecordFileSource files, string fileName, string recordId, IReadOnlySet<string>? base64Elements = null)
     {
         if (!files.Exists(fileName))
         {
@@ -35,7 +39,7 @@ internal static class XmlRecordFile
         try
         {
             using var stream = files.Open(fileName);
-            return Load(stream, recordId);
+            return Load(stream, recordId, base64Elements);
         }
         catch (IOException e)
         {
@@ -48,12 +52,12 @@ internal static class XmlRecordFile
     }
 
     /// <summary>Parses a document from <paramref name="stream"/> (at most <see cref="MaxFileBytes"/> worth of characters).</summary>
-    public static XDocument Load(Stream stream, string recordId)
+    public static XDocument Load(Stream stream, string recordId, IReadOnlySet<string>? base64Elements = null)
     {
         try
         {
             using var reader = SafeXml.Open(stream, MaxFileBytes);
-            return XDocument.Load(reader, LoadOptions.None);
+            return Build(reader, recordId, base64Elements ?? EmptySet);
         }
         catch (XmlException e)
         {
@@ -72,6 +76,113 @@ internal static class XmlRecordFile
         catch (NotSupportedException e)
         {
             throw new EcgFormatException(recordId, "XML declaration names an unsupported encoding", e);
+        }
+    }
+
+    /// <summary>The decoded content of an element loaded as base64 (see <see cref="Load(Stream, string, IReadOnlySet{string})"/>), or null.</summary>
+    public static byte[]? Binary(XElement? element) => element?.Annotation<Base64Content>()?.Bytes;
+
+    private static readonly HashSet<string> EmptySet = [];
+
+    /// <summary>
+    /// The document as <see cref="XDocument.Load(XmlReader)"/> builds it (elements, attributes, text; no comments,
+    /// processing instructions or insignificant whitespace), except that base64 elements are decoded as they are read.
+    /// </summary>
+    private static XDocument Build(XmlReader reader, string recordId, IReadOnlySet<string> base64Elements)
+    {
+        var document = new XDocument();
+        XContainer current = document;
+        var more = reader.Read();
+        while (more)
+        {
+            switch (reader.NodeType)
+            {
+                case XmlNodeType.Element:
+                {
+                    var element = new XElement(XName.Get(reader.LocalName, reader.NamespaceURI));
+                    if (reader.MoveToFirstAttribute())
+                    {
+                        do
+                        {
+                            if (reader.NamespaceURI != XNamespace.Xmlns.NamespaceName)
+                            {
+                                element.Add(new XAttribute(XName.Get(reader.LocalName, reader.NamespaceURI), reader.Value));
+                            }
+                        }
+                        while (reader.MoveToNextAttribute());
+                        reader.MoveToElement();
+                    }
+
+                    current.Add(element);
+                    if (base64Elements.Contains(element.Name.LocalName))
+                    {
+                        // Leaves the reader on the node after the element's end.
+                        element.AddAnnotation(new Base64Content(ReadBase64(reader, element.Name.LocalName, recordId)));
+                        more = !reader.EOF;
+                        continue;
+                    }
+
+                    if (!reader.IsEmptyElement)
+                    {
+                        current = element;
+                    }
+
+                    break;
+                }
+
+                case XmlNodeType.EndElement:
+                    current = current.Parent ?? (XContainer)document;
+                    break;
+                case XmlNodeType.Text:
+                case XmlNodeType.CDATA:
+                case XmlNodeType.SignificantWhitespace:
+                    if (current is XElement parent)
+                    {
+                        parent.Add(new XText(reader.Value));
+                    }
+
+                    break;
+                default:
+                    break;
+            }
+
+            more = reader.Read();
+        }
+
+        return document;
+    }
+
+    private static byte[] ReadBase64(XmlReader reader, string name, string recordId)
+    {
+        if (reader.IsEmptyElement)
+        {
+            reader.Read();
+            return [];
+        }
+
+        try
+        {
+            using var bytes = new MemoryStream();
+            var chunk = new byte[16384];
+            int read;
+            while ((read = reader.ReadElementContentAsBase64(chunk, 0, chunk.Length)) > 0)
+            {
+                bytes.Write(chunk, 0, read);
+            }
+
+            return bytes.ToArray();
+        }
+        catch (XmlException e)
+        {
+            throw new EcgFormatException(recordId, $"{name} is not valid base64 (line {e.LineNumber}, position {e.LinePosition})", e);
+        }
+        catch (FormatException e)
+        {
+            throw new EcgFormatException(recordId, $"{name} is not valid base64", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new EcgFormatException(recordId, $"{name} holds elements, not base64 text", e);
         }
     }
 
@@ -121,6 +232,9 @@ internal static class XmlRecordFile
 
     /// <summary>A number for messages and descriptions: invariant, shortest round-trip form.</summary>
     public static string Format(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>An element's content decoded from base64 while the document was read.</summary>
+    public sealed record Base64Content(byte[] Bytes);
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text.Trim();
 }

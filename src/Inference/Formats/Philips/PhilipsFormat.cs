@@ -32,6 +32,9 @@ public sealed class PhilipsFormat : IRecordFormat
     /// <summary>Length of the calibration pulse ending each strip (s), and the most a record keeps (s).</summary>
     public const double CalibrationSeconds = 1, RecordSeconds = 10;
 
+    // The strip is decoded while the document is read, never held as text.
+    private static readonly HashSet<string> Base64Elements = new(StringComparer.Ordinal) { "parsedwaveforms" };
+
     private static readonly string[] LimbLeads = ["I", "II", "III", "aVR", "aVL", "aVF"];
 
     public string Name => FormatName;
@@ -47,11 +50,11 @@ public sealed class PhilipsFormat : IRecordFormat
     public EcgRecord Read(IRecordFileSource files, string recordName, string recordId)
     {
         ArgumentNullException.ThrowIfNull(files);
-        return Read(XmlRecordFile.Load(files, recordName + Suffix, recordId), recordId);
+        return Read(XmlRecordFile.Load(files, recordName + Suffix, recordId, Base64Elements), recordId);
     }
 
     /// <summary>Reads a Philips record from an XML stream (the whole file).</summary>
-    public static EcgRecord Read(Stream stream, string recordId) => Read(XmlRecordFile.Load(stream, recordId), recordId);
+    public static EcgRecord Read(Stream stream, string recordId) => Read(XmlRecordFile.Load(stream, recordId, Base64Elements), recordId);
 
     private static EcgRecord Read(XDocument document, string recordId)
     {
@@ -114,7 +117,7 @@ public sealed class PhilipsFormat : IRecordFormat
         }
 
         var compression = Compression(waveforms, recordId);
-        var data = Base64(waveforms.Value, recordId, "parsedwaveforms");
+        var data = Binary(waveforms) ?? Base64(waveforms.Value, recordId, "parsedwaveforms");
         short[][] stored;
         if (compression == "XLI")
         {

@@ -298,10 +298,12 @@ public static class XliCodec
         /// <summary>Writes the string of <paramref name="code"/> into <paramref name="target"/> (its exact length), last byte first.</summary>
         public void Write(int code, Span<byte> target)
         {
+            int[] prefix = Prefix;
+            byte[] last = Last;
             for (var i = target.Length - 1; i >= 0; i--)
             {
-                target[i] = Last[code];
-                code = Prefix[code];
+                target[i] = last[code];
+                code = prefix[code];
             }
         }
     }
