@@ -136,11 +136,12 @@ public sealed class MuseFormat : IRecordFormat
         }
 
         var unit = Text(leadData, "LeadAmplitudeUnits") ?? "MICROVOLTS";
-        var toMv = unit.ToUpperInvariant() switch
+        // Value in the file's unit first, then to mV (µV / 1000), as reference readers compute it.
+        var (times, over) = unit.ToUpperInvariant() switch
         {
-            "MICROVOLTS" or "MICROVOLT" or "UV" => 1e-3,
-            "MILLIVOLTS" or "MILLIVOLT" or "MV" => 1.0,
-            "VOLTS" or "VOLT" or "V" => 1e3,
+            "MICROVOLTS" or "MICROVOLT" or "UV" => (1.0, 1000.0),
+            "MILLIVOLTS" or "MILLIVOLT" or "MV" => (1.0, 1.0),
+            "VOLTS" or "VOLT" or "V" => (1000.0, 1.0),
             _ => throw new EcgFormatException(recordId, $"lead {name}: LeadAmplitudeUnits {Safe(unit)} is not a voltage unit"),
         };
 
@@ -167,11 +168,10 @@ public sealed class MuseFormat : IRecordFormat
             throw new EcgFormatException(recordId, $"lead {name} holds {bytes.Length / 2} samples, LeadSampleCountTotal says {n}");
         }
 
-        var scale = gain * toMv;
         var values = new double[n];
         for (var t = 0; t < n; t++)
         {
-            values[t] = BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(2 * t)) * scale;
+            values[t] = BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(2 * t)) * gain * times / over;
         }
 
         return (name, values, unit);

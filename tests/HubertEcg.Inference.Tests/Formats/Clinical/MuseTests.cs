@@ -117,10 +117,78 @@ public sealed class MuseTests
     }
 
     [Fact]
+    public void AHandWrittenExportWithAnExponentReads()
+    {
+        // Not made by MuseWriter: CRLF lines, Latin-1 names, V1 before I, SampleBase 125 x 2^1 = 250 Hz, a Median after the Rhythm.
+        var random = new Random(2604);
+        var samples = new Dictionary<string, short[]>(StringComparer.Ordinal);
+        var text = new System.Text.StringBuilder("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\r\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\r\n<RestingECG>\r\n");
+        text.Append("<MuseInfo><MuseVersion>8.0.2.10132</MuseVersion></MuseInfo>\r\n");
+        text.Append("<PatientDemographics><PatientID>PX-4711</PatientID><PatientLastName>M\u00fcller</PatientLastName><PatientFirstName>J\u00fcrgen</PatientFirstName><DateofBirth>07-08-1950</DateofBirth></PatientDemographics>\r\n");
+        text.Append("<TestDemographics><AcquisitionDevice>MAC55</AcquisitionDevice><AcquisitionSoftwareVersion>009C</AcquisitionSoftwareVersion></TestDemographics>\r\n");
+        foreach (var type in new[] { "Rhythm", "Median" })
+        {
+            var count = type == "Rhythm" ? 2500 : 300;
+            text.Append("<Waveform><WaveformType>").Append(type).Append("</WaveformType><SampleBase>125</SampleBase><SampleExponent>1</SampleExponent><HighPassFilter>16</HighPassFilter><LowPassFilter>100</LowPassFilter><ACFilter>NONE</ACFilter>\r\n");
+            foreach (var lead in new[] { "V1", "I", "II", "V2", "V3", "V4", "V5", "V6" })
+            {
+                var values = Enumerable.Range(0, count).Select(_ => (short)random.Next(-3000, 3000)).ToArray();
+                var bytes = values.SelectMany(v => BitConverter.GetBytes(v)).ToArray();
+                if (type == "Rhythm")
+                {
+                    samples[lead] = values;
+                }
+
+                text.Append("<LeadData>\r\n<LeadSampleCountTotal>").Append(count).Append("</LeadSampleCountTotal>\r\n<LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit>\r\n<LeadAmplitudeUnits>MICROVOLTS</LeadAmplitudeUnits>\r\n<LeadID>")
+                    .Append(lead).Append("</LeadID>\r\n<LeadSampleSize>2</LeadSampleSize>\r\n<LeadDataCRC32>").Append(Crc32.Compute(bytes))
+                    .Append("</LeadDataCRC32>\r\n<WaveFormData>").Append(Convert.ToBase64String(bytes, Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal))
+                    .Append("\n</WaveFormData>\r\n</LeadData>\r\n");
+            }
+
+            text.Append("</Waveform>\r\n");
+        }
+
+        text.Append("</RestingECG>\r\n");
+        var record = PhilipsTests.ReadThroughRegistry(Files("h", text.ToString()), "h");
+        Assert.Equal(250, record.Signal.SamplingRate);
+        Assert.Equal(["V1", "I", "II", "V2", "V3", "V4", "V5", "V6"], record.Signal.LeadNames);
+        for (var c = 0; c < 8; c++)
+        {
+            var expected = samples[record.Signal.LeadNames[c]];
+            Assert.Equal(expected.Select(v => v * 4.88 / 1000), record.Signal.Leads[c]);
+        }
+
+        Assert.Equal("MUSE 8.0.2.10132", record.Description.Version);
+        Assert.Equal("MAC55, software 009C", record.Description.Device);
+        Assert.Equal("0.16-100 Hz, AC NONE", record.Description.Filters);
+        PhilipsTests.AssertNoPatientData(record, "PX-4711", "M\u00fcller", "J\u00fcrgen", "1950");
+        Assert.Equal(StandardLeads.Names, record.ToStandard12Lead().LeadNames);
+    }
+
+    [Fact]
     public void Crc32IsTheIeeeChecksum()
     {
         Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
         Assert.Equal(0u, Crc32.Compute([]));
+
+        // Every length around the eight-byte steps agrees with the bytewise definition.
+        var random = new Random(32);
+        var data = new byte[41];
+        random.NextBytes(data);
+        for (var length = 0; length <= data.Length; length++)
+        {
+            var crc = 0xFFFFFFFFu;
+            foreach (var b in data.AsSpan(0, length))
+            {
+                crc ^= b;
+                for (var k = 0; k < 8; k++)
+                {
+                    crc = (crc & 1) != 0 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+                }
+            }
+
+            Assert.Equal(~crc, Crc32.Compute(data.AsSpan(0, length)));
+        }
     }
 
     internal static string Text(IReadOnlyDictionary<string, byte[]> files) => Encoding.Latin1.GetString(files.Values.Single());
