@@ -2,7 +2,9 @@ using System.Globalization;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Formats.Archive;
 using HubertEcg.Inference.Formats.Hdf5;
+using HubertEcg.Inference.Formats.Muse;
 using HubertEcg.Inference.Formats.Npy;
+using HubertEcg.Inference.Formats.Philips;
 using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Inference.Formats;
@@ -69,6 +71,8 @@ public sealed class FormatRegistry
             [
                 new WfdbFormat(),
                 new NpyFormat(options.NpySamplingRate),
+                new PhilipsFormat(),
+                new MuseFormat(),
             ],
             [
                 new Hdf5Format(options.Hdf5),
@@ -80,6 +84,8 @@ public sealed class FormatRegistry
     public static IReadOnlyList<IRecordWriter> Writers { get; } =
     [
         new WfdbFormat16Writer(),
+        new PhilipsRecordWriter(),
+        new MuseRecordWriter(),
     ];
 
     /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>
