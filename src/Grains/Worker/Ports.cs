@@ -19,6 +19,12 @@ public interface ILeasePort
 
     /// <summary>Gives a lease back: without <paramref name="error"/> the attempt does not count.</summary>
     Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent);
+
+    /// <summary>
+    /// Reports that the lease's run cannot work at all (its options or its model, whichever shard is tried): the run
+    /// fails once with <paramref name="reason"/> and its leases end, instead of every shard failing or being handed back.
+    /// </summary>
+    Task FailRunAsync(string workerId, ShardLease lease, string reason);
 }
 
 /// <summary>Where shards' blobs are downloaded from.</summary>

@@ -57,6 +57,15 @@ public sealed class RunCoordinatorGrain(
         (_state, _error, _startedAt, _finishedAt) = (_run.State, _run.Error, _run.StartedAt, _run.FinishedAt);
         _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false, cancellationToken));
         _planner = new RunPlanner(_run, _book, store.Shards, blobs, currentScores, formats, _options, logger);
+        if (!_state.IsFinal()
+            && RunSettingsRules.CheckOptions(_run.BatchSize, _run.MaxWindows, _run.ShardSize, _run.LeaseSeconds, _run.MaxAttempts) is { Count: > 0 } problems)
+        {
+            // A run stored without the submit checks (a schedule stored before them, another tool): it fails once with
+            // the reason before anything is planned or leased, rather than make every worker fail on it.
+            await FinishAsync(RunState.Failed, RunSettingsRules.Describe("run options", problems));
+            return;
+        }
+
         if (!_state.IsFinal())
         {
             _tick = this.RegisterGrainTimer(
@@ -103,9 +112,10 @@ public sealed class RunCoordinatorGrain(
 
     public async Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport)
     {
-        if (_run is not null && _state == RunState.Cancelled)
+        if (_run is not null && _state.IsFinal())
         {
-            return LeaseStatus.Cancelled;
+            // A failed run (FailRun, a planning failure) frees its workers as a cancelled one does.
+            return _state == RunState.Cancelled ? LeaseStatus.Cancelled : LeaseStatus.Lost;
         }
 
         if (_run is null || !_book.TryGet(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
@@ -159,6 +169,17 @@ public sealed class RunCoordinatorGrain(
 
         CoordinatorLog.LogReleased(logger, RunId, shardNo, workerId, error ?? "handed back", shard.State.ToText());
         await FinishIfDoneAsync();
+    }
+
+    public async Task FailRun(string workerId, string reason)
+    {
+        if (_run is null || _state.IsFinal())
+        {
+            return;
+        }
+
+        CoordinatorLog.LogRunFault(logger, RunId, workerId, reason);
+        await FinishAsync(RunState.Failed, reason);
     }
 
     public Task<RunProgress> GetProgress() => Task.FromResult(BuildProgress());

@@ -39,6 +39,8 @@ public sealed partial class GrainLeasePort(IGrainFactory grains, ILogger<GrainLe
     public Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent) =>
         Coordinator(lease.RunId).Release(workerId, lease.ShardNo, lease.LeaseId, error, permanent);
 
+    public Task FailRunAsync(string workerId, ShardLease lease, string reason) => Coordinator(lease.RunId).FailRun(workerId, reason);
+
     private IRunCoordinatorGrain Coordinator(Guid runId) => grains.GetGrain<IRunCoordinatorGrain>(runId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: asking run {RunId} for a shard failed; trying the other runs")]

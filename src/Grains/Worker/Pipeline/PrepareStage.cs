@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using HubertEcg.Grains;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Model;
 using Microsoft.Extensions.Logging;
@@ -70,10 +71,30 @@ internal sealed class PrepareStage(
         var shard = work.Held.Shard!;
         try
         {
-            var scorer = await scorers.OpenAsync(settings.ModelPath);
+            IEcgScorer scorer;
+            try
+            {
+                scorer = await scorers.OpenAsync(settings.ModelPath);
+            }
+            catch (CheckpointFormatException e) when (e.InnerException is not (IOException or UnauthorizedAccessException))
+            {
+                // The model file is there but is no usable model (its metadata lies about its outputs, ONNX Runtime
+                // cannot load it): no shard of the run can be scored.
+                work.FailRun($"the run's model cannot be used: {SafeErrors.Describe(e)}");
+                return;
+            }
+
             if (!string.Equals(scorer.Model.ModelId, settings.ModelId, StringComparison.Ordinal))
             {
                 work.Fail($"model file {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
+                return;
+            }
+
+            if (RunSettingsRules.CheckScoring(settings, scorer.Model.HiddenSize, scorer.Model.LabelCount) is { Count: > 0 } problems)
+            {
+                // Options or model sizes no worker can work with (a run stored without the submit checks): the run
+                // fails once with the reason; its records never reach the batches, whose buffers these sizes set.
+                work.FailRun(RunSettingsRules.Describe("run options and model", problems));
                 return;
             }
 

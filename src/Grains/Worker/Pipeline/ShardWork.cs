@@ -51,6 +51,9 @@ internal sealed class ShardWork : IDisposable
 
     public bool Permanent { get; private set; }
 
+    /// <summary>The error is the run's, not the shard's (<see cref="FailRun"/>): the whole run fails with it.</summary>
+    public bool RunFault { get; private set; }
+
     /// <summary>Failed, or its lease lost: its remaining records are not scored and nothing more is written.</summary>
     public bool Dropped => Error is not null || Held.Stopped.IsCancellationRequested;
 
@@ -71,6 +74,23 @@ internal sealed class ShardWork : IDisposable
             {
                 Error = error;
                 Permanent = permanent;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Fails the shard because its run cannot work (options or model, whichever shard is tried): the write stage then
+    /// fails the run through the lease port rather than spend this shard's attempts, or hand it back to loop.
+    /// </summary>
+    public void FailRun(string reason)
+    {
+        lock (_quarantine)
+        {
+            if (Error is null)
+            {
+                Error = reason;
+                Permanent = true;
+                RunFault = true;
             }
         }
     }
