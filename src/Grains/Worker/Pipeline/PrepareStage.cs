@@ -76,10 +76,11 @@ internal sealed class PrepareStage(
             {
                 scorer = await scorers.OpenAsync(settings.ModelPath);
             }
-            catch (CheckpointFormatException e) when (e.InnerException is not (IOException or UnauthorizedAccessException))
+            catch (CheckpointFormatException e) when (e.InnerException is null or System.Text.Json.JsonException)
             {
-                // The model file is there but is no usable model (its metadata lies about its outputs, ONNX Runtime
-                // cannot load it): no shard of the run can be scored.
+                // The file itself is no usable model (not ONNX, metadata missing or lying about its outputs), whichever
+                // silo reads it: no shard of the run can be scored. A file this silo cannot open, or that ONNX Runtime
+                // refuses here (it may be this device), stays the shard's fault.
                 work.FailRun($"the run's model cannot be used: {SafeErrors.Describe(e)}");
                 return;
             }
