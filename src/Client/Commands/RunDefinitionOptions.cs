@@ -68,17 +68,35 @@ public sealed class RunDefinitionOptions
         }
     }
 
-    /// <summary>Reads and checks the options; throws <see cref="ArgumentException"/> or <see cref="FileNotFoundException"/> naming what is wrong.</summary>
+    /// <summary>
+    /// Reads and checks the options against <see cref="RunSettingsRules"/> and the model file (its size, structure and
+    /// declared output widths, then its sizes against the same rules), before anything is stored; throws
+    /// <see cref="ArgumentException"/>, <see cref="CheckpointFormatException"/> or <see cref="FileNotFoundException"/> naming what is wrong.
+    /// </summary>
     public RunDefinition Resolve(ParseResult parseResult)
     {
         var (container, prefix, manifest) = RunSubmitCommand.ResolveInput(parseResult.GetValue(_input), parseResult.GetValue(_manifest));
+        var problems = RunSettingsRules.CheckOptions(
+            parseResult.GetValue(_batch), parseResult.GetValue(_maxWindows), parseResult.GetValue(_shardSize), parseResult.GetValue(_leaseSeconds),
+            parseResult.GetValue(_maxAttempts));
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(RunSettingsRules.Describe("run options", problems));
+        }
+
         var modelFile = parseResult.GetValue(_model)!;
         if (!modelFile.Exists)
         {
             throw new FileNotFoundException($"model file {modelFile.FullName} does not exist", modelFile.FullName);
         }
 
+        // The file's size, first bytes and declared outputs are checked before its metadata is believed.
         var descriptor = ModelDescriptor.FromOnnxFile(modelFile.FullName);
+        var modelProblems = RunSettingsRules.CheckModel(descriptor.HiddenSize, descriptor.LabelCount);
+        if (modelProblems.Count > 0)
+        {
+            throw new ArgumentException(RunSettingsRules.Describe($"model {modelFile.FullName}", modelProblems));
+        }
         var profile = parseResult.GetValue(_profile) ?? descriptor.PreprocessingProfile;
         if (!PreprocessingProfiles.TryParse(profile, out _))
         {
@@ -92,20 +110,6 @@ public sealed class RunDefinitionOptions
         }
 
         var aggregation = ContractText.ParseAggregation(aggregationText);
-
-        var positive = new (string Name, int Value)[]
-        {
-            ("--batch", parseResult.GetValue(_batch)), ("--shard-size", parseResult.GetValue(_shardSize)),
-            ("--max-windows", parseResult.GetValue(_maxWindows)), ("--lease-seconds", parseResult.GetValue(_leaseSeconds)),
-            ("--max-attempts", parseResult.GetValue(_maxAttempts)),
-        };
-        foreach (var (optionName, value) in positive)
-        {
-            if (value < 1)
-            {
-                throw new ArgumentException($"{optionName} must be at least 1, not {value}");
-            }
-        }
 
         return new RunDefinition(
             container,

@@ -42,6 +42,14 @@ public interface IRunCoordinatorGrain : IGrainWithGuidKey
     [Alias("Interrupted")]
     Task Interrupted(string workerId, int shardNo, int leaseId, string service, string error);
 
+    /// <summary>
+    /// A worker found that the run itself cannot work (its options or its model, whichever shard it tries): the run
+    /// fails once with <paramref name="reason"/>, nothing more is leased, and its other workers stop at their next
+    /// renewal. Ignored once the run has ended.
+    /// </summary>
+    [Alias("FailRun")]
+    Task FailRun(string workerId, string reason);
+
     [Alias("GetProgress")]
     Task<RunProgress> GetProgress();
 

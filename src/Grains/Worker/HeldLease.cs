@@ -95,6 +95,24 @@ internal sealed partial class HeldLease : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Fails the lease's run with <paramref name="reason"/> (a run-level fault: options or model that cannot work); when
+    /// the coordinator cannot be reached the lease expires instead, and the next worker to take the shard reports it again.
+    /// </summary>
+    public async Task TryFailRunAsync(string reason)
+    {
+        await StopHeartbeatAsync();
+        _finished = true;
+        try
+        {
+            await _leases.FailRunAsync(_workerId, Lease, reason);
+        }
+        catch (Exception e)
+        {
+            LogHandBackFailed(_logger, SafeErrors.ForLog(e), _workerId, Lease.RunId, Lease.ShardNo);
+        }
+    }
+
     /// <summary>Gives the lease back without counting the attempt (the worker is shutting down).</summary>
     public async Task HandBackAsync()
     {

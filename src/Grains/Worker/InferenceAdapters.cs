@@ -20,7 +20,7 @@ public sealed class PreprocessingWindowPreparer : IWindowPreparer
         var preprocessor = _preprocessors.GetOrAdd(
             (parsed, maxWindows),
             key => new EcgPreprocessor(new EcgPreprocessorOptions { Profile = key.Item1, MaxWindows = key.Item2 }));
-        var windows = new float[preprocessor.WindowCount(signal) * IEcgScorer.WindowLength];
+        var windows = new float[checked(preprocessor.WindowCount(signal) * IEcgScorer.WindowLength)];
         preprocessor.Preprocess(signal, windows);
         return windows;
     }

@@ -22,6 +22,12 @@ public interface ILeasePort
 
     /// <summary>Gives a lease back because <paramref name="service"/> could not be reached (an outage: the attempt does not count within the run's budget).</summary>
     Task InterruptAsync(string workerId, ShardLease lease, string service, string error);
+
+    /// <summary>
+    /// Reports that the lease's run cannot work at all (its options or its model, whichever shard is tried): the run
+    /// fails once with <paramref name="reason"/> and its leases end, instead of every shard failing or being handed back.
+    /// </summary>
+    Task FailRunAsync(string workerId, ShardLease lease, string reason);
 }
 
 /// <summary>Where shards' blobs are downloaded from.</summary>

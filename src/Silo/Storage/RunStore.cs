@@ -54,11 +54,18 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
 
     /// <summary>
     /// Creates a run in state <c>pending</c>; the run directory (told by the client, or on its next look at Postgres) wakes its coordinator. Throws
-    /// <see cref="ArgumentException"/> naming the field when a text value cannot be stored (see <see cref="PostgresText"/>).
+    /// <see cref="ArgumentException"/> naming the field when a text value cannot be stored (see <see cref="PostgresText"/>), or naming
+    /// each option outside <see cref="RunSettingsRules"/>, before anything is stored.
     /// </summary>
     public Task CreateRunAsync(NewRun run, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(run);
+        var problems = RunSettingsRules.CheckOptions(run.BatchSize, run.MaxWindows, run.ShardSize, run.LeaseSeconds, run.MaxAttempts);
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(RunSettingsRules.Describe("run options", problems));
+        }
+
         PostgresText.Require(run.Name, "run name");
         PostgresText.Require(run.InputContainer, "input container");
         PostgresText.Require(run.InputPrefix, "input prefix");

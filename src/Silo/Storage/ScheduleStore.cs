@@ -90,11 +90,19 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
     /// <summary>
-    /// Stores a new schedule (its cron expression and time zone must parse); throws <see cref="ArgumentException"/> when
-    /// a schedule of that name exists. Its first due time is the first occurrence after now.
+    /// Stores a new schedule (its cron expression and time zone must parse, its run options meet
+    /// <see cref="RunSettingsRules"/>); throws <see cref="ArgumentException"/> naming what is wrong, or when a schedule
+    /// of that name exists. Its first due time is the first occurrence after now.
     /// </summary>
     public Task<ScheduleRecord> AddAsync(ScheduleRecord schedule, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(schedule);
+        var problems = RunSettingsRules.CheckOptions(schedule.BatchSize, schedule.MaxWindows, schedule.ShardSize, schedule.LeaseSeconds, schedule.MaxAttempts);
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(RunSettingsRules.Describe($"schedule '{PostgresText.Printable(schedule.Name)}' run options", problems));
+        }
+
         PostgresText.Require(schedule.Name, "schedule name");
         PostgresText.Require(schedule.InputContainer, "input container");
         PostgresText.Require(schedule.InputPrefix, "input prefix");
@@ -270,6 +278,8 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         var runName = due is { } dueAt
             ? $"{schedule.Name} {calendar.ToZone(dueAt).ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)}"
             : $"{schedule.Name} run-now {now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z";
+        // A schedule stored before its options were checked (or by another tool) still starts its run: the run's
+        // coordinator then fails it at once with the reason (RunSettingsRules), which the operator sees in the run list.
         var run = new NewRun(
             runId, runName, schedule.InputContainer, schedule.InputPrefix, schedule.ModelId, schedule.ModelPath, schedule.PreprocessingProfile,
             schedule.Aggregation, schedule.MaxWindows, schedule.BatchSize, schedule.ShardSize, schedule.MaxAttempts, schedule.LeaseSeconds,

@@ -58,6 +58,9 @@ internal sealed class FakeLeasePort(Changes changes) : ILeasePort
 
     public ConcurrentQueue<ShardLease> Acquired { get; } = new();
 
+    /// <summary>The runs failed through the port (a run-level fault), with the reason.</summary>
+    public ConcurrentQueue<(ShardLease Lease, string Reason)> RunsFailed { get; } = new();
+
     public void Add(params ShardLease[] leases)
     {
         foreach (var lease in leases)
@@ -96,6 +99,13 @@ internal sealed class FakeLeasePort(Changes changes) : ILeasePort
     public Task ReleaseAsync(string workerId, ShardLease lease, string? error, bool permanent)
     {
         Released.Enqueue((lease, error, permanent));
+        changes.Pulse();
+        return Task.CompletedTask;
+    }
+
+    public Task FailRunAsync(string workerId, ShardLease lease, string reason)
+    {
+        RunsFailed.Enqueue((lease, reason));
         changes.Pulse();
         return Task.CompletedTask;
     }
@@ -238,10 +248,11 @@ internal sealed class ConstantWindowPreparer : IWindowPreparer
 /// <summary>
 /// A model whose outputs for a window of value v are the embedding (v, 2v) and the probabilities (v / 10, 1 - v / 10).
 /// Remembers each batch's windows (their values); <see cref="BeforeBatch"/> runs on the model thread before each call.
+/// Its descriptor claims <paramref name="hiddenSize"/> (a model lying about it when not 2).
 /// </summary>
-internal sealed class FakeScorer(string modelId = "fake-model") : IEcgScorer, IScorerProvider
+internal sealed class FakeScorer(string modelId = "fake-model", int hiddenSize = 2) : IEcgScorer, IScorerProvider
 {
-    public ModelDescriptor Model { get; } = new(modelId, "fake", "hash", 2, ["A", "B"], Untrained: false, "{}", "hubert-ecg-2024");
+    public ModelDescriptor Model { get; } = new(modelId, "fake", "hash", hiddenSize, ["A", "B"], Untrained: false, "{}", "hubert-ecg-2024");
 
     public ConcurrentQueue<float[]> Batches { get; } = new();
 

@@ -34,7 +34,8 @@ internal sealed class WorkerRig : IDisposable
 
     public CollectingSink Sink { get; }
 
-    public FakeScorer Scorer { get; } = new();
+    /// <summary>The model every shard is scored with; set before <see cref="Shard"/> and <see cref="Worker"/>.</summary>
+    public FakeScorer Scorer { get; set; } = new();
 
     public ScoringMetrics Metrics { get; }
 

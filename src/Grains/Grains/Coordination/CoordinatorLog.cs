@@ -44,6 +44,9 @@ internal static partial class CoordinatorLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: coordinator tick failed; retrying on the next tick")]
     public static partial void LogTickFailed(ILogger logger, Exception e, Guid runId);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "run {RunId}: worker {Worker} reports that the run cannot work: {Reason}")]
+    public static partial void LogRunFault(ILogger logger, Guid runId, string worker, string reason);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: finished {State} {Error}")]
     public static partial void LogFinished(ILogger logger, Guid runId, string state, string error);
 }

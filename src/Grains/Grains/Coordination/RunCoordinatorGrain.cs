@@ -64,6 +64,15 @@ public sealed class RunCoordinatorGrain(
         (_waitingFor, _waitingSince) = _state.IsFinal() ? (null, null) : (_run.WaitingFor, _run.WaitingSince);
         _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false, cancellationToken));
         _planner = new RunPlanner(_run, _book, store.Shards, blobs, currentScores, formats, _options, logger);
+        if (!_state.IsFinal()
+            && RunSettingsRules.CheckOptions(_run.BatchSize, _run.MaxWindows, _run.ShardSize, _run.LeaseSeconds, _run.MaxAttempts) is { Count: > 0 } problems)
+        {
+            // A run stored without the submit checks (a schedule stored before them, another tool): it fails once with
+            // the reason before anything is planned or leased, rather than make every worker fail on it.
+            await FinishAsync(RunState.Failed, RunSettingsRules.Describe("run options", problems));
+            return;
+        }
+
         if (!_state.IsFinal())
         {
             _tick = this.RegisterGrainTimer(
@@ -110,9 +119,10 @@ public sealed class RunCoordinatorGrain(
 
     public async Task<LeaseStatus> Renew(string workerId, int shardNo, int leaseId, int recordsSinceLastReport)
     {
-        if (_run is not null && _state == RunState.Cancelled)
+        if (_run is not null && _state.IsFinal())
         {
-            return LeaseStatus.Cancelled;
+            // A failed run (FailRun, a planning failure) frees its workers as a cancelled one does.
+            return _state == RunState.Cancelled ? LeaseStatus.Cancelled : LeaseStatus.Lost;
         }
 
         if (_run is null || !_book.TryGet(shardNo, out var shard) || !shard.IsHeldBy(workerId, leaseId))
@@ -199,6 +209,17 @@ public sealed class RunCoordinatorGrain(
 
         _dirty = true;
         await FinishIfDoneAsync();
+    }
+
+    public async Task FailRun(string workerId, string reason)
+    {
+        if (_run is null || _state.IsFinal())
+        {
+            return;
+        }
+
+        CoordinatorLog.LogRunFault(logger, RunId, workerId, reason);
+        await FinishAsync(RunState.Failed, reason);
     }
 
     public Task<RunProgress> GetProgress() => Task.FromResult(BuildProgress());

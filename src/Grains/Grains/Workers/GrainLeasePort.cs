@@ -49,6 +49,8 @@ public sealed partial class GrainLeasePort(IGrainFactory grains, ILogger<GrainLe
     public Task InterruptAsync(string workerId, ShardLease lease, string service, string error) =>
         Coordinator(lease.RunId).Interrupted(workerId, lease.ShardNo, lease.LeaseId, service, error);
 
+    public Task FailRunAsync(string workerId, ShardLease lease, string reason) => Coordinator(lease.RunId).FailRun(workerId, reason);
+
     private IRunCoordinatorGrain Coordinator(Guid runId) => grains.GetGrain<IRunCoordinatorGrain>(runId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: asking run {RunId} for a shard failed; trying the other runs")]

@@ -32,9 +32,11 @@ internal sealed class Batch
     {
         Scorer = scorer;
         Capacity = capacity;
-        if (Windows.Length < capacity * IEcgScorer.WindowLength)
+        // Checked: the capacity is bounded by RunSettingsRules before a shard gets here, and an overflow must never wrap.
+        var length = checked(capacity * IEcgScorer.WindowLength);
+        if (Windows.Length < length)
         {
-            Windows = new float[capacity * IEcgScorer.WindowLength];
+            Windows = new float[length];
         }
 
         return this;
@@ -49,10 +51,10 @@ internal sealed class Batch
     /// <summary>Makes room for the model's outputs of this batch (kept from one use to the next).</summary>
     public void EnsureOutputs(int hidden, int labels)
     {
-        if (Embeddings.Length < Count * hidden || Probabilities.Length < Count * labels)
+        if (Embeddings.Length < checked(Count * hidden) || Probabilities.Length < checked(Count * labels))
         {
-            Embeddings = new float[Capacity * hidden];
-            Probabilities = new float[Capacity * labels];
+            Embeddings = new float[checked(Capacity * hidden)];
+            Probabilities = new float[checked(Capacity * labels)];
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using HubertEcg.Grains;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Model;
 using Microsoft.Extensions.Logging;
@@ -70,10 +71,31 @@ internal sealed class PrepareStage(
         var shard = work.Held.Shard!;
         try
         {
-            var scorer = await scorers.OpenAsync(settings.ModelPath);
+            IEcgScorer scorer;
+            try
+            {
+                scorer = await scorers.OpenAsync(settings.ModelPath);
+            }
+            catch (CheckpointFormatException e) when (e.InnerException is null or System.Text.Json.JsonException)
+            {
+                // The file itself is no usable model (not ONNX, metadata missing or lying about its outputs), whichever
+                // silo reads it: no shard of the run can be scored. A file this silo cannot open, or that ONNX Runtime
+                // refuses here (it may be this device), stays the shard's fault.
+                work.FailRun($"the run's model cannot be used: {SafeErrors.Describe(e)}");
+                return;
+            }
+
             if (!string.Equals(scorer.Model.ModelId, settings.ModelId, StringComparison.Ordinal))
             {
                 work.Fail($"model file {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
+                return;
+            }
+
+            if (RunSettingsRules.CheckScoring(settings, scorer.Model.HiddenSize, scorer.Model.LabelCount) is { Count: > 0 } problems)
+            {
+                // Options or model sizes no worker can work with (a run stored without the submit checks): the run
+                // fails once with the reason; its records never reach the batches, whose buffers these sizes set.
+                work.FailRun(RunSettingsRules.Describe("run options and model", problems));
                 return;
             }
 

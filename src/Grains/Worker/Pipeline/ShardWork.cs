@@ -54,6 +54,9 @@ internal sealed class ShardWork : IDisposable
     /// <summary>When the shard failed because a service was unreachable: which (<c>storage</c>, <c>database</c>); the attempt does not count.</summary>
     public string? Outage { get; private set; }
 
+    /// <summary>The error is the run's, not the shard's (<see cref="FailRun"/>): the whole run fails with it.</summary>
+    public bool RunFault { get; private set; }
+
     /// <summary>Failed, or its lease lost: its remaining records are not scored and nothing more is written.</summary>
     public bool Dropped => Error is not null || Held.Stopped.IsCancellationRequested;
 
@@ -81,6 +84,23 @@ internal sealed class ShardWork : IDisposable
 
     /// <summary>Fails the shard with an unexpected error: an outage when a service was unreachable, a retryable failure otherwise.</summary>
     public void Fail(Exception e) => Fail(SafeErrors.Describe(e), permanent: false, ServiceUnavailableException.ServiceOf(e));
+
+    /// <summary>
+    /// Fails the shard because its run cannot work (options or model, whichever shard is tried): the write stage then
+    /// fails the run through the lease port rather than spend this shard's attempts, or hand it back to loop.
+    /// </summary>
+    public void FailRun(string reason)
+    {
+        lock (_quarantine)
+        {
+            if (Error is null)
+            {
+                Error = reason;
+                Permanent = true;
+                RunFault = true;
+            }
+        }
+    }
 
     /// <summary>A record enters the batches (batch stage); it stays open until its last window is aggregated.</summary>
     public void OpenRecord() => Interlocked.Increment(ref _open);

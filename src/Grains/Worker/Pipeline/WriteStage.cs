@@ -103,7 +103,12 @@ internal sealed partial class WriteStage(
         queues.AddRows(-quarantine.Count);
         try
         {
-            if (work.Error is { } error && work.Outage is { } service)
+            if (work is { Error: { } runFault, RunFault: true })
+            {
+                LogRunFailedWith(logger, workerId, lease.RunId, lease.ShardNo, runFault);
+                await work.Held.TryFailRunAsync(runFault);
+            }
+            else if (work.Error is { } error && work.Outage is { } service)
             {
                 var wait = backoff.Failed();
                 LogOutage(logger, workerId, lease.RunId, lease.ShardNo, service, wait.TotalSeconds, error);
@@ -167,6 +172,9 @@ internal sealed partial class WriteStage(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} failed: {Error}")]
     private static partial void LogShardFailedWith(ILogger logger, string worker, Guid runId, int shardNo, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Worker}: run {RunId} cannot work (found on shard {ShardNo}); failing the run: {Error}")]
+    private static partial void LogRunFailedWith(ILogger logger, string worker, Guid runId, int shardNo, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Worker}: run {RunId} shard {ShardNo} finished, but the coordinator could not be told")]
     private static partial void LogReportFailed(ILogger logger, Exception e, string worker, Guid runId, int shardNo);
