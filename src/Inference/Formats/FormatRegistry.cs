@@ -3,6 +3,7 @@ using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Formats.Archive;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Npy;
+using HubertEcg.Inference.Formats.Scp;
 using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Inference.Formats;
@@ -69,6 +70,7 @@ public sealed class FormatRegistry
             [
                 new WfdbFormat(),
                 new NpyFormat(options.NpySamplingRate),
+                new ScpFormat(),
             ],
             [
                 new Hdf5Format(options.Hdf5),
