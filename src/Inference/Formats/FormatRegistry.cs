@@ -82,6 +82,7 @@ public sealed class FormatRegistry
     public static IReadOnlyList<IRecordWriter> Writers { get; } =
     [
         new WfdbFormat16Writer(),
+        new ScpRecordWriter(),
     ];
 
     /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>

@@ -225,7 +225,11 @@ public sealed class ScpHuffmanTables
         }
     }
 
-    /// <summary>Appends the codes of <paramref name="values"/> (one lead) to <paramref name="writer"/>, starting in the first table.</summary>
+    /// <summary>
+    /// Appends the codes of <paramref name="values"/> (one lead) to <paramref name="writer"/>, starting in the first
+    /// table: each value in the current table, unless a switch code to another table plus the value's code there is
+    /// shorter (or the current table has no code for it).
+    /// </summary>
     public void Encode(ReadOnlySpan<int> values, ScpBitWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
@@ -233,19 +237,22 @@ public sealed class ScpHuffmanTables
         foreach (var value in values)
         {
             var code = Cheapest(table, value);
+            var cost = code?.TotalBits ?? int.MaxValue;
+            foreach (var jump in Tables[table].Where(c => !c.IsValue && c.BaseValue - 1 != table))
+            {
+                var there = Cheapest(jump.BaseValue - 1, value);
+                if (there is not null && jump.TotalBits + there.TotalBits < cost)
+                {
+                    writer.Write(jump.Code, jump.PrefixBits);
+                    table = jump.BaseValue - 1;
+                    code = there;
+                    break;
+                }
+            }
+
             if (code is null)
             {
-                // Switch to the first table that holds the value, by the current table's switch code for it.
-                var target = Enumerable.Range(0, Tables.Count).FirstOrDefault(t => t != table && Cheapest(t, value) is not null, -1);
-                var jump = target < 0 ? null : Tables[table].FirstOrDefault(c => !c.IsValue && c.BaseValue == target + 1);
-                if (jump is null)
-                {
-                    throw new ArgumentException($"value {value} has no code in Huffman table {table + 1} nor a switch to a table that has one", nameof(values));
-                }
-
-                writer.Write(jump.Code, jump.PrefixBits);
-                table = target;
-                code = Cheapest(table, value)!;
+                throw new ArgumentException($"value {value} has no code in Huffman table {table + 1} nor behind one of its switches", nameof(values));
             }
 
             writer.Write(code.Code, code.PrefixBits);

@@ -336,8 +336,12 @@ public static class ScpReader
         return values;
     }
 
-    /// <summary>Undoes first or second differences (EN 1064 5.7.2; the first one or two values are stored as they are).</summary>
-    private static void Undifference(int[] values, int encoding)
+    /// <summary>
+    /// Undoes first or second differences (EN 1064 5.7.2; the first one or two values are stored as they are). Samples
+    /// are 16-bit: the sums wrap as 16-bit integers, as ECG Toolkit's decoder computes them, so that a writer whose
+    /// differences wrapped reads back exactly.
+    /// </summary>
+    internal static void Undifference(int[] values, int encoding)
     {
         unchecked
         {
@@ -345,14 +349,14 @@ public static class ScpReader
             {
                 for (var t = 1; t < values.Length; t++)
                 {
-                    values[t] += values[t - 1];
+                    values[t] = (short)(values[t] + values[t - 1]);
                 }
             }
             else if (encoding == 2)
             {
                 for (var t = 2; t < values.Length; t++)
                 {
-                    values[t] += (2 * values[t - 1]) - values[t - 2];
+                    values[t] = (short)(values[t] + (2 * values[t - 1]) - values[t - 2]);
                 }
             }
         }
