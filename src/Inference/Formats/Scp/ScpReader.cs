@@ -109,21 +109,28 @@ public static class ScpReader
         {
             Undifference(values[l], encoding);
             var full = decimation > 1 ? Interpolate(values[l], first, reference!.Protected, decimation, samples) : values[l];
-            var nanovolts = new long[samples];
-            for (var t = 0; t < samples; t++)
-            {
-                nanovolts[t] = (long)full[t] * avm;
-            }
-
+            var mv = new double[samples];
             if (referenceBeatUsed)
             {
-                reference!.AddTo(nanovolts, l, first.Start, recordId);
-            }
+                // Rhythm and reference beat each scaled by their own AVM, summed in whole nV.
+                var nanovolts = new long[samples];
+                for (var t = 0; t < samples; t++)
+                {
+                    nanovolts[t] = (long)full[t] * avm;
+                }
 
-            var mv = new double[samples];
-            for (var t = 0; t < samples; t++)
+                reference!.AddTo(nanovolts, l, first.Start, recordId);
+                for (var t = 0; t < samples; t++)
+                {
+                    mv[t] = nanovolts[t] * 1e-6;
+                }
+            }
+            else
             {
-                mv[t] = nanovolts[t] * 1e-6;
+                for (var t = 0; t < samples; t++)
+                {
+                    mv[t] = ((long)full[t] * avm) * 1e-6;
+                }
             }
 
             physical[l] = mv;
@@ -140,13 +147,35 @@ public static class ScpReader
         return new EcgRecord
         {
             Format = FormatName,
-            Container = $"SCP-ECG sections {string.Join(",", sections.Keys.Order())}",
+            Container = Container(sections.Keys, huffman, encoding, avm, referenceBeatUsed, decimation),
             Signal = new EcgSignal(recordId, rate, names, physical),
             Units = units,
-            SourceUnits = Enumerable.Repeat($"{avm} nV", leads.Length).ToList(),
+            SourceUnits = Enumerable.Repeat("nV", leads.Length).ToList(),
             Warnings = warnings,
             Description = description,
         };
+    }
+
+    /// <summary>What <c>ecg inspect</c> shows of the encoding, e.g. "SCP-ECG sections 0-7; default Huffman table, second differences, 2500 nV".</summary>
+    private static string Container(IEnumerable<int> sections, ScpHuffmanTables? huffman, int encoding, int avm, bool referenceBeat, int decimation)
+    {
+        var parts = new List<string>
+        {
+            huffman is null ? "no Huffman coding" : huffman.IsDefault ? "default Huffman table" : $"{huffman.Tables.Count} Huffman tables",
+            encoding switch { 0 => "no differences", 1 => "first differences", _ => "second differences" },
+            $"{avm} nV",
+        };
+        if (referenceBeat)
+        {
+            parts.Add("reference beat subtraction");
+        }
+
+        if (decimation > 1)
+        {
+            parts.Add($"bimodal compression (1:{decimation})");
+        }
+
+        return $"SCP-ECG sections {string.Join(",", sections)}; {string.Join(", ", parts)}";
     }
 
     private static ReadOnlySpan<byte> RecordBytes(ReadOnlySpan<byte> file, string recordId, List<string> warnings)

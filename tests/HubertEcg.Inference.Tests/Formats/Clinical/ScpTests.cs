@@ -61,6 +61,7 @@ public sealed class ScpTests
         // Tag 14: model "ELI250", manufacturer string "ECGConversion" (the converter that wrote the file).
         Assert.Equal("ECGConversion ELI250", record.Description.Device);
         Assert.Null(record.Description.Filters);
+        Assert.Equal("SCP-ECG sections 0,1,2,3,4,5,6,7; default Huffman table, second differences, 2500 nV", record.Container);
         Assert.Empty(record.Signal.Metadata);
     }
 
@@ -171,6 +172,7 @@ public sealed class ScpTests
         var record = Read(subtracted);
         AssertQuantised(signal, record, 1000, false);
         Assert.Equal(record.Signal.Leads, Read(plain).Signal.Leads);
+        Assert.EndsWith("reference beat subtraction", record.Container, StringComparison.Ordinal);
 
         // Sections 4 and 5 are there, section 3 says subtraction is used, and the residual codes shorter.
         Assert.True(SectionSpan(subtracted, 4).Offset > 0 && SectionSpan(subtracted, 5).Offset > 0);
@@ -208,6 +210,7 @@ public sealed class ScpTests
         Assert.Equal(8000, BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(SectionSpan(bytes, 6).Offset + 16 + 2)));
         Assert.Equal(2000, BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(SectionSpan(bytes, 5).Offset + 16 + 2)));
         Assert.Equal(1, bytes[SectionSpan(bytes, 6).Offset + 16 + 5]);
+        Assert.EndsWith("reference beat subtraction, bimodal compression (1:4)", record.Container, StringComparison.Ordinal);
 
         var isProtected = new bool[signal.SampleCount];
         foreach (var f in fiducials)
