@@ -280,61 +280,70 @@ public sealed class ScpHuffmanTables
         return best;
     }
 
-    /// <summary>The default table decoded directly (the same codes as <see cref="DefaultCodes"/>, without lookups).</summary>
+    /// <summary>
+    /// The default table decoded directly (the same codes as <see cref="DefaultCodes"/>, without lookups): the next
+    /// 57 or more bits are loaded at once and the run of leading ones tells the code.
+    /// </summary>
     private static void DecodeDefault(ReadOnlySpan<byte> data, Span<int> values, string recordId, string what)
     {
         long bit = 0;
-        long bits = data.Length * 8L;
+        var bits = data.Length * 8L;
         for (var i = 0; i < values.Length; i++)
         {
-            var ones = 0;
-            while (true)
-            {
-                if (bit >= bits)
-                {
-                    throw Short(recordId, what, i, values.Length);
-                }
-
-                var b = (data[(int)(bit >> 3)] >> (7 - (int)(bit & 7))) & 1;
-                bit++;
-                if (b == 0)
-                {
-                    break;
-                }
-
-                if (++ones == 10)
-                {
-                    break;
-                }
-            }
-
+            var window = Peek(data, bit);
+            var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
+            int length;
             if (ones == 0)
             {
+                length = 1;
                 values[i] = 0;
             }
             else if (ones <= 8)
             {
-                if (bit >= bits)
-                {
-                    throw Short(recordId, what, i, values.Length);
-                }
-
-                var negative = ((data[(int)(bit >> 3)] >> (7 - (int)(bit & 7))) & 1) != 0;
-                bit++;
-                values[i] = negative ? -ones : ones;
+                // n ones, a zero, then the sign bit (1: negative).
+                length = ones + 2;
+                values[i] = ((window >> (63 - (ones + 1))) & 1) != 0 ? -ones : ones;
+            }
+            else if (ones == 9)
+            {
+                // Nine ones and a zero, then an 8-bit two's complement value.
+                length = 18;
+                values[i] = (sbyte)(byte)(window >> (64 - 18));
             }
             else
             {
-                // Nine ones and a zero: an 8-bit value follows; ten ones: a 16-bit value.
-                var width = ones == 9 ? 8 : 16;
-                if (bit + width > bits)
-                {
-                    throw Short(recordId, what, i, values.Length);
-                }
+                // Ten ones, then a 16-bit two's complement value.
+                length = 26;
+                values[i] = (short)(ushort)(window >> (64 - 26));
+            }
 
-                values[i] = (int)ReadSigned(data, ref bit, width);
+            bit += length;
+            if (bit > bits)
+            {
+                throw Short(recordId, what, i, values.Length);
             }
         }
+    }
+
+    /// <summary>The bits from <paramref name="bit"/> on, most significant first (at least 57 of them; zeros past the end).</summary>
+    private static ulong Peek(ReadOnlySpan<byte> data, long bit)
+    {
+        var index = (int)(bit >> 3);
+        ulong window;
+        if (index + 8 <= data.Length)
+        {
+            window = BinaryPrimitives.ReadUInt64BigEndian(data[index..]);
+        }
+        else
+        {
+            window = 0;
+            for (var k = 0; k < 8; k++)
+            {
+                window = (window << 8) | (index + k < data.Length ? data[index + k] : 0u);
+            }
+        }
+
+        return window << (int)(bit & 7);
     }
 
     private static long ReadSigned(ReadOnlySpan<byte> data, ref long bit, int width)
