@@ -79,7 +79,7 @@ public static class ScpReader
         ReferenceBeat? reference = null;
         if (referenceBeatUsed || bimodal)
         {
-            reference = ReadReferenceBeat(record, sections, leads, huffman, version, referenceBeatUsed, first, recordId);
+            reference = ReadReferenceBeat(record, sections, leads, huffman, referenceBeatUsed, bimodal, first, recordId);
         }
 
         var rate = 1e6 / interval;
@@ -392,7 +392,7 @@ public static class ScpReader
     }
 
     private static ReferenceBeat ReadReferenceBeat(
-        ReadOnlySpan<byte> record, SortedDictionary<int, Section> sections, Lead[] leads, ScpHuffmanTables? huffman, int version, bool subtraction, Lead span, string recordId)
+        ReadOnlySpan<byte> record, SortedDictionary<int, Section> sections, Lead[] leads, ScpHuffmanTables? huffman, bool subtraction, bool bimodal, Lead span, string recordId)
     {
         if (!sections.TryGetValue(4, out var s4))
         {
@@ -406,7 +406,8 @@ public static class ScpReader
 
         // Section 4 (EN 1064 5.8): reference beat length in ms, its fiducial sample, the QRS count; per QRS its type,
         // subtraction zone start, fiducial and end (14 bytes); then per QRS its protected zone start and end (8 bytes),
-        // absent in version 1.0/1.1 files where the subtraction zones serve (SCP-DECODE section_4).
+        // absent in version 1.0/1.1 files, where the subtraction zones serve (SCP-DECODE section_4). Only bimodal
+        // compression needs the protected zones, so only then are they checked (in order, within the leads).
         var qrs = Data(record, s4);
         if (qrs.Length < 6)
         {
@@ -417,7 +418,7 @@ public static class ScpReader
         var fiducial = BinaryPrimitives.ReadUInt16LittleEndian(qrs[2..]);
         var count = BinaryPrimitives.ReadUInt16LittleEndian(qrs[4..]);
         var hasProtected = 6 + (22L * count) <= qrs.Length;
-        if (6 + (14L * count) > qrs.Length || (!hasProtected && version > 11))
+        if (6 + (14L * count) > qrs.Length)
         {
             throw new EcgFormatException(recordId, $"section 4 declares {count} QRS complexes, which its {qrs.Length} bytes do not hold");
         }
@@ -443,7 +444,7 @@ public static class ScpReader
             }
         }
 
-        for (var q = 0; q < count; q++)
+        for (var q = 0; q < count && bimodal; q++)
         {
             var (start, end) = protectedZones[q];
             if (start < span.Start || end > span.End || end < start || (q > 0 && start <= protectedZones[q - 1].End))
@@ -585,7 +586,8 @@ public static class ScpReader
 
     private static RecordDescription Describe(ReadOnlySpan<byte> record, SortedDictionary<int, Section> sections, int version)
     {
-        var versionText = $"SCP-ECG {version / 10}.{version % 10}";
+        // Section 0's protocol version: 10-13 for 1.x, 20 for 2.0, 29-30 for 3.0; older files may leave it 0.
+        var versionText = version >= 10 ? $"SCP-ECG {version / 10}.{version % 10}" : "SCP-ECG";
         if (!sections.TryGetValue(1, out var s1))
         {
             return new RecordDescription(versionText);

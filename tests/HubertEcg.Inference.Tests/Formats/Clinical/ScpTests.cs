@@ -181,6 +181,38 @@ public sealed class ScpTests
     }
 
     [Theory]
+    [InlineData(13, "SCP-ECG 1.3")]
+    [InlineData(20, "SCP-ECG 2.0")]
+    [InlineData(30, "SCP-ECG 3.0")]
+    public void ProtocolVersionsOneToThreeRead(byte version, string shown)
+    {
+        var signal = SyntheticEcg.Generate("v", 4, 500, 10);
+        var bytes = ScpWriter.Write(signal);
+        foreach (var id in new[] { 0, 1, 2, 3, 6 })
+        {
+            var (offset, _) = SectionSpan(bytes, id);
+            bytes[offset + 8] = version;
+            bytes[offset + 9] = version;
+        }
+
+        ScpFuzzTests.FixCrcs(bytes);
+        var record = Read(bytes);
+        Assert.Equal(shown, record.Description.Version);
+        AssertQuantised(signal, record, 1000, false);
+    }
+
+    [Fact]
+    public void ReferenceBeatWithoutProtectedZonesAsVersionOneFilesWriteIt()
+    {
+        var (signal, fiducials) = Periodic(seconds: 10, bpm: 75);
+        var bytes = ScpWriter.Write(signal, new ScpWriterOptions { ReferenceBeat = new ScpReferenceBeatOptions(fiducials) });
+        var (offset, length) = SectionSpan(bytes, 4);
+        var qrsData = bytes.AsSpan(offset + 16, 6 + (14 * fiducials.Length)).ToArray();
+        Assert.True(qrsData.Length < length - 16);
+        AssertQuantised(signal, Read(ScpFuzzTests.ReplaceSection(bytes, 4, qrsData)), 1000, false);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(1)]
     [InlineData(2)]
