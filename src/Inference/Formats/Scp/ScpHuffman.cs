@@ -20,7 +20,9 @@ public sealed record ScpHuffmanCode(int PrefixBits, int TotalBits, bool IsValue,
 
 /// <summary>
 /// SCP-ECG Huffman tables (section 2): the default table (stored as the table count 19999, EN 1064 annex C) or the
-/// file's own tables, among which codes of table mode 0 switch. Decoding starts every lead in the first table.
+/// file's own tables, among which codes of table mode 0 switch. Decoding starts every lead in the first table (as
+/// BioSig's SCP-DECODE means to; ECG Toolkit resets the table once per section and carries it from lead to lead, so
+/// the encoder ends every lead in the first table, which both read alike).
 /// </summary>
 public sealed class ScpHuffmanTables
 {
@@ -234,8 +236,26 @@ public sealed class ScpHuffmanTables
     {
         ArgumentNullException.ThrowIfNull(writer);
         var table = 0;
-        foreach (var value in values)
+        for (var i = 0; i < values.Length; i++)
         {
+            var value = values[i];
+            if (i == values.Length - 1 && table != 0
+                && Tables[table].FirstOrDefault(c => !c.IsValue && c.BaseValue == 1) is { } back
+                && Cheapest(0, value) is { } last)
+            {
+                // End every lead in the first table: readers that start each lead there (SCP-DECODE) and readers
+                // that carry the table over from the previous lead (ECG Toolkit resets it once per section) agree.
+                writer.Write(back.Code, back.PrefixBits);
+                writer.Write(last.Code, last.PrefixBits);
+                if (last.ValueBits > 0)
+                {
+                    writer.Write((uint)value & (last.ValueBits == 32 ? uint.MaxValue : (1u << last.ValueBits) - 1), last.ValueBits);
+                }
+
+                table = 0;
+                continue;
+            }
+
             var code = Cheapest(table, value);
             var cost = code?.TotalBits ?? int.MaxValue;
             foreach (var jump in Tables[table].Where(c => !c.IsValue && c.BaseValue - 1 != table))
