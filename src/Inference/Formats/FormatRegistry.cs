@@ -5,6 +5,7 @@ using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Muse;
 using HubertEcg.Inference.Formats.Npy;
 using HubertEcg.Inference.Formats.Philips;
+using HubertEcg.Inference.Formats.Scp;
 using HubertEcg.Inference.Formats.Wfdb;
 
 namespace HubertEcg.Inference.Formats;
@@ -73,6 +74,7 @@ public sealed class FormatRegistry
                 new NpyFormat(options.NpySamplingRate),
                 new PhilipsFormat(),
                 new MuseFormat(),
+                new ScpFormat(),
             ],
             [
                 new Hdf5Format(options.Hdf5),
@@ -86,6 +88,7 @@ public sealed class FormatRegistry
         new WfdbFormat16Writer(),
         new PhilipsRecordWriter(),
         new MuseRecordWriter(),
+        new ScpRecordWriter(),
     ];
 
     /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>
