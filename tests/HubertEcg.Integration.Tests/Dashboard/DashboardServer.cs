@@ -28,8 +28,12 @@ public sealed class DashboardServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    /// <summary>Starts the app; <paramref name="dashboardConnectionString"/> is <c>Dashboard:ConnectionString</c> (none: the Postgres one).</summary>
-    public static async Task<DashboardServer> StartAsync(string connectionString, string token, string dashboardConnectionString = "")
+    /// <summary>
+    /// Starts the app; <paramref name="dashboardConnectionString"/> is <c>Dashboard:ConnectionString</c> (none: the Postgres
+    /// one); <paramref name="configure"/> may add services (a clock) or logging providers before the dashboard's own.
+    /// </summary>
+    public static async Task<DashboardServer> StartAsync(
+        string connectionString, string token, string dashboardConnectionString = "", Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -41,6 +45,7 @@ public sealed class DashboardServer : IAsyncDisposable
             ["Dashboard:ConnectionString"] = dashboardConnectionString,
         });
         builder.Logging.ClearProviders();
+        configure?.Invoke(builder);
         builder.AddHubertEcgDashboard();
         var app = builder.Build();
         app.UseHubertEcgDashboard();
