@@ -83,6 +83,6 @@ public static class RunStatusCommand
             lines.Add($"error: {v.Error}");
         }
 
-        return string.Join(Environment.NewLine, lines);
+        return string.Join(Environment.NewLine, lines.Select(TerminalText.Escape)); // names, inputs and reasons are stored text
     }
 }
