@@ -132,6 +132,17 @@ public sealed partial class OperatorSurfaceTests(PostgresDatabaseFixture databas
             Assert.True(File.Exists(Path.Combine(local, "pg", "data", "PG_VERSION"))); // its own cluster, in that folder
             await using var connection = new NpgsqlConnection($"Host=127.0.0.1;Port={pgPort};Username=hubert;Database=hubert;Pooling=false");
             await connection.OpenAsync(); // and it answers on that port
+
+            // Asked again for other ports while those services run, it names the ports they run on instead of
+            // printing settings for services that are not there.
+            var otherPort = SiloProcess.FreePort();
+            (code, output) = await BashAsync(new Dictionary<string, string>(environment) { ["HUBERT_PG_PORT"] = otherPort }, "infra/demo.sh", "--services-only");
+            Assert.NotEqual(0, code);
+            Assert.Contains($"already runs on port {pgPort}, not {otherPort}", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Postgres:ConnectionString=", output, StringComparison.Ordinal);
+            (code, output) = await BashAsync(new Dictionary<string, string>(environment) { ["HUBERT_BLOB_PORT"] = otherPort }, "infra/demo.sh", "--services-only");
+            Assert.NotEqual(0, code);
+            Assert.Contains($"already runs on port {blobPort}, not {otherPort}", output, StringComparison.Ordinal);
         }
         finally
         {
