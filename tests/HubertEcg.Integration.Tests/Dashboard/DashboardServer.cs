@@ -49,8 +49,18 @@ public sealed class DashboardServer : IAsyncDisposable
         builder.AddHubertEcgDashboard();
         var app = builder.Build();
         app.UseHubertEcgDashboard();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .First(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)); // Dashboard:Urls' (a test may add others)
         return new DashboardServer(app, new Uri(address));
     }
 

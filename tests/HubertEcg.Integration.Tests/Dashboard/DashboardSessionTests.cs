@@ -1,9 +1,13 @@
 using System.Net;
+using System.Net.Sockets;
+using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Integration.Tests.Telemetry;
 using HubertEcg.Silo.Dashboard;
 using HubertEcg.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace HubertEcg.Integration.Tests.Dashboard;
 
@@ -116,6 +120,27 @@ public sealed class DashboardSessionTests(PostgresDatabaseFixture database) : IC
         using var failed = await server.Client.PostAsync("/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = "wrong-token-wrong-token", ["return"] = back }));
         Assert.Equal(HttpStatusCode.Redirect, failed.StatusCode);
         Assert.Equal("/login?failed=1&return=" + Uri.EscapeDataString(location), failed.Headers.Location!.OriginalString);
+    }
+
+    [Fact]
+    public async Task WithoutATokenAListenerBeyondLoopbackIsClosedAndRefusedWhoeverOpenedIt()
+    {
+        // Kestrel told in code to listen on every interface (as a hosting add-in or any other source could): the
+        // configuration rules never see it, the check of what Kestrel actually bound does.
+        var port = int.Parse(SiloProcess.FreePort(), System.Globalization.CultureInfo.InvariantCulture);
+        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => DashboardServer.StartAsync(
+            database.ConnectionString,
+            token: "",
+            configure: b => b.WebHost.ConfigureKestrel(k => k.ListenAnyIP(port))));
+
+        Assert.Contains($"the web server listened on 'http://[::]:{port}', which other machines can reach, but Dashboard:Token is not set", refused.Message, StringComparison.Ordinal);
+        using var probe = new TcpClient();
+        var closed = await Assert.ThrowsAsync<SocketException>(() => probe.ConnectAsync("127.0.0.1", port));
+        Assert.Equal(SocketError.ConnectionRefused, closed.SocketErrorCode);
+
+        // With a token the same listener is allowed: the token guards it.
+        await using var guarded = await DashboardServer.StartAsync(
+            database.ConnectionString, Token, configure: b => b.WebHost.ConfigureKestrel(k => k.ListenAnyIP(0)));
     }
 
     private static async Task<string> SignInAsync(DashboardServer server)

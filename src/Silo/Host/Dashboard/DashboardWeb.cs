@@ -149,7 +149,10 @@ public static partial class DashboardWeb
             return;
         }
 
-        var open = request.Path.StartsWithSegments("/assets") || request.Path.Equals("/login", StringComparison.Ordinal);
+        // Signing out needs no live session: one that has just expired is ended and its cookie deleted all the same.
+        var open = request.Path.StartsWithSegments("/assets")
+            || request.Path.Equals("/login", StringComparison.Ordinal)
+            || request.Path.Equals("/logout", StringComparison.Ordinal);
         if (open || access.IsAuthorized(request))
         {
             await next(context);
