@@ -7,19 +7,26 @@
 # when that is taken) and the demo prints its address; --keep-silo leaves the silo and dashboard up after the run.
 # The client submits, watches and reads the run through the silo's gateway (HUBERT_GATEWAY_PORT, default 30000, the
 # silo's Silo:GatewayPort; its silo-to-silo port is HUBERT_SILO_PORT, default 11111), and says so (`via cluster ...`).
-# Options: --checkpoint DIR   --records N (default 240)   --keep-silo
+# The services are those of infra/local/up.sh for the same environment: HUBERT_LOCAL_DIR (default <checkout>/.local),
+# HUBERT_PG_PORT and HUBERT_BLOB_PORT; the demo talks to exactly those (their settings are read from
+# $HUBERT_LOCAL_DIR/services.env, which up.sh writes) and keeps its files in $HUBERT_LOCAL_DIR/demo.
+# --services-only brings the services up, prints the two connection settings the demo would use and exits.
+# Options: --checkpoint DIR   --records N (default 240)   --keep-silo   --services-only
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+local_dir="${HUBERT_LOCAL_DIR:-$root/.local}"
 checkpoint=""
 records=240
 keep_silo=""
+services_only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkpoint) checkpoint="$2"; shift 2 ;;
         --records) records="$2"; shift 2 ;;
         --keep-silo) keep_silo=1; shift ;;
-        *) echo "usage: bash infra/demo.sh [--checkpoint DIR] [--records N] [--keep-silo]" >&2; exit 2 ;;
+        --services-only) services_only=1; shift ;;
+        *) echo "usage: bash infra/demo.sh [--checkpoint DIR] [--records N] [--keep-silo] [--services-only]" >&2; exit 2 ;;
     esac
 done
 
@@ -27,18 +34,26 @@ done
 source "$root/infra/prereqs.sh"
 ensure_prereqs
 
-bash infra/local/up.sh >/dev/null
+# up.sh reads HUBERT_LOCAL_DIR and the ports from the environment and writes the settings of the services it started
+# (or found running) to $local_dir/services.env: the demo uses those, never another checkout's or the defaults.
+HUBERT_LOCAL_DIR="$local_dir" bash infra/local/up.sh >/dev/null
+unset HUBERTECG_Postgres__ConnectionString HUBERTECG_BlobStorage__ConnectionString
 set -a
 # shellcheck source=/dev/null
-source "$root/.local/services.env"
+source "$local_dir/services.env"
 set +a
+if [ -n "$services_only" ]; then
+    echo "Postgres:ConnectionString=$HUBERTECG_Postgres__ConnectionString"
+    echo "BlobStorage:ConnectionString=$HUBERTECG_BlobStorage__ConnectionString"
+    exit 0
+fi
 
 echo "== building"
 dotnet build src/Client/HubertEcg.Client.csproj --configuration Release --verbosity quiet -nologo
 dotnet build src/Silo/Host/HubertEcg.Silo.csproj --configuration Release --verbosity quiet -nologo
 cli="$root/src/Client/bin/Release/net10.0/hubert-ecg"
 silo="$root/src/Silo/Host/bin/Release/net10.0/hubert-ecg-silo"
-demo="$root/.local/demo"
+demo="$local_dir/demo"
 mkdir -p "$demo"
 
 echo "== schema"
@@ -121,5 +136,5 @@ Where to look (the silo is stopped, so the client answers from Postgres):
   psql "host=127.0.0.1 port=${HUBERT_PG_PORT:-55432} user=hubert dbname=hubert" -c "select reason, count(*) from quarantine group by 1"
   silo log: $demo/silo.log
   dashboard: bash infra/demo.sh --keep-silo leaves the silo up to browse $dashboard_url
-Services still running; stop them with: bash infra/local/down.sh
+Services still running; stop them with: HUBERT_LOCAL_DIR=$local_dir bash infra/local/down.sh
 TXT

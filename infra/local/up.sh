@@ -82,6 +82,11 @@ if [ ! -f "$pg_data/PG_VERSION" ]; then
 fi
 pg_running() { run_pg "$pg_bin/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; }
 if pg_running; then
+    # The settings printed below must name the services that run, not the ports asked for this time.
+    running_port="$(sed -n 4p "$pg_data/postmaster.pid" 2>/dev/null || true)"
+    if [ -n "$running_port" ] && [ "$running_port" != "$pg_port" ]; then
+        die "the PostgreSQL of $local_dir already runs on port $running_port, not $pg_port: set HUBERT_PG_PORT=$running_port, or stop it first (HUBERT_LOCAL_DIR=$local_dir bash infra/local/down.sh)"
+    fi
     log "PostgreSQL already running (port $pg_port)"
 else
     if port_in_use "$pg_port"; then
@@ -105,7 +110,12 @@ fi
 # --- Azurite ------------------------------------------------------------------------------
 mkdir -p "$az_dir/data"
 az_running() { [ -f "$az_pid" ] && kill -0 "$(cat "$az_pid")" 2>/dev/null; }
+az_port_file="$local_dir/azurite/azurite.port"
 if az_running; then
+    running_port="$(cat "$az_port_file" 2>/dev/null || true)"
+    if [ -n "$running_port" ] && [ "$running_port" != "$blob_port" ]; then
+        die "the Azurite of $local_dir already runs on port $running_port, not $blob_port: set HUBERT_BLOB_PORT=$running_port, or stop it first (HUBERT_LOCAL_DIR=$local_dir bash infra/local/down.sh)"
+    fi
     log "Azurite already running (port $blob_port)"
 else
     if port_in_use "$blob_port"; then
@@ -115,6 +125,7 @@ else
     nohup "$here/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$blob_port" \
         --location "$az_dir/data" --skipApiVersionCheck --loose --silent >"$az_log" 2>&1 &
     echo $! >"$az_pid"
+    echo "$blob_port" >"$az_port_file"
 fi
 for _ in $(seq 1 120); do
     if port_in_use "$blob_port"; then break; fi

@@ -38,7 +38,7 @@ public static class RunListCommand
             {
                 table.AddRow(
                     run.RunId.ToString(),
-                    Markup.Escape(run.Name),
+                    Markup.Escape(TerminalText.Escape(run.Name)),
                     run.State.ToText(),
                     run.RecordsDone.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     run.RecordsQuarantined.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -49,7 +49,8 @@ public static class RunListCommand
                     run.CreatedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
             }
 
-            AnsiConsole.Write(table);
+            // A console on the current standard output (not Spectre's process-wide one, made once on whatever it was then).
+            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) }).Write(table);
             return 0;
         });
         return command;

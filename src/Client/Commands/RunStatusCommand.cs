@@ -103,6 +103,6 @@ public static class RunStatusCommand
             }
         }
 
-        return string.Join(Environment.NewLine, lines);
+        return string.Join(Environment.NewLine, lines.Select(TerminalText.Escape)); // names, inputs and reasons are stored text
     }
 }

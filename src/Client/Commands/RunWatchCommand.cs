@@ -93,7 +93,7 @@ public static class RunWatchCommand
             var seconds = run.StartedAt is { } s ? ((run.FinishedAt ?? DateTime.UtcNow) - s).TotalSeconds : 0;
             if (!string.IsNullOrEmpty(run.Error))
             {
-                Console.WriteLine($"{run.State.ToText()}: {run.Error}");
+                Console.WriteLine($"{run.State.ToText()}: {TerminalText.Escape(run.Error)}");
             }
 
             Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} failed={run.RecordsFailed} seconds={seconds:0.0}");

@@ -27,7 +27,7 @@ public static class ScheduleCommands
         var schedule = await store.FindAsync(nameOrId, cancellationToken);
         if (schedule is null)
         {
-            await Console.Error.WriteLineAsync($"no schedule is named '{nameOrId}' or has that id (`schedule list` shows them)");
+            await Console.Error.WriteLineAsync($"no schedule is named '{TerminalText.Escape(nameOrId)}' or has that id (`schedule list` shows them)");
         }
 
         return schedule;

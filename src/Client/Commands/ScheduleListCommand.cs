@@ -30,9 +30,10 @@ public static class ScheduleListCommand
                 var next = v.NextDue is { } due
                     ? $"{due.ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)} ({v.NextDueUtc?.ToString("u", CultureInfo.InvariantCulture)}){(v.Overdue ? " overdue" : "")}"
                     : v.Enabled ? "never" : "- (disabled)";
-                Console.WriteLine($"{v.Name}  {v.ScheduleId}  {(v.Incremental ? "incremental" : "full")}{(v.Enabled ? "" : ", disabled")}");
-                Console.WriteLine($"  cron \"{v.Cron}\" in {v.TimeZone}; next due {next}");
-                Console.WriteLine($"  input {v.Input}   model {v.ModelId}   last run {v.LastRunId?.ToString() ?? "-"}");
+                // Names, cron expressions and inputs are stored text: escaped for the terminal.
+                Console.WriteLine(TerminalText.Escape($"{v.Name}  {v.ScheduleId}  {(v.Incremental ? "incremental" : "full")}{(v.Enabled ? "" : ", disabled")}"));
+                Console.WriteLine(TerminalText.Escape($"  cron \"{v.Cron}\" in {v.TimeZone}; next due {next}"));
+                Console.WriteLine(TerminalText.Escape($"  input {v.Input}   model {v.ModelId}   last run {v.LastRunId?.ToString() ?? "-"}"));
             }
 
             if (views.Count == 0)

@@ -21,7 +21,7 @@ public static class ScheduleRemoveCommand
                 return 1;
             }
 
-            Console.WriteLine($"removed schedule {found.Name} ({found.ScheduleId}); no run starts for it from now on, its runs are kept");
+            Console.WriteLine($"removed schedule {TerminalText.Escape(found.Name)} ({found.ScheduleId}); no run starts for it from now on, its runs are kept");
             return 0;
         });
         return command;

@@ -37,10 +37,10 @@ public static class ScheduleRunNowCommand
                     return 0;
                 case FiringOutcome.Busy:
                     await Console.Error.WriteLineAsync(
-                        $"schedule {found.Name} has an active run {firing.ActiveRunId}; not starting another (`run watch` it, or `run cancel` it first)");
+                        $"schedule {TerminalText.Escape(found.Name)} has an active run {firing.ActiveRunId}; not starting another (`run watch` it, or `run cancel` it first)");
                     return 1;
                 default:
-                    await Console.Error.WriteLineAsync($"schedule {found.Name} was removed meanwhile");
+                    await Console.Error.WriteLineAsync($"schedule {TerminalText.Escape(found.Name)} was removed meanwhile");
                     return 1;
             }
         });

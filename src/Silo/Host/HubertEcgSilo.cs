@@ -27,7 +27,9 @@ public static class HubertEcgSilo
         services.AddValidatedOptions<SiloOptions>(builder.Configuration, SiloOptions.SectionName, o => o.Problems());
         services.AddPostgresOptions(builder.Configuration);
 
-        // A lifecycle service whose starting phase runs before any hosted service starts, Orleans' included.
+        // Lifecycle services whose starting phase runs before any hosted service starts, Orleans' included: one silo per
+        // database in localhost clustering (a second one is refused), then the migrations.
+        services.AddHostedService<LocalhostClusteringLock>();
         services.AddHostedService<SchemaMigrationService>();
         builder.UseOrleans(silo =>
         {
@@ -136,14 +138,21 @@ public static class HubertEcgSilo
                 app = builder.Build();
                 app.Services.GetService<IStartupValidator>()?.Validate();
                 configure(app);
+                await app.StartAsync();
             }
             catch (Exception e) when (ValidatedOptions.RefusalReasons(e) is { } reasons)
             {
+                // Refused before or while starting (a listener the dashboard's rules forbid is closed again first).
                 await Console.Error.WriteLineAsync($"{program}: configuration refused: {reasons}");
                 return 2;
             }
+            catch (SiloStartRefusedException e)
+            {
+                await Console.Error.WriteLineAsync($"{program}: refused to start: {e.Message}");
+                return 3;
+            }
 
-            await app.RunAsync();
+            await app.WaitForShutdownAsync();
             return 0;
         }
         finally

@@ -28,8 +28,12 @@ public sealed class DashboardServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    /// <summary>Starts the app; <paramref name="dashboardConnectionString"/> is <c>Dashboard:ConnectionString</c> (none: the Postgres one).</summary>
-    public static async Task<DashboardServer> StartAsync(string connectionString, string token, string dashboardConnectionString = "")
+    /// <summary>
+    /// Starts the app; <paramref name="dashboardConnectionString"/> is <c>Dashboard:ConnectionString</c> (none: the Postgres
+    /// one); <paramref name="configure"/> may add services (a clock) or logging providers before the dashboard's own.
+    /// </summary>
+    public static async Task<DashboardServer> StartAsync(
+        string connectionString, string token, string dashboardConnectionString = "", Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -41,11 +45,22 @@ public sealed class DashboardServer : IAsyncDisposable
             ["Dashboard:ConnectionString"] = dashboardConnectionString,
         });
         builder.Logging.ClearProviders();
+        configure?.Invoke(builder);
         builder.AddHubertEcgDashboard();
         var app = builder.Build();
         app.UseHubertEcgDashboard();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .First(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)); // Dashboard:Urls' (a test may add others)
         return new DashboardServer(app, new Uri(address));
     }
 

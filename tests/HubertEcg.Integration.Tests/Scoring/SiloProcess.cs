@@ -42,8 +42,19 @@ public sealed class SiloProcess : IDisposable
         }
     }
 
-    /// <summary>Starts a silo; <paramref name="settings"/> add to or replace the test settings below (the dashboard is off unless they turn it on).</summary>
-    public static SiloProcess Start(string clusterId, string name, string postgres, string blob, IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>
+    /// Starts a silo; <paramref name="settings"/> add to or replace the test settings below (the dashboard is off unless
+    /// they turn it on); <paramref name="environment"/> adds environment variables (any name, as an operator's shell
+    /// could set them) and <paramref name="workingDirectory"/> is where the process starts (default: this one's).
+    /// </summary>
+    public static SiloProcess Start(
+        string clusterId,
+        string name,
+        string postgres,
+        string blob,
+        IReadOnlyDictionary<string, string>? settings = null,
+        IReadOnlyDictionary<string, string>? environment = null,
+        string? workingDirectory = null)
     {
         var assembly = typeof(SiloProcess).Assembly.Location;
         var configuration = new DirectoryInfo(Path.GetDirectoryName(assembly)!).Parent!.Name; // bin/<Configuration>/net10.0
@@ -59,6 +70,16 @@ public sealed class SiloProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (workingDirectory is not null)
+        {
+            start.WorkingDirectory = workingDirectory;
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
         start.ArgumentList.Add(silo);
         var values = new Dictionary<string, string>
         {
@@ -160,7 +181,8 @@ public sealed class SiloProcess : IDisposable
         }
     }
 
-    private static string FreePort()
+    /// <summary>A TCP port on 127.0.0.1 that nothing listens on now.</summary>
+    public static string FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

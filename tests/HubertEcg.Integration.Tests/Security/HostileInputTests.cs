@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using HubertEcg.Client.Commands;
 using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
@@ -53,7 +54,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
 
             (code, output, _) = await CliAsync("run", "status", runId.ToString());
             Assert.Equal(0, code);
-            Assert.Contains($"run {runId}  {name}", output, StringComparison.Ordinal);
+            Assert.Contains($"run {runId}  {TerminalText.Escape(name)}", output, StringComparison.Ordinal); // verbatim, escaped for the terminal
         }
 
         var (listCode, listed, _) = await CliAsync("run", "list", "--json", "--limit", "1000");

@@ -170,7 +170,7 @@ public sealed class DashboardOptionsTests
     [Fact]
     public void TheTokenIsAcceptedAsBearerOrSessionCookieOnly()
     {
-        var access = new DashboardAccess(Token);
+        var access = Access(Token);
 
         Assert.True(access.TokenMatches(Token));
         Assert.False(access.TokenMatches(Token + "x"));
@@ -182,10 +182,92 @@ public sealed class DashboardOptionsTests
         Assert.False(access.IsAuthorized(Request(authorization: $"Basic {Token}")));
         Assert.False(access.IsAuthorized(Request(authorization: "Bearer wrong-token-wrong-token")));
         Assert.False(access.IsAuthorized(Request()));
-        Assert.True(access.IsAuthorized(Request(cookie: access.SessionCookie)));
+        var session = access.StartSession();
+        Assert.True(access.IsAuthorized(Request(cookie: session)));
         Assert.False(access.IsAuthorized(Request(cookie: Token))); // the cookie is not the token itself
-        Assert.NotEqual(access.SessionCookie, new DashboardAccess(Token + "-other").SessionCookie);
-        Assert.True(new DashboardAccess("").IsAuthorized(Request()));
+        Assert.DoesNotContain(Token, session, StringComparison.Ordinal);
+        Assert.NotEqual(session, access.StartSession()); // random per sign-in, not derived from the token
+        Assert.False(Access(Token).IsAuthorized(Request(cookie: session))); // another silo (or a restart) knows nothing of it
+        Assert.True(Access("").IsAuthorized(Request()));
+    }
+
+    [Fact]
+    public void ASessionEndsWhenItsLifetimeHasPassedFromTheSignIn()
+    {
+        var clock = new ManualClock();
+        var access = new DashboardAccess(Token, TimeSpan.FromHours(8), clock);
+        var session = access.StartSession();
+
+        clock.Advance(TimeSpan.FromHours(8) - TimeSpan.FromSeconds(1));
+        Assert.True(access.IsAuthorized(Request(cookie: session)));
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(access.IsAuthorized(Request(cookie: session)));
+
+        // Expired sessions are dropped, so the table holds the live ones only.
+        var live = access.StartSession();
+        Assert.Equal(1, access.SessionCount);
+        Assert.True(access.IsLiveSession(live));
+    }
+
+    [Fact]
+    public void SigningOutEndsTheSessionForEveryCopyOfTheCookie()
+    {
+        var access = Access(Token);
+        var session = access.StartSession();
+        var other = access.StartSession();
+
+        Assert.True(access.EndSession(session));
+        Assert.False(access.IsAuthorized(Request(cookie: session)));
+        Assert.True(access.IsAuthorized(Request(cookie: other))); // another person's sign-in stays
+        Assert.False(access.EndSession(session));
+        Assert.False(access.EndSession(null));
+    }
+
+    [Theory]
+    [InlineData("00:00:59", false)]
+    [InlineData("00:01:00", true)]
+    [InlineData("08:00:00", true)]
+    [InlineData("7.00:00:00", true)]
+    [InlineData("7.00:00:01", false)]
+    public void TheSessionLifetimeIsBetweenAMinuteAndAWeek(string lifetime, bool accepted)
+    {
+        var options = new DashboardOptions { Enabled = true, SessionLifetime = TimeSpan.Parse(lifetime, System.Globalization.CultureInfo.InvariantCulture) };
+
+        Assert.Equal(accepted, !options.Problems().Any(p => p.StartsWith("Dashboard:SessionLifetime", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("/api/runs?token=abc", "token")]
+    [InlineData("/?Access_Token=abc", "Access_Token")]
+    [InlineData("/runs/1?x=1&bearer=abc", "bearer")]
+    [InlineData("/api/runs?limit=5", null)]
+    [InlineData("/login?failed=1&return=%2F", null)]
+    public void ACredentialInTheQueryStringIsRecognised(string url, string? parameter)
+    {
+        var context = new DefaultHttpContext();
+        var question = url.IndexOf('?', StringComparison.Ordinal);
+        context.Request.Path = url[..question];
+        context.Request.QueryString = new QueryString(url[question..]);
+
+        Assert.Equal(parameter, DashboardAccess.CredentialInQuery(context.Request));
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:8480/", null)]
+    [InlineData("http://127.0.0.2:8480", null)] // 127.0.0.0/8 is loopback (IPAddress.IsLoopback)
+    [InlineData("http://[::1]:8480", null)]
+    [InlineData("http://localhost:8480", null)]
+    [InlineData("http://0.0.0.0:8480", "http://0.0.0.0:8480")]
+    [InlineData("http://[::]:8480", "http://[::]:8480")]
+    [InlineData("http://192.168.1.20:8480", "http://192.168.1.20:8480")]
+    [InlineData("http://silo-1.example:8480", "http://silo-1.example:8480")]
+    public void EveryAddressKestrelBoundMustBeLoopbackWithoutAToken(string bound, string? exposed)
+    {
+        var tokenless = new DashboardOptions { Enabled = true };
+        var withToken = new DashboardOptions { Enabled = true, Token = Token };
+
+        Assert.Equal(exposed, DashboardHttpServer.ExposedWithoutToken(tokenless, ["http://127.0.0.1:1", bound]));
+        Assert.Null(DashboardHttpServer.ExposedWithoutToken(withToken, ["http://127.0.0.1:1", bound]));
     }
 
     [Theory]
@@ -210,10 +292,23 @@ public sealed class DashboardOptionsTests
     [InlineData("javascript:alert(1)", "/")]
     [InlineData("/runs\r\nSet-Cookie: x=1", "/")]
     [InlineData(null, "/")]
+    [InlineData("/runs/é?x=ü", "/runs/%C3%A9?x=%C3%BC")] // a Location header holds ASCII only: encoded, not a 500
+    [InlineData("/\u2028x", "/%E2%80%A8x")]
+    [InlineData("/a\\b", "/")]
     public void LoginReturnsOnlyToAPathOnThisServer(string? path, string expected)
     {
         Assert.Equal(expected, DashboardWeb.LocalPath(path));
     }
+
+    [Fact]
+    public void ALoginReturnWithAnUnpairedSurrogateGoesHome()
+    {
+        // Built here: an attribute argument cannot carry an unpaired surrogate (it is stored as UTF-8).
+        Assert.Equal("/", DashboardWeb.LocalPath("/runs/" + (char)0xD800));
+        Assert.Equal("/runs/%EF%BF%BD", DashboardWeb.LocalPath("/runs/\uFFFD")); // a real replacement character is text
+    }
+
+    private static DashboardAccess Access(string token) => new(token, TimeSpan.FromHours(8), TimeProvider.System);
 
     private static DashboardOptions Load(string urls, string token) => new() { Enabled = true, Urls = urls, Token = token };
 
@@ -246,5 +341,15 @@ public sealed class DashboardOptionsTests
         }
 
         return context.Request;
+    }
+
+    /// <summary>A clock that moves only when told to.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public void Advance(TimeSpan by) => _now += by;
     }
 }

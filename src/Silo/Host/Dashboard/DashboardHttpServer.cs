@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -43,10 +44,41 @@ public sealed class DashboardHttpServer : IServer
 
         _inner = _services.GetRequiredKeyedService<IServer>(InnerServerKey);
         await _inner.StartAsync(application, cancellationToken);
-        foreach (var address in _inner.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+        var bound = _inner.Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+        if (ExposedWithoutToken(_options.Value, bound) is { } exposed)
+        {
+            // Whatever source asked Kestrel for it (Kestrel:Endpoints in any configuration source, a hosting default),
+            // an address other machines can reach is not served without a token: close every listener and refuse.
+            await _inner.StopAsync(cancellationToken);
+            throw new OptionsValidationException(
+                DashboardOptions.SectionName,
+                typeof(DashboardOptions),
+                [
+                    $"the web server listened on '{exposed}', which other machines can reach, but Dashboard:Token is not set; " +
+                    "only Dashboard:Urls may set the dashboard's addresses (remove Kestrel:Endpoints / Kestrel__Endpoints__* from every " +
+                    "configuration source), and without a token only loopback addresses (127.0.0.0/8, [::1], localhost) are allowed",
+                ]);
+        }
+
+        foreach (var address in bound)
         {
             _addresses.Addresses.Add(address);
         }
+    }
+
+    /// <summary>
+    /// The first of the addresses Kestrel actually bound that is not loopback when <paramref name="options"/> has no
+    /// token; null when every one is loopback or a token is required. Loopback follows <see cref="IPAddress.IsLoopback"/>:
+    /// all of 127.0.0.0/8 (so 127.0.0.2 is loopback) and ::1; an unspecified address, a host name or an address that does
+    /// not parse is not.
+    /// </summary>
+    public static string? ExposedWithoutToken(DashboardOptions options, IEnumerable<string> boundAddresses)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(boundAddresses);
+        return options.TokenRequired
+            ? null
+            : boundAddresses.FirstOrDefault(a => !(DashboardEndpoint.TryParse(a.TrimEnd('/'), out var endpoint, out _) && endpoint.IsLoopback));
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => _inner?.StopAsync(cancellationToken) ?? Task.CompletedTask;

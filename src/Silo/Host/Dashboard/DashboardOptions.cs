@@ -41,6 +41,18 @@ public sealed class DashboardOptions
     /// </summary>
     public string ConnectionString { get; set; } = "";
 
+    /// <summary>Shortest <see cref="SessionLifetime"/> allowed.</summary>
+    public static readonly TimeSpan MinimumSessionLifetime = TimeSpan.FromMinutes(1);
+
+    /// <summary>Longest <see cref="SessionLifetime"/> allowed: a stolen cookie must stop working within a week at most.</summary>
+    public static readonly TimeSpan MaximumSessionLifetime = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// How long a sign-in lasts (default 8 hours), counted from the sign-in whatever the browser does meanwhile; then
+    /// the session cookie opens nothing and the person signs in again. Sign-out ends it at once.
+    /// </summary>
+    public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(8);
+
     /// <summary>True when a token is configured, so every request must carry it.</summary>
     public bool TokenRequired => Token.Length > 0;
 
@@ -62,6 +74,12 @@ public sealed class DashboardOptions
             problems.Add(
                 $"Dashboard:Token must be at least {MinimumTokenLength} characters and not blank (the configured one has {Token.Length}); " +
                 "generate one with: openssl rand -hex 32");
+        }
+
+        if (SessionLifetime < MinimumSessionLifetime || SessionLifetime > MaximumSessionLifetime)
+        {
+            problems.Add(
+                $"Dashboard:SessionLifetime is {SessionLifetime}; it must be between {MinimumSessionLifetime} and {MaximumSessionLifetime} (such as 08:00:00)");
         }
 
         var urls = Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -22,6 +22,9 @@ public static partial class DashboardWeb
     /// <summary>Where the silo mounts the Orleans Dashboard (cluster health, grains, silos).</summary>
     public const string OrleansPath = "/orleans";
 
+    /// <summary>ASP.NET's per-request log (<c>Request starting GET http://.../path?query</c>), kept at Warning and above.</summary>
+    public const string RequestLogCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     /// <summary>Kestrel's own endpoint configuration, refused while the dashboard is enabled.</summary>
     public const string KestrelEndpoints = "Kestrel:Endpoints";
 
@@ -72,7 +75,15 @@ public static partial class DashboardWeb
             }
         });
         DashboardHttpServer.Replace(builder.Services);
-        builder.Services.AddSingleton(sp => new DashboardAccess(sp.GetRequiredService<IOptions<DashboardOptions>>().Value.Token));
+        builder.Services.AddSingleton(sp =>
+        {
+            var dashboard = sp.GetRequiredService<IOptions<DashboardOptions>>().Value;
+            return new DashboardAccess(dashboard.Token, dashboard.SessionLifetime, sp.GetService<TimeProvider>() ?? TimeProvider.System);
+        });
+
+        // ASP.NET's request log writes every URL, query string included: a token someone put there would be kept in
+        // the logs. The dashboard refuses such requests, and its request lines are not logged below Warning.
+        builder.Logging.AddFilter(RequestLogCategory, LogLevel.Warning);
         builder.Services.AddSingleton(sp =>
         {
             var dashboard = sp.GetRequiredService<IOptions<DashboardOptions>>().Value;
@@ -100,6 +111,8 @@ public static partial class DashboardWeb
         app.MapPost("/login", LoginAsync);
         app.MapPost("/logout", (HttpContext context) =>
         {
+            // The session ends on the server, so a copy of the cookie opens nothing either.
+            access.EndSession(context.Request.Cookies[DashboardAccess.CookieName]);
             context.Response.Cookies.Delete(DashboardAccess.CookieName);
             return Results.Redirect("/login");
         });
@@ -125,7 +138,21 @@ public static partial class DashboardWeb
             return;
         }
 
-        var open = request.Path.StartsWithSegments("/assets") || request.Path.Equals("/login", StringComparison.Ordinal);
+        if (DashboardAccess.CredentialInQuery(request) is { } parameter)
+        {
+            // Never echoed, never redirected with it: the request is refused as it stands.
+            await DashboardApi.Error(
+                    StatusCodes.Status400BadRequest,
+                    $"the query parameter '{parameter}' looks like a credential and is refused: tokens are never accepted in a URL " +
+                    "(URLs end up in logs and browser history); send Authorization: Bearer <Dashboard:Token>, or sign in at /login")
+                .ExecuteAsync(context);
+            return;
+        }
+
+        // Signing out needs no live session: one that has just expired is ended and its cookie deleted all the same.
+        var open = request.Path.StartsWithSegments("/assets")
+            || request.Path.Equals("/login", StringComparison.Ordinal)
+            || request.Path.Equals("/logout", StringComparison.Ordinal);
         if (open || access.IsAuthorized(request))
         {
             await next(context);
@@ -159,7 +186,7 @@ public static partial class DashboardWeb
             return Results.Redirect("/login?failed=1&return=" + Uri.EscapeDataString(back));
         }
 
-        context.Response.Cookies.Append(DashboardAccess.CookieName, access.SessionCookie, new CookieOptions
+        context.Response.Cookies.Append(DashboardAccess.CookieName, access.StartSession(), new CookieOptions
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Strict,
@@ -170,11 +197,48 @@ public static partial class DashboardWeb
         return Results.Redirect(back);
     }
 
-    /// <summary>A path on this server to return to after login; anything else (another site, a scheme) becomes <c>/</c>.</summary>
-    public static string LocalPath(string? path) =>
-        path is { Length: > 0 } && path[0] == '/' && (path.Length == 1 || (path[1] != '/' && path[1] != '\\')) && !path.Any(char.IsControl)
-            ? path
-            : "/";
+    /// <summary>
+    /// A path on this server to return to after login; anything else (another site, a scheme, control characters)
+    /// becomes <c>/</c>. Characters outside ASCII are percent-encoded as UTF-8 (a <c>Location</c> header holds ASCII
+    /// only), so <c>/runs/é</c> returns to <c>/runs/%C3%A9</c>; an unpaired surrogate, which has no UTF-8, gives <c>/</c>.
+    /// </summary>
+    public static string LocalPath(string? path)
+    {
+        if (path is not { Length: > 0 } || path[0] != '/' || (path.Length > 1 && (path[1] == '/' || path[1] == '\\'))
+            || path.Any(c => char.IsControl(c) || c == '\\'))
+        {
+            return "/";
+        }
+
+        if (path.All(char.IsAscii))
+        {
+            return path;
+        }
+
+        var encoded = new System.Text.StringBuilder(path.Length * 3);
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (var rune in path.EnumerateRunes())
+        {
+            if (rune == System.Text.Rune.ReplacementChar && !path.Contains('\uFFFD', StringComparison.Ordinal))
+            {
+                return "/"; // an unpaired surrogate
+            }
+
+            if (rune.IsAscii)
+            {
+                encoded.Append((char)rune.Value);
+                continue;
+            }
+
+            var length = rune.EncodeToUtf8(utf8);
+            foreach (var b in utf8[..length])
+            {
+                encoded.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return encoded.ToString();
+    }
 
     private static PageResult Page(string name)
     {
