@@ -133,6 +133,14 @@ public sealed class WorkerOptions
         Positive("Hdf5:SamplingRate", Hdf5.SamplingRate);
         Positive("Archives:MaxMemberBytes", Archives.MaxMemberBytes);
         Positive("Archives:MaxExtractedBytes", Archives.MaxExtractedBytes);
+        Positive("Archives:MaxExpansion", Archives.MaxExpansion);
+        Positive("Hdf5:MaxExams", Hdf5.MaxExams);
+        Positive("Hdf5:MaxSamplesPerExam", Hdf5.MaxSamplesPerExam);
+        Positive("Hdf5:MaxExpansion", Hdf5.MaxExpansion);
+        if (!(Archives.FreeSpaceFraction > 0 && Archives.FreeSpaceFraction <= 1))
+        {
+            problems.Add($"Workers:Archives:FreeSpaceFraction must be more than 0 and at most 1, not {Archives.FreeSpaceFraction.ToString(CultureInfo.InvariantCulture)}");
+        }
         if (PrefetchShards < 0 || IntraOpThreads < 0 || ConcurrentBatches < 0)
         {
             problems.Add("Workers:PrefetchShards, Workers:IntraOpThreads and Workers:ConcurrentBatches must not be negative");

@@ -93,18 +93,20 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
     /// so that a retried step does not count twice); null leaves the stored values as they are. For a manifest run,
     /// <paramref name="manifestKeys"/> are the records the step read (remembered until planning is complete, so that
     /// a later entry naming one of them is known as a duplicate) and <paramref name="manifestDuplicates"/> the run's
-    /// total of duplicate entries so far.
+    /// total of duplicate entries so far; <paramref name="quarantine"/> are manifest entries that name no blob of the
+    /// run's container, written to <c>quarantine</c> in the same transaction (their shard is among
+    /// <paramref name="shards"/>, stored done).
     /// </summary>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
         CancellationToken cancellationToken = default) =>
-        AppendPlanAsync(runId, shards, continuationToken, carry, planningComplete, null, null, null, 0, cancellationToken);
+        AppendPlanAsync(runId, shards, continuationToken, carry, planningComplete, null, null, null, 0, null, cancellationToken);
 
     /// <inheritdoc cref="AppendPlanAsync(Guid, IReadOnlyList{ShardRecord}, string?, IReadOnlyList{string}, bool, CancellationToken)"/>
     public Task AppendPlanAsync(
         Guid runId, IReadOnlyList<ShardRecord> shards, string? continuationToken, IReadOnlyList<string> carry, bool planningComplete,
         IReadOnlyList<string>? carryETags, long? planningSkipped, IReadOnlyList<string>? manifestKeys, long manifestDuplicates,
-        CancellationToken cancellationToken = default) =>
+        IReadOnlyList<QuarantinedEntry>? quarantine, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
@@ -134,7 +136,7 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
                     }
 
                     await using (var import = await connection.BeginBinaryImportAsync(
-                        "copy shard_staging (run_id, shard_no, kind, blobs, records_planned, state) from stdin (format binary)", ct))
+                        "copy shard_staging (run_id, shard_no, kind, blobs, records_planned, state, records_quarantined) from stdin (format binary)", ct))
                     {
                         foreach (var shard in shards)
                         {
@@ -145,6 +147,7 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
                             await import.WriteAsync(shard.Blobs.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text, ct);
                             await import.WriteAsync(shard.RecordsPlanned, NpgsqlDbType.Integer, ct);
                             await import.WriteAsync(shard.State.ToText(), NpgsqlDbType.Text, ct);
+                            await import.WriteAsync(shard.RecordsQuarantined, NpgsqlDbType.Integer, ct);
                         }
 
                         await import.CompleteAsync(ct);
@@ -153,6 +156,23 @@ public sealed class ShardStore(NpgsqlDataSource dataSource, TransientRetry? retr
                     await using var insert = new NpgsqlCommand(
                         "insert into run_shards select * from shard_staging on conflict (run_id, shard_no) do nothing", connection, tx);
                     await insert.ExecuteNonQueryAsync(ct);
+                }
+
+                if (quarantine is { Count: > 0 })
+                {
+                    await using var rows = new NpgsqlCommand(
+                        "insert into quarantine (run_id, record_id, shard_no, source_blob, reason, quarantined_at) " +
+                        "select @id, q.record_id, q.shard_no, q.source_blob, q.reason, now() " +
+                        "from unnest(@records, @shards, @sources, @reasons) as q (record_id, shard_no, source_blob, reason) " +
+                        "on conflict (run_id, record_id) do nothing",
+                        connection,
+                        tx);
+                    rows.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = runId });
+                    rows.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = quarantine.Select(q => q.RecordId).ToArray() });
+                    rows.Parameters.Add(new NpgsqlParameter("shards", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = quarantine.Select(q => q.ShardNo).ToArray() });
+                    rows.Parameters.Add(new NpgsqlParameter("sources", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = quarantine.Select(q => q.SourceBlob).ToArray() });
+                    rows.Parameters.Add(new NpgsqlParameter("reasons", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = quarantine.Select(q => q.Reason).ToArray() });
+                    await rows.ExecuteNonQueryAsync(ct);
                 }
 
                 var incremental = carryETags is not null || planningSkipped is not null

@@ -162,4 +162,48 @@ public sealed class Hdf5ShardReaderTests : IDisposable
         });
         Assert.IsType<EcgFormatException>(e);
     }
+
+    [Theory]
+    [InlineData(1UL, 20_000_000UL, "dataset 'tracings' claims 1 exams of 20,000,000 samples x 12 leads: each exam is longer than the 1,048,576 samples an exam may have (Workers:Hdf5:MaxSamplesPerExam)")]
+    [InlineData(2_147_483_647UL, 4096UL, "dataset 'tracings' claims 2,147,483,647 exams of 4,096 samples x 12 leads: more than the 1,048,576 exams a shard may hold (Workers:Hdf5:MaxExams)")]
+    [InlineData(1_000_000UL, 4096UL, "dataset 'tracings' claims 1,000,000 exams of 4,096 samples x 12 leads (196,608,000,000 bytes of samples) in a file of ")]
+    public void AShardClaimingMoreThanItHoldsIsRefusedNamingTheBlobBeforeAnythingIsAllocated(ulong exams, ulong samples, string reason)
+    {
+        var bytes = HubertEcg.Testing.HostileHdf5.Claiming(exams, samples);
+        Assert.InRange(bytes.Length, 1, 4 << 20);
+
+        // Downloaded to a worker's temporary file: the reason and the record id name the blob, never that path.
+        var local = Path.Combine(_dir.FullName, "download-7f3a.tmp");
+        File.WriteAllBytes(local, bytes);
+        var resources = new List<IDisposable>();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.OpenContainer(local, "hostile/exams_part9.hdf5", resources).ToList());
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal("hostile/exams_part9.hdf5", e.RecordId);
+        Assert.StartsWith(reason, e.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(_dir.FullName, e.Message, StringComparison.Ordinal);
+        Assert.InRange(allocated, 0, 16L << 20);
+        Assert.Empty(resources);
+    }
+
+    [Fact]
+    public void AnUnreadableShardOpenedFromADownloadIsNamedByItsBlob()
+    {
+        var local = Path.Combine(_dir.FullName, "download-91c2.tmp");
+        File.WriteAllBytes(local, new byte[2048]);
+        var e = Assert.Throws<EcgFormatException>(() => FormatRegistry.Default.OpenContainer(local, "hostile/junk.hdf5", []).ToList());
+        Assert.Equal("hostile/junk.hdf5", e.RecordId);
+        Assert.DoesNotContain(_dir.FullName, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ARealShardWithinTheBoundsStillOpens()
+    {
+        var path = WriteCode15("exams_part3.hdf5");
+        using var shard = Hdf5ShardReader.Open(path, new Hdf5ShardOptions { MaxExams = Exams, MaxSamplesPerExam = Samples, MaxExpansion = 2 });
+        Assert.Equal((Exams, Samples), (shard.ExamCount, shard.SamplesPerExam));
+        Assert.Throws<EcgFormatException>(() => Hdf5ShardReader.Open(path, new Hdf5ShardOptions { MaxExams = Exams - 1 }));
+        Assert.Throws<EcgFormatException>(() => Hdf5ShardReader.Open(path, new Hdf5ShardOptions { MaxSamplesPerExam = Samples - 1 }));
+    }
 }

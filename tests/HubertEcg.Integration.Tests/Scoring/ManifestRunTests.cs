@@ -199,6 +199,67 @@ public sealed class ManifestRunTests(PostgresDatabaseFixture database, BlobConta
     }
 
     [Fact]
+    public async Task EntriesResolveInsideTheirContainerAliasesAreOneRecordAndBadLinesAreQuarantined()
+    {
+        using var model = new TinyModel(seed: 35);
+
+        // A second container holding the records the hostile entries point at: were they read, they would be scored.
+        var other = new Azure.Storage.Blobs.BlobContainerClient(blobs.ConnectionString, blobs.ContainerName + "-other");
+        await other.CreateIfNotExistsAsync();
+        try
+        {
+            var npy = SyntheticCohort.NpyBytes(Enumerable.Range(0, 12 * 5000).Select(i => (float)Math.Sin(i * 0.01)).ToArray(), 12, 5000);
+            foreach (var name in new[] { "esc/ok.npy", "esc/two.npy" })
+            {
+                await blobs.Container.GetBlobClient(name).UploadAsync(new BinaryData(npy), overwrite: true);
+            }
+
+            await other.GetBlobClient("esc/x.npy").UploadAsync(new BinaryData(npy), overwrite: true);
+            var escape = $"../{other.Name}/esc/x.npy";
+            var url = $"{other.Uri}/esc/x.npy";
+            var longLine = "esc/" + new string('l', 500) + ".npy";
+            var lines = new[]
+            {
+                "esc/ok.npy", "/esc/ok.npy", "esc/./ok.npy", "esc/sub/../ok.npy", "esc\\ok.npy", escape, url, escape, longLine, "esc/two.npy",
+            };
+            await blobs.Container.GetBlobClient("lists/escape.txt")
+                .UploadAsync(new BinaryData(Encoding.UTF8.GetBytes(string.Join("\n", lines) + "\n")), overwrite: true);
+
+            // Chunks of 200 bytes: the long line spans three of them, and is skipped over two steps.
+            var run = await ScoreManifestAsync(model, "lists/escape.txt", silos: 1, shardSize: 4, chunkBytes: 200);
+            var runId = run.RunId;
+            var source = $"manifest {blobs.ContainerName}/lists/escape.txt";
+
+            Assert.Equal(RunState.Completed, run.State);
+            Assert.Equal((2L, 3L, 5L, 5L), (run.RecordsDone, run.RecordsQuarantined, run.RecordsPlanned, run.ManifestDuplicates));
+            Assert.Equal(0, run.ShardsFailed);
+            var scored = await RecordIdsAsync("select record_id, source_blob from scores where run_id = @run", runId);
+            Assert.Equal(new Dictionary<string, string> { ["esc/ok"] = "esc/ok.npy", ["esc/two"] = "esc/two.npy" }, scored);
+            Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run and record_id like '%x'", runId));
+
+            var quarantined = await RecordIdsAsync("select record_id, reason from quarantine where run_id = @run", runId);
+            Assert.Equal(
+                new Dictionary<string, string>
+                {
+                    [escape] = $"{source}: entry '{escape}' climbs out of the run's container ('..' above its root)",
+                    [url] = $"{source}: entry '{url}' is a URL; a manifest names blobs of its own container by their path",
+                    [longLine[..200]] = $"{source}: the line at byte {string.Join("\n", lines[..8]).Length + 1} is longer than 200 bytes (Coordinator:ManifestChunkBytes)",
+                },
+                quarantined);
+            var sources = await RecordIdsAsync("select record_id, source_blob from quarantine where run_id = @run", runId);
+            Assert.All(sources.Values, s => Assert.Equal("lists/escape.txt", s));
+
+            // The counters equal the rows.
+            Assert.Equal(run.RecordsQuarantined, await Runs.CountAsync(database.DataSource, "select count(*) from quarantine where run_id = @run", runId));
+            Assert.Equal(run.RecordsDone, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
+        }
+        finally
+        {
+            await other.DeleteIfExistsAsync();
+        }
+    }
+
+    [Fact]
     public async Task AMissingManifestFailsTheRunWithTheReason()
     {
         var store = new RunStore(database.DataSource);

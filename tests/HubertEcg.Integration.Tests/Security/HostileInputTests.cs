@@ -247,7 +247,7 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
     }
 
     [Fact]
-    public async Task AManifestLineWithANulFailsTheRunWithTheReason()
+    public async Task AManifestLineWithANulIsQuarantinedWithTheReasonAndTheRunGoesOn()
     {
         using var model = new TinyModel(seed: 83);
         await UploadRecordAsync("nul/ok.npy", valid: true);
@@ -257,10 +257,13 @@ public sealed class HostileInputTests(PostgresDatabaseFixture database, BlobCont
         var runId = await Runs.SubmitAsync(store, model.Descriptor, blobs.ContainerName, "", shardSize: 5, modelPath: model.Path, manifest: "lists/nul.txt");
         var run = await Runs.WaitFinishedAsync(store, runId, TimeSpan.FromMinutes(2));
 
-        Assert.Equal(RunState.Failed, run.State);
+        Assert.Equal((RunState.Completed, (string?)null, 1L, 1L, 0), (run.State, run.Error, run.RecordsDone, run.RecordsQuarantined, run.ShardsFailed));
+        Assert.Equal([("nul/ok", "nul/ok.npy")], await PairsAsync("select record_id, source_blob from scores where run_id = @run", runId));
+        var printable = "nul/bad\\0'); DROP TABLE scores; --.npy";
         Assert.Equal(
-            $"manifest {blobs.ContainerName}/lists/nul.txt: blob name 'nul/bad\\0'); DROP TABLE scores; --.npy' contains a NUL character (U+0000) at position 7, which PostgreSQL text cannot store",
-            run.Error);
+            [(printable, $"manifest {blobs.ContainerName}/lists/nul.txt: entry '{printable}' contains a NUL character (U+0000) at position 7, which PostgreSQL text cannot store")],
+            await PairsAsync("select record_id, reason from quarantine where run_id = @run", runId));
+        Assert.Equal([(printable, "lists/nul.txt")], await PairsAsync("select record_id, source_blob from quarantine where run_id = @run", runId));
         await AssertTablesIntactAsync();
     }
 

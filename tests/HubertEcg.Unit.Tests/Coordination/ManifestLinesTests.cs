@@ -7,6 +7,7 @@ using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
+using HubertEcg.Worker;
 
 namespace HubertEcg.Unit.Tests.Coordination;
 
@@ -42,6 +43,63 @@ public sealed class ManifestLinesTests
         Assert.Equal((0L, (string?)null), ManifestLines.ParsePosition(null));
         Assert.Equal((1234L, "\"0x8DC1\""), ManifestLines.ParsePosition(ManifestLines.FormatPosition(1234, "\"0x8DC1\"")));
         Assert.Throws<FormatException>(() => ManifestLines.ParsePosition("token-from-a-listing"));
+    }
+
+    [Theory]
+    [InlineData("x/y.npy", "x/y.npy")]
+    [InlineData("/x/y.npy", "x/y.npy")]
+    [InlineData("//x/y.npy", "x/y.npy")]
+    [InlineData("x/./y.npy", "x/y.npy")]
+    [InlineData("./x/y.npy", "x/y.npy")]
+    [InlineData("y/../x/y.npy", "x/y.npy")]
+    [InlineData("x/z/../y.npy", "x/y.npy")]
+    [InlineData("a/b/../../x/y.npy", "x/y.npy")]
+    [InlineData("x/..y.npy", "x/..y.npy")]
+    [InlineData("x/y..npy", "x/y..npy")]
+    [InlineData("x\\y.npy", "x/y.npy")]
+    [InlineData("\\x\\.\\y.npy", "x/y.npy")]
+    public void AliasesOfABlobResolveToItsOneName(string entry, string name)
+    {
+        var resolved = ManifestLines.Resolve(entry);
+        Assert.Equal((name, (string?)null), (resolved.Name, resolved.Problem));
+    }
+
+    [Theory]
+    [InlineData("../demo/x.npy", "climbs out of the run's container ('..' above its root)")]
+    [InlineData("/../demo/x.npy", "climbs out of the run's container ('..' above its root)")]
+    [InlineData("x/../../demo/x.npy", "climbs out of the run's container ('..' above its root)")]
+    [InlineData("..", "climbs out of the run's container ('..' above its root)")]
+    [InlineData("https://other.blob.core.windows.net/demo/x.npy", "is a URL; a manifest names blobs of its own container by their path")]
+    [InlineData("http://127.0.0.1:10000/devstoreaccount1/demo/x.npy", "is a URL; a manifest names blobs of its own container by their path")]
+    [InlineData("..\\demo\\x.npy", "climbs out of the run's container ('..' above its root)")]
+    [InlineData("x/..", "names no blob (nothing is left of it once '.' and '..' are resolved)")]
+    [InlineData("/", "names no blob (nothing is left of it once '.' and '..' are resolved)")]
+    [InlineData("./.", "names no blob (nothing is left of it once '.' and '..' are resolved)")]
+    [InlineData("x/bad\0.npy", "contains a NUL character (U+0000) at position 5, which PostgreSQL text cannot store")]
+    public void AnEntryThatNamesNoBlobOfTheContainerIsRejectedWithTheReason(string entry, string problem)
+    {
+        var resolved = ManifestLines.Resolve(entry);
+        Assert.Equal(((string?)null, problem), (resolved.Name, resolved.Problem));
+        Assert.Equal(entry, resolved.Entry);
+    }
+
+    [Fact]
+    public void ARejectedEntryIsKeptAsAStorableRecordIdAndKeyedApartFromRecords()
+    {
+        Assert.Equal("x/bad\\0.npy", ManifestLines.RejectedRecordId("x/bad\0.npy"));
+        Assert.Equal("q:../demo/x.npy", ManifestLines.RejectedKey(ManifestLines.RejectedRecordId("../demo/x.npy")));
+        var longLine = new string('a', 5000);
+        Assert.Equal(PostgresText.StorableKey(longLine), ManifestLines.RejectedRecordId(longLine));
+    }
+
+    [Fact]
+    public void APositionInsideAnOverLongLineRoundTripsAndIsMarked()
+    {
+        var position = ManifestLines.FormatPosition(4096, "\"0x8DC1\"", insideLongLine: true);
+        Assert.True(ManifestLines.IsInsideLongLine(position));
+        Assert.Equal((4096L, "\"0x8DC1\""), ManifestLines.ParsePosition(position));
+        Assert.False(ManifestLines.IsInsideLongLine(ManifestLines.FormatPosition(4096, "e")));
+        Assert.False(ManifestLines.IsInsideLongLine(null));
     }
 
     [Fact]

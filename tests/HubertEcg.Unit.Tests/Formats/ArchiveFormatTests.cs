@@ -179,6 +179,96 @@ public sealed class ArchiveFormatTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "escape")));
     }
 
+    [Fact]
+    public void TheExtractionLimitIsTheLeastOfTheCapTheFreeDiskAndTheArchiveTimesItsExpansion()
+    {
+        var options = new ArchiveOptions { MaxExtractedBytes = 16L << 30, FreeSpaceFraction = 0.25, MaxExpansion = 100 };
+        Assert.Equal((360_000_000L, "100 times the archive's 3,600,000 bytes (Workers:Archives:MaxExpansion)"), options.ExtractionLimit(3_600_000, 40L << 30));
+        Assert.Equal((1_000_000L, "0.25 of the 4,000,000 bytes free on the worker's disk (Workers:Archives:FreeSpaceFraction)"), options.ExtractionLimit(3_600_000, 4_000_000));
+        Assert.Equal((16L << 30, "Workers:Archives:MaxExtractedBytes"), options.ExtractionLimit(1L << 40, 1L << 50));
+        Assert.Equal(0, options.ExtractionLimit(3_600_000, -1).Bytes);
+    }
+
+    [Fact]
+    public void AZipBombStopsAtTheExtractionLimitAndTheArchiveIsQuarantined()
+    {
+        // The cohort, then 40 members of 8 MiB of zeros each: 320 MiB from an archive of well under 1 MiB.
+        var (members, records) = ArchiveBuilder.Cohort(seed: 12);
+        using var output = new MemoryStream();
+        using (var zip = new System.IO.Compression.ZipArchive(output, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in members)
+            {
+                using var entry = zip.CreateEntry(name).Open();
+                entry.Write(bytes);
+            }
+
+            var zeros = new byte[8 << 20];
+            for (var i = 0; i < 40; i++)
+            {
+                using var entry = zip.CreateEntry($"bomb/zeros{i:D2}.dat", System.IO.Compression.CompressionLevel.SmallestSize).Open();
+                entry.Write(zeros);
+            }
+        }
+
+        var archive = output.ToArray();
+        Assert.InRange(archive.Length, 1, 1 << 20);
+        var path = Path.Combine(_directory, "download.tmp");
+        File.WriteAllBytes(path, archive);
+        var options = new ArchiveOptions { MaxMemberBytes = 16L << 20 };
+        var contained = new ArchiveFormat(options).Open(path, "in/bomb.zip", Registry, new List<IDisposable>()).ToList();
+
+        // What was written stays within 100 times the archive's size (the default expansion limit).
+        var written = new DirectoryInfo(path + ".members").EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+        Assert.InRange(written, 1, 100L * archive.Length);
+        var bomb = Assert.Single(contained, r => r.RecordId == "in/bomb.zip");
+        var reason = Assert.Throws<EcgFormatException>(() => bomb.Load()).Reason;
+        Assert.StartsWith($"archive expands to more than {100L * archive.Length:N0} bytes (100 times the archive's {archive.Length:N0} bytes (Workers:Archives:MaxExpansion)); members from 'bomb/zeros", reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(_directory, reason, StringComparison.Ordinal);
+
+        // The records before the bomb are read as usual (the bomb's members extracted before the limit are records
+        // of their own, without a header).
+        var read = contained.Where(r => records.Any(id => r.RecordId == "in/bomb.zip/" + id)).ToList();
+        Assert.Equal(records.Count, read.Count);
+        Assert.All(read, r => Assert.Equal(12, r.Load().ToStandard12Lead().Leads.Length));
+    }
+
+    [Fact]
+    public void LinksDevicesAndFifosInATarAreQuarantinedByMemberName()
+    {
+        var (members, records) = ArchiveBuilder.Cohort(seed: 13);
+        using var output = new MemoryStream();
+        using (var writer = new System.Formats.Tar.TarWriter(output, System.Formats.Tar.TarEntryFormat.Ustar, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in members)
+            {
+                writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+            }
+
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.Directory, "links/"));
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, "links/p9.hea") { LinkName = "/etc/passwd" });
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.HardLink, "links/r1.npy") { LinkName = "npy/r1.npy" });
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.Fifo, "links/pipe"));
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.CharacterDevice, "links/null") { DeviceMajor = 1, DeviceMinor = 3 });
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.BlockDevice, "links/sda") { DeviceMajor = 8, DeviceMinor = 0 });
+        }
+
+        var outcome = Read("s.tar", output.ToArray());
+
+        Assert.Equal(records.Select(r => "s.tar/" + r).Order(StringComparer.Ordinal), outcome.Signals.Keys.Order(StringComparer.Ordinal));
+        const string Tail = ", not a regular file; links, devices and FIFOs in an archive are not read";
+        Assert.Equal(
+            new Dictionary<string, string>
+            {
+                ["s.tar/links/p9.hea"] = "member 'links/p9.hea' is a symbolic link" + Tail,
+                ["s.tar/links/r1.npy"] = "member 'links/r1.npy' is a hard link" + Tail,
+                ["s.tar/links/pipe"] = "member 'links/pipe' is a FIFO" + Tail,
+                ["s.tar/links/null"] = "member 'links/null' is a character device" + Tail,
+                ["s.tar/links/sda"] = "member 'links/sda' is a block device" + Tail,
+            },
+            outcome.Errors);
+    }
+
     private static readonly FormatRegistry Registry = FormatRegistry.Create(new FormatOptions { NpySamplingRate = 500 });
 
     private static ArchiveFormat Format() => new(new ArchiveOptions { MaxMemberBytes = 16L << 20 });

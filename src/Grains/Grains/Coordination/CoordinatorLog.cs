@@ -38,6 +38,9 @@ internal static partial class CoordinatorLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: left out {Count} duplicate manifest entries, naming records already planned (such as {Examples})")]
     public static partial void LogManifestDuplicates(ILogger logger, Guid runId, int count, string examples);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: quarantined {Count} manifest entries that name no blob of the run's container (such as: {Example})")]
+    public static partial void LogManifestEntriesQuarantined(ILogger logger, Guid runId, int count, string example);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: listing failed (attempt {Attempt}); retrying on the next tick")]
     public static partial void LogPlanningRetry(ILogger logger, Exception e, Guid runId, int attempt);
 

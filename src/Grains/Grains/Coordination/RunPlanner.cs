@@ -126,7 +126,10 @@ public sealed class RunPlanner : IDisposable
     /// <summary>
     /// Reads the next chunk of the run's manifest (whole lines from the saved offset) and plans its names like a
     /// listing page. The manifest must not change while it is read: its ETag is pinned at the first read. Names
-    /// are not checked for existence here; a worker quarantines a listed blob that does not exist.
+    /// are not checked for existence here; a worker quarantines a listed blob that does not exist. Each entry is
+    /// resolved inside the run's container (<see cref="ManifestLines.Resolve"/>); an entry that names no blob of it,
+    /// and a line longer than a chunk (whose rest is then skipped, a chunk per step), is quarantined with the reason
+    /// in the step's transaction and the run goes on.
     /// </summary>
     private async Task ManifestStepAsync(string manifest, CancellationToken reads, CancellationToken cancellationToken)
     {
@@ -140,35 +143,96 @@ public sealed class RunPlanner : IDisposable
             return;
         }
 
+        var source = $"manifest {_run.InputContainer}/{manifest}";
         var atEnd = offset + chunk.Data.Length >= chunk.TotalLength;
-        var (names, consumed) = ManifestLines.Parse(chunk.Data, offset == 0, atEnd);
+        var data = chunk.Data.AsMemory();
+        var rejected = new List<ManifestRejection>();
+
+        // The rest of an over-long line: skipped up to its line end (or the manifest's end).
+        var skipped = 0;
+        if (ManifestLines.IsInsideLongLine(_token))
+        {
+            var newline = data.Span.IndexOf((byte)'\n');
+            if (newline < 0 && !atEnd)
+            {
+                await AppendStepAsync(
+                    source, [], ManifestLines.FormatPosition(offset + data.Length, chunk.ETag, insideLongLine: true), false, reads, cancellationToken,
+                    [], _manifestDuplicates);
+                return;
+            }
+
+            skipped = newline < 0 ? data.Length : newline + 1;
+        }
+
+        var (lines, consumed) = ManifestLines.Parse(data.Span[skipped..], offset == 0, atEnd);
+        consumed += skipped;
+        string? position;
         if (consumed == 0 && !atEnd)
         {
-            Fail($"manifest {_run.InputContainer}/{manifest}: the line at byte {offset} is longer than {_options.ManifestChunkBytes} bytes");
-            return;
+            // A line longer than a chunk: its start is quarantined, and the next steps skip its rest.
+            var start = System.Text.Encoding.UTF8.GetString(data.Span).Trim();
+            rejected.Add(new ManifestRejection(
+                ManifestLines.RejectedRecordId(start),
+                $"{source}: the line at byte {offset} is longer than {_options.ManifestChunkBytes} bytes (Coordinator:ManifestChunkBytes)"));
+            position = ManifestLines.FormatPosition(offset + data.Length, chunk.ETag, insideLongLine: true);
         }
-
-        var position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
-        var source = $"manifest {_run.InputContainer}/{manifest}";
-        if (UnstorableName(source, names) is { } problem)
+        else
         {
-            Fail(problem);
-            return;
+            position = atEnd ? null : ManifestLines.FormatPosition(offset + consumed, chunk.ETag);
         }
 
-        // An entry naming a record already read (the same path twice, in this chunk or an earlier one) is left out.
+        var names = new List<string>();
+        foreach (var entry in lines.Select(ManifestLines.Resolve))
+        {
+            if (entry.Name is { } name)
+            {
+                names.Add(name);
+            }
+            else
+            {
+                rejected.Add(new ManifestRejection(
+                    ManifestLines.RejectedRecordId(entry.Entry),
+                    $"{source}: entry '{PostgresText.Printable(entry.Entry)}' {entry.Problem}"));
+            }
+        }
+
+        // An entry naming a record already read (the same path twice, or an alias of it, in this chunk or an earlier
+        // one) is left out; a rejected entry listed twice is quarantined once.
         var seen = await _shards.ManifestKeysSeenAsync(
-            _run.RunId, names.Select(_formats.RecordKey).OfType<string>().ToHashSet(StringComparer.Ordinal), reads);
+            _run.RunId,
+            names.Select(_formats.RecordKey).OfType<string>().Concat(rejected.Select(r => ManifestLines.RejectedKey(r.RecordId))).ToHashSet(StringComparer.Ordinal),
+            reads);
         var deduplicated = ManifestLines.Deduplicate(_formats, names, _carry, seen);
-        var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count;
+        var quarantine = new List<ManifestRejection>();
+        var rejectedDuplicates = 0;
+        var rejectedKeys = new List<string>();
+        foreach (var rejection in rejected)
+        {
+            var key = ManifestLines.RejectedKey(rejection.RecordId);
+            if (seen.Contains(key) || rejectedKeys.Contains(key, StringComparer.Ordinal))
+            {
+                rejectedDuplicates++;
+                continue;
+            }
+
+            rejectedKeys.Add(key);
+            quarantine.Add(rejection);
+        }
+
+        var duplicates = _manifestDuplicates + deduplicated.Duplicates.Count + rejectedDuplicates;
 
         // A manifest names blobs without their ETags: an incremental manifest run is filtered by its workers.
         await AppendStepAsync(
             source, deduplicated.Names.Select(n => new BlobEntry(n, "", -1)).ToList(), position, atEnd, reads, cancellationToken,
-            deduplicated.NewKeys, duplicates);
+            [.. deduplicated.NewKeys, .. rejectedKeys], duplicates, quarantine, manifest);
         if (deduplicated.Duplicates.Count > 0)
         {
             CoordinatorLog.LogManifestDuplicates(_logger, _run.RunId, deduplicated.Duplicates.Count, string.Join(", ", deduplicated.Duplicates.Take(3)));
+        }
+
+        if (quarantine.Count > 0)
+        {
+            CoordinatorLog.LogManifestEntriesQuarantined(_logger, _run.RunId, quarantine.Count, quarantine[0].Reason);
         }
 
         _manifestDuplicates = duplicates;
@@ -227,12 +291,15 @@ public sealed class RunPlanner : IDisposable
     /// Plans one page of blobs after the carried ones and stores the new shards with the planning position (for a
     /// manifest run, with the records the step read and the run's count of duplicate entries). For an incremental
     /// run, what already has current scores (by the blobs' ETags, where known) is left out and counted. A name
-    /// Postgres cannot store (a NUL character in a manifest line) fails the run with a reason naming
-    /// <paramref name="source"/> and the name: it could never get a score or quarantine row.
+    /// Postgres cannot store (listed in a blob container) fails the run with a reason naming
+    /// <paramref name="source"/> and the name: it could never get a score or quarantine row. The manifest entries
+    /// the step <paramref name="quarantine"/>s (source blob <paramref name="manifest"/>) form one more shard, stored
+    /// done with all its records quarantined, so that the run's counts take them in like any other.
     /// </summary>
     private async Task AppendStepAsync(
         string source, IReadOnlyList<BlobEntry> page, string? position, bool last, CancellationToken reads, CancellationToken cancellationToken,
-        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0)
+        IReadOnlyList<string>? manifestKeys = null, long manifestDuplicates = 0, IReadOnlyList<ManifestRejection>? quarantine = null,
+        string? manifest = null)
     {
         if (UnstorableName(source, page.Select(b => b.Name)) is { } problem)
         {
@@ -262,12 +329,21 @@ public sealed class RunPlanner : IDisposable
         var step = _planner.Plan(_carry, names, last, leaveOut);
         var carryETags = step.Carry.Select(n => etags.GetValueOrDefault(n, "")).ToList();
         var records = _book.Number(_run.RunId, step.Shards);
+        IReadOnlyList<QuarantinedEntry>? rejected = null;
+        if (quarantine is { Count: > 0 })
+        {
+            var shardNo = _book.NextShardNo + records.Count;
+            var ids = quarantine.Select(q => q.RecordId).ToList();
+            records = [.. records, new ShardRecord(_run.RunId, shardNo, ShardKind.Records, ids, ids.Count, ShardState.Done, 0, null, null, 0, ids.Count, null)];
+            rejected = quarantine.Select(q => new QuarantinedEntry(shardNo, q.RecordId, manifest ?? "", q.Reason)).ToList();
+        }
+
 
         // Stopped while reading: nothing of this step is stored (the run is ending); once storing begins it completes.
         reads.ThrowIfCancellationRequested();
         await _shards.AppendPlanAsync(
             _run.RunId, records, position, step.Carry, last, carryETags, _run.Incremental ? Skipped + skipped : null, manifestKeys, manifestDuplicates,
-            cancellationToken);
+            rejected, cancellationToken);
 
         // Stored: the shards join the book in this same turn, so no lease call ever sees a shard that is not stored.
         _book.AddPlanned(records);

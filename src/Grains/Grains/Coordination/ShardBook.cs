@@ -60,14 +60,17 @@ public sealed class ShardBook
             .ToList();
 
     /// <summary>
-    /// Adds the shards of a stored planning step (numbered by <see cref="Number"/>) at the back of the pending queue.
-    /// Numbers that do not follow on from the book's are a bug (two steps numbered at once): nothing is added then.
+    /// Adds the shards of a stored planning step (numbered by <see cref="Number"/>) at the back of the pending queue;
+    /// a shard planned done (manifest entries quarantined while planning: every record quarantined, never leased)
+    /// joins the book done. Numbers that do not follow on from the book's are a bug (two steps numbered at once):
+    /// nothing is added then.
     /// </summary>
     public void AddPlanned(IReadOnlyList<ShardRecord> records)
     {
         for (var i = 0; i < records.Count; i++)
         {
-            if (records[i].ShardNo != NextShardNo + i || records[i].State != ShardState.Pending)
+            var plannedDone = records[i].State == ShardState.Done && records[i].RecordsQuarantined == records[i].RecordsPlanned && records[i].Attempts == 0;
+            if (records[i].ShardNo != NextShardNo + i || (records[i].State != ShardState.Pending && !plannedDone))
             {
                 throw new InvalidOperationException(
                     $"planned shard {records[i].ShardNo} ({records[i].State.ToText()}) is not pending shard {NextShardNo + i}, the next in the book");

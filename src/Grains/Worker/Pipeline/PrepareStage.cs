@@ -107,8 +107,10 @@ internal sealed class PrepareStage(
             }
             catch (EcgFormatException e)
             {
-                // A container that cannot be opened at all: one quarantine row names the blob and the reason.
-                work.Quarantine(e.RecordId, shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId, e.Reason);
+                // A container that cannot be opened at all: one quarantine row, keyed by the blob's name (never the
+                // local path the reader was given), with the reason.
+                var blobName = shard.Blobs.Count > 0 ? shard.Blobs[0].BlobName : e.RecordId;
+                work.Quarantine(blobName, blobName, e.Reason);
                 records = [];
             }
 

@@ -13,8 +13,33 @@ public sealed class ArchiveOptions
     /// <summary>Largest member extracted; a larger one (or one claiming to be larger) quarantines its record.</summary>
     public long MaxMemberBytes { get; set; } = 256L << 20;
 
-    /// <summary>Most bytes extracted from one archive; past it, the rest of the archive is quarantined.</summary>
+    /// <summary>
+    /// Most bytes extracted from one archive; past it, the rest of the archive is quarantined. The limit that applies
+    /// is the least of this, <see cref="FreeSpaceFraction"/> of the temporary folder's free space and
+    /// <see cref="MaxExpansion"/> times the archive's size (<see cref="ExtractionLimit"/>).
+    /// </summary>
     public long MaxExtractedBytes { get; set; } = 16L << 30;
+
+    /// <summary>Share of the extraction folder's free disk space one archive may fill (checked when the archive is opened).</summary>
+    public double FreeSpaceFraction { get; set; } = 0.25;
+
+    /// <summary>Most bytes extracted per byte of the archive (ECG records compress a few times; a zip bomb, thousands).</summary>
+    public long MaxExpansion { get; set; } = 100;
+
+    /// <summary>
+    /// The bytes one archive of <paramref name="archiveBytes"/> may expand to when <paramref name="freeBytes"/> are free
+    /// where it is extracted, and which limit that is (for the reason given when it is reached).
+    /// </summary>
+    public (long Bytes, string Limit) ExtractionLimit(long archiveBytes, long freeBytes)
+    {
+        var limits = new List<(long Bytes, string Limit)>
+        {
+            (MaxExtractedBytes, $"{SectionName}:MaxExtractedBytes"),
+            ((long)Math.Min(long.MaxValue, Math.Max(0, freeBytes) * Math.Clamp(FreeSpaceFraction, 0, 1)), $"{FreeSpaceFraction:0.##} of the {Math.Max(0, freeBytes):N0} bytes free on the worker's disk ({SectionName}:FreeSpaceFraction)"),
+            (archiveBytes > long.MaxValue / Math.Max(1, MaxExpansion) ? long.MaxValue : archiveBytes * Math.Max(1, MaxExpansion), $"{MaxExpansion:N0} times the archive's {archiveBytes:N0} bytes ({SectionName}:MaxExpansion)"),
+        };
+        return limits.MinBy(l => l.Bytes);
+    }
 }
 
 /// <summary>
@@ -46,7 +71,9 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
     public IEnumerable<ContainedRecord> Open(string localPath, string blobName, FormatRegistry registry, ICollection<IDisposable> resources)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        var extraction = new Extraction(localPath + ".members", blobName, _options, registry);
+        var directory = localPath + ".members";
+        var limit = _options.ExtractionLimit(new FileInfo(localPath).Length, FreeBytes(Path.GetDirectoryName(Path.GetFullPath(localPath)) ?? "."));
+        var extraction = new Extraction(directory, blobName, _options, limit, registry);
         if (IsZip(blobName))
         {
             ExtractZip(localPath, blobName, extraction);
@@ -81,6 +108,19 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
         }
     }
 
+    /// <summary>Free bytes on the disk that holds <paramref name="folder"/> (for the extraction limit); unknown is no room.</summary>
+    private static long FreeBytes(string folder)
+    {
+        try
+        {
+            return new DriveInfo(folder).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return 0;
+        }
+    }
+
     private static void ExtractTar(string localPath, bool gzipped, Extraction extraction)
     {
         using var file = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.SequentialScan);
@@ -108,6 +148,12 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
 
             if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile))
             {
+                // Folders and metadata entries hold no data; a link, device or FIFO is reported, never followed.
+                if (SpecialMember(entry.EntryType) is { } kind)
+                {
+                    extraction.Refuse(entry.Name, $"member '{entry.Name}' is {kind}, not a regular file; links, devices and FIFOs in an archive are not read");
+                }
+
                 continue;
             }
 
@@ -159,14 +205,26 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
         }
     }
 
+    /// <summary>What a tar member that is a link, device or FIFO is, in words; null for every other kind.</summary>
+    private static string? SpecialMember(TarEntryType type) => type switch
+    {
+        TarEntryType.SymbolicLink => "a symbolic link",
+        TarEntryType.HardLink => "a hard link",
+        TarEntryType.Fifo => "a FIFO",
+        TarEntryType.CharacterDevice => "a character device",
+        TarEntryType.BlockDevice => "a block device",
+        _ => null,
+    };
+
     private static bool IsReadFailure(Exception e) =>
         e is InvalidDataException or EndOfStreamException or IOException or FormatException or ArgumentException or NotSupportedException or OverflowException;
 
     /// <summary>The members extracted so far, by normalised path, and the reasons records (or the archive) could not be read.</summary>
-    private sealed class Extraction(string directory, string blobName, ArchiveOptions options, FormatRegistry registry)
+    private sealed class Extraction(string directory, string blobName, ArchiveOptions options, (long Bytes, string Limit) limit, FormatRegistry registry)
     {
         private readonly Dictionary<string, string> _files = new(StringComparer.Ordinal);
         private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, string> _refused = new(StringComparer.Ordinal);
         private readonly List<string> _order = [];
         private string? _archiveError;
         private long _extracted;
@@ -174,6 +232,16 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
         public int Members { get; private set; }
 
         public void FailArchive(string reason) => _archiveError ??= reason;
+
+        /// <summary>
+        /// A member that is not extracted whatever its name (a link, device or FIFO): a quarantine row of its own,
+        /// keyed by the archive and the member's name, so that it never vanishes unnoticed.
+        /// </summary>
+        public void Refuse(string rawName, string reason)
+        {
+            Members++;
+            _refused.TryAdd(rawName, reason);
+        }
 
         /// <summary>Extracts one member; false when the archive cannot be read further.</summary>
         public bool Extract(string rawName, long claimedLength, Func<Stream> open)
@@ -198,10 +266,9 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
                 return true;
             }
 
-            if (_extracted + Math.Max(0, claimedLength) > options.MaxExtractedBytes)
+            if (_extracted + Math.Max(0, claimedLength) > limit.Bytes)
             {
-                FailArchive($"archive expands to more than {options.MaxExtractedBytes} bytes; members from '{name}' on are not read");
-                return false;
+                return OverLimit(name);
             }
 
             var path = LocalPaths.PathFor(directory, "", Members, name);
@@ -219,15 +286,24 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
 
             long copied;
             string? readError;
+            // Checked while copying, not only against the size the member claims: past the archive's limit the copy
+            // stops, the partial member is deleted, and the rest of the archive is quarantined.
+            var room = limit.Bytes - _extracted;
             using (source)
             using (var target = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None))
             {
-                copied = CopyAtMost(source, target, options.MaxMemberBytes + 1, out readError);
+                copied = CopyAtMost(source, target, Math.Min(options.MaxMemberBytes, room) + 1, out readError);
             }
 
             if (readError is not null)
             {
                 return Stop(name, $"member '{name}' cannot be read (corrupt or truncated): {readError}");
+            }
+
+            if (copied > room && copied <= options.MaxMemberBytes)
+            {
+                File.Delete(path);
+                return OverLimit(name);
             }
 
             _extracted += copied;
@@ -252,7 +328,10 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
 
         public List<ContainedRecord> Records()
         {
-            var records = new List<ContainedRecord>();
+            var records = _refused
+                .Select(r => (Id: $"{blobName}/{r.Key}", Reason: r.Value))
+                .Select(r => new ContainedRecord(r.Id, () => throw new EcgFormatException(r.Id, r.Reason)))
+                .ToList();
             var byFolder = _files.GroupBy(f => Folder(f.Key), StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => (IRecordFileSource)new MappedRecordFileSource(g.ToDictionary(f => Path.GetFileName(f.Key), f => f.Value, StringComparer.Ordinal)), StringComparer.Ordinal);
             var names = _order.Concat(_errors.Keys.Where(k => !_files.ContainsKey(k))).ToList();
@@ -344,6 +423,12 @@ public sealed class ArchiveFormat(ArchiveOptions? options = null) : IContainerFo
         }
 
         private void Fail(string name, string reason) => _errors.TryAdd(name, reason);
+
+        private bool OverLimit(string name)
+        {
+            FailArchive($"archive expands to more than {limit.Bytes:N0} bytes ({limit.Limit}); members from '{name}' on are not read");
+            return false;
+        }
 
         /// <summary>
         /// A member could not be extracted. A zip member fails alone (its CRC or compressed data) and reading goes

@@ -19,7 +19,20 @@ public sealed class Hdf5Format(Hdf5ShardOptions? options = null) : IContainerFor
     public IEnumerable<ContainedRecord> Open(string localPath, string blobName, FormatRegistry registry, ICollection<IDisposable> resources)
     {
         ArgumentNullException.ThrowIfNull(resources);
-        var reader = Hdf5ShardReader.Open(localPath, _options);
+
+        // Opened under the blob's name, so that every reason names the blob and never the worker's temporary path.
+        var stream = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
+        Hdf5ShardReader reader;
+        try
+        {
+            reader = Hdf5ShardReader.Open(stream, blobName, _options, leaveOpen: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+
         resources.Add(reader);
         var ids = reader.ExamIds();
         var exams = new List<ContainedRecord>(reader.ExamCount);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using PureHDF;
 using PureHDF.Selections;
 using HubertEcg.Inference.Ecg;
@@ -29,6 +30,19 @@ public sealed record Hdf5ShardOptions
     /// 4096 samples with zero padding). Off by default: the stored array is returned as is.
     /// </summary>
     public bool TrimZeroPadding { get; init; }
+
+    /// <summary>Most exams one shard may hold (CODE-15% parts hold about 20,000); a shard claiming more is refused before anything is read.</summary>
+    public long MaxExams { get; init; } = 1L << 20;
+
+    /// <summary>Most samples per lead one exam may have (2^20: 43 minutes at 400 Hz); a shard claiming longer exams is refused before any is read.</summary>
+    public long MaxSamplesPerExam { get; init; } = 1L << 20;
+
+    /// <summary>
+    /// Most bytes of samples the tracings may claim per byte of the file (compression rarely passes 10:1 on ECGs). A
+    /// small file claiming a huge dataset (chunks never written read as the fill value) is refused before it can
+    /// make the worker allocate or read for hours.
+    /// </summary>
+    public long MaxExpansion { get; init; } = 1024;
 }
 
 /// <summary>
@@ -44,7 +58,7 @@ public sealed class Hdf5ShardReader : IDisposable
     private readonly int _leadAxis;
     private readonly int _sampleAxis;
 
-    private Hdf5ShardReader(IDisposable file, IH5Group root, string shardId, Hdf5ShardOptions options)
+    private Hdf5ShardReader(IDisposable file, IH5Group root, string shardId, Hdf5ShardOptions options, long fileBytes)
     {
         _file = file;
         _shardId = shardId;
@@ -73,10 +87,7 @@ public sealed class Hdf5ShardReader : IDisposable
 
         _leadAxis = options.LeadsFirst ? 1 : 2;
         _sampleAxis = options.LeadsFirst ? 2 : 1;
-        if (dims[0] > int.MaxValue || dims[_sampleAxis] > int.MaxValue || dims[_leadAxis] > 4096)
-        {
-            throw new EcgFormatException(shardId, $"dataset '{options.TracingsDataset}' has implausible dimensions ({string.Join(", ", dims)})");
-        }
+        CheckBounds(shardId, options, dims[0], dims[_sampleAxis], dims[_leadAxis], (ulong)_tracings.Type.Size, fileBytes);
 
         ExamCount = (int)dims[0];
         SamplesPerExam = (int)dims[_sampleAxis];
@@ -108,6 +119,44 @@ public sealed class Hdf5ShardReader : IDisposable
     }
 
     public Hdf5ShardOptions Options { get; }
+
+    /// <summary>
+    /// Refuses a tracings dataset whose claimed shape cannot be a real shard, before anything is allocated or read:
+    /// more exams than <see cref="Hdf5ShardOptions.MaxExams"/>, exams longer than
+    /// <see cref="Hdf5ShardOptions.MaxSamplesPerExam"/>, more than 64 leads, or more bytes of samples than
+    /// <see cref="Hdf5ShardOptions.MaxExpansion"/> times the file's real size. The reason names the shard and the exam
+    /// shape it claims (never a local path: <paramref name="shardId"/> is the blob name).
+    /// </summary>
+    private static void CheckBounds(string shardId, Hdf5ShardOptions options, ulong exams, ulong samples, ulong leads, ulong valueBytes, long fileBytes)
+    {
+        var shape = string.Create(CultureInfo.InvariantCulture, $"{exams:N0} exams of {samples:N0} samples x {leads:N0} leads");
+        if (exams > (ulong)Math.Max(0, options.MaxExams))
+        {
+            throw new EcgFormatException(shardId, string.Create(
+                CultureInfo.InvariantCulture,
+                $"dataset '{options.TracingsDataset}' claims {shape}: more than the {options.MaxExams:N0} exams a shard may hold (Workers:Hdf5:MaxExams)"));
+        }
+
+        if (samples > (ulong)Math.Max(0, options.MaxSamplesPerExam))
+        {
+            throw new EcgFormatException(shardId, string.Create(
+                CultureInfo.InvariantCulture,
+                $"dataset '{options.TracingsDataset}' claims {shape}: each exam is longer than the {options.MaxSamplesPerExam:N0} samples an exam may have (Workers:Hdf5:MaxSamplesPerExam)"));
+        }
+
+        if (leads > 64)
+        {
+            throw new EcgFormatException(shardId, $"dataset '{options.TracingsDataset}' claims {shape}: more than 64 leads");
+        }
+
+        var claimed = (UInt128)exams * samples * leads * valueBytes;
+        if (claimed > (UInt128)Math.Max(0, fileBytes) * (ulong)Math.Max(1, options.MaxExpansion))
+        {
+            throw new EcgFormatException(shardId, string.Create(
+                CultureInfo.InvariantCulture,
+                $"dataset '{options.TracingsDataset}' claims {shape} ({claimed:N0} bytes of samples) in a file of {fileBytes:N0} bytes: more than {options.MaxExpansion:N0} times its size (Workers:Hdf5:MaxExpansion)"));
+        }
+    }
 
     public int ExamCount { get; }
 
@@ -157,7 +206,7 @@ public sealed class Hdf5ShardReader : IDisposable
         {
             var native = H5File.Open(stream, leaveOpen);
             file = native;
-            var reader = new Hdf5ShardReader(native, native, shardId, options);
+            var reader = new Hdf5ShardReader(native, native, shardId, options, stream.Length);
             file = null;
             return reader;
         }
