@@ -91,13 +91,30 @@ public sealed class PrivateAzurite : IAsyncDisposable
         }
     }
 
-    /// <summary>Kills the service (an outage: connections are refused until <see cref="StartServerAsync"/>).</summary>
+    /// <summary>
+    /// Stops the service (an outage: connections are refused until <see cref="StartServerAsync"/>). It is asked to stop
+    /// (SIGTERM), so that it saves what it holds only in memory (the blob list of recent uploads) as a real service
+    /// keeps its data through an outage; killed only if it does not stop within a minute.
+    /// </summary>
     public async Task StopAsync()
     {
         if (_process is { HasExited: false } process)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync();
+            }
+
+            using var patience = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            try
+            {
+                await process.WaitForExitAsync(patience.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
         }
 
         _process?.Dispose();

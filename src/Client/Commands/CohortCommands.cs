@@ -4,16 +4,18 @@ using System.Text;
 using Azure.Storage.Blobs;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
-using HubertEcg.Storage;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Wfdb;
+using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
 /// <c>hubert-ecg cohort synth --input CONTAINER/PREFIX</c>: uploads a synthetic cohort in the formats archives
-/// hold (WFDB 500 Hz format 16, WFDB 100 Hz format 212, Challenge <c>.mat</c>, a CODE-15%-layout HDF5 shard)
-/// plus a few deliberately corrupt records, for the demo and for trying a deployment.
+/// hold (WFDB 500 Hz format 16, WFDB 100 Hz format 212, Challenge <c>.mat</c>, a CODE-15%-layout HDF5 shard, and
+/// every clinical format the project writes: GE MUSE, Philips, DICOM, HL7 aECG, SCP-ECG, by its own writers in
+/// <see cref="FormatRegistry.Writers"/>) plus a few deliberately corrupt records, for the demo and for trying a deployment.
 /// </summary>
 public static class CohortCommands
 {
@@ -27,7 +29,10 @@ public static class CohortCommands
     /// <summary>What a synthetic cohort holds.</summary>
     public sealed record CohortSummary(int Wfdb500, int Wfdb100, int ChallengeMat, int Hdf5Exams, IReadOnlyList<string> Corrupt)
     {
-        public int Good => Wfdb500 + Wfdb100 + ChallengeMat + Hdf5Exams;
+        /// <summary>Records per clinical format (by format name).</summary>
+        public IReadOnlyDictionary<string, int> Clinical { get; init; } = new Dictionary<string, int>();
+
+        public int Good => Wfdb500 + Wfdb100 + ChallengeMat + Hdf5Exams + Clinical.Values.Sum();
     }
 
     private static Command BuildSynth()
@@ -58,7 +63,8 @@ public static class CohortCommands
             var summary = await UploadAsync(container, prefix, total, length, parseResult.GetValue(seed), cancellationToken);
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"uploaded to {containerName}/{prefix}: {summary.Wfdb500} WFDB 500 Hz, {summary.Wfdb100} WFDB 100 Hz, {summary.ChallengeMat} Challenge .mat, {summary.Hdf5Exams} HDF5 exams, {summary.Corrupt.Count} corrupt"));
+                $"uploaded to {containerName}/{prefix}: {summary.Wfdb500} WFDB 500 Hz, {summary.Wfdb100} WFDB 100 Hz, {summary.ChallengeMat} Challenge .mat, {summary.Hdf5Exams} HDF5 exams, " +
+                $"{string.Concat(summary.Clinical.Select(c => $"{c.Value} {c.Key}, "))}{summary.Corrupt.Count} corrupt"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"good={summary.Good} corrupt={summary.Corrupt.Count}"));
             return 0;
         });
@@ -72,7 +78,9 @@ public static class CohortCommands
         var hdf5 = Math.Max(1, total / 6);
         var mat = Math.Max(1, total / 6);
         var wfdb100 = Math.Max(1, total / 4);
-        var wfdb500 = total - hdf5 - mat - wfdb100;
+        var clinicalWriters = FormatRegistry.Writers.Where(w => w.Name != "wfdb").ToList();
+        var perClinical = total >= 4 * (clinicalWriters.Count + 4) ? Math.Max(1, total / 24) : 0;
+        var wfdb500 = total - hdf5 - mat - wfdb100 - (perClinical * clinicalWriters.Count);
         var n = 0;
 
         async Task Put(string name, byte[] bytes) =>
@@ -122,6 +130,19 @@ public static class CohortCommands
             Queue(() => PutAll("challenge", WfdbWriter.WriteChallengeMat(signal, name)));
         }
 
+        // The clinical formats, each 500 Hz, 10 s (a cart's rhythm strip), in a folder named after the format.
+        var clinical = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var writer in clinicalWriters)
+        {
+            clinical[writer.Name] = perClinical;
+            for (var i = 0; i < perClinical; i++)
+            {
+                var name = $"{writer.Name}{i:D5}";
+                var signal = SyntheticEcg.Generate(name, seed + n++, 500, 10);
+                Queue(() => PutAll(writer.Name, writer.Write(signal, name)));
+            }
+        }
+
         var exams = Enumerable.Range(0, hdf5).Select(i => SyntheticEcg.Generate($"exam{i}", seed + n + i, 400, 4096 / 400.0)).ToArray();
         var ids = Enumerable.Range(0, hdf5).Select(i => 9_000_000L + i).ToArray();
         Queue(() => Put("code15/" + Code15ShardWriter.FileName("exams_part0"), Code15ShardWriter.Write(exams, ids)));
@@ -150,7 +171,18 @@ public static class CohortCommands
         Queue(() => PutAll("corrupt", gain));
         corrupt.Add("bad_gain: non-numeric gain");
 
+        if (perClinical > 0 && FormatRegistry.WriterFor("scp") is { } scp)
+        {
+            // One byte changed in the middle of an SCP-ECG file: its CRC no longer matches.
+            var damaged = new Dictionary<string, byte[]>(scp.Write(SyntheticEcg.Generate("bad_crc", seed - 2, 500, 10), "bad_crc"));
+            var file = damaged.Keys.Single();
+            damaged[file] = [.. damaged[file]];
+            damaged[file][damaged[file].Length / 2] ^= 0x5A;
+            Queue(() => PutAll("corrupt", damaged));
+            corrupt.Add("bad_crc: SCP-ECG file whose CRC does not match");
+        }
+
         await Task.WhenAll(uploads);
-        return new CohortSummary(wfdb500, wfdb100, mat, hdf5, corrupt);
+        return new CohortSummary(wfdb500, wfdb100, mat, hdf5, corrupt) { Clinical = clinical };
     }
 }

@@ -96,7 +96,7 @@ public static class RunWatchCommand
                 Console.WriteLine($"{run.State.ToText()}: {TerminalText.Escape(run.Error)}");
             }
 
-            Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} failed={run.RecordsFailed} seconds={seconds:0.0}");
+            Console.WriteLine($"scored={run.RecordsDone} quarantined={run.RecordsQuarantined} seconds={seconds:0.0}{(run.RecordsFailed > 0 ? $" failed={run.RecordsFailed}" : "")}");
 
             // Only a run that scored or quarantined every planned record succeeds; the failed shards are in run status.
             if (run.State != RunState.Completed)

@@ -221,7 +221,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
     /// is written afterwards). Returns the records scored and quarantined.
     /// </summary>
     public Task<(long Done, long Quarantined)> FinishCancelledAsync(
-        Guid runId, string? error, DateTime? startedAt, DateTime finishedAt, CancellationToken cancellationToken = default) =>
+        Guid runId, string? error, DateTime? startedAt, DateTime finishedAt, long recordsPlanned, long recordsSkipped, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
@@ -247,6 +247,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 // A statement of its own after the lock, so that its snapshot sees every write that held the lock before.
                 await using var cmd = new NpgsqlCommand(
                     "update runs set state = 'cancelled', error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, " +
+                    "records_planned = @planned, records_skipped = @skipped, " +
                     "records_done = (select count(*) from scores where run_id = @id), " +
                     "records_quarantined = (select count(*) from quarantine where run_id = @id), records_failed = 0, " +
                     "shards_done = (select count(*) from run_shards where run_id = @id and state = 'done'), " +
@@ -259,6 +260,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
                 cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(startedAt) });
                 cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(finishedAt) });
+                cmd.Parameters.Add(new NpgsqlParameter("planned", NpgsqlDbType.Bigint) { Value = recordsPlanned });
+                cmd.Parameters.Add(new NpgsqlParameter("skipped", NpgsqlDbType.Bigint) { Value = recordsSkipped });
                 (long, long) counts = (0, 0);
                 await using (var reader = await cmd.ExecuteReaderAsync(ct))
                 {

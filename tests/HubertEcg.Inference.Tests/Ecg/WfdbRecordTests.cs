@@ -72,12 +72,18 @@ public sealed class WfdbRecordTests
             ("r.dat", Format16([1, 2, 10], [3, 6, 20], [-3, -4, 30])));
         var record = WfdbRecord.Open(source, "r");
         var frame = record.ReadDigital();
-        Assert.Equal([2, 5, -3], frame[0]); // WFDB rounds means half up: 1.5 -> 2, 4.5 -> 5, -3.5 -> -3
+        Assert.Equal([1, 4, -3], frame[0]); // getvec's integer mean truncates toward zero: 1.5 -> 1, 4.5 -> 4, -3.5 -> -3
         Assert.Equal([10, 20, 30], frame[1]);
         var high = record.ReadDigital(resolution: WfdbResolution.High);
         Assert.Equal([1, 2, 3, 6, -3, -4], high[0]);
         Assert.Equal([10, 10, 20, 20, 30, 30], high[1]);
         Assert.Equal(100, record.ToEcgSignal().SamplingRate);
+
+        // Three samples per frame: -5/3 -> -1 and 5/3 -> 1 (truncated toward zero, as rdsamp and wfdb-python give them),
+        // where rounding to nearest would give -2 and 2.
+        var three = WfdbRecord.Open(
+            Source(("t.hea", Text("t 1 100 3\nt.dat 16x3 1 16 0 0 0 0 x\n")), ("t.dat", Format16([-2, -2, -1], [2, 2, 1], [0, 0, -1]))), "t");
+        Assert.Equal([-1, 1, 0], three.ReadDigital()[0]);
     }
 
     [Fact]

@@ -411,7 +411,8 @@ public sealed class RunCoordinatorGrain(
             if (state == RunState.Cancelled)
             {
                 // Counts from the rows (writes in flight waited for, none after), open shards ended as cancelled.
-                _cancelledCounts = await store.FinishCancelledAsync(RunId, error, _startedAt, now);
+                var planned = BuildProgress();
+                _cancelledCounts = await store.FinishCancelledAsync(RunId, error, _startedAt, now, planned.RecordsPlanned, planned.RecordsSkipped);
                 _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false));
             }
             else

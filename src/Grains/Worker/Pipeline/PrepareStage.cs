@@ -114,6 +114,7 @@ internal sealed class PrepareStage(
                 records = [];
             }
 
+            records = LeaveOutDuplicates(work, records);
             if (lease.Incremental && records.Count > 0)
             {
                 var before = records.Count;
@@ -131,6 +132,34 @@ internal sealed class PrepareStage(
         {
             work.Fail(e);
         }
+    }
+
+    /// <summary>
+    /// A record id met again in the same shard (ten exams of one HDF5 file with the same exam id) is one record: the
+    /// first is scored, each later one quarantined as a duplicate under the id with <c> (duplicate N)</c> appended, so
+    /// that every one of them has its own row and the shard's counts equal its rows.
+    /// </summary>
+    private static List<RecordInput> LeaveOutDuplicates(ShardWork work, List<RecordInput> records)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var kept = new List<RecordInput>(records.Count);
+        foreach (var record in records)
+        {
+            if (!seen.TryGetValue(record.RecordId, out var count))
+            {
+                seen[record.RecordId] = 1;
+                kept.Add(record);
+                continue;
+            }
+
+            seen[record.RecordId] = ++count;
+            work.Quarantine(
+                $"{record.RecordId} (duplicate {count})",
+                record.SourceBlob,
+                $"duplicate record id: {count} records of this shard are called {record.RecordId}; only the first is scored");
+        }
+
+        return kept;
     }
 
     /// <summary>Reads and preprocesses the records on a pool of threads; the records-waiting gauge counts those not started.</summary>

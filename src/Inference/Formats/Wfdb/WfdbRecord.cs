@@ -404,10 +404,14 @@ public sealed class WfdbRecord
         }
     }
 
-    /// <summary>WFDB's mean of a frame's samples: rounded to nearest, halves up; invalid if any sample is.</summary>
+    /// <summary>
+    /// WFDB's mean of a frame's samples, as the C library's <c>getvec</c> and wfdb-python return it: the sum divided by
+    /// the samples per frame in integer arithmetic, so truncated toward zero (-2.5 gives -2, 2.5 gives 2); invalid if
+    /// any sample is.
+    /// </summary>
     private static int MeanSample(ReadOnlySpan<int> values)
     {
-        long sum = values.Length / 2;
+        long sum = 0;
         foreach (var v in values)
         {
             if (v == WfdbSignalFormats.InvalidSample)
@@ -418,7 +422,7 @@ public sealed class WfdbRecord
             sum += v;
         }
 
-        return (int)Math.Floor((double)sum / values.Length);
+        return (int)(sum / values.Length);
     }
 
     private void DecodeGroup(FileGroup group, long startFrame, int frames, Span<int> dest)
