@@ -1,6 +1,8 @@
 using System.Globalization;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats.Aecg;
 using HubertEcg.Inference.Formats.Archive;
+using HubertEcg.Inference.Formats.Dicom;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Npy;
 using HubertEcg.Inference.Formats.Wfdb;
@@ -69,6 +71,8 @@ public sealed class FormatRegistry
             [
                 new WfdbFormat(),
                 new NpyFormat(options.NpySamplingRate),
+                new DicomFormat(),
+                new AecgFormat(),
             ],
             [
                 new Hdf5Format(options.Hdf5),
@@ -80,6 +84,8 @@ public sealed class FormatRegistry
     public static IReadOnlyList<IRecordWriter> Writers { get; } =
     [
         new WfdbFormat16Writer(),
+        new DicomWriter(),
+        new AecgWriter(),
     ];
 
     /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>
