@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Xml;
@@ -87,6 +88,9 @@ internal sealed class AecgDocument
     private const int MaxSeries = 1000;
     private const int MaxSequences = 10_000;
 
+    /// <summary>Longest digit token: an integer or decimal needs far fewer characters.</summary>
+    private const int MaxToken = 32;
+
     private readonly List<Series> _series = [];
 
     public static AecgDocument Parse(XmlReader reader, string recordId)
@@ -97,6 +101,7 @@ internal sealed class AecgDocument
         Sequence? sequence = null;
         var sequenceDepth = -1;
         var sequences = 0;
+        var expected = 0;
         var rootSeen = false;
         while (!reader.EOF)
         {
@@ -202,7 +207,8 @@ internal sealed class AecgDocument
                         throw new EcgFormatException(recordId, $"sequence {Short(sequence.Code)} has two digits elements");
                     }
 
-                    sequence.Digits = Digits(reader.ReadElementContentAsString(), recordId, sequence.Code);
+                    sequence.Digits = Digits(reader, recordId, sequence.Code, expected);
+                    expected = sequence.Digits.Length;
                     continue;
                 case "manufacturerModelName" when series is not null && path.Contains("author"):
                     var model = reader.ReadElementContentAsString();
@@ -347,68 +353,140 @@ internal sealed class AecgDocument
         };
     }
 
-    /// <summary>Whitespace-separated integers (decimals accepted) as doubles; a token that is not a number fails the read.</summary>
-    private static double[] Digits(string text, string recordId, string? code)
+    /// <summary>
+    /// The whitespace-separated integers (decimals accepted) of the <c>digits</c> element the reader is on, as doubles,
+    /// parsed from the text in chunks (no string of the whole element); the reader ends after the element. A token that
+    /// is not a number, or an element inside, fails the read. <paramref name="expected"/> sizes the array (the
+    /// previous lead's count).
+    /// </summary>
+    private static double[] Digits(XmlReader reader, string recordId, string? code, int expected)
     {
-        var values = new List<double>(text.Length / 3);
-        var span = text.AsSpan();
-        var i = 0;
-        while (i < span.Length)
+        if (reader.IsEmptyElement)
         {
-            while (i < span.Length && char.IsWhiteSpace(span[i]))
-            {
-                i++;
-            }
-
-            var start = i;
-            while (i < span.Length && !char.IsWhiteSpace(span[i]))
-            {
-                i++;
-            }
-
-            if (i == start)
-            {
-                break;
-            }
-
-            var token = span[start..i];
-            if (!TryInteger(token, out var value)
-                && !(double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value)))
-            {
-                throw new EcgFormatException(recordId, $"sequence {Short(code)} digit {values.Count + 1} is not a number");
-            }
-
-            values.Add(value);
+            reader.Read();
+            return [];
         }
 
-        return values.ToArray();
+        var values = new double[Math.Max(expected, 256)];
+        var count = 0;
+        var depth = reader.Depth;
+        var chunk = ArrayPool<char>.Shared.Rent(8192);
+        Span<char> token = stackalloc char[MaxToken];
+        var length = 0;
+        long accumulated = 0;
+        var negative = false;
+        var integer = true;
+        var digits = 0;
+        try
+        {
+            reader.Read();
+            while (!(reader.NodeType == XmlNodeType.EndElement && reader.Depth == depth))
+            {
+                if (reader.NodeType is not (XmlNodeType.Text or XmlNodeType.Whitespace or XmlNodeType.SignificantWhitespace or XmlNodeType.CDATA))
+                {
+                    throw new EcgFormatException(recordId, $"sequence {Short(code)} digits hold {reader.NodeType} content");
+                }
+
+                var text = reader.CanReadValueChunk ? null : reader.Value;
+                var offset = 0;
+                while (true)
+                {
+                    int n;
+                    if (text is null)
+                    {
+                        n = reader.ReadValueChunk(chunk, 0, chunk.Length);
+                    }
+                    else
+                    {
+                        n = Math.Min(chunk.Length, text.Length - offset);
+                        text.CopyTo(offset, chunk, 0, n);
+                        offset += n;
+                    }
+
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    for (var k = 0; k < n; k++)
+                    {
+                        // Integers are accumulated as they are scanned; any other token is parsed whole at its end.
+                        var ch = chunk[k];
+                        if (ch is ' ' or '\n' or '\r' or '\t')
+                        {
+                            if (length > 0)
+                            {
+                                Add(ref values, ref count, integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count));
+                                length = 0;
+                                accumulated = 0;
+                                negative = false;
+                                integer = true;
+                                digits = 0;
+                            }
+
+                            continue;
+                        }
+
+                        if (length == MaxToken)
+                        {
+                            throw new EcgFormatException(recordId, $"sequence {Short(code)} digit {count + 1} is not a number");
+                        }
+
+                        token[length++] = ch;
+                        var digit = ch - '0';
+                        if ((uint)digit <= 9)
+                        {
+                            accumulated = (accumulated * 10) + digit;
+                            digits++;
+                        }
+                        else if (length == 1 && ch is '-' or '+')
+                        {
+                            negative = ch == '-';
+                        }
+                        else
+                        {
+                            integer = false;
+                        }
+                    }
+                }
+
+                if (length > 0)
+                {
+                    Add(ref values, ref count, integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count));
+                    length = 0;
+                    accumulated = 0;
+                    negative = false;
+                    integer = true;
+                    digits = 0;
+                }
+
+                reader.Read();
+            }
+
+            reader.Read();
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(chunk);
+        }
+
+        return count == values.Length ? values : values[..count];
     }
 
-    private static bool TryInteger(ReadOnlySpan<char> token, out double value)
+    private static void Add(ref double[] values, ref int count, double value)
     {
-        value = 0;
-        var negative = token[0] == '-';
-        var k = negative || token[0] == '+' ? 1 : 0;
-        if (k == token.Length || token.Length - k > 15)
+        if (count == values.Length)
         {
-            return false;
+            Array.Resize(ref values, values.Length * 2);
         }
 
-        long n = 0;
-        for (; k < token.Length; k++)
-        {
-            var d = token[k] - '0';
-            if ((uint)d > 9)
-            {
-                return false;
-            }
-
-            n = (n * 10) + d;
-        }
-
-        value = negative ? -n : n;
-        return true;
+        values[count++] = value;
     }
+
+    private static double Parse(ReadOnlySpan<char> token, string recordId, string? code, int index) =>
+        (double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value))
+            ? value
+            : throw new EcgFormatException(recordId, $"sequence {Short(code)} digit {index + 1} is not a number");
 
     private static double? Number(string? text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value) ? value : null;
