@@ -367,7 +367,8 @@ internal sealed class AecgDocument
             return [];
         }
 
-        var values = new double[Math.Max(expected, 256)];
+        // Grown in a pooled buffer, copied out at its exact length: no garbage from growing.
+        var values = ArrayPool<double>.Shared.Rent(Math.Max(expected, 1024));
         var count = 0;
         var depth = reader.Depth;
         var chunk = ArrayPool<char>.Shared.Rent(8192);
@@ -464,20 +465,23 @@ internal sealed class AecgDocument
             }
 
             reader.Read();
+            return values.AsSpan(0, count).ToArray();
         }
         finally
         {
             ArrayPool<char>.Shared.Return(chunk);
+            ArrayPool<double>.Shared.Return(values);
         }
-
-        return count == values.Length ? values : values[..count];
     }
 
     private static void Add(ref double[] values, ref int count, double value)
     {
         if (count == values.Length)
         {
-            Array.Resize(ref values, values.Length * 2);
+            var bigger = ArrayPool<double>.Shared.Rent(values.Length * 2);
+            values.AsSpan(0, count).CopyTo(bigger);
+            ArrayPool<double>.Shared.Return(values);
+            values = bigger;
         }
 
         values[count++] = value;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -67,21 +68,54 @@ public sealed class DicomFormat : IRecordFormat
     public EcgRecord Read(IRecordFileSource files, string recordName, string recordId)
     {
         ArgumentNullException.ThrowIfNull(files);
-        var bytes = RecordFileReader.ReadAll(files, recordName + Suffix, MaxFileBytes, recordId);
-        return Load(bytes, recordId);
+        var fileName = recordName + Suffix;
+        if (!files.Exists(fileName))
+        {
+            throw new EcgFormatException(recordId, $"file {fileName} is missing");
+        }
+
+        var length = files.Length(fileName);
+        if (length > MaxFileBytes)
+        {
+            throw new EcgFormatException(recordId, $"file {fileName} is {length} bytes, more than the {MaxFileBytes} allowed");
+        }
+
+        // Read into a pooled buffer: the elements point into it only while the record is decoded.
+        var (buffer, filled) = RecordFileReader.ReadRange(files, fileName, 0, MaxFileBytes + 1, recordId);
+        try
+        {
+            if (filled > MaxFileBytes)
+            {
+                throw new EcgFormatException(recordId, $"file {fileName} is more than the {MaxFileBytes} bytes allowed");
+            }
+
+            return Load(buffer, filled, recordId);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Reads a DICOM Part 10 ECG waveform object from its bytes.</summary>
     public static EcgRecord Load(byte[] bytes, string recordId)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        if (bytes.Length < PreambleLength + 4 || !bytes.AsSpan(PreambleLength, 4).SequenceEqual("DICM"u8))
+        return Load(bytes, bytes.Length, recordId);
+    }
+
+    /// <summary>Reads a DICOM Part 10 ECG waveform object from the first <paramref name="length"/> bytes of <paramref name="bytes"/>.</summary>
+    public static EcgRecord Load(byte[] bytes, int length, string recordId)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, bytes.Length);
+        if (length < PreambleLength + 4 || !bytes.AsSpan(PreambleLength, 4).SequenceEqual("DICM"u8))
         {
             throw new EcgFormatException(recordId, "not a DICOM Part 10 file (no DICM after the 128-byte preamble)");
         }
 
         var parser = new DicomParser(bytes, recordId);
-        var (meta, metaEnd) = parser.Parse(PreambleLength + 4, bytes.Length, explicitVr: true, metaOnly: true);
+        var (meta, metaEnd) = parser.Parse(PreambleLength + 4, length, explicitVr: true, metaOnly: true);
         var syntax = meta.Text(DicomTags.TransferSyntaxUid)
             ?? throw new EcgFormatException(recordId, "the file meta information names no transfer syntax (0002,0010)");
         var explicitVr = syntax switch
@@ -90,17 +124,17 @@ public sealed class DicomFormat : IRecordFormat
             ImplicitVrLittleEndian => false,
             _ => throw new EcgFormatException(
                 recordId,
-                $"transfer syntax {syntax}{(KnownTransferSyntaxes.TryGetValue(syntax, out var n) ? $" ({n})" : string.Empty)} is not read: only Implicit VR Little Endian and Explicit VR Little Endian are"),
+                $"transfer syntax {Printable(syntax)}{(KnownTransferSyntaxes.TryGetValue(syntax, out var n) ? $" ({n})" : string.Empty)} is not read: only Implicit VR Little Endian and Explicit VR Little Endian are"),
         };
 
-        var (dataset, _) = parser.Parse(metaEnd, bytes.Length, explicitVr);
+        var (dataset, _) = parser.Parse(metaEnd, length, explicitVr);
         var sopClass = dataset.Text(DicomTags.SopClassUid) ?? meta.Text(DicomTags.MediaStorageSopClassUid)
             ?? throw new EcgFormatException(recordId, "the file names no SOP class (0008,0016)");
         if (sopClass is not (TwelveLeadEcgSopClass or GeneralEcgSopClass))
         {
             throw new EcgFormatException(
                 recordId,
-                $"SOP class {sopClass}{(KnownSopClasses.TryGetValue(sopClass, out var s) ? $" ({s})" : string.Empty)} is not an ECG waveform: only 12-Lead ECG and General ECG Waveform Storage are read");
+                $"SOP class {Printable(sopClass)}{(KnownSopClasses.TryGetValue(sopClass, out var s) ? $" ({s})" : string.Empty)} is not an ECG waveform: only 12-Lead ECG and General ECG Waveform Storage are read");
         }
 
         var warnings = new List<string>();
