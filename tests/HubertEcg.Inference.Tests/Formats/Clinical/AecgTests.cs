@@ -184,5 +184,28 @@ public sealed class AecgTests
         var upper = files.ToDictionary(kv => kv.Key.Replace(".xml", ".XML", StringComparison.Ordinal), kv => kv.Value, StringComparer.Ordinal);
         var handle = FormatRegistry.Default.Record("r1", "r1", upper.Keys.ToList(), new InMemoryRecordFileSource(upper));
         Assert.Equal("aecg", handle.Load().Format);
+
+        // With another XML dialect registered first, the first bytes choose.
+        var registry = new FormatRegistry([new OtherXmlFormat(), new AecgFormat()], []);
+        Assert.Equal("aecg", registry.Record("r1", "r1", upper.Keys.ToList(), new InMemoryRecordFileSource(upper)).Load().Format);
+        var muse = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["r2.xml"] = "<?xml version=\"1.0\"?><RestingECG/>"u8.ToArray() };
+        Assert.Equal("other", registry.Record("r2", "r2", muse.Keys.ToList(), new InMemoryRecordFileSource(muse)).Load().Format);
+    }
+
+    /// <summary>A stand-in for another XML dialect sharing <c>.xml</c> (GE MUSE's root element).</summary>
+    private sealed class OtherXmlFormat : IRecordFormat
+    {
+        public string Name => "other";
+
+        public IReadOnlyList<string> Suffixes { get; } = [".xml"];
+
+        public string PrimarySuffix => ".xml";
+
+        public bool Reads(IReadOnlySet<string> suffixes) => suffixes.Contains(".xml");
+
+        public bool Recognises(ReadOnlySpan<byte> head) => Inference.IO.SafeXml.RootElement(head) is ("RestingECG", _);
+
+        public EcgRecord Read(IRecordFileSource files, string recordName, string recordId) =>
+            EcgRecord.InMillivolts("other", "test", new EcgSignal(recordId, 500, ["I"], [[0.0]]));
     }
 }
