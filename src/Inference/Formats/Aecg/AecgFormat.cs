@@ -417,7 +417,13 @@ internal sealed class AecgDocument
                         {
                             if (length > 0)
                             {
-                                Add(ref values, ref count, integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count));
+                                if (count == values.Length)
+                                {
+                                    values = Grow(values);
+                                }
+
+                                values[count] = integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count);
+                                count++;
                                 length = 0;
                                 accumulated = 0;
                                 negative = false;
@@ -453,7 +459,13 @@ internal sealed class AecgDocument
 
                 if (length > 0)
                 {
-                    Add(ref values, ref count, integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count));
+                    if (count == values.Length)
+                    {
+                        values = Grow(values);
+                    }
+
+                    values[count] = integer && digits is > 0 and <= 18 ? (negative ? -accumulated : accumulated) : Parse(token[..length], recordId, code, count);
+                    count++;
                     length = 0;
                     accumulated = 0;
                     negative = false;
@@ -474,17 +486,13 @@ internal sealed class AecgDocument
         }
     }
 
-    private static void Add(ref double[] values, ref int count, double value)
+    /// <summary>A pooled array twice as long holding <paramref name="values"/>; the old one goes back to the pool.</summary>
+    private static double[] Grow(double[] values)
     {
-        if (count == values.Length)
-        {
-            var bigger = ArrayPool<double>.Shared.Rent(values.Length * 2);
-            values.AsSpan(0, count).CopyTo(bigger);
-            ArrayPool<double>.Shared.Return(values);
-            values = bigger;
-        }
-
-        values[count++] = value;
+        var bigger = ArrayPool<double>.Shared.Rent(values.Length * 2);
+        values.CopyTo(bigger, 0);
+        ArrayPool<double>.Shared.Return(values);
+        return bigger;
     }
 
     private static double Parse(ReadOnlySpan<char> token, string recordId, string? code, int index) =>
