@@ -1,6 +1,8 @@
 using System.Globalization;
 using HubertEcg.Inference.Ecg;
+using HubertEcg.Inference.Formats.Aecg;
 using HubertEcg.Inference.Formats.Archive;
+using HubertEcg.Inference.Formats.Dicom;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Muse;
 using HubertEcg.Inference.Formats.Npy;
@@ -75,6 +77,8 @@ public sealed class FormatRegistry
                 new PhilipsFormat(),
                 new MuseFormat(),
                 new ScpFormat(),
+                new DicomFormat(),
+                new AecgFormat(),
             ],
             [
                 new Hdf5Format(options.Hdf5),
@@ -89,6 +93,8 @@ public sealed class FormatRegistry
         new PhilipsRecordWriter(),
         new MuseRecordWriter(),
         new ScpRecordWriter(),
+        new DicomWriter(),
+        new AecgWriter(),
     ];
 
     /// <summary>The writer of format <paramref name="name"/> (as <see cref="IRecordFormat.Name"/>), or null.</summary>
