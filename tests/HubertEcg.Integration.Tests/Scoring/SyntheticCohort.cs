@@ -1,4 +1,6 @@
 using Azure.Storage.Blobs;
+using HubertEcg.Inference.Ecg.Synthetic;
+using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.IO;
 using HubertEcg.Testing;
 using PureHDF;
@@ -11,7 +13,8 @@ public sealed record CohortManifest(IReadOnlyList<string> GoodRecords, IReadOnly
 /// <summary>
 /// Uploads a cohort to a blob container: synthetic 12-lead .npy records at 500 Hz, and deliberately corrupt ones;
 /// with <c>mixed</c>, also a real PTB-XL WFDB record (100 Hz), a real 2-lead MIT-BIH record (which cannot give the
-/// 12 leads and is quarantined) and a CODE-15%-layout HDF5 shard of synthetic exams at 400 Hz.
+/// 12 leads and is quarantined), a CODE-15%-layout HDF5 shard of synthetic exams at 400 Hz, and one record of each
+/// clinical format the project writes (GE MUSE, Philips, DICOM, HL7 aECG, SCP-ECG).
 /// </summary>
 public static class SyntheticCohort
 {
@@ -68,6 +71,20 @@ public static class SyntheticCohort
             }
 
             corrupt.Add($"{prefix}mitdb/100");
+
+            // One record of every clinical format, written by the project's own writers (GE MUSE, Philips, DICOM,
+            // HL7 aECG, SCP-ECG), each in a folder of its own.
+            foreach (var writer in FormatRegistry.Writers.Where(w => w.Name != "wfdb"))
+            {
+                var name = $"{writer.Name}-0001";
+                var signal = SyntheticEcg.Generate(name, 700 + good.Count, 500, 10);
+                foreach (var (file, bytes) in writer.Write(signal, name))
+                {
+                    uploads.Add(() => container.GetBlobClient($"{prefix}{writer.Name}/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+                }
+
+                good.Add($"{prefix}{writer.Name}/{name}");
+            }
             var shardName = $"{prefix}code15/exams_part0.hdf5";
             var hdf5 = Hdf5Bytes(Hdf5Exams, out var examIds);
             uploads.Add(() => container.GetBlobClient(shardName).UploadAsync(new BinaryData(hdf5), overwrite: true));
