@@ -54,9 +54,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     /// <summary>
     /// Share-locks the runs whose rows are staged, in id order, until the transaction ends, and the insert that follows
-    /// leaves out rows of cancelled runs: a cancel (which locks its run's row for update, then counts its rows, see
-    /// <see cref="RunStore.FinishCancelledAsync"/>) waits for writes in flight and then sees them all, and no row of
-    /// the run is written after it, so a cancelled run's counts equal its rows.
+    /// leaves out rows of cancelled and failed runs: ending a run early (which locks its run's row for update, then
+    /// counts its rows, see <see cref="RunStore.FinishEndedAsync"/>) waits for writes in flight and then sees them all,
+    /// and no row of the run is written after it, so the run's counts equal its rows.
     /// </summary>
     private static async Task LockRunsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string staging, CancellationToken cancellationToken)
     {
@@ -117,7 +117,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         int inserted;
         await using (var insert = new NpgsqlCommand(
             "insert into scores select distinct on (model_id, record_id) s.* from score_staging s " +
-            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state = 'cancelled') order by model_id, record_id " +
+            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state in ('cancelled', 'failed')) order by model_id, record_id " +
             "on conflict (model_id, record_id) do update set run_id = excluded.run_id, probabilities = excluded.probabilities, " +
             "embedding = excluded.embedding, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
             "source_etag = excluded.source_etag, scored_at = excluded.scored_at " +
@@ -165,7 +165,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         int inserted;
         await using (var insert = new NpgsqlCommand(
             "insert into quarantine select q.* from quarantine_staging q " +
-            "where not exists (select 1 from runs r where r.run_id = q.run_id and r.state = 'cancelled') on conflict (run_id, record_id) do nothing",
+            "where not exists (select 1 from runs r where r.run_id = q.run_id and r.state in ('cancelled', 'failed')) on conflict (run_id, record_id) do nothing",
             connection,
             tx))
         {

@@ -222,6 +222,15 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
     /// </summary>
     public Task<(long Done, long Quarantined)> FinishCancelledAsync(
         Guid runId, string? error, DateTime? startedAt, DateTime finishedAt, long recordsPlanned, long recordsSkipped, CancellationToken cancellationToken = default) =>
+        FinishEndedAsync(runId, RunState.Cancelled, error, startedAt, finishedAt, recordsPlanned, recordsSkipped, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="FinishCancelledAsync"/>, for a run ended before its shards were (cancelled, or failed as a whole):
+    /// its open shards end as cancelled, and its counts are taken from its rows under <paramref name="state"/>.
+    /// </summary>
+    public Task<(long Done, long Quarantined)> FinishEndedAsync(
+        Guid runId, RunState state, string? error, DateTime? startedAt, DateTime finishedAt, long recordsPlanned, long recordsSkipped,
+        CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
@@ -246,10 +255,11 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
 
                 // A statement of its own after the lock, so that its snapshot sees every write that held the lock before.
                 await using var cmd = new NpgsqlCommand(
-                    "update runs set state = 'cancelled', error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, " +
+                    "update runs set state = @state, error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, " +
                     "records_planned = @planned, records_skipped = @skipped, " +
                     "records_done = (select count(*) from scores where run_id = @id), " +
-                    "records_quarantined = (select count(*) from quarantine where run_id = @id), records_failed = 0, " +
+                    "records_quarantined = (select count(*) from quarantine where run_id = @id), " +
+                    "records_failed = (select coalesce(sum(records_planned), 0) from run_shards where run_id = @id and state = 'failed'), " +
                     "shards_done = (select count(*) from run_shards where run_id = @id and state = 'done'), " +
                     "shards_failed = (select count(*) from run_shards where run_id = @id and state = 'failed'), " +
                     "rate_per_second = 0, eta_seconds = null, waiting_for = null, waiting_since = null, updated_at = now() " +
@@ -260,6 +270,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
                 cmd.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(startedAt) });
                 cmd.Parameters.Add(new NpgsqlParameter("finished", NpgsqlDbType.TimestampTz) { Value = Rows.Utc(finishedAt) });
+                cmd.Parameters.Add(new NpgsqlParameter("state", NpgsqlDbType.Text) { Value = state.ToText() });
                 cmd.Parameters.Add(new NpgsqlParameter("planned", NpgsqlDbType.Bigint) { Value = recordsPlanned });
                 cmd.Parameters.Add(new NpgsqlParameter("skipped", NpgsqlDbType.Bigint) { Value = recordsSkipped });
                 (long, long) counts = (0, 0);

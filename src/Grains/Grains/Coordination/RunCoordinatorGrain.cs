@@ -44,7 +44,7 @@ public sealed class RunCoordinatorGrain(
     private DateTime? _finishedAt;
     private bool _dirty;
     private IGrainTimer? _tick;
-    private (long Done, long Quarantined)? _cancelledCounts;
+    private (long Done, long Quarantined)? _endedCounts;
     private string? _waitingFor;
     private DateTime? _waitingSince;
 
@@ -60,7 +60,7 @@ public sealed class RunCoordinatorGrain(
         }
 
         (_state, _error, _startedAt, _finishedAt) = (_run.State, _run.Error, _run.StartedAt, _run.FinishedAt);
-        _cancelledCounts = _state == RunState.Cancelled ? (_run.RecordsDone, _run.RecordsQuarantined) : null;
+        _endedCounts = _state is RunState.Cancelled or RunState.Failed ? (_run.RecordsDone, _run.RecordsQuarantined) : null;
         (_waitingFor, _waitingSince) = _state.IsFinal() ? (null, null) : (_run.WaitingFor, _run.WaitingSince);
         _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false, cancellationToken));
         _planner = new RunPlanner(_run, _book, store.Shards, blobs, currentScores, formats, _options, logger);
@@ -408,11 +408,11 @@ public sealed class RunCoordinatorGrain(
         _startedAt ??= now;
         try
         {
-            if (state == RunState.Cancelled)
+            if (state is RunState.Cancelled or RunState.Failed)
             {
-                // Counts from the rows (writes in flight waited for, none after), open shards ended as cancelled.
+                // Ended early: counts from the rows (writes in flight waited for, none after), open shards ended as cancelled.
                 var planned = BuildProgress();
-                _cancelledCounts = await store.FinishCancelledAsync(RunId, error, _startedAt, now, planned.RecordsPlanned, planned.RecordsSkipped);
+                _endedCounts = await store.FinishEndedAsync(RunId, state, error, _startedAt, now, planned.RecordsPlanned, planned.RecordsSkipped);
                 _book = new ShardBook(await store.Shards.LoadAsync(RunId, includeBlobs: false));
             }
             else
@@ -457,8 +457,8 @@ public sealed class RunCoordinatorGrain(
     private RunProgress BuildProgress()
     {
         var progress = _meter.Build(RunId, _state, _planner?.IsComplete ?? false, _planner?.Skipped ?? 0, _book, DateTime.UtcNow);
-        return _cancelledCounts is { } counts
-            ? progress with { RecordsDone = counts.Done, RecordsQuarantined = counts.Quarantined, RecordsFailed = 0, RatePerSecond = 0, EtaSeconds = null }
+        return _endedCounts is { } counts
+            ? progress with { RecordsDone = counts.Done, RecordsQuarantined = counts.Quarantined, RatePerSecond = 0, EtaSeconds = null }
             : progress with { WaitingFor = _state.IsFinal() ? null : _waitingFor };
     }
 }
