@@ -196,7 +196,19 @@ public static class XliCodec
                     throw TooLong(recordId, lead, (output.Length - 2) / 2);
                 }
 
-                output.AsSpan(start[code], length).CopyTo(output.AsSpan(written, length));
+                var from = start[code];
+                if (length <= 16)
+                {
+                    // Short strings (most of them): a plain loop beats a block copy's call.
+                    for (var k = 0; k < length; k++)
+                    {
+                        output[written + k] = output[from + k];
+                    }
+                }
+                else
+                {
+                    output.AsSpan(from, length).CopyTo(output.AsSpan(written, length));
+                }
             }
             else if (code == next && previous >= 0)
             {
