@@ -409,10 +409,12 @@ internal sealed class AecgDocument
                         break;
                     }
 
-                    for (var k = 0; k < n; k++)
+                    var span = chunk.AsSpan(0, n);
+                    var k = 0;
+                    while (k < span.Length)
                     {
                         // Integers are accumulated as they are scanned; any other token is parsed whole at its end.
-                        var ch = chunk[k];
+                        var ch = span[k];
                         if (ch is ' ' or '\n' or '\r' or '\t')
                         {
                             if (length > 0)
@@ -431,7 +433,40 @@ internal sealed class AecgDocument
                                 digits = 0;
                             }
 
+                            k++;
                             continue;
+                        }
+
+                        if (length == 0 && integer && k + MaxToken < span.Length)
+                        {
+                            // A whole token inside the chunk: scanned in place, copied out only when it is not an integer.
+                            var end = k;
+                            if (ch is '-' or '+')
+                            {
+                                end++;
+                            }
+
+                            var digitStart = end;
+                            long whole = 0;
+                            uint d;
+                            while (end < span.Length && (d = (uint)(span[end] - '0')) <= 9)
+                            {
+                                whole = (whole * 10) + d;
+                                end++;
+                            }
+
+                            var run = end - digitStart;
+                            if (run is > 0 and <= 18 && end < span.Length && span[end] is ' ' or '\n' or '\r' or '\t')
+                            {
+                                if (count == values.Length)
+                                {
+                                    values = Grow(values);
+                                }
+
+                                values[count++] = ch == '-' ? -whole : whole;
+                                k = end;
+                                continue;
+                            }
                         }
 
                         if (length == MaxToken)
@@ -454,6 +489,8 @@ internal sealed class AecgDocument
                         {
                             integer = false;
                         }
+
+                        k++;
                     }
                 }
 

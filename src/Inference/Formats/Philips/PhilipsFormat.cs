@@ -141,10 +141,11 @@ public sealed class PhilipsFormat : IRecordFormat
         var leads = new double[stored.Length][];
         for (var lead = 0; lead < stored.Length; lead++)
         {
+            var source = stored[lead].AsSpan(0, kept);
             var values = new double[kept];
-            for (var t = 0; t < kept; t++)
+            for (var t = 0; t < source.Length; t++)
             {
-                values[t] = stored[lead][t] * scale;
+                values[t] = source[t] * scale;
             }
 
             leads[lead] = values;

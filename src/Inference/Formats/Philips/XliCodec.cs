@@ -114,14 +114,21 @@ public static class XliCodec
         var samples = new short[n];
 
         // Modulo 2^16 throughout: the same 16-bit results as the reference's wider arithmetic cast back to int16.
+        // Sample i (i >= 3) uses code i - 1 <= n - 2, whose low byte always exists (bytes.Length >= 2n - 1).
+        var high = bytes[..n];
+        var low = bytes.Slice(n, n - 1);
         short x = Code(bytes, n, 0), y = Code(bytes, n, 1);
         samples[0] = x;
         samples[1] = y;
         int last = first;
-        for (var i = 2; i < n; i++)
+        for (var i = 2; i < samples.Length; i++)
         {
+            if (i > 2)
+            {
+                last = (short)((high[i - 1] << 8) | low[i - 1]) - Bias;
+            }
+
             var z = (short)((2 * y) - x - last);
-            last = Code(bytes, n, i) - Bias;
             samples[i] = z;
             x = y;
             y = z;
@@ -133,12 +140,19 @@ public static class XliCodec
     /// <summary>Code <paramref name="i"/> of <paramref name="n"/>: its high byte from the first half, its low byte from the second.</summary>
     private static short Code(ReadOnlySpan<byte> bytes, int n, int i) => (short)((bytes[i] << 8) | (n + i < bytes.Length ? bytes[n + i] : 0));
 
-    /// <summary>LZW-decompresses one lead into <paramref name="output"/>; returns the byte count.</summary>
+    /// <summary>
+    /// LZW-decompresses one lead into <paramref name="output"/>; returns the byte count. Every string code's bytes
+    /// already stand in the output (where its prefix was written, followed by the next string's first byte), so a
+    /// code is copied from there rather than rebuilt link by link.
+    /// </summary>
     private static int Decompress(ReadOnlySpan<byte> input, byte[] output, LzwDictionary dictionary, string recordId, int lead)
     {
-        dictionary.Reset();
+        var start = dictionary.Start;
+        var lengths = dictionary.Length;
+        var next = 256;
         var written = 0;
         var previous = -1;
+        var previousStart = 0;
         uint bits = 0;
         var bitCount = 0;
         var position = 0;
@@ -164,38 +178,65 @@ public static class XliCodec
             }
 
             int length;
-            if (code < dictionary.Next)
+            if (code < 256)
             {
-                length = dictionary.Length[code];
+                length = 1;
+                if (written >= output.Length)
+                {
+                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
+                }
+
+                output[written] = (byte)code;
+            }
+            else if (code < next)
+            {
+                length = lengths[code];
                 if (written + length > output.Length)
                 {
                     throw TooLong(recordId, lead, (output.Length - 2) / 2);
                 }
 
-                dictionary.Write(code, output.AsSpan(written, length));
+                var from = start[code];
+                if (length <= 16)
+                {
+                    // Short strings (most of them): a plain loop beats a block copy's call.
+                    for (var k = 0; k < length; k++)
+                    {
+                        output[written + k] = output[from + k];
+                    }
+                }
+                else
+                {
+                    output.AsSpan(from, length).CopyTo(output.AsSpan(written, length));
+                }
             }
-            else if (code == dictionary.Next && previous >= 0)
+            else if (code == next && previous >= 0)
             {
                 // The string being defined: the previous string and its own first byte.
-                length = dictionary.Length[previous] + 1;
+                var previousLength = written - previousStart;
+                length = previousLength + 1;
                 if (written + length > output.Length)
                 {
                     throw TooLong(recordId, lead, (output.Length - 2) / 2);
                 }
 
-                dictionary.Write(previous, output.AsSpan(written, length - 1));
-                output[written + length - 1] = dictionary.First[previous];
+                output.AsSpan(previousStart, previousLength).CopyTo(output.AsSpan(written, previousLength));
+                output[written + previousLength] = output[previousStart];
             }
             else
             {
-                throw new EcgFormatException(recordId, $"XLI lead {lead}: LZW code {code} is not defined yet (next is {dictionary.Next})");
+                throw new EcgFormatException(recordId, $"XLI lead {lead}: LZW code {code} is not defined yet (next is {next})");
             }
 
-            if (previous >= 0 && dictionary.Next <= MaxCode)
+            if (previous >= 0 && next <= MaxCode)
             {
-                dictionary.Add(previous, output[written]);
+                // The previous string and this one's first byte: contiguous in the output from the previous string's start.
+                start[next] = previousStart;
+                lengths[next] = written - previousStart + 1;
+                next++;
             }
 
+            previousStart = written;
             written += length;
             previous = code;
         }
@@ -260,51 +301,11 @@ public static class XliCodec
         return packed;
     }
 
-    /// <summary>The strings of the LZW decoder as prefix links: each code's previous code, last byte, first byte, length.</summary>
+    /// <summary>The string codes of the LZW decoder: where each stands in the lead's output, and its length.</summary>
     private sealed class LzwDictionary
     {
-        public int[] Prefix { get; } = new int[MaxCode + 1];
-
-        public byte[] Last { get; } = new byte[MaxCode + 1];
-
-        public byte[] First { get; } = new byte[MaxCode + 1];
+        public int[] Start { get; } = new int[MaxCode + 1];
 
         public int[] Length { get; } = new int[MaxCode + 1];
-
-        public int Next { get; private set; }
-
-        public void Reset()
-        {
-            for (var c = 0; c < 256; c++)
-            {
-                Prefix[c] = -1;
-                Last[c] = (byte)c;
-                First[c] = (byte)c;
-                Length[c] = 1;
-            }
-
-            Next = 256;
-        }
-
-        public void Add(int prefix, byte last)
-        {
-            Prefix[Next] = prefix;
-            Last[Next] = last;
-            First[Next] = First[prefix];
-            Length[Next] = Length[prefix] + 1;
-            Next++;
-        }
-
-        /// <summary>Writes the string of <paramref name="code"/> into <paramref name="target"/> (its exact length), last byte first.</summary>
-        public void Write(int code, Span<byte> target)
-        {
-            int[] prefix = Prefix;
-            byte[] last = Last;
-            for (var i = target.Length - 1; i >= 0; i--)
-            {
-                target[i] = last[code];
-                code = prefix[code];
-            }
-        }
     }
 }
