@@ -313,16 +313,14 @@ public sealed class ScpHuffmanTables
             var window = Peek(data, bit);
             var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
             int length;
-            if (ones == 0)
+            if (ones <= 8)
             {
-                length = 1;
-                values[i] = 0;
-            }
-            else if (ones <= 8)
-            {
-                // n ones, a zero, then the sign bit (1: negative).
-                length = ones + 2;
-                values[i] = ((window >> (63 - (ones + 1))) & 1) != 0 ? -ones : ones;
+                // 0 as a single zero bit; n ones, a zero, then the sign bit (1: negative). Without branches between
+                // them (their order is the signal's, which no predictor guesses): for n = 0 the length is 1 and
+                // the value 0 whatever the sign bit.
+                length = ones + 2 - ((ones - 1) >>> 31);
+                var negative = (int)((window >> (62 - ones)) & 1);
+                values[i] = (ones ^ -negative) + negative;
             }
             else if (ones == 9)
             {
