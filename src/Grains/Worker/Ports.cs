@@ -67,7 +67,11 @@ public interface IContainerPassLog
         string modelId, string blob, string etag, Guid runId, long recordsScored, long recordsQuarantined, CancellationToken cancellationToken = default);
 }
 
-/// <summary>Everything outside a worker that it uses, as ports; the silo wires the real adapters, tests may wire fakes.</summary>
+/// <summary>
+/// Everything outside a worker that it uses, as ports; the silo wires the real adapters, tests may wire fakes.
+/// <see cref="Stages"/>, when set, receives the CPU and wall-clock time of the worker's own stages (batching and
+/// aggregation); a silo leaves it null.
+/// </summary>
 public sealed record WorkerPorts(
     ILeasePort Leases,
     IBlobSource Blobs,
@@ -77,4 +81,5 @@ public sealed record WorkerPorts(
     IRecordDecoder Decoder,
     IWindowPreparer Preparer,
     IScorerProvider Scorers,
-    ScoringMetrics Metrics);
+    ScoringMetrics Metrics,
+    StageClock? Stages = null);

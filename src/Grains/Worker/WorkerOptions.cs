@@ -50,6 +50,12 @@ public sealed class WorkerOptions
     /// <summary>Score rows per Postgres write.</summary>
     public int WriteBatchRows { get; set; } = 512;
 
+    /// <summary>
+    /// Score-row writes a worker has in flight at once (each a write of up to <see cref="WriteBatchRows"/> rows on its
+    /// own connection). A shard's end is reported only after all its rows are written, whichever writer wrote them.
+    /// </summary>
+    public int Writers { get; set; } = 1;
+
     /// <summary>How long an idle worker waits before asking for work again.</summary>
     public TimeSpan IdlePollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -126,6 +132,7 @@ public sealed class WorkerOptions
 
         Positive(nameof(PreprocessThreads), PreprocessThreads);
         Positive(nameof(WriteBatchRows), WriteBatchRows);
+        Positive(nameof(Writers), Writers);
         Positive(nameof(IdlePollInterval), IdlePollInterval.TotalMilliseconds);
         Positive(nameof(MaxShardBytes), MaxShardBytes);
         Positive(nameof(DownloadConcurrency), DownloadConcurrency);

@@ -10,8 +10,9 @@ namespace HubertEcg.Worker.Pipeline;
 /// shards run out. Batches come from a pool of reusable ones (<paramref name="free"/>), which bounds the windows in
 /// flight. Records of a dropped shard are let go. At each shard's end it closes the shard's end count
 /// (<see cref="ShardWork.CloseEnd"/>); if that was the last thing open, it hands the shard's end to the writer itself.
+/// With a <paramref name="clock"/>, the time spent copying windows into batches is counted as <see cref="PipelineStage.Batch"/>.
 /// </summary>
-internal sealed class BatchStage(ChannelReader<Batch> free, ScoringMetrics.WorkerQueues queues)
+internal sealed class BatchStage(ChannelReader<Batch> free, ScoringMetrics.WorkerQueues queues, StageClock? clock = null)
 {
     public async Task RunAsync(ChannelReader<ShardWork> shards, ChannelWriter<Batch> output, ChannelWriter<WriteItem> writes, CancellationToken token)
     {
@@ -42,7 +43,9 @@ internal sealed class BatchStage(ChannelReader<Batch> free, ScoringMetrics.Worke
                     for (var w = 0; w < count; w++)
                     {
                         open ??= (await free.ReadAsync(token)).Start(scorer, size);
+                        var started = clock is null ? default : StageClock.Start();
                         open.Add(record.Windows.AsSpan(w * IEcgScorer.WindowLength, IEcgScorer.WindowLength), accumulator);
+                        clock?.Stop(PipelineStage.Batch, started, 1);
                         if (open.Count == open.Capacity)
                         {
                             await output.WriteAsync(open, token);

@@ -11,7 +11,8 @@ namespace HubertEcg.Worker.Pipeline;
 /// loop on the async side that alone owns the records' sums. A record's last window makes its score row; a shard's
 /// rows go to the writer in groups of <see cref="WorkerOptions.WriteBatchRows"/>, and its end once nothing of it is
 /// open any more. A batch the model fails on fails every shard that has windows in it. Scored batches go back to the
-/// pool (<paramref name="free"/>) once aggregated.
+/// pool (<paramref name="free"/>) once aggregated. With a <paramref name="clock"/>, the aggregation's time is counted as
+/// <see cref="PipelineStage.Aggregate"/>.
 /// </summary>
 internal sealed class ScoreStage(
     string workerId,
@@ -19,7 +20,8 @@ internal sealed class ScoreStage(
     int writeBatchRows,
     ChannelWriter<Batch> free,
     ScoringMetrics metrics,
-    ScoringMetrics.WorkerQueues queues)
+    ScoringMetrics.WorkerQueues queues,
+    StageClock? clock = null)
 {
     public async Task RunAsync(ChannelReader<Batch> batches, ChannelWriter<WriteItem> writes, CancellationToken token)
     {
@@ -134,17 +136,20 @@ internal sealed class ScoreStage(
                 work.Fail(error, permanent: false);
             }
 
+            var started = clock is null ? default : StageClock.Start();
             var complete = work.Dropped
                 ? accumulator.Skip()
                 : accumulator.Add(batch.Embeddings.AsSpan(i * hidden, hidden), batch.Probabilities.AsSpan(i * labels, labels));
             if (!complete)
             {
+                clock?.Stop(PipelineStage.Aggregate, started, 0);
                 continue;
             }
 
             if (!work.Dropped)
             {
                 work.Rows.Add(accumulator.ToRow());
+                clock?.Stop(PipelineStage.Aggregate, started, 1);
                 queues.AddRows(1);
                 if (work.Rows.Count >= writeBatchRows)
                 {

@@ -62,9 +62,9 @@ internal sealed class ScoringPipeline(
         }
 
         var prepare = new PrepareStage(workerId, ports.Decoder, ports.Preparer, incremental, scorers, options, queues, logger);
-        var batch = new BatchStage(free.Reader, queues);
-        var score = new ScoreStage(workerId, callers, options.WriteBatchRows, free.Writer, ports.Metrics, queues);
-        var write = new WriteStage(workerId, ports.Results, ports.ContainerPasses, ports.Metrics, queues, backoff, logger);
+        var batch = new BatchStage(free.Reader, queues, ports.Stages);
+        var score = new ScoreStage(workerId, callers, options.WriteBatchRows, free.Writer, ports.Metrics, queues, ports.Stages);
+        var write = new WriteStage(workerId, ports.Results, ports.ContainerPasses, ports.Metrics, queues, backoff, logger, options.Writers);
 
         var batching = Task.Run(() => batch.RunAsync(prepared.Reader, batches.Writer, writes.Writer, token), CancellationToken.None);
         var scoring = Task.Run(() => score.RunAsync(batches.Reader, writes.Writer, token), CancellationToken.None);

@@ -19,6 +19,7 @@ internal sealed class ShardWork : IDisposable
     private readonly List<QuarantineRow> _quarantine = [];
     private readonly ScoringMetrics.WorkerQueues _queues;
     private int _open = 1;
+    private int _scored;
 
     public ShardWork(HeldLease held, ScoringMetrics.WorkerQueues queues, CancellationToken stoppingToken)
     {
@@ -63,8 +64,10 @@ internal sealed class ShardWork : IDisposable
     /// <summary>Score rows not yet handed to the writer; only the score stage adds to them.</summary>
     public List<ScoreRow> Rows { get; private set; } = [];
 
-    /// <summary>Records written (write stage).</summary>
-    public int Scored { get; set; }
+    /// <summary>Records written (write stage; its concurrent writes add through <see cref="AddScored"/>).</summary>
+    public int Scored => Volatile.Read(ref _scored);
+
+    public void AddScored(int count) => Interlocked.Add(ref _scored, count);
 
     /// <summary>Records left out as current (incremental runs).</summary>
     public int Skipped { get; set; }

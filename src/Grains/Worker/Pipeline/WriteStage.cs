@@ -9,10 +9,12 @@ namespace HubertEcg.Worker.Pipeline;
 internal sealed record WriteItem(ShardWork Work, List<ScoreRow> Rows, bool Last);
 
 /// <summary>
-/// Stage 4: writes score rows as they come, then at each shard's end its quarantine rows, its container pass (a
-/// container shard dealt with whole, through <see cref="IContainerPassLog"/>) and its report to the coordinator. A
-/// shard whose write fails is failed and its lease released with the reason; a shard whose lease was lost is let go
-/// without a word to the coordinator. Either way the shard leaves the pipeline (<c>finished</c>) and the others go on.
+/// Stage 4: writes score rows as they come, up to <paramref name="writers"/> writes at once
+/// (<see cref="WorkerOptions.Writers"/>), then at each shard's end, once every write of its rows is over, its
+/// quarantine rows, its container pass (a container shard dealt with whole, through <see cref="IContainerPassLog"/>)
+/// and its report to the coordinator. A shard whose write fails is failed and its lease released with the reason; its
+/// rows not yet being written are not tried. A shard whose lease was lost is let go without a word to the coordinator.
+/// Either way the shard leaves the pipeline (<c>finished</c>) and the others go on.
 /// </summary>
 internal sealed partial class WriteStage(
     string workerId,
@@ -21,29 +23,48 @@ internal sealed partial class WriteStage(
     ScoringMetrics metrics,
     ScoringMetrics.WorkerQueues queues,
     OutageBackoff backoff,
-    ILogger logger)
+    ILogger logger,
+    int writers = 1)
 {
     public async Task RunAsync(ChannelReader<WriteItem> writes, Action<HeldLease> finished, CancellationToken token)
     {
+        using var slots = new SemaphoreSlim(Math.Max(1, writers));
+
+        // Each shard's row writes in flight; only this loop touches the dictionary.
+        var inFlight = new Dictionary<ShardWork, List<Task>>();
         try
         {
             await foreach (var item in writes.ReadAllAsync(token))
             {
                 var work = item.Work;
-                try
+                if (item.Rows.Count > 0)
                 {
-                    if (item.Rows.Count > 0 && !work.Dropped)
+                    await slots.WaitAsync(token);
+
+                    // Checked after the wait: an earlier write of the shard may have failed it meanwhile.
+                    if (work.Dropped)
                     {
-                        await WriteRowsAsync(work, item.Rows, token);
+                        slots.Release();
+                        queues.AddRows(-item.Rows.Count);
                     }
-                }
-                finally
-                {
-                    queues.AddRows(-item.Rows.Count);
+                    else
+                    {
+                        if (!inFlight.TryGetValue(work, out var tasks))
+                        {
+                            inFlight[work] = tasks = [];
+                        }
+
+                        tasks.Add(WriteAndFreeAsync(work, item.Rows, slots, token));
+                    }
                 }
 
                 if (item.Last)
                 {
+                    if (inFlight.Remove(work, out var pending))
+                    {
+                        await Task.WhenAll(pending);
+                    }
+
                     await FinishAsync(work, token);
                     finished(work.Held);
                 }
@@ -52,6 +73,24 @@ internal sealed partial class WriteStage(
         catch (Exception e) when (ScoringPipeline.IsStop(e, token))
         {
             // The worker is stopping.
+        }
+        finally
+        {
+            // Writes of shards still open end on the stop too (their tokens are linked to it); none may outlive the stage.
+            await Task.WhenAll(inFlight.Values.SelectMany(t => t)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    private async Task WriteAndFreeAsync(ShardWork work, List<ScoreRow> rows, SemaphoreSlim slots, CancellationToken token)
+    {
+        try
+        {
+            await WriteRowsAsync(work, rows, token);
+        }
+        finally
+        {
+            queues.AddRows(-rows.Count);
+            slots.Release();
         }
     }
 
@@ -63,7 +102,7 @@ internal sealed partial class WriteStage(
             await results.WriteScoresAsync(rows, workerId, work.Token);
             metrics.RecordWrite(workerId, "scores", Stopwatch.GetElapsedTime(started));
             metrics.AddRecordsScored(workerId, work.Lease.Settings.ModelId, rows.Count);
-            work.Scored += rows.Count;
+            work.AddScored(rows.Count);
             work.Held.Report(rows.Count);
         }
         catch (OperationCanceledException) when (work.Token.IsCancellationRequested && !token.IsCancellationRequested)
