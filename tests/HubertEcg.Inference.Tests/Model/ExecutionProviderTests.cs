@@ -54,8 +54,15 @@ public sealed class ExecutionProviderTests(ITestOutputHelper output) : IDisposab
             return;
         }
 
-        // The GPU flavour: the CUDA provider loads the CUDA 13 runtime first, and this test is for machines without it.
-        Assert.False(NativeLibrary.TryLoad("libcudart.so.13", out _), "this test expects a machine without the CUDA 13 runtime");
+        if (NativeLibrary.TryLoad("libcudart.so.13", out var cudart))
+        {
+            // A machine with the CUDA 13 runtime (a GPU node, not CI): CUDA either scores like the CPU or says in one line why not.
+            NativeLibrary.Free(cudart);
+            CudaScoresLikeTheCpuOrSaysWhyNot(path, options);
+            return;
+        }
+
+        // The GPU flavour on a machine without CUDA (CI): the CUDA provider's libraries are missing.
         var e = Assert.Throws<ExecutionProviderUnavailableException>(() => new OnnxEcgScorer(path, options));
         output.WriteLine(e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -67,6 +74,36 @@ public sealed class ExecutionProviderTests(ITestOutputHelper output) : IDisposab
         Assert.Contains("cuDNN 9", e.Message, StringComparison.Ordinal);
         Assert.Contains("LD_LIBRARY_PATH", e.Message, StringComparison.Ordinal);
         Assert.IsType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(e.InnerException);
+    }
+
+    private void CudaScoresLikeTheCpuOrSaysWhyNot(string path, ScorerOptions cudaOptions)
+    {
+        var windows = ModelTestSupport.Input("tiny-pretrained");
+        OnnxEcgScorer cuda;
+        try
+        {
+            cuda = new OnnxEcgScorer(path, cudaOptions);
+        }
+        catch (ExecutionProviderUnavailableException e)
+        {
+            output.WriteLine(e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.StartsWith("The CUDA execution provider for device 0 cannot start: ", e.Message, StringComparison.Ordinal);
+            return;
+        }
+
+        using (cuda)
+        using (var cpu = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1 }))
+        {
+            var (gpuEmbeddings, gpuProbabilities) = (new float[4 * cuda.Model.HiddenSize], new float[4 * 3]);
+            var (cpuEmbeddings, cpuProbabilities) = (new float[4 * cpu.Model.HiddenSize], new float[4 * 3]);
+            cuda.Score(windows, 4, gpuEmbeddings, gpuProbabilities);
+            cpu.Score(windows, 4, cpuEmbeddings, cpuProbabilities);
+            for (var i = 0; i < cpuProbabilities.Length; i++)
+            {
+                Assert.InRange(Math.Abs(gpuProbabilities[i] - cpuProbabilities[i]), 0, 1e-4);
+            }
+        }
     }
 
     [Theory]
