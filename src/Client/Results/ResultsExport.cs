@@ -12,8 +12,8 @@ namespace HubertEcg.Client.Results;
 public sealed record ExportSummary(string Path, string Format, long Rows, int LabelColumns, int EmbeddingColumns);
 
 /// <summary>
-/// Exports a run's score rows to CSV or Parquet: one row per record, fixed columns (record, model, run, windows,
-/// source blob and ETag, scored time), then one column per label named by its code in the model's label order,
+/// Exports a run's score rows to CSV or Parquet: one row per record the run scored, fixed columns (record, model, the
+/// run that wrote the row, windows, source blob and ETag, scored time), then one column per label named by its code in the model's label order,
 /// then optionally the embedding (<c>embedding_0</c> ...). Rows stream from Postgres in record order; Parquet is
 /// written in row groups so memory stays bounded.
 /// </summary>
@@ -36,8 +36,7 @@ public static class ResultsExport
         var embeddingSize = withEmbedding ? await EmbeddingSizeAsync(dataSource, runId, cancellationToken) : 0;
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var cmd = new NpgsqlCommand(
-            "select record_id, model_id, run_id, windows_used, source_blob, source_etag, scored_at, probabilities" +
-            (withEmbedding ? ", embedding" : "") + " from scores where run_id = @run order by record_id",
+            RunRowsQuery(withEmbedding),
             connection);
         cmd.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = runId });
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
@@ -51,6 +50,19 @@ public static class ResultsExport
             ? await WriteCsvAsync(reader, path, labels, embeddingSize, cancellationToken)
             : await WriteParquetAsync(reader, path, labels, embeddingSize, cancellationToken);
         return new ExportSummary(path, format, rows, labels.Count, embeddingSize);
+    }
+
+    /// <summary>
+    /// The score rows of a run in record order: those it wrote, and those another run wrote from the same source version
+    /// that it found current (<c>run_reused_scores</c>); <c>run_id</c> names the run that wrote each row.
+    /// </summary>
+    private static string RunRowsQuery(bool withEmbedding)
+    {
+        var columns = "s.record_id, s.model_id, s.run_id, s.windows_used, s.source_blob, s.source_etag, s.scored_at, s.probabilities" +
+            (withEmbedding ? ", s.embedding" : "");
+        return $"select {columns} from scores s where s.run_id = @run " +
+            $"union all select {columns} from run_reused_scores u join scores s on s.model_id = u.model_id and s.record_id = u.record_id " +
+            "where u.run_id = @run and s.run_id <> @run order by 1";
     }
 
     private static async Task<IReadOnlyList<string>> RunLabelsAsync(NpgsqlDataSource dataSource, Guid runId, CancellationToken cancellationToken)

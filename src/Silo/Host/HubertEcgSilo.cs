@@ -13,6 +13,13 @@ namespace HubertEcg.Silo;
 /// <summary>Configures a scoring silo host from the HubertEcg configuration (see <see cref="SiloOptions"/>).</summary>
 public static class HubertEcgSilo
 {
+    /// <summary>The silo's version as built (the informational version: version and source revision).</summary>
+    public static string Version =>
+        typeof(HubertEcgSilo).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>()
+            .FirstOrDefault()?.InformationalVersion ?? "unknown";
+
     /// <summary>
     /// Adds Orleans with the configured clustering, reminders on Postgres (ADO.NET, the project's SQL in
     /// <c>infra/sql/0003_orleans.sql</c>) in both clustering modes, the scoring services and workers, scheduled runs,

@@ -4,6 +4,12 @@ using HubertEcg.Storage;
 using Microsoft.AspNetCore.Builder;
 using Orleans.Dashboard;
 
+if (args is ["--version"])
+{
+    Console.WriteLine($"hubert-ecg-silo {HubertEcgSilo.Version}");
+    return 0;
+}
+
 // One configuration and one web application, dashboard or not: Kestrel listens only when Dashboard:Enabled.
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddHubertEcgSources(args);

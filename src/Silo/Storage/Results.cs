@@ -10,8 +10,9 @@ namespace HubertEcg.Storage;
 /// and a write that failed part-way left nothing behind (one transaction), so retrying never loses one.
 /// A score row replaces the stored one of its (model, record) only when it comes from another source blob or
 /// another version of it (ETag): a record re-scored because its blob changed gets the new scores, while the same
-/// row written again is a no-op. Transient connection failures are retried on a fresh connection. A quarantine
-/// reason is free text: a character Postgres cannot store in it is written in a printable form
+/// row written again is a no-op. A row left as it was because another run wrote it from the same source version is
+/// listed for the writing run in <c>run_reused_scores</c>, so every run's rows cover the records it scored.
+/// Transient connection failures are retried on a fresh connection. A quarantine reason is free text: a character Postgres cannot store in it is written in a printable form
 /// (<see cref="PostgresText.Printable"/>).
 /// </summary>
 public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null) : IResultSink
@@ -126,6 +127,20 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             tx))
         {
             inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // A row another run wrote from the same source version was left as it was: this run lists the record as one
+        // it covered, so its counters, export and summaries include it (0016_run_reused_scores.sql).
+        await using (var reuse = new NpgsqlCommand(
+            "insert into run_reused_scores (run_id, model_id, record_id) " +
+            "select distinct s.run_id, s.model_id, s.record_id from score_staging s " +
+            "join scores c on c.model_id = s.model_id and c.record_id = s.record_id and c.run_id <> s.run_id " +
+            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state in ('cancelled', 'failed')) " +
+            "order by 1, 2, 3 on conflict do nothing",
+            connection,
+            tx))
+        {
+            await reuse.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await tx.CommitAsync(cancellationToken);

@@ -257,7 +257,9 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 await using var cmd = new NpgsqlCommand(
                     "update runs set state = @state, error = @error, started_at = coalesce(started_at, @started), finished_at = @finished, " +
                     "records_planned = @planned, records_skipped = @skipped, " +
-                    "records_done = (select count(*) from scores where run_id = @id), " +
+                    "records_done = (select count(*) from scores where run_id = @id) + " +
+                    "(select count(*) from run_reused_scores u join scores s on s.model_id = u.model_id and s.record_id = u.record_id " +
+                    "where u.run_id = @id and s.run_id <> @id), " +
                     "records_quarantined = (select count(*) from quarantine where run_id = @id), " +
                     "records_failed = (select coalesce(sum(records_planned), 0) from run_shards where run_id = @id and state = 'failed'), " +
                     "shards_done = (select count(*) from run_shards where run_id = @id and state = 'done'), " +

@@ -45,13 +45,29 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
 
         var store = new RunStore(_dataSource);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("upgrade-model"), "c", "p/", shardSize: 10);
-        var writer = new ResultWriter(_dataSource);
+        // Rows written before the dashboard existed, as that schema's writer stored them (plain inserts: today's writer
+        // also needs the tables of later migrations).
         var at = new DateTime(2026, 11, 20, 23, 59, 30, DateTimeKind.Utc);
-        await writer.WriteScoresAsync(Enumerable.Range(0, 6).Select(i => Row(runId, $"before-{i}", at.AddSeconds(10 * i), i % 2 == 0 ? 0.8f : 0.2f)).ToList());
-        await writer.WriteQuarantineAsync([new QuarantineRow(runId, "bad", 0, "p/bad.hea", "blob: truncated file", at)]);
+        foreach (var row in Enumerable.Range(0, 6).Select(i => Row(runId, $"before-{i}", at.AddSeconds(10 * i), i % 2 == 0 ? 0.8f : 0.2f)))
+        {
+            await InsertAsync(row);
+        }
+
+        await using (var quarantine = _dataSource.CreateCommand(
+            "insert into quarantine (run_id, record_id, shard_no, source_blob, reason, quarantined_at) values (@run, 'bad', 0, 'p/bad.hea', 'blob: truncated file', @at)"))
+        {
+            quarantine.Parameters.AddWithValue("run", runId);
+            quarantine.Parameters.AddWithValue("at", at);
+            await quarantine.ExecuteNonQueryAsync();
+        }
 
         await ExecuteAsync(dashboard.Sql);
-        await writer.WriteScoresAsync([Row(runId, "after", at.AddSeconds(90), 0.9f)]);
+        foreach (var migration in SchemaMigrator.Migrations.Where(m => string.CompareOrdinal(m.Version, dashboard.Version) > 0))
+        {
+            await ExecuteAsync(migration.Sql);
+        }
+
+        await new ResultWriter(_dataSource).WriteScoresAsync([Row(runId, "after", at.AddSeconds(90), 0.9f)]);
 
         var minutes = await RowsAsync(
             $"select minute, records_scored, records_quarantined from run_progress_minutes where run_id = '{runId}' order by minute");
@@ -77,6 +93,23 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
         var probabilities = new float[164];
         probabilities[50] = af;
         return new ScoreRow("upgrade-model", recordId, runId, probabilities, [1f], 1, $"p/{recordId}.hea", "\"e\"", at);
+    }
+
+    private async Task InsertAsync(ScoreRow row)
+    {
+        await using var cmd = _dataSource.CreateCommand(
+            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+            "values (@model, @record, @run, @p, @e, @w, @blob, @etag, @at)");
+        cmd.Parameters.AddWithValue("model", row.ModelId);
+        cmd.Parameters.AddWithValue("record", row.RecordId);
+        cmd.Parameters.AddWithValue("run", row.RunId);
+        cmd.Parameters.AddWithValue("p", row.Probabilities);
+        cmd.Parameters.AddWithValue("e", row.Embedding);
+        cmd.Parameters.AddWithValue("w", row.WindowsUsed);
+        cmd.Parameters.AddWithValue("blob", row.SourceBlob);
+        cmd.Parameters.AddWithValue("etag", row.SourceETag);
+        cmd.Parameters.AddWithValue("at", row.ScoredAt);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     private async Task ExecuteAsync(string sql)

@@ -79,15 +79,23 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
                 rows);
         }
 
-        // The dashboard summaries follow the replaced row from the first run to the second, as a recount from the rows says.
+        // The second run found records 0 and 1 current: it lists them as reused, once however often it writes them.
+        Assert.Equal(
+            ["rec-0", "rec-1"],
+            await Runs.StringsAsync(database.DataSource, "select record_id from run_reused_scores where run_id = @run order by record_id", second));
+
+        // The dashboard summaries follow the replaced row from the first run to the second, and count the reused rows
+        // for the second run too, as a recount from the rows says.
         Assert.Equal(3, await Runs.CountAsync(database.DataSource, "select sum(records_scored) from run_progress_minutes where run_id = @run", first));
-        Assert.Equal(2, await Runs.CountAsync(database.DataSource, "select sum(records_scored) from run_progress_minutes where run_id = @run", second));
+        Assert.Equal(4, await Runs.CountAsync(database.DataSource, "select sum(records_scored) from run_progress_minutes where run_id = @run", second));
         foreach (var run in new[] { first, second })
         {
             Assert.Equal(
                 await Runs.CountAsync(
                     database.DataSource,
-                    "select count(*) from scores s cross join dashboard_label_thresholds t where s.run_id = @run and s.probabilities[t.position + 1] > t.threshold",
+                    "select count(*) from (select s.probabilities from scores s where s.run_id = @run union all " +
+                    "select s.probabilities from run_reused_scores u join scores s using (model_id, record_id) where u.run_id = @run) x " +
+                    "cross join dashboard_label_thresholds t where x.probabilities[t.position + 1] > t.threshold",
                     run),
                 await Runs.CountAsync(database.DataSource, "select coalesce(sum(positives), 0) from run_label_positives where run_id = @run", run));
         }
