@@ -64,7 +64,7 @@ public static class BenchModelCommand
                     IntraOpThreads = parseResult.GetValue(threads),
                     MaxBatch = batchSize,
                     Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
-                    DeviceId = parseResult.GetValue(device),
+                    Cuda = new CudaProviderSettings { DeviceId = parseResult.GetValue(device) },
                     ProfilePrefix = parseResult.GetValue(profile),
                     AllowSpinning = !parseResult.GetValue(noSpin),
                 };

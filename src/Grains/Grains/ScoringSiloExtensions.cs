@@ -55,7 +55,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<IScorerProvider>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
-            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning);
+            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning, options.Cuda);
         });
         services.TryAddSingleton<ILeasePort, GrainLeasePort>();
         services.TryAddSingleton(sp => new WorkerPorts(

@@ -28,12 +28,15 @@ public sealed class PreprocessingWindowPreparer : IWindowPreparer
 
 /// <summary>
 /// ONNX Runtime scorers (<see cref="OnnxEcgScorer"/>), opened once per model path and device and shared by the
-/// workers of this silo. A CPU device uses the CPU execution provider; a GPU device is a CUDA device index.
-/// <paramref name="allowSpinning"/> false stops ONNX Runtime's idle threads from spinning, which leaves CPU
-/// to record reading, preprocessing and writes when they share the cores with a CPU worker.
+/// workers of this silo. A CPU device uses the CPU execution provider; a GPU device is a CUDA device index, run with
+/// that device's settings from <paramref name="cuda"/> (<c>Workers:Cuda</c>). <paramref name="allowSpinning"/> false
+/// stops ONNX Runtime's idle threads from spinning, which leaves CPU to record reading, preprocessing and writes when
+/// they share the cores with a CPU worker.
 /// </summary>
-public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true) : IScorerProvider, IDisposable
+public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true, CudaWorkerOptions? cuda = null) : IScorerProvider, IDisposable
 {
+    private readonly CudaWorkerOptions _cuda = cuda ?? new CudaWorkerOptions();
+
     private readonly ConcurrentDictionary<(string Path, WorkerDevice Device), Lazy<IEcgScorer>> _scorers = new();
 
     public IEcgScorer Get(string modelPath, WorkerDevice device) =>
@@ -57,7 +60,7 @@ public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinnin
         }
 
         var options = device.GpuIndex is { } index
-            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, DeviceId = index, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
+            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = _cuda.For(index), IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
             : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning };
         return new OnnxEcgScorer(path, options);
     }

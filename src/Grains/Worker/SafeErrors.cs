@@ -17,7 +17,7 @@ public static class SafeErrors
     public static bool HasSafeMessage(Exception e) => e switch
     {
         // The readers' messages are reviewed to name the record and the reason; an inner exception's message is already part of it.
-        EcgFormatException or CheckpointFormatException or BlobNotFoundException or BlobTooLargeException or BlobChangedException
+        EcgFormatException or CheckpointFormatException or ExecutionProviderUnavailableException or BlobNotFoundException or BlobTooLargeException or BlobChangedException
             or ServiceUnavailableException => true,
         AggregateException aggregate => aggregate.InnerExceptions.All(HasSafeMessage),
         TimeoutException or OperationCanceledException or IOException or System.Net.Sockets.SocketException

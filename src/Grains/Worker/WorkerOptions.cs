@@ -88,6 +88,9 @@ public sealed class WorkerOptions
     /// </summary>
     public int ConcurrentBatches { get; set; }
 
+    /// <summary>CUDA execution provider settings of the GPU workers. Section <c>Workers:Cuda</c> (see <see cref="CudaWorkerOptions"/>).</summary>
+    public CudaWorkerOptions Cuda { get; set; } = new();
+
     /// <summary>Sampling rate of <c>.npy</c> records, which carry none (Hz).</summary>
     public double NpySamplingRate { get; set; } = 500;
 
@@ -110,11 +113,12 @@ public sealed class WorkerOptions
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
+        var devices = Devices.Count == 0 ? [WorkerDevice.Cpu] : new List<WorkerDevice>();
         foreach (var device in Devices)
         {
             try
             {
-                WorkerDevice.Parse(device);
+                devices.Add(WorkerDevice.Parse(device));
             }
             catch (FormatException e)
             {
@@ -152,6 +156,8 @@ public sealed class WorkerOptions
         {
             problems.Add("Workers:PrefetchShards, Workers:IntraOpThreads and Workers:ConcurrentBatches must not be negative");
         }
+
+        problems.AddRange(Cuda.Problems(devices));
 
         return problems;
     }

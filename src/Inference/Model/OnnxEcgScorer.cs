@@ -18,8 +18,8 @@ public sealed record ScorerOptions
 
     public ExecutionProviderKind Provider { get; init; } = ExecutionProviderKind.Cpu;
 
-    /// <summary>CUDA device ordinal (CUDA only).</summary>
-    public int DeviceId { get; init; }
+    /// <summary>CUDA execution provider settings, the device among them (CUDA only).</summary>
+    public CudaProviderSettings Cuda { get; init; } = new();
 
     /// <summary>Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (one per physical core).</summary>
     public int IntraOpThreads { get; init; }
@@ -64,7 +64,7 @@ public sealed class OnnxEcgScorer : IEcgScorer
     {
         _options = options ?? new ScorerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatch, 1, nameof(options));
-        EnsureProviderAvailable(_options.Provider, IsGpuBuild);
+        EnsureProviderAvailable(_options.Provider, OnnxRuntimeFlavors.Built);
         Model = OnnxModelMetadata.ReadDescriptor(modelPath);
         FramesPerWindow = HubertArchitecture.FromConfigJson(Model.ArchitectureJson, modelPath).FramesFor(IEcgScorer.WindowLength);
         using var sessionOptions = new SessionOptions
@@ -86,15 +86,19 @@ public sealed class OnnxEcgScorer : IEcgScorer
             sessionOptions.EnableProfiling = true;
         }
 
-#if ORT_GPU
         if (_options.Provider == ExecutionProviderKind.Cuda)
         {
-            sessionOptions.AppendExecutionProvider_CUDA(_options.DeviceId);
+            AppendCuda(sessionOptions, _options.Cuda);
         }
-#endif
+
         try
         {
             _session = new InferenceSession(modelPath, sessionOptions);
+        }
+        catch (OnnxRuntimeException e) when (_options.Provider == ExecutionProviderKind.Cuda && IsCudaStartError(e))
+        {
+            // cuDNN loads lazily and the device is opened here: a missing cuDNN or an absent GPU surfaces now.
+            throw ExecutionProviderUnavailableException.FromCudaError(_options.Cuda.DeviceId, e);
         }
         catch (OnnxRuntimeException e)
         {
@@ -111,13 +115,6 @@ public sealed class OnnxEcgScorer : IEcgScorer
         _scoreOutputs = Model.LabelCount > 0 ? [HubertOnnxExporter.EmbeddingName, HubertOnnxExporter.ProbabilitiesName] : [HubertOnnxExporter.EmbeddingName];
     }
 
-    /// <summary>Whether this build links the GPU (CUDA) ONNX Runtime package (<c>-p:OnnxRuntimeFlavor=Gpu</c>).</summary>
-    public static bool IsGpuBuild =>
-#if ORT_GPU
-        true;
-#else
-        false;
-#endif
 
     public ModelDescriptor Model { get; }
 
@@ -127,18 +124,59 @@ public sealed class OnnxEcgScorer : IEcgScorer
     public ScorerOptions Options => _options;
 
     /// <summary>
-    /// Throws when <paramref name="provider"/> is not in this build: CUDA needs the GPU package
-    /// (<c>dotnet build -p:OnnxRuntimeFlavor=Gpu</c>).
+    /// Throws <see cref="ExecutionProviderUnavailableException"/> when <paramref name="provider"/> is not in a build of
+    /// <paramref name="flavor"/>: CUDA needs the GPU flavour (<c>dotnet build -p:OnnxRuntimeFlavor=Gpu</c>), and a
+    /// GPU-flavour build must have loaded the GPU package's native library.
     /// </summary>
-    public static void EnsureProviderAvailable(ExecutionProviderKind provider, bool gpuBuild)
+    public static void EnsureProviderAvailable(ExecutionProviderKind provider, OnnxRuntimeFlavor flavor)
     {
-        if (provider == ExecutionProviderKind.Cuda && !gpuBuild)
+        if (provider != ExecutionProviderKind.Cuda)
         {
-            throw new NotSupportedException(
-                "The CUDA execution provider was requested, but this build links the CPU-only ONNX Runtime package. " +
-                "Build for GPU with `dotnet build -p:OnnxRuntimeFlavor=Gpu` (uses Microsoft.ML.OnnxRuntime.Gpu), or use the CPU provider.");
+            return;
+        }
+
+        if (flavor != OnnxRuntimeFlavor.Gpu)
+        {
+            throw ExecutionProviderUnavailableException.CpuFlavor();
+        }
+
+        if (!OnnxRuntimeFlavors.LoadedLibraryHasCuda)
+        {
+            throw ExecutionProviderUnavailableException.CpuLibraryLoaded();
         }
     }
+
+    /// <summary>
+    /// Adds the CUDA execution provider with <paramref name="settings"/> to <paramref name="sessionOptions"/>. The
+    /// provider options are created here because creating them already loads the CUDA provider library and, through
+    /// it, the CUDA runtime: on a machine without them that throws, and the error becomes one line naming the missing
+    /// library and what to install.
+    /// </summary>
+    internal static void AppendCuda(SessionOptions sessionOptions, CudaProviderSettings settings)
+    {
+        if (settings.Problems() is { Count: > 0 } problems)
+        {
+            throw new ArgumentException($"CUDA provider settings: {string.Join("; ", problems)}", nameof(settings));
+        }
+
+        try
+        {
+            using var cuda = new OrtCUDAProviderOptions();
+            cuda.UpdateOptions(settings.ToProviderOptions());
+            sessionOptions.AppendExecutionProvider_CUDA(cuda);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw ExecutionProviderUnavailableException.FromCudaError(settings.DeviceId, e);
+        }
+    }
+
+    // Errors of the CUDA provider's start (libraries, driver, device), as opposed to a model ONNX Runtime cannot read.
+    private static bool IsCudaStartError(OnnxRuntimeException e) =>
+        e.Message.Contains("cannot open shared object file", StringComparison.Ordinal)
+        || e.Message.Contains("CUDA failure", StringComparison.Ordinal)
+        || e.Message.Contains("CUDNN failure", StringComparison.Ordinal)
+        || e.Message.Contains("CUDA driver", StringComparison.OrdinalIgnoreCase);
 
     public void Score(ReadOnlySpan<float> windows, int batch, Span<float> embeddings, Span<float> probabilities)
     {

@@ -206,8 +206,10 @@ public sealed class TelemetryTests(PostgresDatabaseFixture database, BlobContain
         Assert.Same(format, SafeErrors.ForLog(format));
         var missing = new BlobNotFoundException("c", "cohort/r1.dat");
         Assert.Equal("BlobNotFoundException: blob 'c/cohort/r1.dat' does not exist", SafeErrors.Describe(missing));
-        var cpuBuild = Assert.Throws<NotSupportedException>(() => OnnxEcgScorer.EnsureProviderAvailable(ExecutionProviderKind.Cuda, gpuBuild: false));
-        Assert.Equal($"NotSupportedException: {cpuBuild.Message}", SafeErrors.Describe(cpuBuild));
+        var cpuBuild = Assert.Throws<ExecutionProviderUnavailableException>(() => OnnxEcgScorer.EnsureProviderAvailable(ExecutionProviderKind.Cuda, OnnxRuntimeFlavor.Cpu));
+        Assert.Equal($"ExecutionProviderUnavailableException: {cpuBuild.Message}", SafeErrors.Describe(cpuBuild));
+        var noCuda = ExecutionProviderUnavailableException.FromCudaError(0, new InvalidOperationException("libcublasLt.so.13: cannot open shared object file: No such file or directory"));
+        Assert.Same(noCuda, SafeErrors.ForLog(noCuda));
     }
 
     private static Dictionary<string, byte[]> WithPatientComments(IReadOnlyDictionary<string, byte[]> files, string stem, Func<string, string> edit)
