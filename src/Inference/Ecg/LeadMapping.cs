@@ -1,3 +1,5 @@
+using HubertEcg.Inference.Preprocessing;
+
 namespace HubertEcg.Inference.Ecg;
 
 /// <summary>
@@ -150,6 +152,11 @@ public static class LeadMapping
 
     private static void CheckValues(string id, string lead, double[] values)
     {
+        if (values.Length > 0 && SampleScan.AllFinite(values))
+        {
+            return;
+        }
+
         var valid = 0;
         for (var t = 0; t < values.Length; t++)
         {

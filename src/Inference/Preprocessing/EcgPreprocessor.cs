@@ -108,7 +108,7 @@ public sealed class EcgPreprocessor
     /// <summary>Number of windows <paramref name="signal"/> yields under these options (after validation).</summary>
     public int WindowCount(EcgSignal signal)
     {
-        var samples = Validate(signal);
+        var samples = Validate(signal, out _);
         return EcgWindows.Count(samples, Options.MaxWindows);
     }
 
@@ -116,9 +116,9 @@ public sealed class EcgPreprocessor
     /// <exception cref="EcgFormatException">The record cannot be preprocessed; the reason says why.</exception>
     public PreprocessedEcg Preprocess(EcgSignal signal)
     {
-        var samples = Validate(signal);
+        var samples = Validate(signal, out var finiteLeads);
         var preprocessed = new double[EcgWindows.LeadCount * samples];
-        var nanLeads = Run(signal, preprocessed, samples);
+        var nanLeads = Run(signal, preprocessed, samples, finiteLeads);
         var count = EcgWindows.Count(samples, Options.MaxWindows);
         var windows = new float[count * EcgWindows.ModelInputLength];
         EcgWindows.Write(preprocessed, samples, count, windows, signal.RecordId);
@@ -132,7 +132,7 @@ public sealed class EcgPreprocessor
     /// <exception cref="EcgFormatException">The record cannot be preprocessed; the reason says why.</exception>
     public int Preprocess(EcgSignal signal, Span<float> destination)
     {
-        var samples = Validate(signal);
+        var samples = Validate(signal, out var finiteLeads);
         var count = EcgWindows.Count(samples, Options.MaxWindows);
         if (destination.Length < count * EcgWindows.ModelInputLength)
         {
@@ -144,7 +144,7 @@ public sealed class EcgPreprocessor
         try
         {
             var preprocessed = buffer.AsSpan(0, length);
-            Run(signal, preprocessed, samples);
+            Run(signal, preprocessed, samples, finiteLeads);
             EcgWindows.Write(preprocessed, samples, count, destination, signal.RecordId);
             return count;
         }
@@ -173,8 +173,10 @@ public sealed class EcgPreprocessor
 
     private static string Format(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
 
-    private int Validate(EcgSignal signal)
+    // Also returns the leads known to hold only finite values (bit i for lead i), which need no NaN scan later.
+    private int Validate(EcgSignal signal, out int finiteLeads)
     {
+        finiteLeads = 0;
         ArgumentNullException.ThrowIfNull(signal);
         var id = signal.RecordId;
         if (signal.Leads.Length != EcgWindows.LeadCount)
@@ -231,7 +233,11 @@ public sealed class EcgPreprocessor
         for (var i = 0; i < EcgWindows.LeadCount; i++)
         {
             var lead = signal.Leads[i].AsSpan();
-            if (!SampleScan.AllFinite(lead))
+            if (SampleScan.AllFinite(lead))
+            {
+                finiteLeads |= 1 << i;
+            }
+            else
             {
                 for (var j = 0; j < lead.Length; j++)
                 {
@@ -247,7 +253,7 @@ public sealed class EcgPreprocessor
     }
 
     // Resample + band-pass + scale every lead into `output` (row-major 12 x samples). Returns the number of NaN leads.
-    private int Run(EcgSignal signal, Span<double> output, int samples)
+    private int Run(EcgSignal signal, Span<double> output, int samples, int finiteLeads)
     {
         var fs = signal.SamplingRate;
         var n = signal.SampleCount;
@@ -260,7 +266,7 @@ public sealed class EcgPreprocessor
         var validCount = 0;
         for (var lead = 0; lead < EcgWindows.LeadCount; lead++)
         {
-            if (SampleScan.ContainsNaN(signal.Leads[lead]))
+            if ((finiteLeads & (1 << lead)) == 0 && SampleScan.ContainsNaN(signal.Leads[lead]))
             {
                 output.Slice(lead * samples, samples).Fill(double.NaN);
                 nanLeads++;

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace HubertEcg.Inference.Preprocessing;
 
@@ -94,7 +96,19 @@ public static class EcgWindows
 
     private static void Narrow(ReadOnlySpan<double> values, Span<float> output)
     {
-        for (var i = 0; i < values.Length; i++)
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated && output.Length >= values.Length)
+        {
+            // Rounds each value to float exactly as the scalar cast does.
+            ref var from = ref MemoryMarshal.GetReference(values);
+            ref var to = ref MemoryMarshal.GetReference(output);
+            for (; i <= values.Length - (2 * Vector256<double>.Count); i += 2 * Vector256<double>.Count)
+            {
+                Vector256.Narrow(Vector256.LoadUnsafe(ref from, (nuint)i), Vector256.LoadUnsafe(ref from, (nuint)(i + Vector256<double>.Count))).StoreUnsafe(ref to, (nuint)i);
+            }
+        }
+
+        for (; i < values.Length; i++)
         {
             output[i] = (float)values[i];
         }

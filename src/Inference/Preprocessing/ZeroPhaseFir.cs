@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace HubertEcg.Inference.Preprocessing;
 
@@ -14,18 +16,10 @@ namespace HubertEcg.Inference.Preprocessing;
 /// For an FIR filter the kept outputs never reach the constant pre-history that the initial state stands for
 /// (the pad, 3 x taps, is longer than the filter's memory), so only <c>taps - 1</c> odd-extension samples at each
 /// end matter, and forward-then-backward is one correlation with the taps' autocorrelation (2 taps - 1 long,
-/// symmetric), run as a vectorised dot product.
+/// symmetric), run as a register-blocked vectorised dot product.
 /// </remarks>
 public sealed class ZeroPhaseFir
 {
-    // Extended signals up to this many samples take the aligned path (its pinned per-thread scratch holds 4 copies).
-    internal const int AlignedPathLimit = 1 << 17;
-    private const int AlignedLanes = 4;
-    private const int AlignedBytes = AlignedLanes * sizeof(double);
-
-    [ThreadStatic]
-    private static double[]? _alignedScratch;
-
     private readonly double[] _taps;
     private readonly double[] _composite;
 
@@ -79,12 +73,6 @@ public sealed class ZeroPhaseFir
 
         var t = _taps.Length;
         var extended = n + (2 * (t - 1));
-        if (extended <= AlignedPathLimit && Vector.IsHardwareAccelerated && Vector<double>.Count == AlignedLanes)
-        {
-            ApplyAligned(input, output, extended);
-            return;
-        }
-
         var buffer = ArrayPool<double>.Shared.Rent(extended);
         try
         {
@@ -92,7 +80,10 @@ public sealed class ZeroPhaseFir
             Extend(input, ext, t);
 
             // w[o] = sum_d g[|d|] x~[o + d], d = -(t-1) .. t-1.
-            SymmetricCorrelate(ext, _composite, output);
+            if (!CorrelateBlocked(ext, _composite, output))
+            {
+                SymmetricCorrelate(ext, _composite, output);
+            }
         }
         finally
         {
@@ -119,111 +110,344 @@ public sealed class ZeroPhaseFir
     }
 
     /// <summary>
-    /// The same correlation with every load aligned to the vector size: four copies of the extended signal, shifted
-    /// by 0..3 samples, sit 32-byte aligned in a pinned per-thread buffer, and each tap reads from the copy whose
-    /// shift makes its offset a multiple of 4. Unaligned loads that straddle cache lines are what bound the plain loop.
+    /// <see cref="SymmetricCorrelate"/> with register blocking: a block of outputs (8 vectors of 8 with AVX-512, 4 of 4
+    /// with AVX2) is accumulated in registers while the taps are walked one residue class at a time (taps
+    /// <c>r, r + L, r + 2L, ...</c> for lane count L). Within a class the input vectors a block needs slide by one
+    /// vector per tap, so each tap costs two loads (one above the centre, one below) for a whole block instead of two per
+    /// output vector, and the loop runs at the FMA units' rate rather than the load ports'. Every output is summed in
+    /// the same order wherever it sits, so the last block may overlap the one before it. Returns false (nothing written)
+    /// when the hardware has neither vector width or the output is shorter than one block.
     /// </summary>
-    private unsafe void ApplyAligned(ReadOnlySpan<double> input, Span<double> output, int extended)
+    internal static unsafe bool CorrelateBlocked(ReadOnlySpan<double> input, ReadOnlySpan<double> g, Span<double> output)
     {
-        var t = _taps.Length;
-        var stride = ((extended + AlignedLanes - 1) / AlignedLanes * AlignedLanes) + AlignedLanes;
-        var needed = (AlignedLanes * stride) + AlignedLanes;
-        var scratch = _alignedScratch;
-        if (scratch is null || scratch.Length < needed)
+        var t = g.Length;
+        var count = output.Length;
+        if (input.Length < count + (2 * (t - 1)))
         {
-            // Grows to the longest record this thread has filtered (bounded by AlignedPathLimit); pinned so the
-            // alignment computed below stays valid.
-            scratch = GC.AllocateUninitializedArray<double>(Math.Max(needed, 16_384), pinned: true);
-            _alignedScratch = scratch;
+            throw new ArgumentException("input too short for the correlation", nameof(input));
         }
 
-        fixed (double* origin = scratch)
+        fixed (double* x = input)
+        fixed (double* coefficients = g)
+        fixed (double* destination = output)
         {
-            var skip = (int)((AlignedBytes - ((nint)origin & (AlignedBytes - 1))) & (AlignedBytes - 1)) / sizeof(double);
-            var copies = origin + skip;
-            var shift0 = new Span<double>(copies, extended);
-            Extend(input, shift0, t);
-            for (var r = 1; r < AlignedLanes; r++)
+            if (Vector512.IsHardwareAccelerated && count >= 64)
             {
-                shift0[r..].CopyTo(new Span<double>(copies + (r * stride), extended - r));
+                Blocked512(x + (t - 1), coefficients, t, destination, count);
+                return true;
             }
 
-            fixed (double* coefficients = _composite)
-            fixed (double* destination = output)
+            if (Vector256.IsHardwareAccelerated && Fma.IsSupported && count >= 16)
             {
-                CorrelateAligned(copies, stride, coefficients, t, destination, output.Length);
+                Blocked256(x + (t - 1), coefficients, t, destination, count);
+                return true;
             }
+        }
+
+        return false;
+    }
+
+    // 64 outputs per block: 8 accumulators of 8 lanes; windows u (above the centre) and d (below) of 8 vectors each.
+    private static unsafe void Blocked512(double* centre, double* g, int t, double* output, int count)
+    {
+        const int lanes = 8;
+        const int block = 64;
+        for (var o = 0; o < count; o += block)
+        {
+            if (o > count - block)
+            {
+                o = count - block;
+            }
+
+            var p = centre + o;
+            var k = Vector512.Create(g[0]);
+            var a0 = k * Vector512.Load(p);
+            var a1 = k * Vector512.Load(p + 8);
+            var a2 = k * Vector512.Load(p + 16);
+            var a3 = k * Vector512.Load(p + 24);
+            var a4 = k * Vector512.Load(p + 32);
+            var a5 = k * Vector512.Load(p + 40);
+            var a6 = k * Vector512.Load(p + 48);
+            var a7 = k * Vector512.Load(p + 56);
+            Vector512<double> u0;
+            Vector512<double> u1;
+            Vector512<double> u2;
+            Vector512<double> u3;
+            Vector512<double> u4;
+            Vector512<double> u5;
+            Vector512<double> u6;
+            Vector512<double> u7;
+            Vector512<double> d0;
+            Vector512<double> d1;
+            Vector512<double> d2;
+            Vector512<double> d3;
+            Vector512<double> d4;
+            Vector512<double> d5;
+            Vector512<double> d6;
+            Vector512<double> d7;
+
+            // Residue class r: taps r, r + lanes, ...; tap r + lanes q needs window vectors above the centre at
+            // p + r + lanes (i + q) and below it at p - r + lanes (i - q) for accumulator i.
+            for (var r = 0; r < lanes && r < t; r++)
+            {
+                var pu = p + r;
+                var pd = p - r;
+                u0 = Vector512.Load(pu);
+                u1 = Vector512.Load(pu + 8);
+                u2 = Vector512.Load(pu + 16);
+                u3 = Vector512.Load(pu + 24);
+                u4 = Vector512.Load(pu + 32);
+                u5 = Vector512.Load(pu + 40);
+                u6 = Vector512.Load(pu + 48);
+                u7 = Vector512.Load(pu + 56);
+                d0 = Vector512.Load(pd);
+                d1 = Vector512.Load(pd + 8);
+                d2 = Vector512.Load(pd + 16);
+                d3 = Vector512.Load(pd + 24);
+                d4 = Vector512.Load(pd + 32);
+                d5 = Vector512.Load(pd + 40);
+                d6 = Vector512.Load(pd + 48);
+                d7 = Vector512.Load(pd + 56);
+                if (r > 0)
+                {
+                    k = Vector512.Create(g[r]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u0 + d0, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u1 + d1, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u2 + d2, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u3 + d3, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u4 + d4, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u5 + d5, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u6 + d6, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u7 + d7, a7);
+                }
+
+                // Whole rounds of 8 taps: slot s of a window holds the vector whose index is s modulo 8, so
+                // each tap loads one new vector per window into the slot that fell out of use and nothing moves.
+                var q = 1;
+                for (; r + (lanes * (q + 7)) < t; q += 8)
+                {
+                    u0 = Vector512.Load(pu + (lanes * (q + 7)));
+                    d7 = Vector512.Load(pd - (lanes * q));
+                    k = Vector512.Create(g[r + (lanes * q)]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u1 + d7, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u2 + d0, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u3 + d1, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u4 + d2, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u5 + d3, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u6 + d4, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u7 + d5, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u0 + d6, a7);
+                    u1 = Vector512.Load(pu + (lanes * (q + 1 + 7)));
+                    d6 = Vector512.Load(pd - (lanes * (q + 1)));
+                    k = Vector512.Create(g[r + (lanes * (q + 1))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u2 + d6, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u3 + d7, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u4 + d0, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u5 + d1, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u6 + d2, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u7 + d3, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u0 + d4, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u1 + d5, a7);
+                    u2 = Vector512.Load(pu + (lanes * (q + 2 + 7)));
+                    d5 = Vector512.Load(pd - (lanes * (q + 2)));
+                    k = Vector512.Create(g[r + (lanes * (q + 2))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u3 + d5, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u4 + d6, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u5 + d7, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u6 + d0, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u7 + d1, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u0 + d2, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u1 + d3, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u2 + d4, a7);
+                    u3 = Vector512.Load(pu + (lanes * (q + 3 + 7)));
+                    d4 = Vector512.Load(pd - (lanes * (q + 3)));
+                    k = Vector512.Create(g[r + (lanes * (q + 3))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u4 + d4, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u5 + d5, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u6 + d6, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u7 + d7, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u0 + d0, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u1 + d1, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u2 + d2, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u3 + d3, a7);
+                    u4 = Vector512.Load(pu + (lanes * (q + 4 + 7)));
+                    d3 = Vector512.Load(pd - (lanes * (q + 4)));
+                    k = Vector512.Create(g[r + (lanes * (q + 4))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u5 + d3, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u6 + d4, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u7 + d5, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u0 + d6, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u1 + d7, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u2 + d0, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u3 + d1, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u4 + d2, a7);
+                    u5 = Vector512.Load(pu + (lanes * (q + 5 + 7)));
+                    d2 = Vector512.Load(pd - (lanes * (q + 5)));
+                    k = Vector512.Create(g[r + (lanes * (q + 5))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u6 + d2, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u7 + d3, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u0 + d4, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u1 + d5, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u2 + d6, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u3 + d7, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u4 + d0, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u5 + d1, a7);
+                    u6 = Vector512.Load(pu + (lanes * (q + 6 + 7)));
+                    d1 = Vector512.Load(pd - (lanes * (q + 6)));
+                    k = Vector512.Create(g[r + (lanes * (q + 6))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u7 + d1, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u0 + d2, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u1 + d3, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u2 + d4, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u3 + d5, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u4 + d6, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u5 + d7, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u6 + d0, a7);
+                    u7 = Vector512.Load(pu + (lanes * (q + 7 + 7)));
+                    d0 = Vector512.Load(pd - (lanes * (q + 7)));
+                    k = Vector512.Create(g[r + (lanes * (q + 7))]);
+                    a0 = Vector512.FusedMultiplyAdd(k, u0 + d0, a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, u1 + d1, a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, u2 + d2, a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, u3 + d3, a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, u4 + d4, a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, u5 + d5, a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, u6 + d6, a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, u7 + d7, a7);
+                }
+
+                // The last taps of the class (fewer than a round) load their vectors directly.
+                for (; r + (lanes * q) < t; q++)
+                {
+                    var up = pu + (lanes * q);
+                    var down = pd - (lanes * q);
+                    k = Vector512.Create(g[r + (lanes * q)]);
+                    a0 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up) + Vector512.Load(down), a0);
+                    a1 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 8) + Vector512.Load(down + 8), a1);
+                    a2 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 16) + Vector512.Load(down + 16), a2);
+                    a3 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 24) + Vector512.Load(down + 24), a3);
+                    a4 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 32) + Vector512.Load(down + 32), a4);
+                    a5 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 40) + Vector512.Load(down + 40), a5);
+                    a6 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 48) + Vector512.Load(down + 48), a6);
+                    a7 = Vector512.FusedMultiplyAdd(k, Vector512.Load(up + 56) + Vector512.Load(down + 56), a7);
+                }
+            }
+
+            var y = output + o;
+            a0.Store(y);
+            a1.Store(y + 8);
+            a2.Store(y + 16);
+            a3.Store(y + 24);
+            a4.Store(y + 32);
+            a5.Store(y + 40);
+            a6.Store(y + 48);
+            a7.Store(y + 56);
         }
     }
 
-    private static unsafe void CorrelateAligned(double* copies, int stride, double* g, int t, double* output, int count)
+    // 16 outputs per block: 4 accumulators of 4 lanes (13 live vectors fit the 16 AVX2 registers).
+    private static unsafe void Blocked256(double* centre, double* g, int t, double* output, int count)
     {
-        var c = t - 1;
-        var g0 = new Vector<double>(g[0]);
-        var o = 0;
-        for (; o + (8 * AlignedLanes) <= count; o += 8 * AlignedLanes)
+        const int lanes = 4;
+        const int block = 16;
+        for (var o = 0; o < count; o += block)
         {
-            var pc = copies + ((c & 3) * stride) + (c & ~3) + o;
-            var a0 = g0 * Vector.Load(pc);
-            var a1 = g0 * Vector.Load(pc + 4);
-            var a2 = g0 * Vector.Load(pc + 8);
-            var a3 = g0 * Vector.Load(pc + 12);
-            var a4 = g0 * Vector.Load(pc + 16);
-            var a5 = g0 * Vector.Load(pc + 20);
-            var a6 = g0 * Vector.Load(pc + 24);
-            var a7 = g0 * Vector.Load(pc + 28);
-            for (var d = 1; d < t; d++)
+            if (o > count - block)
             {
-                var up = c + d;
-                var down = c - d;
-                var pu = copies + ((up & 3) * stride) + (up & ~3) + o;
-                var pd = copies + ((down & 3) * stride) + (down & ~3) + o;
-                var k = new Vector<double>(g[d]);
-                a0 = Vector.MultiplyAddEstimate(k, Vector.Load(pu) + Vector.Load(pd), a0);
-                a1 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 4) + Vector.Load(pd + 4), a1);
-                a2 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 8) + Vector.Load(pd + 8), a2);
-                a3 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 12) + Vector.Load(pd + 12), a3);
-                a4 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 16) + Vector.Load(pd + 16), a4);
-                a5 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 20) + Vector.Load(pd + 20), a5);
-                a6 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 24) + Vector.Load(pd + 24), a6);
-                a7 = Vector.MultiplyAddEstimate(k, Vector.Load(pu + 28) + Vector.Load(pd + 28), a7);
+                o = count - block;
             }
 
-            a0.Store(output + o);
-            a1.Store(output + o + 4);
-            a2.Store(output + o + 8);
-            a3.Store(output + o + 12);
-            a4.Store(output + o + 16);
-            a5.Store(output + o + 20);
-            a6.Store(output + o + 24);
-            a7.Store(output + o + 28);
-        }
+            var p = centre + o;
+            var k = Vector256.Create(g[0]);
+            var a0 = k * Vector256.Load(p);
+            var a1 = k * Vector256.Load(p + 4);
+            var a2 = k * Vector256.Load(p + 8);
+            var a3 = k * Vector256.Load(p + 12);
+            Vector256<double> u0;
+            Vector256<double> u1;
+            Vector256<double> u2;
+            Vector256<double> u3;
+            Vector256<double> d0;
+            Vector256<double> d1;
+            Vector256<double> d2;
+            Vector256<double> d3;
 
-        for (; o + AlignedLanes <= count; o += AlignedLanes)
-        {
-            var a = g0 * Vector.Load(copies + ((c & 3) * stride) + (c & ~3) + o);
-            for (var d = 1; d < t; d++)
+            // Residue class r: taps r, r + lanes, ...; tap r + lanes q needs window vectors above the centre at
+            // p + r + lanes (i + q) and below it at p - r + lanes (i - q) for accumulator i.
+            for (var r = 0; r < lanes && r < t; r++)
             {
-                var up = c + d;
-                var down = c - d;
-                var sum = Vector.Load(copies + ((up & 3) * stride) + (up & ~3) + o) + Vector.Load(copies + ((down & 3) * stride) + (down & ~3) + o);
-                a = Vector.MultiplyAddEstimate(new Vector<double>(g[d]), sum, a);
+                var pu = p + r;
+                var pd = p - r;
+                u0 = Vector256.Load(pu);
+                u1 = Vector256.Load(pu + 4);
+                u2 = Vector256.Load(pu + 8);
+                u3 = Vector256.Load(pu + 12);
+                d0 = Vector256.Load(pd);
+                d1 = Vector256.Load(pd + 4);
+                d2 = Vector256.Load(pd + 8);
+                d3 = Vector256.Load(pd + 12);
+                if (r > 0)
+                {
+                    k = Vector256.Create(g[r]);
+                    a0 = Fma.MultiplyAdd(k, u0 + d0, a0);
+                    a1 = Fma.MultiplyAdd(k, u1 + d1, a1);
+                    a2 = Fma.MultiplyAdd(k, u2 + d2, a2);
+                    a3 = Fma.MultiplyAdd(k, u3 + d3, a3);
+                }
+
+                // Whole rounds of 4 taps: slot s of a window holds the vector whose index is s modulo 4, so
+                // each tap loads one new vector per window into the slot that fell out of use and nothing moves.
+                var q = 1;
+                for (; r + (lanes * (q + 3)) < t; q += 4)
+                {
+                    u0 = Vector256.Load(pu + (lanes * (q + 3)));
+                    d3 = Vector256.Load(pd - (lanes * q));
+                    k = Vector256.Create(g[r + (lanes * q)]);
+                    a0 = Fma.MultiplyAdd(k, u1 + d3, a0);
+                    a1 = Fma.MultiplyAdd(k, u2 + d0, a1);
+                    a2 = Fma.MultiplyAdd(k, u3 + d1, a2);
+                    a3 = Fma.MultiplyAdd(k, u0 + d2, a3);
+                    u1 = Vector256.Load(pu + (lanes * (q + 1 + 3)));
+                    d2 = Vector256.Load(pd - (lanes * (q + 1)));
+                    k = Vector256.Create(g[r + (lanes * (q + 1))]);
+                    a0 = Fma.MultiplyAdd(k, u2 + d2, a0);
+                    a1 = Fma.MultiplyAdd(k, u3 + d3, a1);
+                    a2 = Fma.MultiplyAdd(k, u0 + d0, a2);
+                    a3 = Fma.MultiplyAdd(k, u1 + d1, a3);
+                    u2 = Vector256.Load(pu + (lanes * (q + 2 + 3)));
+                    d1 = Vector256.Load(pd - (lanes * (q + 2)));
+                    k = Vector256.Create(g[r + (lanes * (q + 2))]);
+                    a0 = Fma.MultiplyAdd(k, u3 + d1, a0);
+                    a1 = Fma.MultiplyAdd(k, u0 + d2, a1);
+                    a2 = Fma.MultiplyAdd(k, u1 + d3, a2);
+                    a3 = Fma.MultiplyAdd(k, u2 + d0, a3);
+                    u3 = Vector256.Load(pu + (lanes * (q + 3 + 3)));
+                    d0 = Vector256.Load(pd - (lanes * (q + 3)));
+                    k = Vector256.Create(g[r + (lanes * (q + 3))]);
+                    a0 = Fma.MultiplyAdd(k, u0 + d0, a0);
+                    a1 = Fma.MultiplyAdd(k, u1 + d1, a1);
+                    a2 = Fma.MultiplyAdd(k, u2 + d2, a2);
+                    a3 = Fma.MultiplyAdd(k, u3 + d3, a3);
+                }
+
+                // The last taps of the class (fewer than a round) load their vectors directly.
+                for (; r + (lanes * q) < t; q++)
+                {
+                    var up = pu + (lanes * q);
+                    var down = pd - (lanes * q);
+                    k = Vector256.Create(g[r + (lanes * q)]);
+                    a0 = Fma.MultiplyAdd(k, Vector256.Load(up) + Vector256.Load(down), a0);
+                    a1 = Fma.MultiplyAdd(k, Vector256.Load(up + 4) + Vector256.Load(down + 4), a1);
+                    a2 = Fma.MultiplyAdd(k, Vector256.Load(up + 8) + Vector256.Load(down + 8), a2);
+                    a3 = Fma.MultiplyAdd(k, Vector256.Load(up + 12) + Vector256.Load(down + 12), a3);
+                }
             }
 
-            a.Store(output + o);
-        }
-
-        // Scalar tail from the unshifted copy.
-        for (; o < count; o++)
-        {
-            var centre = copies + c + o;
-            var s = g[0] * centre[0];
-            for (var d = 1; d < t; d++)
-            {
-                s += g[d] * (centre[d] + centre[-d]);
-            }
-
-            output[o] = s;
+            var y = output + o;
+            a0.Store(y);
+            a1.Store(y + 4);
+            a2.Store(y + 8);
+            a3.Store(y + 12);
         }
     }
 

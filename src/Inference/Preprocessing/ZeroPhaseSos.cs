@@ -16,6 +16,9 @@ public sealed class ZeroPhaseSos
     private readonly double[] _zi;
     private readonly int _sections;
 
+    // Four sections whose numerators are b0 (1, 2, 1): the decimator's Chebyshev low-pass, run by Pair4.
+    private readonly bool _biquadLowPass4;
+
     public ZeroPhaseSos(double[] sos)
     {
         ArgumentNullException.ThrowIfNull(sos);
@@ -46,6 +49,12 @@ public sealed class ZeroPhaseSos
         }
 
         PadLength = 3 * ((2 * _sections) + 1 - Math.Min(zeroB2, zeroA2));
+        _biquadLowPass4 = _sections == 4;
+        for (var s = 0; s < _sections; s++)
+        {
+            var row = _sos.AsSpan(s * 6, 6);
+            _biquadLowPass4 &= row[0] != 0 && row[1] == 2 * row[0] && row[2] == row[0];
+        }
     }
 
     public int PadLength { get; }
@@ -67,6 +76,13 @@ public sealed class ZeroPhaseSos
         if (n <= edge)
         {
             throw new ArgumentException($"the signal ({n} samples) must be longer than the filter's pad length ({edge})", nameof(input));
+        }
+
+        if (_biquadLowPass4 && Vector128.IsHardwareAccelerated)
+        {
+            // The decimator's case: the vector kernel with the signal in both lanes, so Apply and ApplyPair agree.
+            Pair4(input, input, output, output, step);
+            return;
         }
 
         var length = n + (2 * edge);
@@ -109,7 +125,7 @@ public sealed class ZeroPhaseSos
     public void ApplyPair(ReadOnlySpan<double> first, ReadOnlySpan<double> second, Span<double> firstOutput, Span<double> secondOutput, int step = 1)
     {
         var n = first.Length;
-        if (second.Length != n || _sections != 4 || !Vector128.IsHardwareAccelerated)
+        if (second.Length != n || !_biquadLowPass4 || !Vector128.IsHardwareAccelerated)
         {
             Apply(first, firstOutput, step);
             Apply(second, secondOutput, step);
@@ -129,6 +145,23 @@ public sealed class ZeroPhaseSos
             throw new ArgumentException($"the signals ({n} samples) must be longer than the filter's pad length ({edge})", nameof(first));
         }
 
+        Pair4(first, second, firstOutput, secondOutput, step);
+    }
+
+    /// <summary>
+    /// The decimator's 4-section filter on two signals in the two lanes of a vector (<see cref="Apply"/> runs one signal
+    /// in both). Every section has the numerator <c>b0 (1 + z^-1)^2</c> (a Chebyshev low-pass), so each runs as its
+    /// all-pole part in direct form II, <c>w[n] = x[n] - a1 w[n-1] - a2 w[n-2]</c>, followed by
+    /// <c>w[n] + 2 w[n-1] + w[n-2]</c>, and the product of the b0 scales the end: the same filter with two
+    /// multiply-adds and three additions per section and sample instead of five multiplies, and one multiply-add
+    /// between a state and the next. Both passes start from the steady state of the first value they filter, as
+    /// <c>sosfilt_zi</c> does (each section's states equal its constant input over <c>1 + a1 + a2</c>); only the
+    /// rounding differs from scipy's order, far below the model input's float32 resolution.
+    /// </summary>
+    private void Pair4(ReadOnlySpan<double> first, ReadOnlySpan<double> second, Span<double> firstOutput, Span<double> secondOutput, int step)
+    {
+        var n = first.Length;
+        var edge = PadLength;
         var length = n + (2 * edge);
         var buffer = ArrayPool<double>.Shared.Rent(2 * length);
         try
@@ -139,67 +172,88 @@ public sealed class ZeroPhaseSos
             Interleave(second, ext, 1, edge);
             ref var data = ref MemoryMarshal.GetReference(ext);
             var c = _sos.AsSpan(0, 24);
-            var b00 = Vector128.Create(c[0]);
-            var b01 = Vector128.Create(c[1]);
-            var b02 = Vector128.Create(c[2]);
-            var a01 = Vector128.Create(-c[4]);
-            var a02 = Vector128.Create(-c[5]);
-            var b10 = Vector128.Create(c[6]);
-            var b11 = Vector128.Create(c[7]);
-            var b12 = Vector128.Create(c[8]);
-            var a11 = Vector128.Create(-c[10]);
-            var a12 = Vector128.Create(-c[11]);
-            var b20 = Vector128.Create(c[12]);
-            var b21 = Vector128.Create(c[13]);
-            var b22 = Vector128.Create(c[14]);
-            var a21 = Vector128.Create(-c[16]);
-            var a22 = Vector128.Create(-c[17]);
-            var b30 = Vector128.Create(c[18]);
-            var b31 = Vector128.Create(c[19]);
-            var b32 = Vector128.Create(c[20]);
-            var a31 = Vector128.Create(-c[22]);
-            var a32 = Vector128.Create(-c[23]);
+            var gain = Vector128.Create(c[0] * c[6] * c[12] * c[18]);
+            var p0 = Vector128.Create(-c[4]);
+            var q0 = Vector128.Create(-c[5]);
+            var d0 = Vector128.Create(1 + c[4] + c[5]);
+            var p1 = Vector128.Create(-c[10]);
+            var q1 = Vector128.Create(-c[11]);
+            var d1 = Vector128.Create(1 + c[10] + c[11]);
+            var p2 = Vector128.Create(-c[16]);
+            var q2 = Vector128.Create(-c[17]);
+            var d2 = Vector128.Create(1 + c[16] + c[17]);
+            var p3 = Vector128.Create(-c[22]);
+            var q3 = Vector128.Create(-c[23]);
+            var d3 = Vector128.Create(1 + c[22] + c[23]);
 
             for (var pass = 0; pass < 2; pass++)
             {
                 // Forward pass from the first sample, in place; backward pass from the last, keeping the grid samples.
                 var forward = pass == 0;
-                var x0 = Vector128.LoadUnsafe(ref data, forward ? 0 : (nuint)(2 * (length - 1)));
-                var z00 = Vector128.Create(_zi[0]) * x0;
-                var z01 = Vector128.Create(_zi[1]) * x0;
-                var z10 = Vector128.Create(_zi[2]) * x0;
-                var z11 = Vector128.Create(_zi[3]) * x0;
-                var z20 = Vector128.Create(_zi[4]) * x0;
-                var z21 = Vector128.Create(_zi[5]) * x0;
-                var z30 = Vector128.Create(_zi[6]) * x0;
-                var z31 = Vector128.Create(_zi[7]) * x0;
+                var x = Vector128.LoadUnsafe(ref data, forward ? 0 : (nuint)(2 * (length - 1)));
+                var w0 = x / d0;
+                var v0 = w0;
+                x = w0 * Vector128.Create(4.0);
+                var in1 = x;
+                var w1 = x / d1;
+                var v1 = w1;
+                x = w1 * Vector128.Create(4.0);
+                var in2 = x;
+                var w2 = x / d2;
+                var v2 = w2;
+                x = w2 * Vector128.Create(4.0);
+                var in3 = x;
+                var w3 = x / d3;
+                var v3 = w3;
                 var next = ((n - 1) / step) * step;
                 var count = forward ? length : length - edge;
-                for (var m = 0; m < count; m++)
+                var input = Vector128.LoadUnsafe(ref data, forward ? 0 : (nuint)(2 * (length - 1)));
+
+                // Skewed by one sample per section: iteration m feeds sample m to section 0 and the previous
+                // iteration's outputs of sections 0, 1, 2 to sections 1, 2, 3, so the four recurrences of an iteration
+                // are independent and overlap. Sections 1 to 3 first see their steady-state input, which leaves their
+                // steady state where it is; section 0's inputs after the last sample reach no kept output.
+                for (var m = 0; m < count + 3; m++)
                 {
-                    var i = forward ? m : length - 1 - m;
-                    ref var slot = ref Unsafe.Add(ref data, 2 * i);
-                    var x = Vector128.LoadUnsafe(ref slot);
-                    var y0 = Vector128.FusedMultiplyAdd(b00, x, z00);
-                    z00 = Vector128.FusedMultiplyAdd(a01, y0, Vector128.FusedMultiplyAdd(b01, x, z01));
-                    z01 = Vector128.FusedMultiplyAdd(a02, y0, b02 * x);
-                    var y1 = Vector128.FusedMultiplyAdd(b10, y0, z10);
-                    z10 = Vector128.FusedMultiplyAdd(a11, y1, Vector128.FusedMultiplyAdd(b11, y0, z11));
-                    z11 = Vector128.FusedMultiplyAdd(a12, y1, b12 * y0);
-                    var y2 = Vector128.FusedMultiplyAdd(b20, y1, z20);
-                    z20 = Vector128.FusedMultiplyAdd(a21, y2, Vector128.FusedMultiplyAdd(b21, y1, z21));
-                    z21 = Vector128.FusedMultiplyAdd(a22, y2, b22 * y1);
-                    var y3 = Vector128.FusedMultiplyAdd(b30, y2, z30);
-                    z30 = Vector128.FusedMultiplyAdd(a31, y3, Vector128.FusedMultiplyAdd(b31, y2, z31));
-                    z31 = Vector128.FusedMultiplyAdd(a32, y3, b32 * y2);
+                    if (m < count)
+                    {
+                        input = Vector128.LoadUnsafe(ref data, (nuint)(2 * (forward ? m : length - 1 - m)));
+                    }
+
+                    var u0 = Vector128.FusedMultiplyAdd(p0, w0, Vector128.FusedMultiplyAdd(q0, v0, input));
+                    var out0 = (u0 + v0) + (w0 + w0);
+                    v0 = w0;
+                    w0 = u0;
+                    var u1 = Vector128.FusedMultiplyAdd(p1, w1, Vector128.FusedMultiplyAdd(q1, v1, in1));
+                    var out1 = (u1 + v1) + (w1 + w1);
+                    v1 = w1;
+                    w1 = u1;
+                    var u2 = Vector128.FusedMultiplyAdd(p2, w2, Vector128.FusedMultiplyAdd(q2, v2, in2));
+                    var out2 = (u2 + v2) + (w2 + w2);
+                    v2 = w2;
+                    w2 = u2;
+                    var u3 = Vector128.FusedMultiplyAdd(p3, w3, Vector128.FusedMultiplyAdd(q3, v3, in3));
+                    var out3 = (u3 + v3) + (w3 + w3);
+                    v3 = w3;
+                    w3 = u3;
+                    in1 = out0;
+                    in2 = out1;
+                    in3 = out2;
+                    if (m < 3)
+                    {
+                        continue;
+                    }
+
+                    var y = gain * out3;
+                    var i = forward ? m - 3 : length - 1 - (m - 3);
                     if (forward)
                     {
-                        y3.StoreUnsafe(ref slot);
+                        y.StoreUnsafe(ref data, (nuint)(2 * i));
                     }
                     else if (i - edge == next)
                     {
-                        firstOutput[next / step] = y3.GetElement(0);
-                        secondOutput[next / step] = y3.GetElement(1);
+                        firstOutput[next / step] = y.GetElement(0);
+                        secondOutput[next / step] = y.GetElement(1);
                         next -= step;
                     }
                 }
@@ -242,12 +296,6 @@ public sealed class ZeroPhaseSos
 
     private void FilterForward(Span<double> data, Span<double> state)
     {
-        if (_sections == 4)
-        {
-            FilterForward4(data, state);
-            return;
-        }
-
         var sos = _sos;
         for (var i = 0; i < data.Length; i++)
         {
@@ -265,43 +313,8 @@ public sealed class ZeroPhaseSos
         }
     }
 
-    // The same recurrence with the 4 sections' coefficients and states in locals (the decimator's case).
-    private void FilterForward4(Span<double> data, Span<double> state)
-    {
-        var c = _sos.AsSpan(0, 24);
-        double b00 = c[0], b01 = c[1], b02 = c[2], a01 = c[4], a02 = c[5];
-        double b10 = c[6], b11 = c[7], b12 = c[8], a11 = c[10], a12 = c[11];
-        double b20 = c[12], b21 = c[13], b22 = c[14], a21 = c[16], a22 = c[17];
-        double b30 = c[18], b31 = c[19], b32 = c[20], a31 = c[22], a32 = c[23];
-        double z00 = state[0], z01 = state[1], z10 = state[2], z11 = state[3];
-        double z20 = state[4], z21 = state[5], z30 = state[6], z31 = state[7];
-        for (var i = 0; i < data.Length; i++)
-        {
-            var x = data[i];
-            var y0 = Math.FusedMultiplyAdd(b00, x, z00);
-            z00 = Math.FusedMultiplyAdd(-a01, y0, Math.FusedMultiplyAdd(b01, x, z01));
-            z01 = Math.FusedMultiplyAdd(-a02, y0, b02 * x);
-            var y1 = Math.FusedMultiplyAdd(b10, y0, z10);
-            z10 = Math.FusedMultiplyAdd(-a11, y1, Math.FusedMultiplyAdd(b11, y0, z11));
-            z11 = Math.FusedMultiplyAdd(-a12, y1, b12 * y0);
-            var y2 = Math.FusedMultiplyAdd(b20, y1, z20);
-            z20 = Math.FusedMultiplyAdd(-a21, y2, Math.FusedMultiplyAdd(b21, y1, z21));
-            z21 = Math.FusedMultiplyAdd(-a22, y2, b22 * y1);
-            var y3 = Math.FusedMultiplyAdd(b30, y2, z30);
-            z30 = Math.FusedMultiplyAdd(-a31, y3, Math.FusedMultiplyAdd(b31, y2, z31));
-            z31 = Math.FusedMultiplyAdd(-a32, y3, b32 * y2);
-            data[i] = y3;
-        }
-    }
-
     private void FilterBackwardDecimated(ReadOnlySpan<double> data, Span<double> state, int edge, int n, int step, Span<double> output)
     {
-        if (_sections == 4)
-        {
-            FilterBackwardDecimated4(data, state, edge, n, step, output);
-            return;
-        }
-
         var sos = _sos;
         for (var i = data.Length - 1; i >= edge; i--)
         {
@@ -319,39 +332,6 @@ public sealed class ZeroPhaseSos
             if (k < n && k % step == 0)
             {
                 output[k / step] = x;
-            }
-        }
-    }
-
-    private void FilterBackwardDecimated4(ReadOnlySpan<double> data, Span<double> state, int edge, int n, int step, Span<double> output)
-    {
-        var c = _sos.AsSpan(0, 24);
-        double b00 = c[0], b01 = c[1], b02 = c[2], a01 = c[4], a02 = c[5];
-        double b10 = c[6], b11 = c[7], b12 = c[8], a11 = c[10], a12 = c[11];
-        double b20 = c[12], b21 = c[13], b22 = c[14], a21 = c[16], a22 = c[17];
-        double b30 = c[18], b31 = c[19], b32 = c[20], a31 = c[22], a32 = c[23];
-        double z00 = state[0], z01 = state[1], z10 = state[2], z11 = state[3];
-        double z20 = state[4], z21 = state[5], z30 = state[6], z31 = state[7];
-        var next = ((n - 1) / step) * step;
-        for (var i = data.Length - 1; i >= edge; i--)
-        {
-            var x = data[i];
-            var y0 = Math.FusedMultiplyAdd(b00, x, z00);
-            z00 = Math.FusedMultiplyAdd(-a01, y0, Math.FusedMultiplyAdd(b01, x, z01));
-            z01 = Math.FusedMultiplyAdd(-a02, y0, b02 * x);
-            var y1 = Math.FusedMultiplyAdd(b10, y0, z10);
-            z10 = Math.FusedMultiplyAdd(-a11, y1, Math.FusedMultiplyAdd(b11, y0, z11));
-            z11 = Math.FusedMultiplyAdd(-a12, y1, b12 * y0);
-            var y2 = Math.FusedMultiplyAdd(b20, y1, z20);
-            z20 = Math.FusedMultiplyAdd(-a21, y2, Math.FusedMultiplyAdd(b21, y1, z21));
-            z21 = Math.FusedMultiplyAdd(-a22, y2, b22 * y1);
-            var y3 = Math.FusedMultiplyAdd(b30, y2, z30);
-            z30 = Math.FusedMultiplyAdd(-a31, y3, Math.FusedMultiplyAdd(b31, y2, z31));
-            z31 = Math.FusedMultiplyAdd(-a32, y3, b32 * y2);
-            if (i - edge == next)
-            {
-                output[next / step] = y3;
-                next -= step;
             }
         }
     }

@@ -185,9 +185,9 @@ public sealed class FilterDesignTests
     {
         var taps = FirDesign.BandPass(31, 0.001, 0.94);
         var random = new Random(7);
-        foreach (var length in new[] { 500, 503, ZeroPhaseFir.AlignedPathLimit + 7 })
+        foreach (var length in new[] { 500, 503, 5000, 100_007 })
         {
-            // Short signals take the aligned path, the longest the plain one.
+            // Lengths that are and are not whole register blocks (the last block overlaps the one before it).
             var x = Enumerable.Range(0, length).Select(i => Math.Sin(i * 0.05) + random.NextDouble() - 0.5).ToArray();
             var actual = new double[x.Length];
             new ZeroPhaseFir(taps).Apply(x, actual);
@@ -195,6 +195,39 @@ public sealed class FilterDesignTests
             for (var i = 0; i < x.Length; i++)
             {
                 Assert.Equal(expected[i], actual[i], 1e-12);
+            }
+        }
+    }
+
+    [Fact]
+    public void BlockedAndPlainSymmetricCorrelationAgree()
+    {
+        var random = new Random(11);
+        foreach (var (taps, count) in new[] { (1, 70), (5, 64), (31, 129), (151, 5000), (301, 1003) })
+        {
+            var g = Enumerable.Range(0, taps).Select(_ => random.NextDouble() - 0.5).ToArray();
+            var input = Enumerable.Range(0, count + (2 * (taps - 1))).Select(_ => (random.NextDouble() * 2000) - 1000).ToArray();
+            var plain = new double[count];
+            ZeroPhaseFir.SymmetricCorrelate(input, g, plain);
+            var blocked = new double[count];
+            if (ZeroPhaseFir.CorrelateBlocked(input, g, blocked))
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    Assert.Equal(plain[i], blocked[i], 1e-9);
+                }
+            }
+
+            // Plain loop against the definition.
+            for (var o = 0; o < count; o += 97)
+            {
+                var sum = 0.0;
+                for (var d = -(taps - 1); d < taps; d++)
+                {
+                    sum += g[Math.Abs(d)] * input[o + taps - 1 + d];
+                }
+
+                Assert.Equal(sum, plain[o], 1e-9);
             }
         }
     }

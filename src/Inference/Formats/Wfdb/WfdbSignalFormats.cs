@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using HubertEcg.Inference.Ecg;
 
 namespace HubertEcg.Inference.Formats.Wfdb;
@@ -144,7 +145,23 @@ public static class WfdbSignalFormats
             case 16 when BitConverter.IsLittleEndian:
             {
                 var shorts = MemoryMarshal.Cast<byte, short>(src[..(2 * dest.Length)]);
-                for (var i = 0; i < shorts.Length; i++)
+                var i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    // Sixteen samples at a time: sign-extend, then the invalid value's sentinel where the raw value is -32768.
+                    var rawInvalid = Vector256.Create(-32768);
+                    var invalid = Vector256.Create(InvalidSample);
+                    ref var from = ref MemoryMarshal.GetReference(shorts);
+                    ref var to = ref MemoryMarshal.GetReference(dest);
+                    for (; i <= shorts.Length - Vector256<short>.Count; i += Vector256<short>.Count)
+                    {
+                        var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref from, (nuint)i));
+                        Vector256.ConditionalSelect(Vector256.Equals(lower, rawInvalid), invalid, lower).StoreUnsafe(ref to, (nuint)i);
+                        Vector256.ConditionalSelect(Vector256.Equals(upper, rawInvalid), invalid, upper).StoreUnsafe(ref to, (nuint)(i + Vector256<int>.Count));
+                    }
+                }
+
+                for (; i < shorts.Length; i++)
                 {
                     int v = shorts[i];
                     dest[i] = v == -32768 ? InvalidSample : v;
