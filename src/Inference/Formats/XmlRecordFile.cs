@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Xml;
@@ -19,11 +20,12 @@ internal static class XmlRecordFile
     public const long MaxFileBytes = 32L << 20;
 
     /// <summary>
-    /// Loads <paramref name="fileName"/> from <paramref name="files"/> as a document. The content of elements named in
-    /// <paramref name="base64Elements"/> is decoded while reading (never held as text) and kept as the element's
-    /// <see cref="Base64Content"/> annotation; see <see cref="Binary"/>.
+    /// Reads <paramref name="fileName"/> from <paramref name="files"/> as a document and hands it to
+    /// <paramref name="read"/>. The content of elements named in <paramref name="base64Elements"/> is decoded while
+    /// reading (never held as text) and kept as the element's <see cref="Base64Content"/> annotation (see
+    /// <see cref="Binary"/>), which is valid only inside <paramref name="read"/>.
     /// </summary>
-    public static XDocument Load(IRecordFileSource files, string fileName, string recordId, IReadOnlySet<string>? base64Elements = null)
+    public static T Read<T>(IRecordFileSource files, string fileName, string recordId, IReadOnlySet<string> base64Elements, Func<XDocument, T> read)
     {
         if (!files.Exists(fileName))
         {
@@ -39,7 +41,7 @@ internal static class XmlRecordFile
         try
         {
             using var stream = files.Open(fileName);
-            return Load(stream, recordId, base64Elements);
+            return Read(stream, length, recordId, base64Elements, read);
         }
         catch (IOException e)
         {
@@ -51,44 +53,111 @@ internal static class XmlRecordFile
         }
     }
 
-    /// <summary>Parses a document from <paramref name="stream"/> (at most <see cref="MaxFileBytes"/> worth of characters).</summary>
-    public static XDocument Load(Stream stream, string recordId, IReadOnlySet<string>? base64Elements = null)
+    /// <summary>Reads a document from <paramref name="stream"/> (at most <see cref="MaxFileBytes"/>) and hands it to <paramref name="read"/>.</summary>
+    public static T Read<T>(Stream stream, string recordId, IReadOnlySet<string> base64Elements, Func<XDocument, T> read) =>
+        Read(stream, -1, recordId, base64Elements, read);
+
+    private static T Read<T>(Stream stream, long expectedLength, string recordId, IReadOnlySet<string> base64Elements, Func<XDocument, T> read)
     {
+        var (file, length) = ReadAll(stream, expectedLength, MaxFileBytes, recordId);
         try
         {
-            using var reader = SafeXml.Open(stream, MaxFileBytes);
-            return Build(reader, recordId, base64Elements ?? EmptySet);
+            // The waveform text is taken out and decoded from the bytes; the reader parses the rest.
+            using var scan = XmlBulkScanner.Scan(file, length, base64Elements, XmlBulkKind.Base64);
+            XDocument document;
+            try
+            {
+                using var documentStream = scan.OpenDocument();
+                using var reader = SafeXml.Open(documentStream, MaxFileBytes);
+                document = Build(reader, recordId, base64Elements, scan);
+            }
+            catch (XmlException e)
+            {
+                // The parser's message can quote text of the file (which may be patient data): only the position goes out.
+                throw new EcgFormatException(recordId, $"not well-formed XML (line {e.LineNumber}, position {e.LinePosition})", e);
+            }
+            catch (DecoderFallbackException e)
+            {
+                throw new EcgFormatException(recordId, "XML text is not in its declared encoding", e);
+            }
+            catch (ArgumentException e)
+            {
+                // An unknown encoding name in the XML declaration.
+                throw new EcgFormatException(recordId, "XML declaration names an encoding this reader does not know", e);
+            }
+            catch (NotSupportedException e)
+            {
+                throw new EcgFormatException(recordId, "XML declaration names an unsupported encoding", e);
+            }
+
+            return read(document);
         }
-        catch (XmlException e)
+        finally
         {
-            // The parser's message can quote text of the file (which may be patient data): only the position goes out.
-            throw new EcgFormatException(recordId, $"not well-formed XML (line {e.LineNumber}, position {e.LinePosition})", e);
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new EcgFormatException(recordId, "XML text is not in its declared encoding", e);
-        }
-        catch (ArgumentException e)
-        {
-            // An unknown encoding name in the XML declaration.
-            throw new EcgFormatException(recordId, "XML declaration names an encoding this reader does not know", e);
-        }
-        catch (NotSupportedException e)
-        {
-            throw new EcgFormatException(recordId, "XML declaration names an unsupported encoding", e);
+            ArrayPool<byte>.Shared.Return(file);
         }
     }
 
-    /// <summary>The decoded content of an element loaded as base64 (see <see cref="Load(Stream, string, IReadOnlySet{string})"/>), or null.</summary>
-    public static byte[]? Binary(XElement? element) => element?.Annotation<Base64Content>()?.Bytes;
+    /// <summary>
+    /// The whole of <paramref name="stream"/> in a pooled buffer (return it to <see cref="ArrayPool{T}.Shared"/>) and
+    /// its length; more than <paramref name="maxBytes"/> fails the read. <paramref name="expectedLength"/> (the file's
+    /// stated length, or -1) sizes the buffer.
+    /// </summary>
+    internal static (byte[] Buffer, int Length) ReadAll(Stream stream, long expectedLength, long maxBytes, string recordId)
+    {
+        // One byte more than expected, so that the end of the stream is seen without growing.
+        var capacity = expectedLength is >= 0 && expectedLength < maxBytes ? (int)expectedLength + 1 : (int)Math.Min(maxBytes + 1, 1 << 16);
+        var buffer = ArrayPool<byte>.Shared.Rent(capacity);
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    if (length > maxBytes)
+                    {
+                        throw new EcgFormatException(recordId, $"the XML ECG is more than the {maxBytes} bytes it may have");
+                    }
 
-    private static readonly HashSet<string> EmptySet = [];
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, maxBytes + 1));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                var read = stream.Read(buffer, length, buffer.Length - length);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                length += read;
+            }
+
+            if (length > maxBytes)
+            {
+                throw new EcgFormatException(recordId, $"the XML ECG is more than the {maxBytes} bytes it may have");
+            }
+
+            return (buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>The decoded content of an element read as base64 (see <see cref="Read{T}(Stream, string, IReadOnlySet{string}, Func{XDocument, T})"/>), or null.</summary>
+    public static ReadOnlyMemory<byte>? Binary(XElement? element) => element?.Annotation<Base64Content>()?.Bytes;
 
     /// <summary>
     /// The document as <see cref="XDocument.Load(XmlReader)"/> builds it (elements, attributes, text; no comments,
-    /// processing instructions or insignificant whitespace), except that base64 elements are decoded as they are read.
+    /// processing instructions or insignificant whitespace), except that base64 elements are decoded: by the scan
+    /// where it took them, else as they are read.
     /// </summary>
-    private static XDocument Build(XmlReader reader, string recordId, IReadOnlySet<string> base64Elements)
+    private static XDocument Build(XmlReader reader, string recordId, IReadOnlySet<string> base64Elements, XmlBulkScan scan)
     {
         var document = new XDocument();
         XContainer current = document;
@@ -116,8 +185,18 @@ internal static class XmlRecordFile
                     current.Add(element);
                     if (base64Elements.Contains(element.Name.LocalName))
                     {
-                        // Leaves the reader on the node after the element's end.
-                        element.AddAnnotation(new Base64Content(ReadBase64(reader, element.Name.LocalName, recordId)));
+                        if (scan.Next(reader.Name, recordId) is { Taken: true } taken)
+                        {
+                            // Its content (line breaks at most) was left out of what the reader reads.
+                            element.AddAnnotation(new Base64Content(taken.Bytes));
+                            reader.Skip();
+                        }
+                        else
+                        {
+                            // Leaves the reader on the node after the element's end.
+                            element.AddAnnotation(new Base64Content(ReadBase64(reader, element.Name.LocalName, recordId)));
+                        }
+
                         more = !reader.EOF;
                         continue;
                     }
@@ -149,6 +228,7 @@ internal static class XmlRecordFile
             more = reader.Read();
         }
 
+        scan.CheckAllConsumed(recordId);
         return document;
     }
 
@@ -234,7 +314,7 @@ internal static class XmlRecordFile
     public static string Format(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>An element's content decoded from base64 while the document was read.</summary>
-    public sealed record Base64Content(byte[] Bytes);
+    public sealed record Base64Content(ReadOnlyMemory<byte> Bytes);
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text.Trim();
 }

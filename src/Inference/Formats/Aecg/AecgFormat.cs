@@ -54,7 +54,7 @@ public sealed class AecgFormat : IRecordFormat
         try
         {
             using var stream = files.Open(fileName);
-            return Load(stream, recordId);
+            return Load(stream, length, recordId);
         }
         catch (IOException e)
         {
@@ -66,20 +66,35 @@ public sealed class AecgFormat : IRecordFormat
     public static EcgRecord Load(Stream stream, string recordId)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        return Load(stream, -1, recordId);
+    }
+
+    private static EcgRecord Load(Stream stream, long expectedLength, string recordId)
+    {
+        var (file, length) = XmlRecordFile.ReadAll(stream, expectedLength, MaxFileBytes, recordId);
         AecgDocument document;
         try
         {
-            using var reader = SafeXml.Open(stream, MaxFileBytes);
-            document = AecgDocument.Parse(reader, recordId);
+            // The digits are taken out and parsed from the bytes; the reader parses the rest.
+            using var scan = XmlBulkScanner.Scan(file, length, DigitsElements, XmlBulkKind.Numbers);
+            using var documentStream = scan.OpenDocument();
+            using var reader = SafeXml.Open(documentStream, MaxFileBytes);
+            document = AecgDocument.Parse(reader, recordId, scan);
         }
         catch (XmlException e)
         {
             // The position only: an XML error message may quote the document's text.
             throw new EcgFormatException(recordId, $"not well-formed XML (line {e.LineNumber}, position {e.LinePosition})", e);
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(file);
+        }
 
         return document.ToRecord(recordId);
     }
+
+    private static readonly HashSet<string> DigitsElements = new(StringComparer.Ordinal) { "digits" };
 }
 
 /// <summary>What one streaming pass over an aECG keeps: each series' code, device, filters and sequence sets.</summary>
@@ -93,7 +108,11 @@ internal sealed class AecgDocument
 
     private readonly List<Series> _series = [];
 
-    public static AecgDocument Parse(XmlReader reader, string recordId)
+    /// <summary>
+    /// One pass over <paramref name="reader"/>; the <c>digits</c> elements <paramref name="scan"/> took come parsed
+    /// from it, the others are read here.
+    /// </summary>
+    public static AecgDocument Parse(XmlReader reader, string recordId, XmlBulkScan scan)
     {
         var document = new AecgDocument();
         var path = new List<string>();
@@ -138,6 +157,8 @@ internal sealed class AecgDocument
                 }
             }
 
+            // Every digits element, wherever it stands, is the scan's next one.
+            var bulk = name == "digits" ? scan.Next(reader.Name, recordId) : null;
             var parent = path.Count > 0 ? path[^1] : string.Empty;
             var series = open.Count > 0 ? open.Peek().Series : null;
             switch (name)
@@ -207,7 +228,17 @@ internal sealed class AecgDocument
                         throw new EcgFormatException(recordId, $"sequence {Short(sequence.Code)} has two digits elements");
                     }
 
-                    sequence.Digits = Digits(reader, recordId, sequence.Code, expected);
+                    if (bulk is { Taken: true, Numbers: { } numbers })
+                    {
+                        // Its content (line breaks at most) was left out of what the reader reads.
+                        sequence.Digits = numbers;
+                        reader.Skip();
+                    }
+                    else
+                    {
+                        sequence.Digits = Digits(reader, recordId, sequence.Code, expected);
+                    }
+
                     expected = sequence.Digits.Length;
                     continue;
                 case "manufacturerModelName" when series is not null && path.Contains("author"):
@@ -233,6 +264,7 @@ internal sealed class AecgDocument
             throw new EcgFormatException(recordId, "the document has no root element");
         }
 
+        scan.CheckAllConsumed(recordId);
         return document;
     }
 

@@ -46,11 +46,12 @@ public sealed class MuseFormat : IRecordFormat
     public EcgRecord Read(IRecordFileSource files, string recordName, string recordId)
     {
         ArgumentNullException.ThrowIfNull(files);
-        return Read(XmlRecordFile.Load(files, recordName + Suffix, recordId, Base64Elements), recordId);
+        return XmlRecordFile.Read(files, recordName + Suffix, recordId, Base64Elements, document => Read(document, recordId));
     }
 
     /// <summary>Reads a MUSE record from an XML stream (the whole file).</summary>
-    public static EcgRecord Read(Stream stream, string recordId) => Read(XmlRecordFile.Load(stream, recordId, Base64Elements), recordId);
+    public static EcgRecord Read(Stream stream, string recordId) =>
+        XmlRecordFile.Read(stream, recordId, Base64Elements, document => Read(document, recordId));
 
     private static EcgRecord Read(XDocument document, string recordId)
     {
@@ -148,7 +149,7 @@ public sealed class MuseFormat : IRecordFormat
         };
 
         var data = Child(leadData, "WaveFormData") ?? throw new EcgFormatException(recordId, $"lead {name} has no WaveFormData");
-        var bytes = Binary(data) ?? Base64(data.Value, recordId, $"lead {name} WaveFormData");
+        var bytes = Binary(data) is { } decoded ? decoded.Span : Base64(data.Value, recordId, $"lead {name} WaveFormData");
 
         if (Text(leadData, "LeadDataCRC32") is { } crcText)
         {
@@ -171,7 +172,7 @@ public sealed class MuseFormat : IRecordFormat
         }
 
         var values = new double[n];
-        Scale(bytes.AsSpan(0, (int)n * 2), values, gain, times, over);
+        Scale(bytes[..((int)n * 2)], values, gain, times, over);
         return (name, values, unit);
     }
 

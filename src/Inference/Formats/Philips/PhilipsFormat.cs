@@ -50,11 +50,12 @@ public sealed class PhilipsFormat : IRecordFormat
     public EcgRecord Read(IRecordFileSource files, string recordName, string recordId)
     {
         ArgumentNullException.ThrowIfNull(files);
-        return Read(XmlRecordFile.Load(files, recordName + Suffix, recordId, Base64Elements), recordId);
+        return XmlRecordFile.Read(files, recordName + Suffix, recordId, Base64Elements, document => Read(document, recordId));
     }
 
     /// <summary>Reads a Philips record from an XML stream (the whole file).</summary>
-    public static EcgRecord Read(Stream stream, string recordId) => Read(XmlRecordFile.Load(stream, recordId, Base64Elements), recordId);
+    public static EcgRecord Read(Stream stream, string recordId) =>
+        XmlRecordFile.Read(stream, recordId, Base64Elements, document => Read(document, recordId));
 
     private static EcgRecord Read(XDocument document, string recordId)
     {
@@ -117,7 +118,7 @@ public sealed class PhilipsFormat : IRecordFormat
         }
 
         var compression = Compression(waveforms, recordId);
-        var data = Binary(waveforms) ?? Base64(waveforms.Value, recordId, "parsedwaveforms");
+        var data = Binary(waveforms) is { } decoded ? decoded.Span : Base64(waveforms.Value, recordId, "parsedwaveforms");
         short[][] stored;
         if (compression == "XLI")
         {
@@ -246,7 +247,7 @@ public sealed class PhilipsFormat : IRecordFormat
         };
     }
 
-    private static short[][] Uncompressed(byte[] data, int leadCount, int samples, string recordId)
+    private static short[][] Uncompressed(ReadOnlySpan<byte> data, int leadCount, int samples, string recordId)
     {
         if ((long)leadCount * samples * 2 > data.Length)
         {
@@ -259,7 +260,7 @@ public sealed class PhilipsFormat : IRecordFormat
             var values = new short[samples];
             for (var t = 0; t < samples; t++)
             {
-                values[t] = BinaryPrimitives.ReadInt16LittleEndian(data.AsSpan(((lead * samples) + t) * 2));
+                values[t] = BinaryPrimitives.ReadInt16LittleEndian(data[(((lead * samples) + t) * 2)..]);
             }
 
             leads[lead] = values;

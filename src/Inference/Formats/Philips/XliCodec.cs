@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HubertEcg.Inference.Ecg;
 
 namespace HubertEcg.Inference.Formats.Philips;
@@ -21,6 +23,9 @@ public static class XliCodec
     private const int HeaderBytes = 8;
     private const int Bias = 64;
 
+    /// <summary>Bytes past a lead's capacity in the decompression buffer, for the eight-byte copy steps.</summary>
+    private const int Slack = 16;
+
     /// <summary>
     /// Decodes the first <paramref name="leadCount"/> leads of <paramref name="data"/>. A lead may hold at most
     /// <paramref name="maxSamples"/> samples (the caller's bound from the declared duration), checked while
@@ -30,7 +35,8 @@ public static class XliCodec
     {
         var leads = new short[leadCount][];
         var offset = 0;
-        var buffer = new byte[(2 * maxSamples) + 2];
+        var capacity = (2 * maxSamples) + 2;
+        var buffer = new byte[capacity + Slack];
         var dictionary = new LzwDictionary();
         for (var lead = 0; lead < leadCount; lead++)
         {
@@ -47,7 +53,7 @@ public static class XliCodec
                 throw new EcgFormatException(recordId, $"XLI lead {lead + 1}: compressed size {size} exceeds the {data.Length - offset} bytes left");
             }
 
-            var length = Decompress(data.Slice(offset, size), buffer, dictionary, recordId, lead + 1);
+            var length = Decompress(data.Slice(offset, size), buffer, capacity, dictionary, recordId, lead + 1);
             offset += size;
             leads[lead] = Rebuild(buffer.AsSpan(0, length), first, recordId, lead + 1);
         }
@@ -141,35 +147,46 @@ public static class XliCodec
     private static short Code(ReadOnlySpan<byte> bytes, int n, int i) => (short)((bytes[i] << 8) | (n + i < bytes.Length ? bytes[n + i] : 0));
 
     /// <summary>
-    /// LZW-decompresses one lead into <paramref name="output"/>; returns the byte count. Every string code's bytes
-    /// already stand in the output (where its prefix was written, followed by the next string's first byte), so a
-    /// code is copied from there rather than rebuilt link by link.
+    /// LZW-decompresses one lead into <paramref name="output"/> (whose first <paramref name="capacity"/> bytes may be
+    /// filled; it has <see cref="Slack"/> bytes more); returns the byte count. Every string code's bytes already
+    /// stand in the output (where its prefix was written, followed by the next string's first byte), so a code is
+    /// copied from there rather than rebuilt link by link, eight bytes a step: a step may write up to seven bytes past
+    /// the string, which the next string overwrites (or the slack takes), and reads only bytes before where it writes.
     /// </summary>
-    private static int Decompress(ReadOnlySpan<byte> input, byte[] output, LzwDictionary dictionary, string recordId, int lead)
+    private static int Decompress(ReadOnlySpan<byte> input, byte[] output, int capacity, LzwDictionary dictionary, string recordId, int lead)
     {
+        if (output.Length < capacity + Slack)
+        {
+            throw new ArgumentException("the output buffer has no slack", nameof(output));
+        }
+
         var start = dictionary.Start;
         var lengths = dictionary.Length;
+        ref var target = ref MemoryMarshal.GetArrayDataReference(output);
         var next = 256;
         var written = 0;
         var previous = -1;
         var previousStart = 0;
-        uint bits = 0;
+        ulong bits = 0;
         var bitCount = 0;
         var position = 0;
         while (true)
         {
-            while (bitCount <= 24 && position < input.Length)
-            {
-                bits |= (uint)input[position++] << (24 - bitCount);
-                bitCount += 8;
-            }
-
             if (bitCount < CodeBits)
             {
-                break;
+                while (bitCount <= 56 && position < input.Length)
+                {
+                    bits |= (ulong)input[position++] << (56 - bitCount);
+                    bitCount += 8;
+                }
+
+                if (bitCount < CodeBits)
+                {
+                    break;
+                }
             }
 
-            var code = (int)(bits >> (32 - CodeBits));
+            var code = (int)(bits >> (64 - CodeBits));
             bits <<= CodeBits;
             bitCount -= CodeBits;
             if (code > MaxCode)
@@ -181,47 +198,36 @@ public static class XliCodec
             if (code < 256)
             {
                 length = 1;
-                if (written >= output.Length)
+                if (written >= capacity)
                 {
-                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
+                    throw TooLong(recordId, lead, (capacity - 2) / 2);
                 }
 
-                output[written] = (byte)code;
+                Unsafe.Add(ref target, written) = (byte)code;
             }
             else if (code < next)
             {
+                // Defined for this lead (next starts at 256 for each), so start + length <= written.
                 length = lengths[code];
-                if (written + length > output.Length)
+                if (written + length > capacity)
                 {
-                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
+                    throw TooLong(recordId, lead, (capacity - 2) / 2);
                 }
 
-                var from = start[code];
-                if (length <= 16)
-                {
-                    // Short strings (most of them): a plain loop beats a block copy's call.
-                    for (var k = 0; k < length; k++)
-                    {
-                        output[written + k] = output[from + k];
-                    }
-                }
-                else
-                {
-                    output.AsSpan(from, length).CopyTo(output.AsSpan(written, length));
-                }
+                CopyForward(ref target, start[code], written, length);
             }
             else if (code == next && previous >= 0)
             {
                 // The string being defined: the previous string and its own first byte.
                 var previousLength = written - previousStart;
                 length = previousLength + 1;
-                if (written + length > output.Length)
+                if (written + length > capacity)
                 {
-                    throw TooLong(recordId, lead, (output.Length - 2) / 2);
+                    throw TooLong(recordId, lead, (capacity - 2) / 2);
                 }
 
-                output.AsSpan(previousStart, previousLength).CopyTo(output.AsSpan(written, previousLength));
-                output[written + previousLength] = output[previousStart];
+                CopyForward(ref target, previousStart, written, previousLength);
+                Unsafe.Add(ref target, written + previousLength) = Unsafe.Add(ref target, previousStart);
             }
             else
             {
@@ -242,6 +248,21 @@ public static class XliCodec
         }
 
         return written;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="length"/> bytes from <paramref name="from"/> to <paramref name="to"/> (from + length &lt;= to,
+    /// to + length + 7 within the buffer) in eight-byte steps; bytes past to + length are left undefined.
+    /// </summary>
+    private static void CopyForward(ref byte buffer, int from, int to, int length)
+    {
+        var k = 0;
+        do
+        {
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref buffer, to + k), Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref buffer, from + k)));
+            k += 8;
+        }
+        while (k < length);
     }
 
     private static EcgFormatException TooLong(string recordId, int lead, int maxSamples) =>
