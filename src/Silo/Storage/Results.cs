@@ -211,6 +211,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     private static async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
     {
+        var arrays = new byte[RealArrays.EncodedLength(rows.Max(r => Math.Max(r.Probabilities.Length, r.Embedding.Length)))];
         await using var import = await connection.BeginBinaryImportAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
         foreach (var row in rows)
         {
@@ -218,8 +219,10 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
-            await import.WriteAsync(row.Probabilities, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
-            await import.WriteAsync(row.Embedding, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
+            // The real[] columns go out in the binary array format, encoded here in one pass (the importer is copying
+            // the bytes before it returns, so the buffer serves every array).
+            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Probabilities, arrays)), NpgsqlDbType.Bytea, cancellationToken);
+            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Embedding, arrays)), NpgsqlDbType.Bytea, cancellationToken);
             await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
             await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
