@@ -1,4 +1,5 @@
--- Faster score writes (issue 14): about 2.5 times the rows per second of bench write, same guarantees.
+-- Faster score writes (issue 14): about 2.2 times the rows per second of bench write, same guarantees
+-- (docs/benchmarks.md, "Postgres write rate of score rows").
 --
 -- 1. The 2 KB embedding array no longer goes through pglz before it moves out of line: random floats do not
 --    compress, so the attempt only cost time. Storage external keeps it out of line (TOAST) uncompressed. Rows

@@ -57,7 +57,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     /// <summary>
     /// Share-locks the runs whose rows are staged, in id order, until the transaction ends, and the insert that follows
-    /// leaves out rows of cancelled and failed runs: ending a run early (which locks its run's row for update, then
+    /// leaves out rows of cancelled and failed runs (quarantine rows; a score batch locks its runs and leaves out their
+    /// rows the same way before its copy): ending a run early (which locks its run's row for update, then
     /// counts its rows, see <see cref="RunStore.FinishEndedAsync"/>) waits for writes in flight and then sees them all,
     /// and no row of the run is written after it, so the run's counts equal its rows.
     /// </summary>
@@ -98,7 +99,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // runs at once.
     private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> batch, string? writerId, CancellationToken cancellationToken)
     {
-        var rows = LastPerKey(batch);
+        // In key order, so that concurrent writers of overlapping keys wait on each other rather than deadlock.
+        var rows = LastPerKey(batch)
+            .OrderBy(r => r.ModelId, StringComparer.Ordinal).ThenBy(r => r.RecordId, StringComparer.Ordinal).ToList();
         try
         {
             return await WriteScoresInTransactionAsync(rows, writerId, allowDirect: true, cancellationToken);
