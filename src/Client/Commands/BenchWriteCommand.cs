@@ -10,7 +10,7 @@ namespace HubertEcg.Client.Commands;
 
 /// <summary>
 /// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W]</c>: score rows per
-/// second through the workers' result writer (binary COPY into staging, insert-if-absent) into a scratch database
+/// second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch database
 /// created on the configured Postgres server with the project's schema and dropped afterwards.
 /// </summary>
 public static class BenchWriteCommand

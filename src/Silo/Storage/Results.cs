@@ -5,9 +5,11 @@ using NpgsqlTypes;
 namespace HubertEcg.Storage;
 
 /// <summary>
-/// Writes scores and quarantine rows idempotently: binary COPY into a transaction-scoped staging table, then an
-/// insert that skips rows already present. Re-writing a shard after a crash therefore never duplicates a row,
-/// and a write that failed part-way left nothing behind (one transaction), so retrying never loses one.
+/// Writes scores and quarantine rows idempotently, one transaction per batch, so a write that failed part-way left
+/// nothing behind and retrying never loses a row. A score batch whose (model, record) keys are all new is copied
+/// (binary COPY) straight into <c>scores</c>, where the primary key rejects a key another writer stored meanwhile (the
+/// batch is then written again the other way); a batch with stored keys goes through a transaction-scoped staging
+/// table and an insert that skips rows already present. Re-writing a shard after a crash therefore never duplicates a row.
 /// A score row replaces the stored one of its (model, record) only when it comes from another source blob or
 /// another version of it (ETag): a record re-scored because its blob changed gets the new scores, while the same
 /// row written again is a no-op. A row left as it was because another run wrote it from the same source version is
@@ -55,7 +57,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     /// <summary>
     /// Share-locks the runs whose rows are staged, in id order, until the transaction ends, and the insert that follows
-    /// leaves out rows of cancelled and failed runs: ending a run early (which locks its run's row for update, then
+    /// leaves out rows of cancelled and failed runs (quarantine rows; a score batch locks its runs and leaves out their
+    /// rows the same way before its copy): ending a run early (which locks its run's row for update, then
     /// counts its rows, see <see cref="RunStore.FinishEndedAsync"/>) waits for writes in flight and then sees them all,
     /// and no row of the run is written after it, so the run's counts equal its rows.
     /// </summary>
@@ -79,46 +82,195 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         await name.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> rows, string? writerId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Test hook: runs after a batch's rows are in the database and before its transaction commits, with the writing
+    /// connection (crash tests terminate its backend there).
+    /// </summary>
+    internal Func<NpgsqlConnection, CancellationToken, Task>? BeforeCommit { get; init; }
+
+    private const string ScoreColumns =
+        "model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at";
+
+    // The write of one batch in one transaction. The runs of the batch are share-locked first (see LockRunsAsync) and
+    // rows of cancelled or failed runs dropped. When none of the batch's (model, record) keys is stored yet, the rows
+    // are copied straight into scores and the writer counts their label positives for the dashboard trigger
+    // (0018_fast_score_writes.sql); a key another writer stores meanwhile fails the copy with a unique violation, and
+    // the batch is written again through the staging table, which handles stored keys. Otherwise the staging path
+    // runs at once.
+    private async Task<int> WriteScoresOnceAsync(IReadOnlyList<ScoreRow> batch, string? writerId, CancellationToken cancellationToken)
+    {
+        // In key order, so that concurrent writers of overlapping keys wait on each other rather than deadlock.
+        var rows = LastPerKey(batch)
+            .OrderBy(r => r.ModelId, StringComparer.Ordinal).ThenBy(r => r.RecordId, StringComparer.Ordinal).ToList();
+        try
+        {
+            return await WriteScoresInTransactionAsync(rows, writerId, allowDirect: true, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.TableName == "scores")
+        {
+            return await WriteScoresInTransactionAsync(rows, writerId, allowDirect: false, cancellationToken);
+        }
+    }
+
+    private async Task<int> WriteScoresInTransactionAsync(
+        IReadOnlyList<ScoreRow> batch, string? writerId, bool allowDirect, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
         await NameWriterAsync(connection, tx, writerId, cancellationToken);
+
+        // One round trip: share-lock the batch's runs in id order and read their states, ask whether any key is stored
+        // already, and read the label thresholds in force.
+        var runIds = batch.Select(r => r.RunId).Distinct().Order().ToArray();
+        var ended = new HashSet<Guid>();
+        var anyStored = true;
+        var positions = new List<int>();
+        var thresholds = new List<float>();
+        await using (var probe = new NpgsqlBatch(connection, tx))
+        {
+            var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
+            lockRuns.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds });
+            probe.BatchCommands.Add(lockRuns);
+            var stored = new NpgsqlBatchCommand(
+                "select exists (select 1 from unnest(@models, @records) k (model_id, record_id) " +
+                "join scores s on s.model_id = k.model_id and s.record_id = k.record_id)");
+            stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.ModelId).ToArray() });
+            stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.RecordId).ToArray() });
+            probe.BatchCommands.Add(stored);
+            probe.BatchCommands.Add(new NpgsqlBatchCommand("select position, threshold from dashboard_label_thresholds order by position"));
+            await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                if (reader.GetString(1) is "cancelled" or "failed")
+                {
+                    ended.Add(reader.GetGuid(0));
+                }
+            }
+
+            await reader.NextResultAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            anyStored = reader.GetBoolean(0);
+            await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                positions.Add(reader.GetInt32(0));
+                thresholds.Add(reader.GetFloat(1));
+            }
+        }
+
+        // Rows of runs that ended early are not written (their counts are final).
+        var rows = ended.Count == 0 ? batch : batch.Where(r => !ended.Contains(r.RunId)).ToList();
+        int written;
+        if (rows.Count == 0)
+        {
+            written = 0;
+        }
+        else if (allowDirect && !anyStored)
+        {
+            written = await CopyIntoScoresAsync(connection, tx, rows, positions, thresholds, cancellationToken);
+        }
+        else
+        {
+            written = await WriteThroughStagingAsync(connection, tx, rows, cancellationToken);
+        }
+
+        if (BeforeCommit is { } hook)
+        {
+            await hook(connection, cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        return written;
+    }
+
+    // One row per (model, record): the last of a batch that holds a record twice.
+    private static IReadOnlyList<ScoreRow> LastPerKey(IReadOnlyList<ScoreRow> rows)
+    {
+        var seen = new HashSet<(string, string)>();
+        var duplicates = false;
+        foreach (var row in rows)
+        {
+            duplicates |= !seen.Add((row.ModelId, row.RecordId));
+        }
+
+        if (!duplicates)
+        {
+            return rows;
+        }
+
+        seen.Clear();
+        var kept = new List<ScoreRow>(rows.Count);
+        for (var i = rows.Count - 1; i >= 0; i--)
+        {
+            if (seen.Add((rows[i].ModelId, rows[i].RecordId)))
+            {
+                kept.Add(rows[i]);
+            }
+        }
+
+        kept.Reverse();
+        return kept;
+    }
+
+    private static async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
+    {
+        var arrays = new byte[RealArrays.EncodedLength(rows.Max(r => Math.Max(r.Probabilities.Length, r.Embedding.Length)))];
+        await using var import = await connection.BeginBinaryImportAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
+        foreach (var row in rows)
+        {
+            await import.StartRowAsync(cancellationToken);
+            await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
+            await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
+            await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
+            // The real[] columns go out in the binary array format, encoded here in one pass (the importer is copying
+            // the bytes before it returns, so the buffer serves every array).
+            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Probabilities, arrays)), NpgsqlDbType.Bytea, cancellationToken);
+            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Embedding, arrays)), NpgsqlDbType.Bytea, cancellationToken);
+            await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
+            await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
+            await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
+            await import.WriteAsync(DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
+        }
+
+        await import.CompleteAsync(cancellationToken);
+    }
+
+    // No key of the batch is stored: a binary COPY straight into scores. The label positives of the rows are counted
+    // here against the thresholds read in this transaction and handed to the insert trigger, which takes them only if
+    // the thresholds are still those in force (0018_fast_score_writes.sql).
+    private static async Task<int> CopyIntoScoresAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, List<int> positions, List<float> thresholds,
+        CancellationToken cancellationToken)
+    {
+        await using (var claim = new NpgsqlCommand("select set_config('hubert.label_positives', @claim, true)", connection, tx))
+        {
+            claim.Parameters.Add(new NpgsqlParameter("claim", NpgsqlDbType.Text) { Value = LabelPositives.Claim(rows, positions, thresholds) });
+            await claim.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await CopyRowsAsync(connection, "scores", rows, cancellationToken);
+        return rows.Count;
+    }
+
+    // Some keys are stored: COPY into a transaction-scoped staging table, then an insert that leaves stored rows alone
+    // unless their source changed, and lists the rows another run wrote from the same source as reused.
+    private static async Task<int> WriteThroughStagingAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
+    {
         await using (var create = new NpgsqlCommand(
             "create temp table score_staging (like scores including defaults) on commit drop", connection, tx))
         {
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await using (var import = await connection.BeginBinaryImportAsync(
-            "copy score_staging (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) from stdin (format binary)",
-            cancellationToken))
-        {
-            foreach (var row in rows)
-            {
-                await import.StartRowAsync(cancellationToken);
-                await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
-                await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
-                await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
-                await import.WriteAsync(row.Probabilities, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
-                await import.WriteAsync(row.Embedding, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
-                await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
-                await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
-                await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
-                await import.WriteAsync(DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
-            }
+        await CopyRowsAsync(connection, "score_staging", rows, cancellationToken);
 
-            await import.CompleteAsync(cancellationToken);
-        }
-
-        // One row per key (an upsert may not touch a row twice; a batch holding a record twice keeps one of them), in
-        // key order, so that concurrent writers lock rows in the same order. A replaced row moves to the new run; the
-        // dashboard triggers (0010) take it out of the old run's summaries and add it to the new run's.
-        await LockRunsAsync(connection, tx, "score_staging", cancellationToken);
+        // One row per key (the batch holds each key once), in key order, so that concurrent writers lock rows in the
+        // same order. A replaced row moves to the new run; the dashboard triggers (0010) take it out of the old run's
+        // summaries and add it to the new run's. The batch's rows of ended runs were left out before the copy.
         int inserted;
         await using (var insert = new NpgsqlCommand(
-            "insert into scores select distinct on (model_id, record_id) s.* from score_staging s " +
-            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state in ('cancelled', 'failed')) order by model_id, record_id " +
+            "insert into scores select s.* from score_staging s order by model_id, record_id " +
             "on conflict (model_id, record_id) do update set run_id = excluded.run_id, probabilities = excluded.probabilities, " +
             "embedding = excluded.embedding, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
             "source_etag = excluded.source_etag, scored_at = excluded.scored_at " +
@@ -133,9 +285,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         // it covered, so its counters, export and summaries include it (0016_run_reused_scores.sql).
         await using (var reuse = new NpgsqlCommand(
             "insert into run_reused_scores (run_id, model_id, record_id) " +
-            "select distinct s.run_id, s.model_id, s.record_id from score_staging s " +
+            "select s.run_id, s.model_id, s.record_id from score_staging s " +
             "join scores c on c.model_id = s.model_id and c.record_id = s.record_id and c.run_id <> s.run_id " +
-            "where not exists (select 1 from runs r where r.run_id = s.run_id and r.state in ('cancelled', 'failed')) " +
             "order by 1, 2, 3 on conflict do nothing",
             connection,
             tx))
@@ -143,7 +294,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await reuse.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await tx.CommitAsync(cancellationToken);
         return inserted;
     }
 
