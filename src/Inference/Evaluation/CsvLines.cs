@@ -12,13 +12,17 @@ public sealed class EvaluationInputException(string message) : FormatException(m
 
 /// <summary>
 /// Reads a CSV file a line at a time (RFC 4180 fields: a field may be quoted with <c>"</c>, a quote inside doubled;
-/// a quoted field may not span lines). The file must be UTF-8 without a byte order mark and have LF line ends: a BOM
-/// or a CRLF is reported with its line rather than read into the first column name or the last value.
+/// a quoted field may not span lines). The file is UTF-8; a UTF-8 byte order mark is skipped and CRLF line ends are
+/// read like LF ones (so neither ends up in the first column's name or the last value); a UTF-16 file, invalid UTF-8
+/// or a carriage return inside a line is an error naming the line.
 /// </summary>
 public sealed class CsvLines : IDisposable
 {
     private readonly StreamReader reader;
     private readonly string name;
+    private readonly char[] buffer = new char[1 << 16];
+    private int position;
+    private int filled;
 
     public CsvLines(string path, string? displayName = null)
     {
@@ -35,19 +39,15 @@ public sealed class CsvLines : IDisposable
 
         var bom = new byte[3];
         var read = stream.ReadAtLeast(bom, 3, throwOnEndOfStream: false);
-        if (read == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF)
-        {
-            stream.Dispose();
-            throw EvaluationInputException.At(name, 1, "the file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without a BOM");
-        }
-
+        // A UTF-8 byte order mark (as spreadsheet programs write) is skipped, not read into the first column's name.
+        var skip = read == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF ? 3 : 0;
         if (read >= 2 && ((bom[0] == 0xFF && bom[1] == 0xFE) || (bom[0] == 0xFE && bom[1] == 0xFF)))
         {
             stream.Dispose();
-            throw EvaluationInputException.At(name, 1, "the file is UTF-16 (it starts with a byte order mark); save it as UTF-8 without a BOM");
+            throw EvaluationInputException.At(name, 1, "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
         }
 
-        stream.Position = 0;
+        stream.Position = skip;
         reader = new StreamReader(stream, new UTF8Encoding(false, throwOnInvalidBytes: true), detectEncodingFromByteOrderMarks: false, 1 << 16);
     }
 
@@ -56,36 +56,63 @@ public sealed class CsvLines : IDisposable
     /// <summary>The number of the line last returned (1-based).</summary>
     public long LineNumber { get; private set; }
 
-    /// <summary>The next line without its line end, or null at the end of the file.</summary>
+    /// <summary>The next line without its line end (LF), or null at the end of the file.</summary>
     public string? Next()
     {
-        string? line;
-        try
+        // Lines end with LF or CRLF. StreamReader.ReadLine would also end a line at a lone CR, which would shift every
+        // line number after it; here a CR elsewhere than before LF is an error naming its line.
+        var line = new StringBuilder();
+        while (true)
         {
-            line = reader.ReadLine();
-        }
-        catch (DecoderFallbackException)
-        {
-            throw EvaluationInputException.At(name, LineNumber + 1, "is not valid UTF-8");
-        }
+            if (position == filled)
+            {
+                try
+                {
+                    filled = reader.Read(buffer, 0, buffer.Length);
+                }
+                catch (DecoderFallbackException)
+                {
+                    throw EvaluationInputException.At(name, LineNumber + 1, "is not valid UTF-8");
+                }
 
-        if (line is null)
-        {
-            return null;
+                position = 0;
+                if (filled == 0)
+                {
+                    if (line.Length == 0)
+                    {
+                        return null;
+                    }
+
+                    break;
+                }
+            }
+
+            var span = buffer.AsSpan(position, filled - position);
+            var lf = span.IndexOf('\n');
+            if (lf >= 0)
+            {
+                line.Append(span[..lf]);
+                position += lf + 1;
+                break;
+            }
+
+            line.Append(span);
+            position = filled;
         }
 
         LineNumber++;
-        if (line.EndsWith('\r'))
+        if (line.Length > 0 && line[^1] == '\r')
         {
-            throw EvaluationInputException.At(name, LineNumber, "ends with CRLF (Windows line ends); convert the file to LF line ends (e.g. dos2unix)");
+            line.Length--;
         }
 
-        if (line.Contains('\r', StringComparison.Ordinal))
+        var text = line.ToString();
+        if (text.Contains('\r', StringComparison.Ordinal))
         {
-            throw EvaluationInputException.At(name, LineNumber, "contains a carriage return (CR); convert the file to LF line ends");
+            throw EvaluationInputException.At(name, LineNumber, "contains a carriage return (CR) inside the line; lines must end with LF or CRLF");
         }
 
-        return line;
+        return text;
     }
 
     /// <summary>Splits a line into its fields, unquoting quoted ones.</summary>
