@@ -11,6 +11,7 @@ public static class BenchCommands
         command.Subcommands.Add(BenchModelCommand.Build());
         command.Subcommands.Add(BenchPreprocessCommand.Build());
         command.Subcommands.Add(BenchWriteCommand.Build());
+        command.Subcommands.Add(BenchEvaluateCommand.Build());
         return command;
     }
 }
