@@ -51,24 +51,37 @@ public static class BenchEvaluateCommand
                 Console.WriteLine($"generated {scoresPath} ({new FileInfo(scoresPath).Length / 1e6:F0} MB) and {labelsPath} in {generate.Elapsed.TotalSeconds:F1} s");
             }
 
+            // Wall and CPU (user + system, all threads) per phase: on a shared machine the CPU time says what the work costs.
+            var process = Process.GetCurrentProcess();
             var total = Stopwatch.StartNew();
             var clock = Stopwatch.StartNew();
+            var cpu = process.TotalProcessorTime;
+            var phases = new List<string>();
+            void Phase(string name)
+            {
+                process.Refresh();
+                var now = process.TotalProcessorTime;
+                phases.Add(string.Create(CultureInfo.InvariantCulture, $"{name}={clock.Elapsed.TotalSeconds:F1}s (cpu {(now - cpu).TotalSeconds:F1}s)"));
+                cpu = now;
+                clock.Restart();
+            }
+
+            var cpuStart = process.TotalProcessorTime;
             var scores = await ScoreSources.ReadFileAsync(scoresPath, cancellationToken);
-            var readScores = clock.Elapsed.TotalSeconds;
-            clock.Restart();
+            Phase("read_scores");
             var labelSet = LabelFileReader.Read(labelsPath, scores);
-            var readLabels = clock.Elapsed.TotalSeconds;
-            clock.Restart();
+            Phase("read_labels");
             var result = Evaluator.Evaluate(scores, labelSet, new EvaluationOptions(parseResult.GetValue(bootstrap)));
-            var compute = clock.Elapsed.TotalSeconds;
-            clock.Restart();
-            var output = Path.Combine(dir, "metrics.csv");
-            MetricsCsv.Write(output, result.Labels, result.Bootstrap > 0);
-            var write = clock.Elapsed.TotalSeconds;
+            Phase("metrics");
+            MetricsCsv.Write(Path.Combine(dir, "metrics.csv"), result.Labels, result.Bootstrap > 0);
+            Phase("write");
             var seconds = total.Elapsed.TotalSeconds;
+            process.Refresh();
+            Console.WriteLine($"records={result.Matched} labels={result.Labels.Count} cores={Environment.ProcessorCount}");
+            Console.WriteLine(string.Join(' ', phases));
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"records={result.Matched} labels={result.Labels.Count} read_scores={readScores:F1}s read_labels={readLabels:F1}s metrics={compute:F1}s write={write:F2}s cores={Environment.ProcessorCount} peak_working_set={Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)}MiB"));
+                $"cpu_seconds={(process.TotalProcessorTime - cpuStart).TotalSeconds:F1} peak_working_set={process.PeakWorkingSet64 / (1 << 20)}MiB"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"evaluate_seconds={seconds:F1}"));
             return 0;
         });

@@ -31,7 +31,7 @@ public sealed record LabelMetrics(
 /// <summary>
 /// Per-label metrics from one sorted pass. A record is packed into one <see cref="ulong"/> sort key: the bits of its
 /// probability (a non-negative float's bits order like its value), its row and its class in the lowest bit, so one
-/// <see cref="Array.Sort(Array)"/> of a label's keys orders the records by probability and every metric is a sweep
+/// sort of a label's keys (<see cref="SortByValue"/>) orders the records by probability and every metric is a sweep
 /// over the distinct probability values from the highest down. Memory is one key per record and label being
 /// computed; nothing is records x thresholds.
 /// </summary>
@@ -52,10 +52,56 @@ public static class BinaryMetrics
 
     public static bool IsPositive(ulong key) => (key & 1) != 0;
 
+    /// <summary>
+    /// Sorts keys by their probability value (the order within one value is left as it comes: every sweep groups a
+    /// value's records together). A least-significant-digit radix sort over the value's 30 significant bits in three
+    /// 10-bit passes, a pass skipped when all keys share its digit; <paramref name="scratch"/> is as long as the keys.
+    /// Returns the buffer holding the sorted keys (one of the two).
+    /// </summary>
+    public static ulong[] SortByValue(ulong[] keys, ulong[] scratch, int count)
+    {
+        const int bits = 10;
+        const int buckets = 1 << bits;
+        Span<int> offsets = stackalloc int[buckets];
+        var source = keys;
+        var target = scratch;
+        for (var shift = ValueShift; shift < ValueShift + 30; shift += bits)
+        {
+            offsets.Clear();
+            for (var i = 0; i < count; i++)
+            {
+                offsets[(int)((source[i] >> shift) & (buckets - 1))]++;
+            }
+
+            if (offsets[(int)((source[0] >> shift) & (buckets - 1))] == count)
+            {
+                continue;
+            }
+
+            var sum = 0;
+            for (var b = 0; b < buckets; b++)
+            {
+                var c = offsets[b];
+                offsets[b] = sum;
+                sum += c;
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                var k = source[i];
+                target[offsets[(int)((k >> shift) & (buckets - 1))]++] = k;
+            }
+
+            (source, target) = (target, source);
+        }
+
+        return source;
+    }
+
     /// <summary>Whether two keys carry the same probability value.</summary>
     private static bool SameValue(ulong a, ulong b) => (a >> ValueShift) == (b >> ValueShift);
 
-    /// <summary>The metrics of one label from its keys sorted ascending (<see cref="Array.Sort(Array)"/>).</summary>
+    /// <summary>The metrics of one label from its keys sorted ascending by value (<see cref="SortByValue"/>).</summary>
     public static LabelMetrics Compute(string code, ReadOnlySpan<ulong> sorted)
     {
         long positives = 0;

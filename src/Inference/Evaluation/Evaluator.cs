@@ -40,11 +40,11 @@ public static class Evaluator
             0,
             results.Length,
             parallel,
-            () => new ulong[cohort.Size],
-            (i, _, keys) =>
+            () => (new ulong[cohort.Size], new ulong[cohort.Size]),
+            (i, _, buffers) =>
             {
                 var label = labels.Evaluated[i];
-                FillSortedKeys(scores, labels, cohort, label, keys);
+                var keys = FillSortedKeys(scores, labels, cohort, label, buffers.Item1, buffers.Item2);
                 var metrics = BinaryMetrics.Compute(scores.Codes[label], keys);
                 if (options.Bootstrap > 0)
                 {
@@ -53,7 +53,7 @@ public static class Evaluator
                 }
 
                 results[i] = metrics;
-                return keys;
+                return buffers;
             },
             _ => { });
 
@@ -72,13 +72,13 @@ public static class Evaluator
             0,
             results.Length,
             parallel,
-            () => new ulong[cohort.Size],
-            (i, _, keys) =>
+            () => (new ulong[cohort.Size], new ulong[cohort.Size]),
+            (i, _, buffers) =>
             {
                 var label = labels.Evaluated[i];
-                FillSortedKeys(scores, labels, cohort, label, keys);
+                var keys = FillSortedKeys(scores, labels, cohort, label, buffers.Item1, buffers.Item2);
                 results[i] = (scores.Codes[label], rule.Choose(keys));
-                return keys;
+                return buffers;
             },
             _ => { });
         return results.OrderBy(r => scores.LabelIndex(r.Item1)).ToList();
@@ -133,15 +133,15 @@ public static class Evaluator
         return new Cohort(scoreRows.Count, [.. scoreRows], [.. labelRows], scores.Count - scoreRows.Count, labelsOnly, examples);
     }
 
-    /// <summary>One label's sort keys (probability, cohort row, class) sorted ascending.</summary>
-    private static void FillSortedKeys(ScoreTable scores, LabelSet labels, Cohort cohort, int label, ulong[] keys)
+    /// <summary>One label's sort keys (probability, cohort row, class) sorted by probability; returns the buffer holding them.</summary>
+    private static ulong[] FillSortedKeys(ScoreTable scores, LabelSet labels, Cohort cohort, int label, ulong[] keys, ulong[] scratch)
     {
         for (var m = 0; m < cohort.Size; m++)
         {
             keys[m] = BinaryMetrics.Key(scores.Get(label, cohort.ScoreRows[m]), m, labels.IsPositive(label, cohort.LabelRows[m]));
         }
 
-        Array.Sort(keys);
+        return BinaryMetrics.SortByValue(keys, scratch, cohort.Size);
     }
 
     /// <summary>

@@ -29,6 +29,24 @@ public sealed class BinaryMetricsTests
     }
 
     [Fact]
+    public void RadixSortOrdersByValueAndKeepsEveryKey()
+    {
+        var random = new Random(5);
+        var keys = Enumerable.Range(0, 5000)
+            .Select(i => BinaryMetrics.Key(random.Next(4) == 0 ? 0f : MathF.Round(random.NextSingle(), 3), i, random.Next(3) == 0))
+            .ToArray();
+        var expected = keys.Order().ToArray();
+        var sorted = BinaryMetrics.SortByValue([.. keys], new ulong[keys.Length], keys.Length);
+        Assert.Equal(expected.Select(BinaryMetrics.ValueOf), sorted.Select(BinaryMetrics.ValueOf));
+        Assert.Equal(expected, sorted.Order());
+        Assert.Equal(BinaryMetrics.Compute("X", expected), BinaryMetrics.Compute("X", sorted));
+
+        // All keys of one value: every pass is skipped and the keys stay where they are.
+        ulong[] same = [BinaryMetrics.Key(0.5f, 1, true), BinaryMetrics.Key(0.5f, 0, false)];
+        Assert.Equal(same, BinaryMetrics.SortByValue([.. same], new ulong[2], 2));
+    }
+
+    [Fact]
     public void UndefinedMetricsAreNull()
     {
         var noPositive = BinaryMetrics.Compute("X", Keys((0.1f, false), (0.7f, false)));
