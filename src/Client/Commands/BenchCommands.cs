@@ -12,6 +12,7 @@ public static class BenchCommands
         command.Subcommands.Add(BenchPreprocessCommand.Build());
         command.Subcommands.Add(BenchWriteCommand.Build());
         command.Subcommands.Add(BenchPipelineCommand.Build());
+        command.Subcommands.Add(BenchEvaluateCommand.Build());
         return command;
     }
 }

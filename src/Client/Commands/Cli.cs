@@ -32,6 +32,8 @@ public static class Cli
         root.Subcommands.Add(RunCommands.Build());
         root.Subcommands.Add(ScheduleCommands.Build());
         root.Subcommands.Add(ResultsCommands.Build());
+        root.Subcommands.Add(EvaluateCommand.Build());
+        root.Subcommands.Add(ThresholdsCommands.Build());
         return root;
     }
 
