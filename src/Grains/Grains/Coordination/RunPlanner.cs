@@ -26,7 +26,7 @@ public sealed class RunPlanner : IDisposable
     private readonly RunRecord _run;
     private readonly ShardBook _book;
     private readonly ShardStore _shards;
-    private readonly BlobStore _blobs;
+    private readonly IInputStore _blobs;
     private readonly CurrentScores _currentScores;
     private readonly FormatRegistry _formats;
     private readonly CoordinatorOptions _options;
@@ -42,7 +42,7 @@ public sealed class RunPlanner : IDisposable
 
     /// <summary>Resumes planning <paramref name="run"/> from its stored position; nothing runs until <see cref="Start"/>.</summary>
     public RunPlanner(
-        RunRecord run, ShardBook book, ShardStore shards, BlobStore blobs, CurrentScores currentScores, FormatRegistry formats,
+        RunRecord run, ShardBook book, ShardStore shards, IInputStore blobs, CurrentScores currentScores, FormatRegistry formats,
         CoordinatorOptions options, ILogger logger)
     {
         (_run, _book, _shards, _blobs, _currentScores, _formats, _options, _logger) = (run, book, shards, blobs, currentScores, formats, options, logger);
