@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using HubertEcg.Client.Commands;
 using HubertEcg.Grains;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Formats;
@@ -269,6 +270,15 @@ public sealed class FolderStoreTests : IDisposable
     {
         var e = Assert.Throws<ArgumentException>(() => FolderInput.Parse(input));
         Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheCommandLineTakesFolderInputsAndManifestsInTheirUrlForm()
+    {
+        Assert.Equal(("file:///mnt/ecg", "2024/", (string?)null), RunSubmitCommand.ResolveInput("file:///mnt/ecg//2024/", null));
+        Assert.Equal(("file:///mnt/ecg", "", "lists/a.txt"), RunSubmitCommand.ResolveInput(null, "file:///mnt/ecg//lists/a.txt"));
+        var noFile = Assert.Throws<ArgumentException>(() => RunSubmitCommand.ResolveInput(null, "file:///mnt/ecg"));
+        Assert.Contains("names no file", noFile.Message, StringComparison.Ordinal);
     }
 
     [Fact]
