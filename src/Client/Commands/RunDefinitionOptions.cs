@@ -22,8 +22,8 @@ public sealed record RunDefinition(
     int MaxAttempts,
     int LeaseSeconds)
 {
-    /// <summary>The input as <c>container/prefix</c> or <c>container/manifest-blob</c>.</summary>
-    public string Input => $"{Container}/{Manifest ?? Prefix}";
+    /// <summary>The input as <c>container/prefix</c> or <c>container/manifest-blob</c> (a folder's as <c>file:///folder//prefix</c>).</summary>
+    public string Input => FolderInput.Describe(Container, Manifest ?? Prefix);
 
     /// <summary>Registers the model in Postgres (a model id already present is left as it is).</summary>
     public Task RegisterModelAsync(RunStore store, CancellationToken cancellationToken) =>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Azure.Storage.Blobs.Models;
 using HubertEcg.Client.Commands;
 using HubertEcg.Testing;
 
@@ -47,7 +48,7 @@ public sealed class FolderUploadTests(BlobContainerFixture blobs) : IClassFixtur
         var first = await InputCommands.UploadAsync(_root, blobs.Container, "up/", 4, CancellationToken.None);
         Assert.Equal((files.Count, 0, 2), (first.Uploaded, first.Unchanged, first.NotRead));
         var names = new List<string>();
-        await foreach (var blob in blobs.Container.GetBlobsAsync(prefix: "up/"))
+        await foreach (var blob in blobs.Container.GetBlobsAsync(BlobTraits.None, BlobStates.None, "up/", CancellationToken.None))
         {
             names.Add(blob.Name);
         }

@@ -259,8 +259,11 @@ public sealed class FolderStoreTests : IDisposable
     [InlineData("file:///mnt/ecg//2024/", "file:///mnt/ecg", "2024/")]
     [InlineData("file:///mnt/ecg//2024/rec", "file:///mnt/ecg", "2024/rec")]
     [InlineData("file:///", "file:///", "")]
-    public void AFolderInputSplitsIntoItsRootAndPrefix(string input, string container, string prefix) =>
+    public void AFolderInputSplitsIntoItsRootAndPrefix(string input, string container, string prefix)
+    {
         Assert.Equal((container, prefix), FolderInput.Parse(input));
+        Assert.Equal((container, prefix), FolderInput.Parse(FolderInput.Describe(container, prefix)));
+    }
 
     [Theory]
     [InlineData("file://host/share", "absolute path")]

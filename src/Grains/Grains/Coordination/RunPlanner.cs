@@ -1,5 +1,6 @@
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 using HubertEcg.Worker;
 using Microsoft.Extensions.Logging;
 
@@ -112,14 +113,14 @@ public sealed class RunPlanner : IDisposable
         var page = await ReadInputAsync(
             () => _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads),
             e => e is BlobNotFoundException ? e.Message : null,
-            $"listing {_run.InputContainer}/{_run.InputPrefix}");
+            $"listing {FolderInput.Describe(_run.InputContainer, _run.InputPrefix)}");
         if (page is null)
         {
             return;
         }
 
         await AppendStepAsync(
-            $"listing {_run.InputContainer}/{_run.InputPrefix}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
+            $"listing {FolderInput.Describe(_run.InputContainer, _run.InputPrefix)}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
             reads, cancellationToken);
     }
 
@@ -137,13 +138,13 @@ public sealed class RunPlanner : IDisposable
         var chunk = await ReadInputAsync(
             () => _blobs.ReadRangeAsync(_run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, reads),
             e => e is BlobNotFoundException or BlobChangedException ? $"manifest: {e.Message}" : null,
-            $"reading manifest {_run.InputContainer}/{manifest}");
+            $"reading manifest {FolderInput.Describe(_run.InputContainer, manifest)}");
         if (chunk is null)
         {
             return;
         }
 
-        var source = $"manifest {_run.InputContainer}/{manifest}";
+        var source = $"manifest {FolderInput.Describe(_run.InputContainer, manifest)}";
         var atEnd = offset + chunk.Data.Length >= chunk.TotalLength;
         var data = chunk.Data.AsMemory();
         var rejected = new List<ManifestRejection>();

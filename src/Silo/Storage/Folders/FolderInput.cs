@@ -73,6 +73,13 @@ public static class FolderInput
     }
 
     /// <summary>
+    /// An input as the user writes it: <c>container/name</c> for a blob container; for a folder, the folder alone or
+    /// with <c>//</c> and the prefix or manifest file, the form <see cref="Parse"/> reads back.
+    /// </summary>
+    public static string Describe(string container, string name) =>
+        IsFolder(container) ? (name.Length == 0 ? container : $"{container}//{name}") : $"{container}/{name}";
+
+    /// <summary>
     /// Checks at submit time that a folder input's root exists and is a directory on this machine; throws
     /// <see cref="ArgumentException"/> naming the folder otherwise. (Every silo must see the same folder; the
     /// submitting machine is asked because a typo is far more common than a mount that only silos have.)
