@@ -27,6 +27,7 @@ public static class Cli
         root.Subcommands.Add(EcgCommands.Build());
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(CohortCommands.Build());
+        root.Subcommands.Add(InputCommands.Build());
         root.Subcommands.Add(SmokeCommand.Build());
         root.Subcommands.Add(DbCommands.Build());
         root.Subcommands.Add(RunCommands.Build());

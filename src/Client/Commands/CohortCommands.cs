@@ -8,6 +8,7 @@ using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 
 namespace HubertEcg.Client.Commands;
 
@@ -48,6 +49,11 @@ public static class CohortCommands
         command.Options.Add(seed);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
+            if (FolderInput.IsFolder(parseResult.GetValue(input)!.Trim()))
+            {
+                throw new ArgumentException("cohort synth uploads to blob storage: --input must be <container>/<prefix>, not a file:// folder");
+            }
+
             var (containerName, prefix) = RunSubmitCommand.SplitInput(parseResult.GetValue(input)!);
             var total = parseResult.GetValue(records);
             var length = parseResult.GetValue(seconds);

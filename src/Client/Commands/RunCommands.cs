@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using HubertEcg.Client.Cluster;
 using HubertEcg.Grains;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 
@@ -107,7 +108,7 @@ public static class RunCommands
         run.Name,
         run.State.ToText(),
         run.CancelRequested,
-        run.InputManifest is { } manifest ? $"manifest {run.InputContainer}/{manifest}" : $"{run.InputContainer}/{run.InputPrefix}",
+        run.InputManifest is { } manifest ? $"manifest {FolderInput.Describe(run.InputContainer, manifest)}" : FolderInput.Describe(run.InputContainer, run.InputPrefix),
         run.ModelId,
         run.PreprocessingProfile,
         new ShardCounts(

@@ -3,6 +3,7 @@ using HubertEcg.Grains;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Preprocessing;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 
 namespace HubertEcg.Client.Commands;
 
@@ -21,8 +22,8 @@ public sealed record RunDefinition(
     int MaxAttempts,
     int LeaseSeconds)
 {
-    /// <summary>The input as <c>container/prefix</c> or <c>container/manifest-blob</c>.</summary>
-    public string Input => $"{Container}/{Manifest ?? Prefix}";
+    /// <summary>The input as <c>container/prefix</c> or <c>container/manifest-blob</c> (a folder's as <c>file:///folder//prefix</c>).</summary>
+    public string Input => FolderInput.Describe(Container, Manifest ?? Prefix);
 
     /// <summary>Registers the model in Postgres (a model id already present is left as it is).</summary>
     public Task RegisterModelAsync(RunStore store, CancellationToken cancellationToken) =>
@@ -39,11 +40,14 @@ public sealed record RunDefinition(
 /// </summary>
 public sealed class RunDefinitionOptions
 {
-    private readonly Option<string?> _input = new("--input") { Description = "Input: <container>/<prefix> in the configured blob store (or use --manifest)" };
+    private readonly Option<string?> _input = new("--input")
+    {
+        Description = "Input: <container>/<prefix> in the configured blob store, or file:///folder (file:///folder//prefix) on a disk or share every silo mounts at that path (or use --manifest)",
+    };
 
     private readonly Option<string?> _manifest = new("--manifest")
     {
-        Description = "Input: <container>/<blob>, a blob listing record paths relative to the container, one per line (# comments); instead of --input",
+        Description = "Input: <container>/<blob> (or file:///folder//file), a file listing record paths relative to the container or folder, one per line (# comments); instead of --input",
     };
 
     private readonly Option<FileInfo> _model = new("--model")
@@ -76,6 +80,11 @@ public sealed class RunDefinitionOptions
     public RunDefinition Resolve(ParseResult parseResult)
     {
         var (container, prefix, manifest) = RunSubmitCommand.ResolveInput(parseResult.GetValue(_input), parseResult.GetValue(_manifest));
+        if (FolderInput.IsFolder(container))
+        {
+            FolderInput.RequireRoot(container);
+        }
+
         var problems = RunSettingsRules.CheckOptions(
             parseResult.GetValue(_batch), parseResult.GetValue(_maxWindows), parseResult.GetValue(_shardSize), parseResult.GetValue(_leaseSeconds),
             parseResult.GetValue(_maxAttempts));

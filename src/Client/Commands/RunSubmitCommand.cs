@@ -1,6 +1,7 @@
 using System.CommandLine;
 using HubertEcg.Client.Cluster;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 
 namespace HubertEcg.Client.Commands;
 
@@ -18,9 +19,9 @@ public static class RunSubmitCommand
         var name = new Option<string?>("--name") { Description = "Run name (default: the input and the time)" };
         var incremental = new Option<bool>("--incremental")
         {
-            Description = "Score only records without a score for this model, or whose source blob changed (ETag) since they were scored",
+            Description = "Score only records without a score for this model, or whose source blob changed (ETag) since they were scored (in a folder: its size or modification time)",
         };
-        var command = new Command("submit", "Submit a scoring run over a blob container/prefix or a manifest of record paths; prints the run id");
+        var command = new Command("submit", "Submit a scoring run over a blob container/prefix, a folder (file:///path) or a manifest of record paths; prints the run id");
         definition.AddTo(command);
         command.Options.Add(name);
         command.Options.Add(incremental);
@@ -60,8 +61,9 @@ public static class RunSubmitCommand
     }
 
     /// <summary>
-    /// The run's input from <c>--input container/prefix</c> or <c>--manifest container/blob</c>: exactly one of them.
-    /// A manifest run has an empty prefix.
+    /// The run's input from <c>--input container/prefix</c> or <c>--manifest container/blob</c>: exactly one of them
+    /// (or their folder forms, <c>file:///folder//prefix</c> and <c>file:///folder//manifest</c>). A manifest run has
+    /// an empty prefix.
     /// </summary>
     public static (string Container, string Prefix, string? Manifest) ResolveInput(string? input, string? manifest)
     {
@@ -77,6 +79,17 @@ public static class RunSubmitCommand
         }
 
         var trimmed = manifest!.Trim();
+        if (FolderInput.IsFolder(trimmed))
+        {
+            var (folder, file) = FolderInput.Parse(trimmed);
+            if (file.Length == 0 || file.EndsWith('/'))
+            {
+                throw new ArgumentException($"--manifest '{manifest}' names no file: expected file:///folder//manifest.txt (the manifest's path in the folder after //)");
+            }
+
+            return (folder, "", file);
+        }
+
         var slash = trimmed.IndexOf('/', StringComparison.Ordinal);
         if (slash <= 0 || slash == trimmed.Length - 1 || trimmed.EndsWith('/'))
         {
@@ -86,10 +99,18 @@ public static class RunSubmitCommand
         return (trimmed[..slash], "", trimmed[(slash + 1)..]);
     }
 
-    /// <summary>Splits <c>container/prefix</c>; the prefix may be empty (the whole container).</summary>
+    /// <summary>
+    /// Splits <c>container/prefix</c>; the prefix may be empty (the whole container). A folder input,
+    /// <c>file:///folder</c> or <c>file:///folder//prefix</c>, is split by <see cref="FolderInput.Parse"/>.
+    /// </summary>
     public static (string Container, string Prefix) SplitInput(string input)
     {
         var trimmed = input.Trim();
+        if (FolderInput.IsFolder(trimmed))
+        {
+            return FolderInput.Parse(trimmed);
+        }
+
         var slash = trimmed.IndexOf('/', StringComparison.Ordinal);
         var container = slash < 0 ? trimmed : trimmed[..slash];
         var prefix = slash < 0 ? "" : trimmed[(slash + 1)..];

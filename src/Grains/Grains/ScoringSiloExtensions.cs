@@ -4,6 +4,7 @@ using HubertEcg.Grains.Scheduling;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -15,7 +16,7 @@ using Orleans.Runtime;
 
 namespace HubertEcg.Grains;
 
-/// <summary>Registers what a scoring silo needs: Postgres and blob adapters, coordinator and worker options, and the workers.</summary>
+/// <summary>Registers what a scoring silo needs: Postgres, blob and folder input adapters, coordinator and worker options, and the workers.</summary>
 public static class ScoringSiloExtensions
 {
     /// <summary>
@@ -32,6 +33,8 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString));
         services.TryAddSingleton(sp => new BlobServiceClient(sp.GetRequiredService<IOptions<BlobStorageOptions>>().Value.ConnectionString));
         services.TryAddSingleton<BlobStore>();
+        services.TryAddSingleton<FolderStore>();
+        services.TryAddSingleton<IInputStore, InputStores>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
@@ -60,7 +63,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<ILeasePort, GrainLeasePort>();
         services.TryAddSingleton(sp => new WorkerPorts(
             sp.GetRequiredService<ILeasePort>(),
-            sp.GetRequiredService<BlobStore>(),
+            sp.GetRequiredService<IInputStore>(),
             sp.GetRequiredService<ResultWriter>(),
             sp.GetRequiredService<CurrentScores>(),
             sp.GetRequiredService<CurrentScores>(),

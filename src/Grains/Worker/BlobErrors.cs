@@ -41,6 +41,16 @@ public sealed class BlobTooLargeException(string container, string blobName, lon
     public long Length { get; } = length;
 }
 
+/// <summary>
+/// An input entry the store will not read (a folder's FIFO, device or socket, or a symbolic link that leads out of
+/// the folder): its record is quarantined with <see cref="Exception.Message"/> and the shard goes on.
+/// </summary>
+public sealed class InputRefusedException(string container, string blobName, string reason)
+    : Exception($"'{container}/{blobName}' is not read: {reason}")
+{
+    public string BlobName { get; } = blobName;
+}
+
 /// <summary>A blob that changed (its ETag is no longer the one a reader started with).</summary>
 public sealed class BlobChangedException(string container, string blobName, string expectedETag, Exception? inner = null)
     : Exception($"blob '{container}/{blobName}' changed while it was being read (expected ETag {expectedETag})", inner)

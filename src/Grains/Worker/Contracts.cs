@@ -13,13 +13,17 @@ public sealed record DownloadedBlob(string BlobName, string LocalPath, string ET
 /// <summary>
 /// A leased shard whose blobs are on local disk, in a folder the worker deletes afterwards; <see cref="Resources"/>
 /// (open container files) are disposed first. <see cref="MissingBlobs"/> are blobs a run's manifest lists that do
-/// not exist; each becomes a quarantined record unless another file of its record was found.
+/// not exist; each becomes a quarantined record unless another file of its record was found. <see cref="RefusedBlobs"/>
+/// are blobs the input store would not read (a folder's FIFO or device, a link out of the folder), each with the
+/// reason; the record they belong to is quarantined with it.
 /// </summary>
 public sealed record DownloadedShard(ShardKind Kind, string Container, string LocalDirectory, IReadOnlyList<DownloadedBlob> Blobs)
 {
     public List<IDisposable> Resources { get; } = [];
 
     public IReadOnlyList<string> MissingBlobs { get; init; } = [];
+
+    public IReadOnlyDictionary<string, string> RefusedBlobs { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
 }
 
 /// <summary>

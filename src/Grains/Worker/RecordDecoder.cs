@@ -7,7 +7,8 @@ namespace HubertEcg.Worker;
 /// <summary>
 /// The decoder the workers use: asks the format registry how a records shard's files group into records and which
 /// format reads each, and opens a container shard with its container format. A group no format reads becomes a
-/// record that quarantines with the reason; so does a blob a manifest lists that does not exist.
+/// record that quarantines with the reason; so does a blob a manifest lists that does not exist, and a blob the input
+/// store refused to read.
 /// </summary>
 public sealed class RecordDecoder(FormatRegistry registry) : IRecordDecoder
 {
@@ -24,8 +25,16 @@ public sealed class RecordDecoder(FormatRegistry registry) : IRecordDecoder
             "",
             () => throw new EcgFormatException(blobName, $"listed in the run's manifest, but blob '{shard.Container}/{blobName}' does not exist"));
 
+    private static RecordInput RefusedRecord(string recordId, string blobName, string reason) =>
+        new(recordId, blobName, "", () => throw new EcgFormatException(recordId, reason));
+
     private IEnumerable<RecordInput> EnumerateContainers(DownloadedShard shard)
     {
+        foreach (var (name, reason) in shard.RefusedBlobs.OrderBy(r => r.Key, StringComparer.Ordinal))
+        {
+            yield return RefusedRecord(name, name, reason);
+        }
+
         foreach (var missing in shard.MissingBlobs)
         {
             yield return MissingRecord(shard, missing);
@@ -42,10 +51,22 @@ public sealed class RecordDecoder(FormatRegistry registry) : IRecordDecoder
 
     private IEnumerable<RecordInput> EnumerateRecords(DownloadedShard shard)
     {
+        // A record with a file the store refused is quarantined with the reason, whatever its other files.
         var stems = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var refused in shard.RefusedBlobs.GroupBy(r => FormatRegistry.RecordStem(r.Key), StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            stems.Add(refused.Key);
+            var first = refused.OrderBy(r => r.Key, StringComparer.Ordinal).First();
+            yield return RefusedRecord(refused.Key, first.Key, first.Value);
+        }
+
         foreach (var group in shard.Blobs.GroupBy(b => b.RecordStem ?? FormatRegistry.RecordStem(b.BlobName), StringComparer.Ordinal))
         {
-            stems.Add(group.Key);
+            if (!stems.Add(group.Key))
+            {
+                continue;
+            }
+
             var recordId = group.Key;
             var files = group.ToDictionary(b => Path.GetFileName(b.BlobName), b => b.LocalPath, StringComparer.Ordinal);
             var sourceBlob = registry.SourceBlob(group.Select(b => b.BlobName).ToList());

@@ -21,7 +21,7 @@ public sealed record BlobChunk(byte[] Data, long TotalLength, string ETag);
 /// Blob adapter for run inputs: resumable listing (page by page with continuation tokens) and streaming
 /// downloads to local files, so a worker's memory does not grow with a shard's size.
 /// </summary>
-public sealed class BlobStore(BlobServiceClient service) : IBlobSource
+public sealed class BlobStore(BlobServiceClient service) : IInputStore
 {
     public BlobStore(string connectionString)
         : this(new BlobServiceClient(connectionString))

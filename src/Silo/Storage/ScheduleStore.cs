@@ -36,7 +36,9 @@ public sealed record ScheduleRecord(
     DateTime? NextDueAt = null)
 {
     /// <summary>The input as the client shows it.</summary>
-    public string Input => InputManifest is { } manifest ? $"manifest {InputContainer}/{manifest}" : $"{InputContainer}/{InputPrefix}";
+    public string Input => InputManifest is { } manifest
+        ? $"manifest {Folders.FolderInput.Describe(InputContainer, manifest)}"
+        : Folders.FolderInput.Describe(InputContainer, InputPrefix);
 
     /// <summary>The schedule's cron expression in its time zone; throws <see cref="ArgumentException"/> when either is invalid.</summary>
     public CronSchedule Calendar() => CronSchedule.Parse(Cron, TimeZone);

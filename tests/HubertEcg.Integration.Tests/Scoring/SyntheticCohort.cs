@@ -11,7 +11,7 @@ namespace HubertEcg.Integration.Tests.Scoring;
 public sealed record CohortManifest(IReadOnlyList<string> GoodRecords, IReadOnlyList<string> CorruptRecords);
 
 /// <summary>
-/// Uploads a cohort to a blob container: synthetic 12-lead .npy records at 500 Hz, and deliberately corrupt ones;
+/// Uploads a cohort to a blob container (or writes it to a folder): synthetic 12-lead .npy records at 500 Hz, and deliberately corrupt ones;
 /// with <c>mixed</c>, also a real PTB-XL WFDB record (100 Hz), a real 2-lead MIT-BIH record (which cannot give the
 /// 12 leads and is quarantined), a CODE-15%-layout HDF5 shard of synthetic exams at 400 Hz, and one record of each
 /// clinical format the project writes (GE MUSE, Philips, DICOM, HL7 aECG, SCP-ECG).
@@ -20,7 +20,24 @@ public static class SyntheticCohort
 {
     public const int Hdf5Exams = 12;
 
-    public static async Task<CohortManifest> UploadAsync(BlobContainerClient container, string prefix, int goodRecords, int samples = 5000, bool mixed = false)
+    public static Task<CohortManifest> UploadAsync(BlobContainerClient container, string prefix, int goodRecords, int samples = 5000, bool mixed = false) =>
+        WriteAsync((name, bytes) => container.GetBlobClient(name).UploadAsync(new BinaryData(bytes), overwrite: true), prefix, goodRecords, samples, mixed);
+
+    /// <summary>Writes the same cohort as <see cref="UploadAsync"/> into a folder: each blob name a path relative to <paramref name="root"/>.</summary>
+    public static Task<CohortManifest> WriteToFolderAsync(string root, string prefix, int goodRecords, int samples = 5000, bool mixed = false) =>
+        WriteAsync(
+            async (name, bytes) =>
+            {
+                var path = Path.Combine(root, name);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllBytesAsync(path, bytes);
+            },
+            prefix,
+            goodRecords,
+            samples,
+            mixed);
+
+    private static async Task<CohortManifest> WriteAsync(Func<string, byte[], Task> put, string prefix, int goodRecords, int samples, bool mixed)
     {
         var good = new List<string>();
         var uploads = new List<Func<Task>>();
@@ -40,7 +57,7 @@ public static class SyntheticCohort
 
             var bytes = NpyBytes(data, 12, samples);
             good.Add(id);
-            uploads.Add(() => container.GetBlobClient(id + ".npy").UploadAsync(new BinaryData(bytes), overwrite: true));
+            uploads.Add(() => put(id + ".npy", bytes));
         }
 
         var corrupt = new List<string>
@@ -50,24 +67,24 @@ public static class SyntheticCohort
             $"{prefix}corrupt-short",
             $"{prefix}corrupt-orphan",
         };
-        uploads.Add(() => container.GetBlobClient(corrupt[0] + ".npy").UploadAsync(new BinaryData("this is not a numpy file"u8.ToArray()), overwrite: true));
-        uploads.Add(() => container.GetBlobClient(corrupt[1] + ".npy").UploadAsync(new BinaryData(NpyBytes(new float[300], 3, 100)), overwrite: true));
-        uploads.Add(() => container.GetBlobClient(corrupt[2] + ".npy").UploadAsync(new BinaryData(NpyBytes(new float[12 * 100], 12, 100)), overwrite: true));
-        uploads.Add(() => container.GetBlobClient(corrupt[3] + ".dat").UploadAsync(new BinaryData(new byte[64]), overwrite: true));
+        uploads.Add(() => put(corrupt[0] + ".npy", "this is not a numpy file"u8.ToArray()));
+        uploads.Add(() => put(corrupt[1] + ".npy", NpyBytes(new float[300], 3, 100)));
+        uploads.Add(() => put(corrupt[2] + ".npy", NpyBytes(new float[12 * 100], 12, 100)));
+        uploads.Add(() => put(corrupt[3] + ".dat", new byte[64]));
 
         if (mixed)
         {
             foreach (var file in new[] { "00001_lr.hea", "00001_lr.dat" })
             {
                 var bytes = await File.ReadAllBytesAsync(RepoPaths.SharedFile("ecg-samples", "ptb-xl", file));
-                uploads.Add(() => container.GetBlobClient($"{prefix}ptbxl/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+                uploads.Add(() => put($"{prefix}ptbxl/{file}", bytes));
             }
 
             good.Add($"{prefix}ptbxl/00001_lr");
             foreach (var file in new[] { "100.hea", "100.dat" })
             {
                 var bytes = await File.ReadAllBytesAsync(RepoPaths.SharedFile("ecg-samples", "wfdb", file));
-                uploads.Add(() => container.GetBlobClient($"{prefix}mitdb/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+                uploads.Add(() => put($"{prefix}mitdb/{file}", bytes));
             }
 
             corrupt.Add($"{prefix}mitdb/100");
@@ -80,19 +97,19 @@ public static class SyntheticCohort
                 var signal = SyntheticEcg.Generate(name, 700 + good.Count, 500, 10);
                 foreach (var (file, bytes) in writer.Write(signal, name))
                 {
-                    uploads.Add(() => container.GetBlobClient($"{prefix}{writer.Name}/{file}").UploadAsync(new BinaryData(bytes), overwrite: true));
+                    uploads.Add(() => put($"{prefix}{writer.Name}/{file}", bytes));
                 }
 
                 good.Add($"{prefix}{writer.Name}/{name}");
             }
             var shardName = $"{prefix}code15/exams_part0.hdf5";
             var hdf5 = Hdf5Bytes(Hdf5Exams, out var examIds);
-            uploads.Add(() => container.GetBlobClient(shardName).UploadAsync(new BinaryData(hdf5), overwrite: true));
+            uploads.Add(() => put(shardName, hdf5));
             good.AddRange(examIds.Select(id => $"{shardName}#{id}"));
         }
 
         // A file that is no record at all: the planner ignores it.
-        uploads.Add(() => container.GetBlobClient(prefix + "README.txt").UploadAsync(new BinaryData("synthetic cohort"u8.ToArray()), overwrite: true));
+        uploads.Add(() => put(prefix + "README.txt", "synthetic cohort"u8.ToArray()));
 
         await Parallel.ForEachAsync(uploads, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (upload, _) => await upload());
         return new CohortManifest(good, corrupt);

@@ -25,7 +25,7 @@ namespace HubertEcg.Grains.Coordination;
 /// </summary>
 public sealed class RunCoordinatorGrain(
     RunStore store,
-    BlobStore blobs,
+    IInputStore blobs,
     CurrentScores currentScores,
     FormatRegistry formats,
     IOptions<CoordinatorOptions> options,

@@ -1,5 +1,6 @@
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Folders;
 using HubertEcg.Worker;
 using Microsoft.Extensions.Logging;
 
@@ -26,7 +27,7 @@ public sealed class RunPlanner : IDisposable
     private readonly RunRecord _run;
     private readonly ShardBook _book;
     private readonly ShardStore _shards;
-    private readonly BlobStore _blobs;
+    private readonly IInputStore _blobs;
     private readonly CurrentScores _currentScores;
     private readonly FormatRegistry _formats;
     private readonly CoordinatorOptions _options;
@@ -42,7 +43,7 @@ public sealed class RunPlanner : IDisposable
 
     /// <summary>Resumes planning <paramref name="run"/> from its stored position; nothing runs until <see cref="Start"/>.</summary>
     public RunPlanner(
-        RunRecord run, ShardBook book, ShardStore shards, BlobStore blobs, CurrentScores currentScores, FormatRegistry formats,
+        RunRecord run, ShardBook book, ShardStore shards, IInputStore blobs, CurrentScores currentScores, FormatRegistry formats,
         CoordinatorOptions options, ILogger logger)
     {
         (_run, _book, _shards, _blobs, _currentScores, _formats, _options, _logger) = (run, book, shards, blobs, currentScores, formats, options, logger);
@@ -112,14 +113,14 @@ public sealed class RunPlanner : IDisposable
         var page = await ReadInputAsync(
             () => _blobs.ListPageAsync(_run.InputContainer, _run.InputPrefix, _token, _options.ListPageSize, reads),
             e => e is BlobNotFoundException ? e.Message : null,
-            $"listing {_run.InputContainer}/{_run.InputPrefix}");
+            $"listing {FolderInput.Describe(_run.InputContainer, _run.InputPrefix)}");
         if (page is null)
         {
             return;
         }
 
         await AppendStepAsync(
-            $"listing {_run.InputContainer}/{_run.InputPrefix}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
+            $"listing {FolderInput.Describe(_run.InputContainer, _run.InputPrefix)}", page.Items, page.ContinuationToken, page.ContinuationToken is null,
             reads, cancellationToken);
     }
 
@@ -137,13 +138,13 @@ public sealed class RunPlanner : IDisposable
         var chunk = await ReadInputAsync(
             () => _blobs.ReadRangeAsync(_run.InputContainer, manifest, offset, _options.ManifestChunkBytes, etag, reads),
             e => e is BlobNotFoundException or BlobChangedException ? $"manifest: {e.Message}" : null,
-            $"reading manifest {_run.InputContainer}/{manifest}");
+            $"reading manifest {FolderInput.Describe(_run.InputContainer, manifest)}");
         if (chunk is null)
         {
             return;
         }
 
-        var source = $"manifest {_run.InputContainer}/{manifest}";
+        var source = $"manifest {FolderInput.Describe(_run.InputContainer, manifest)}";
         var atEnd = offset + chunk.Data.Length >= chunk.TotalLength;
         var data = chunk.Data.AsMemory();
         var rejected = new List<ManifestRejection>();

@@ -138,8 +138,8 @@ internal sealed partial class DownloadStage(
     /// <summary>
     /// Downloads the shard's blobs; false (and the lease released) when the shard cannot be downloaded. For a run
     /// whose input is a manifest, a listed blob that does not exist is noted (its record is quarantined) rather than
-    /// failing the shard, and the signal files each WFDB header names are downloaded too (a manifest may list only
-    /// the headers).
+    /// failing the shard; so is, in any run, a blob the input store refuses to read (a folder's FIFO, say). The signal
+    /// files each WFDB header of a manifest run names are downloaded too (a manifest may list only the headers).
     /// </summary>
     private async Task<bool> DownloadAsync(HeldLease held, CancellationToken stoppingToken)
     {
@@ -150,6 +150,7 @@ internal sealed partial class DownloadStage(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, held.Stopped);
         var results = new DownloadedBlob?[lease.Blobs.Count];
         var missing = new ConcurrentBag<string>();
+        var refused = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
         long total = 0;
         async Task<string?> DownloadOneAsync(string name, string path, CancellationToken ct)
         {
@@ -160,6 +161,11 @@ internal sealed partial class DownloadStage(
             }
             catch (BlobNotFoundException) when (lease.FromManifest)
             {
+                return null;
+            }
+            catch (InputRefusedException e)
+            {
+                refused[name] = e.Message;
                 return null;
             }
 
@@ -186,7 +192,7 @@ internal sealed partial class DownloadStage(
                     {
                         results[i] = new DownloadedBlob(name, path, etag);
                     }
-                    else
+                    else if (!refused.ContainsKey(name))
                     {
                         missing.Add(name);
                     }
@@ -224,7 +230,11 @@ internal sealed partial class DownloadStage(
             return false;
         }
 
-        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, blobsOut) { MissingBlobs = missing.Order(StringComparer.Ordinal).ToList() };
+        held.Shard = new DownloadedShard(lease.Kind, lease.Container, directory, blobsOut)
+        {
+            MissingBlobs = missing.Order(StringComparer.Ordinal).ToList(),
+            RefusedBlobs = new Dictionary<string, string>(refused, StringComparer.Ordinal),
+        };
         return true;
     }
 
