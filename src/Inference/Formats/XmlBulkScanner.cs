@@ -285,8 +285,10 @@ internal static class XmlBulkScanner
     private static class Lex<T>
         where T : unmanaged, IBinaryInteger<T>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool Is(T unit, char c) => unit == T.CreateTruncating(c);
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsSpace(T unit) => Is(unit, ' ') || Is(unit, '\n') || Is(unit, '\r') || Is(unit, '\t');
 
         /// <summary>Whether <paramref name="text"/> holds the ASCII <paramref name="literal"/> at <paramref name="at"/>.</summary>
@@ -788,6 +790,7 @@ internal static class XmlBulkScanner
         }
 
         /// <summary>XML whitespace: space, tab, CR, LF.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool IsSpace(T unit)
         {
             var c = ulong.CreateTruncating(unit);

@@ -306,44 +306,60 @@ public sealed class ScpHuffmanTables
     /// </summary>
     private static void DecodeDefault(ReadOnlySpan<byte> data, Span<int> values, string recordId, string what)
     {
+        // Codes are at most 26 bits and a window holds at least 57: each window serves codes until fewer than 26 of
+        // its bits are left unread (at least two codes, often six or more).
+        const int Longest = 26;
+        const int Valid = 57;
         long bit = 0;
         var bits = data.Length * 8L;
-        for (var i = 0; i < values.Length; i++)
+        var i = 0;
+        while (i < values.Length)
         {
             var window = Peek(data, bit);
-            var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
-            int length;
-            if (ones <= 8)
+            var used = 0;
+            do
             {
-                // 0 as a single zero bit; n ones, a zero, then the sign bit (1: negative). Without branches between
-                // them (their order is the signal's, which no predictor guesses): for n = 0 the length is 1 and
-                // the value 0 whatever the sign bit.
-                length = ones + 2 - ((ones - 1) >>> 31);
-                var negative = (int)((window >> (62 - ones)) & 1);
-                values[i] = (ones ^ -negative) + negative;
-            }
-            else if (ones == 9)
-            {
-                // Nine ones and a zero, then an 8-bit two's complement value.
-                length = 18;
-                values[i] = (sbyte)(byte)(window >> (64 - 18));
-            }
-            else
-            {
-                // Ten ones, then a 16-bit two's complement value.
-                length = 26;
-                values[i] = (short)(ushort)(window >> (64 - 26));
-            }
+                var code = window << used;
+                var ones = System.Numerics.BitOperations.LeadingZeroCount(~code);
+                int length;
+                if (ones <= 8)
+                {
+                    // 0 as a single zero bit; n ones, a zero, then the sign bit (1: negative). Without branches between
+                    // them (their order is the signal's, which no predictor guesses): for n = 0 the length is 1 and
+                    // the value 0 whatever the sign bit.
+                    length = ones + 2 - ((ones - 1) >>> 31);
+                    var negative = (int)((code >> (62 - ones)) & 1);
+                    values[i] = (ones ^ -negative) + negative;
+                }
+                else if (ones == 9)
+                {
+                    // Nine ones and a zero, then an 8-bit two's complement value.
+                    length = 18;
+                    values[i] = (sbyte)(byte)(code >> (64 - 18));
+                }
+                else
+                {
+                    // Ten ones, then a 16-bit two's complement value.
+                    length = Longest;
+                    values[i] = (short)(ushort)(code >> (64 - Longest));
+                }
 
-            bit += length;
-            if (bit > bits)
-            {
-                throw Short(recordId, what, i, values.Length);
+                used += length;
+                if (bit + used > bits)
+                {
+                    throw Short(recordId, what, i, values.Length);
+                }
+
+                i++;
             }
+            while (used <= Valid - Longest && i < values.Length);
+
+            bit += used;
         }
     }
 
     /// <summary>The bits from <paramref name="bit"/> on, most significant first (at least 57 of them; zeros past the end).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static ulong Peek(ReadOnlySpan<byte> data, long bit)
     {
         var index = (int)(bit >> 3);
