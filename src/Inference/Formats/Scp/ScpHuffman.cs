@@ -301,6 +301,69 @@ public sealed class ScpHuffmanTables
     }
 
     /// <summary>
+    /// Decodes two leads of the same length at once with the default table (<see cref="IsDefault"/> must hold): the
+    /// same values as <see cref="Decode"/> on each, but the two bit streams are independent, so the processor works on
+    /// both while each code waits for the one before it.
+    /// </summary>
+    public void DecodeDefaultPair(
+        ReadOnlySpan<byte> first, Span<int> firstValues, string firstWhat,
+        ReadOnlySpan<byte> second, Span<int> secondValues, string secondWhat,
+        string recordId)
+    {
+        if (!IsDefault || firstValues.Length != secondValues.Length)
+        {
+            throw new InvalidOperationException("two leads of one length in the default table are decoded together");
+        }
+
+        long bitA = 0, bitB = 0;
+        long bitsA = first.Length * 8L, bitsB = second.Length * 8L;
+        for (var i = 0; i < firstValues.Length; i++)
+        {
+            firstValues[i] = DefaultCode(Peek(first, bitA), out var lengthA);
+            secondValues[i] = DefaultCode(Peek(second, bitB), out var lengthB);
+            bitA += lengthA;
+            bitB += lengthB;
+            if (bitA > bitsA)
+            {
+                throw Short(recordId, firstWhat, i, firstValues.Length);
+            }
+
+            if (bitB > bitsB)
+            {
+                throw Short(recordId, secondWhat, i, secondValues.Length);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The value and length of the default-table code at the top of <paramref name="window"/> (at least 26 valid bits):
+    /// the run of leading ones tells the code. 0 is a single zero bit; n ones (n 1 to 8), a zero, then the sign bit
+    /// (1: negative); nine ones and a zero, then an 8-bit two's complement value; ten ones, then a 16-bit one.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int DefaultCode(ulong window, out int length)
+    {
+        var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
+        if (ones <= 8)
+        {
+            // Without branches between the short codes (their order is the signal's, which no predictor guesses):
+            // for n = 0 the length is 1 and the value 0 whatever the sign bit.
+            length = ones + 2 - ((ones - 1) >>> 31);
+            var negative = (int)((window >> (62 - ones)) & 1);
+            return (ones ^ -negative) + negative;
+        }
+
+        if (ones == 9)
+        {
+            length = 18;
+            return (sbyte)(byte)(window >> (64 - 18));
+        }
+
+        length = 26;
+        return (short)(ushort)(window >> (64 - 26));
+    }
+
+    /// <summary>
     /// The default table decoded directly (the same codes as <see cref="DefaultCodes"/>, without lookups): the next
     /// 57 or more bits are loaded at once and the run of leading ones tells the code.
     /// </summary>
@@ -319,31 +382,7 @@ public sealed class ScpHuffmanTables
             var used = 0;
             do
             {
-                var code = window << used;
-                var ones = System.Numerics.BitOperations.LeadingZeroCount(~code);
-                int length;
-                if (ones <= 8)
-                {
-                    // 0 as a single zero bit; n ones, a zero, then the sign bit (1: negative). Without branches between
-                    // them (their order is the signal's, which no predictor guesses): for n = 0 the length is 1 and
-                    // the value 0 whatever the sign bit.
-                    length = ones + 2 - ((ones - 1) >>> 31);
-                    var negative = (int)((code >> (62 - ones)) & 1);
-                    values[i] = (ones ^ -negative) + negative;
-                }
-                else if (ones == 9)
-                {
-                    // Nine ones and a zero, then an 8-bit two's complement value.
-                    length = 18;
-                    values[i] = (sbyte)(byte)(code >> (64 - 18));
-                }
-                else
-                {
-                    // Ten ones, then a 16-bit two's complement value.
-                    length = Longest;
-                    values[i] = (short)(ushort)(code >> (64 - Longest));
-                }
-
+                values[i] = DefaultCode(window << used, out var length);
                 used += length;
                 if (bit + used > bits)
                 {

@@ -345,6 +345,21 @@ public static class ScpReader
             var bytes = data.Slice(position, counts[l]);
             position += counts[l];
             var lead = new int[samples];
+            if (huffman is { IsDefault: true } && l + 1 < leads.Length)
+            {
+                // Two leads at a time: their codes decode side by side.
+                var next = new int[samples];
+                huffman.DecodeDefaultPair(
+                    bytes, lead, $"{section} lead {l + 1}",
+                    data.Slice(position, counts[l + 1]), next, $"{section} lead {l + 2}",
+                    recordId);
+                position += counts[l + 1];
+                values[l] = lead;
+                values[l + 1] = next;
+                l++;
+                continue;
+            }
+
             if (huffman is null)
             {
                 for (var t = 0; t < samples; t++)
