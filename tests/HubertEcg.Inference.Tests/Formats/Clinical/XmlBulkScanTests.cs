@@ -117,6 +117,27 @@ public sealed class XmlBulkScanTests
     }
 
     [Fact]
+    public void DigitsElementsOfOtherLengthsThanTheOneBeforeParseWhole()
+    {
+        // Each element is parsed into an array of the previous element's count: the same, more and fewer numbers.
+        int[] counts = [300, 300, 305, 297, 1, 40];
+        var xml = new StringBuilder("<a>");
+        foreach (var count in counts)
+        {
+            xml.Append("<digits>").AppendJoin(' ', Enumerable.Range(0, count).Select(i => (i * 7) - count)).Append("</digits>");
+        }
+
+        using var scan = Scan(xml.Append("</a>").ToString(), XmlBulkKind.Numbers);
+        var elements = Elements(scan).ToList();
+        Assert.Equal(counts.Length, elements.Count);
+        for (var e = 0; e < counts.Length; e++)
+        {
+            Assert.True(elements[e].Taken);
+            Assert.Equal(Enumerable.Range(0, counts[e]).Select(i => (double)((i * 7) - counts[e])), elements[e].Numbers!);
+        }
+    }
+
+    [Fact]
     public void NumbersOfEveryLengthParseAsDoubleParsesThem()
     {
         // Integers of 1 to 20 digits, signed or not, with leading zeros, and decimals, separated by every XML blank:
