@@ -19,6 +19,9 @@ public sealed partial class ModelCache
 {
     private const int DownloadTries = 2;
 
+    /// <summary>How old an unfinished download (<c>.part</c>) must be before a starting cache deletes it.</summary>
+    private static readonly TimeSpan StalePartAge = TimeSpan.FromHours(1);
+
     private readonly IBlobSource _blobs;
     private readonly ModelOptions _options;
     private readonly ILogger _logger;
@@ -30,7 +33,7 @@ public sealed partial class ModelCache
     private long _rejections;
     private long _evictions;
 
-    /// <summary>Creates the folder, deletes unfinished downloads left there, and adopts the model files found (checked when first used).</summary>
+    /// <summary>Creates the folder, deletes unfinished downloads left there an hour ago or more, and adopts the model files found (checked when first used).</summary>
     public ModelCache(IBlobSource blobs, ModelOptions options, ILogger<ModelCache> logger, ScoringMetrics? metrics = null)
     {
         _blobs = blobs;
@@ -43,7 +46,11 @@ public sealed partial class ModelCache
         {
             if (file.Name.EndsWith(".part", StringComparison.Ordinal))
             {
-                file.Delete();
+                // An unfinished download of a silo that stopped; a recent one may be another silo's, sharing the folder.
+                if (file.LastWriteTimeUtc < DateTime.UtcNow - StalePartAge)
+                {
+                    file.Delete();
+                }
             }
             else if (CachedFileName().Match(file.Name) is { Success: true } match)
             {
@@ -190,7 +197,7 @@ public sealed partial class ModelCache
                 {
                     throw Unavailable(model, $"it is {e.Length} bytes, more than Models:CacheMaxBytes ({_options.CacheMaxBytes}) allows", e);
                 }
-                catch (Exception e) when (e is not ServiceUnavailableException)
+                catch (Exception e)
                 {
                     throw Unavailable(model, SafeErrors.Describe(e), e);
                 }
@@ -224,7 +231,7 @@ public sealed partial class ModelCache
     }
 
     private static ServiceUnavailableException Unavailable(ModelBlob model, string reason, Exception? inner) =>
-        inner as ServiceUnavailableException is { } unavailable
+        inner is ServiceUnavailableException unavailable
             ? new ServiceUnavailableException(unavailable.Service, $"model {model.ModelId} cannot be fetched from {model.Container}/{model.BlobName}: {unavailable.Message}", inner)
             : new ServiceUnavailableException(ServiceUnavailableException.Storage, $"model {model.ModelId} cannot be fetched from {model.Container}/{model.BlobName}: {reason}", inner);
 
