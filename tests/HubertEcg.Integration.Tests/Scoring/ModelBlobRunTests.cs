@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Azure.Storage.Blobs;
 using HubertEcg.Grains;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -21,6 +22,7 @@ public sealed class ModelBlobRunTests(PostgresDatabaseFixture database, BlobCont
 
     public void Dispose()
     {
+        new BlobContainerClient(blobs.ConnectionString, _modelsContainer).DeleteIfExists();
         if (Directory.Exists(_root))
         {
             Directory.Delete(_root, recursive: true);
@@ -53,7 +55,7 @@ public sealed class ModelBlobRunTests(PostgresDatabaseFixture database, BlobCont
 
         var stored = await new ModelRegistry(database.DataSource, () => throw new InvalidOperationException("no upload expected"), _modelsContainer).FindAsync(name);
         Assert.Equal(new ModelBlob(_modelsContainer, modelId, sha256), stored.Blob);
-        Assert.True(await blobs.Container.GetParentBlobServiceClient().GetBlobContainerClient(_modelsContainer).GetBlobClient(stored.Blob!.BlobName).ExistsAsync());
+        Assert.True(await new BlobContainerClient(blobs.ConnectionString, _modelsContainer).GetBlobClient(stored.Blob!.BlobName).ExistsAsync());
 
         await using var cluster = await ScoringCluster.StartAsync(
             3, database.ConnectionString, blobs.ConnectionString,
