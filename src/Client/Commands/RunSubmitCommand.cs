@@ -6,8 +6,8 @@ using HubertEcg.Storage.Folders;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg run submit</c>: finds the model (a file is registered in blob storage first) and creates the run's row in Postgres (the durable record), then,
-/// when a configured gateway answers, announces the run to the cluster's run directory, which wakes its coordinator
+/// <c>hubert-ecg run submit</c>: finds the model (a file is registered in blob storage first) and creates the run's
+/// row in Postgres (the durable record), then, when a configured gateway answers, announces the run to the cluster's run directory, which wakes its coordinator
 /// at once; without one the directory finds the row on its next refresh. Prints the run id on standard output and
 /// what answered on standard error.
 /// </summary>

@@ -5,8 +5,8 @@ using HubertEcg.Storage;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg schedule add</c>: finds the model (a file is registered in blob storage first) and stores a schedule; prints its id, then its next due time.
-/// Incremental unless <c>--full</c>.
+/// <c>hubert-ecg schedule add</c>: finds the model (a file is registered in blob storage first) and stores a schedule;
+/// prints its id, then its next due time. Incremental unless <c>--full</c>.
 /// </summary>
 public static class ScheduleAddCommand
 {

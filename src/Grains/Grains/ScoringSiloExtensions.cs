@@ -22,8 +22,8 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>, <c>Models</c>, each bound once and checked when the host starts) and the scoring metrics
-    /// (<see cref="ScoringMetrics"/>; whether they are exported is the host's choice). Records are read through the
+    /// <c>Coordinator</c>, <c>Workers</c>, <c>Models</c>, each bound once and checked when the host starts), the silo's
+    /// model cache and the scoring metrics (<see cref="ScoringMetrics"/>; whether they are exported is the host's choice). Records are read through the
     /// format registry, preprocessed by the inference library and scored with ONNX Runtime; a host may register its
     /// own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> before this call to replace them.
     /// </summary>
