@@ -4,10 +4,13 @@ using System.Globalization;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Configuration;
+using Npgsql;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg model</c> subcommands: export, random, info, run.</summary>
+/// <summary><c>hubert-ecg model</c> subcommands: export, random, info, run, register.</summary>
 public static class ModelCommands
 {
     public static Command Build()
@@ -17,6 +20,38 @@ public static class ModelCommands
         command.Subcommands.Add(BuildRandom());
         command.Subcommands.Add(BuildInfo());
         command.Subcommands.Add(BuildRun());
+        command.Subcommands.Add(BuildRegister());
+        return command;
+    }
+
+    /// <summary>
+    /// The registry of models kept in blob storage: Postgres from <paramref name="db"/>, the models container from
+    /// <c>Models:Container</c>, and the blob service from <c>BlobStorage</c> (built only when a file is uploaded).
+    /// </summary>
+    internal static ModelRegistry OpenRegistry(IConfiguration configuration, NpgsqlDataSource db) =>
+        new(db, () => new BlobStore(configuration.BlobStorage().ConnectionString).Service, configuration.Models().Container);
+
+    private static Command BuildRegister()
+    {
+        var file = new Argument<string>("file") { Description = "ONNX model exported by hubert-ecg (`model export` or `model random`)" };
+        var name = new Option<string?>("--name") { Description = "Name to find the model by in `run submit --model NAME` (default: the name its metadata carries)" };
+        var command = new Command(
+            "register",
+            "Check a model file, upload it to the models container (Models:Container) as <model id>/<sha256>.onnx and record it in Postgres; prints its id. Registering it again changes nothing");
+        command.Arguments.Add(file);
+        command.Options.Add(name);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var configuration = Cli.Configuration(parseResult);
+            await using var db = RunCommands.OpenDatabase(configuration);
+            var registration = await OpenRegistry(configuration, db).RegisterFileAsync(parseResult.GetValue(file)!, parseResult.GetValue(name), cancellationToken);
+            var model = registration.Model;
+            Console.WriteLine(model.ModelId);
+            Console.Error.WriteLine(
+                $"model {model.Descriptor.Name}: {model.Blob!.Location} ({model.FileBytes:N0} bytes, SHA-256 {model.Blob.Sha256}); " +
+                (registration.Uploaded ? "uploaded" : "blob already there") + ", " + (registration.NewRow ? "registered" : "already registered"));
+            return 0;
+        });
         return command;
     }
 
