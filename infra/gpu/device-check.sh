@@ -11,7 +11,7 @@
 #   bash infra/gpu/device-check.sh            the whole check (all parts must be here)
 #   bash infra/gpu/device-check.sh --receive  only verify the parts that arrived so far and list the missing ones
 #
-# Environment: BENCH_SECONDS (3) measuring time per row; BUDGET_S (450) no new measurement starts after this many
+# Environment: BENCH_SECONDS (2) measuring time per row; BUDGET_S (450) no new measurement starts after this many
 # seconds of the check; WORK (/tmp/hubert-ecg-gpu) where it unpacks and writes; SIZES ("small base"); BATCHES
 # ("64 256"); PAYLOAD (.gpu-payload); OUT (set by the device tool) receives the log and results.
 set -uo pipefail
@@ -20,7 +20,7 @@ cd "$root"
 here="$root/infra/gpu"
 payload="${PAYLOAD:-$root/.gpu-payload}"
 work="${WORK:-/tmp/hubert-ecg-gpu}"
-seconds="${BENCH_SECONDS:-3}"
+seconds="${BENCH_SECONDS:-2}"
 budget="${BUDGET_S:-450}"
 sizes="${SIZES:-small base}"
 batches="${BATCHES:-64 256}"
@@ -107,7 +107,7 @@ else
     echo "GPU: none (nvidia-smi absent or sees no device)"
 fi
 # Folders that may hold the libraries: the loader's cache, the CUDA toolkit, and Python wheels (PyTorch's nvidia-*).
-candidates=(/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu)
+candidates=(/usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu)
 while read -r sp; do
     [ -d "$sp/nvidia" ] && while read -r d; do candidates+=("$d"); done < <(find "$sp/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null)
     [ -d "$sp/torch/lib" ] && candidates+=("$sp/torch/lib")
@@ -162,19 +162,27 @@ if "$cli" bench model --help 2>/dev/null | grep -q -- '--io-binding'; then
 else
     echo "I/O binding: this build's 'bench model' has no --io-binding: CUDA graph rows are left out (ONNX Runtime replays a graph only with bound I/O)"
 fi
-say "making random-weight models (seed 1234, 164 labels)"
+say "making random-weight models (seed 1234, 164 labels), in parallel"
+made=()
 for size in $sizes; do
     for precision in fp32 fp16; do
         [ "$precision" = fp16 ] && [ "$fp16" = 0 ] && continue
-        file="$models/$size-$precision.onnx"
-        [ -f "$file" ] && continue
+        [ -f "$models/$size-$precision.onnx" ] && continue
         extra=(); [ "$precision" = fp16 ] && extra=(--precision fp16)
-        if ! "$cli" model random --size "$size" --labels 164 --labels-csv "$labels_csv" --seed 1234 "${extra[@]}" --out "$file.tmp" >"$models/$size-$precision.log" 2>&1; then
-            fail "model random $size $precision: $(tail -1 "$models/$size-$precision.log")"; rm -f "$file.tmp"; continue
-        fi
-        mv "$file.tmp" "$file"
-        echo "  $size $precision: $(grep -m1 '^wrote' "$models/$size-$precision.log")"
+        "$cli" model random --size "$size" --labels 164 --labels-csv "$labels_csv" --seed 1234 "${extra[@]}" \
+            --out "$models/$size-$precision.onnx.tmp" >"$models/$size-$precision.log" 2>&1 &
+        made+=("$size-$precision:$!")
     done
+done
+for entry in "${made[@]}"; do
+    name="${entry%%:*}"
+    if wait "${entry##*:}"; then
+        mv "$models/$name.onnx.tmp" "$models/$name.onnx"
+        echo "  $name: $(grep -m1 '^wrote' "$models/$name.log")"
+    else
+        fail "model random $name: $(tail -1 "$models/$name.log")"
+        rm -f "$models/$name.onnx.tmp"
+    fi
 done
 input="$work/input-16.npy"
 python3 "$here/compare.py" input --batch 16 --seed 11 --out "$input" || { echo "error: cannot write the input windows" >&2; exit 2; }
