@@ -178,7 +178,7 @@ for entry in "${made[@]}"; do
     name="${entry%%:*}"
     if wait "${entry##*:}"; then
         mv "$models/$name.onnx.tmp" "$models/$name.onnx"
-        echo "  $name: $(grep -m1 '^wrote' "$models/$name.log")"
+        echo "  $name: $(grep -m1 '^wrote' "$models/$name.log" | sed 's/\.tmp in / in /')"
     else
         fail "model random $name: $(tail -1 "$models/$name.log")"
         rm -f "$models/$name.onnx.tmp"
@@ -273,8 +273,13 @@ if [ "$cuda" = 1 ]; then
 else
     # No GPU: the CPU provider on a tiny batch, only to show the measuring path works; and the PyTorch module's check
     # against the ONNX model on the CPU where PyTorch is installed.
-    say "no CUDA: one CPU row (batch 2) to exercise the benchmark path"
     first="${sizes%% *}"
+    if [ -f "$models/$first-fp32.onnx" ]; then
+        # What a worker asked for CUDA here would say: one line naming what is missing.
+        "$cli" model run --model "$models/$first-fp32.onnx" --input "$input" --out "$work/outputs/cuda-refused" --provider cuda >"$work/cuda-refused.log" 2>&1
+        echo "hubert-ecg asked for CUDA here says: $(grep -m1 '^error' "$work/cuda-refused.log" || tail -1 "$work/cuda-refused.log")"
+    fi
+    say "no CUDA: one CPU row (batch 2) to exercise the benchmark path"
     [ -f "$models/$first-fp32.onnx" ] && bench_row "$first" 2 fp32 false false cpu
     if python3 -c 'import torch' 2>/dev/null; then
         for size in $sizes; do
