@@ -69,7 +69,8 @@ bundle_bytes=$(stat -c %s "$stage/bundle.tar")
 # What travels in every call anyway: tracked files and untracked files git does not ignore.
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 if [ "$part_mib" = auto ]; then
-    part_mib=$(( (64 * 1048576 - tree_bytes - 1048576) / 1048576 ))
+    # 3 MiB to spare: files added to the tree before the calls, and the manifest carried beside each part.
+    part_mib=$(( (64 * 1048576 - tree_bytes - 3 * 1048576) / 1048576 ))
 fi
 if [ "$part_mib" -lt 8 ]; then
     echo "error: only $part_mib MiB left per call beside the working tree ($tree_bytes bytes): make the tree smaller" >&2
