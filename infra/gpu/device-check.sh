@@ -223,9 +223,9 @@ bench_row() {  # bench_row SIZE BATCH PRECISION TF32 GRAPH PROVIDER
     args=(bench model --model "$model" --provider "$provider" --batch "$batch" --seconds "$seconds")
     [ "$tf32" = true ] && args+=(--set Workers:Cuda:UseTf32=true)
     if [ "$graph" = true ]; then
-        if [ "$io_binding" = 1 ]; then args+=(--io-binding --set Workers:Cuda:EnableCudaGraph=true); else note="n/a: this build has no --io-binding, which CUDA graphs need"; fi
+        if [ "$io_binding" = 1 ]; then args+=(--io-binding on --set Workers:Cuda:EnableCudaGraph=true); else note="n/a: this build has no --io-binding, which CUDA graphs need"; fi
     elif [ "$io_binding" = 1 ] && [ "$provider" = cuda ]; then
-        args+=(--io-binding)
+        args+=(--io-binding on)
     fi
     if [ -z "$note" ] && [ "$SECONDS" -ge "$budget" ]; then note="skipped: out of the check's time budget ($budget s)"; fi
     if [ -z "$note" ]; then

@@ -98,8 +98,12 @@ public static class BenchModelCommand
         var warm = Stopwatch.StartNew();
         scorer.Score(windows, batchSize, new float[batchSize * scorer.Model.HiddenSize], new float[batchSize * scorer.Model.LabelCount]);
         Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
-        Console.WriteLine($"provider: {options.Provider}{(options.Provider == ExecutionProviderKind.Cuda ? " (" + CudaSummary(options.Cuda) + ")" : string.Empty)}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}, concurrent callers: {callers}");
+        Console.WriteLine($"provider: {options.Provider}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}, concurrent callers: {callers}");
         Console.WriteLine($"warm-up run: {warm.Elapsed.TotalMilliseconds:F0} ms");
+        if (options.Provider == ExecutionProviderKind.Cuda)
+        {
+            Console.WriteLine($"cuda: {CudaSummary(options.Cuda)}");
+        }
 
         using var process = Process.GetCurrentProcess();
         var cpuStart = process.TotalProcessorTime;
