@@ -62,7 +62,7 @@ public static class ModelCommands
         {
             return action();
         }
-        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException or ExecutionProviderUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -193,12 +193,17 @@ public static class ModelCommands
         var output = new Option<string>("--out") { Description = "Folder for embedding.npy, logits.npy, probabilities.npy, last_hidden_state.npy", Required = true };
         var hiddenStates = new Option<bool>("--hidden-states") { Description = "Also write last_hidden_state.npy (B, frames, hidden)" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)" };
+        var provider = new Option<string>("--provider") { Description = "cpu or cuda (CUDA settings from Workers:Cuda, e.g. --set Workers:Cuda:UseTf32=true)", DefaultValueFactory = _ => "cpu" };
+        provider.AcceptOnlyFromAmong("cpu", "cuda");
+        var device = new Option<int>("--device") { Description = "CUDA device ordinal" };
         var command = new Command("run", "Run a model on a batch of preprocessed windows and write its outputs as .npy");
         command.Options.Add(model);
         command.Options.Add(input);
         command.Options.Add(output);
         command.Options.Add(hiddenStates);
         command.Options.Add(threads);
+        command.Options.Add(provider);
+        command.Options.Add(device);
         command.SetAction(parseResult => Guard(() =>
         {
             var inputPath = parseResult.GetValue(input)!;
@@ -209,7 +214,13 @@ public static class ModelCommands
             }
 
             var batch = array.Shape[0];
-            using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, new ScorerOptions { IntraOpThreads = parseResult.GetValue(threads) });
+            var options = new ScorerOptions
+            {
+                IntraOpThreads = parseResult.GetValue(threads),
+                Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
+                Cuda = CudaConfiguration.For(Cli.Configuration(parseResult), parseResult.GetValue(device)),
+            };
+            using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, options);
             var watch = Stopwatch.StartNew();
             var result = scorer.Run(array.ToSingle(), batch, parseResult.GetValue(hiddenStates));
             var seconds = watch.Elapsed.TotalSeconds;
@@ -228,7 +239,7 @@ public static class ModelCommands
             }
 
             Console.WriteLine($"model {scorer.Model.Name} ({scorer.Model.ModelId}){(scorer.Model.Untrained ? " [untrained]" : string.Empty)}");
-            Console.WriteLine($"ran {batch} windows in {seconds:F2} s; outputs in {outDir}");
+            Console.WriteLine($"ran {batch} windows on {options.Provider} in {seconds:F2} s; outputs in {outDir}");
             return 0;
         }));
         return command;
