@@ -113,7 +113,7 @@
       const back = document.getElementById('back-link');
       back.href = `/runs/${encodeURIComponent(runId)}/flagged?${new URLSearchParams({ label })}`;
       back.textContent = `back to the records flagged ${label}`;
-      back.hidden = false;
+      document.getElementById('back').hidden = false;
     }
     const data = await Dash.getJson(`/api/runs/${encodeURIComponent(runId)}/record?${new URLSearchParams({ id: recordId })}`);
     const r = data.record;
