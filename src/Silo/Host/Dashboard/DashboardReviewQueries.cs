@@ -88,7 +88,7 @@ public sealed partial class DashboardQueries
     /// never shift a page. Served by <c>scores_run</c> (run_id, scored_at) for the rows the run wrote and by the primary
     /// key of <c>run_reused_scores</c> (run_id, ...) for those it reused: each page reads the run's rows once and keeps
     /// only the page in a top-N sort (no per-label index: 164 expression indexes on <c>scores</c> would slow every write
-    /// of the scoring path). Measured in <c>docs/queries.md</c>.
+    /// of the scoring path), so a page costs a read of the run's rows (measured in <c>docs/queries.md</c>).
     /// </summary>
     public Task<IReadOnlyList<Row>> FlaggedRecordsAsync(
         Guid runId, string code, int limit, (float Probability, string RecordId)? after, CancellationToken cancellationToken) =>
