@@ -183,7 +183,7 @@
     name.textContent = `${curve.code}${curve.name ? ` · ${curve.name}` : ''} · AUROC ${Dash.fixed(curve.auroc, 3)} · AUPRC ${Dash.fixed(curve.auprc, 3)}`;
     document.getElementById('curves-card').dataset.code = curve.code;
     if (!curve.thresholds) {
-      roc.replaceChildren(el('p', { class: 'none', text: 'No curve: this label has no positive or no negative record in the cohort.' }));
+      roc.replaceChildren(el('p', { class: 'none', text: curve.auroc === null ? 'No curve: this label has no positive or no negative record in the cohort.' : 'No curve stored: this evaluation was stored before curves were kept (re-run hubert-ecg evaluate).' }));
       pr.replaceChildren();
       info.textContent = '';
       return;
