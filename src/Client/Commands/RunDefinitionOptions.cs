@@ -30,7 +30,7 @@ public sealed record RunDefinition(
         store.RegisterModelAsync(
             new ModelRecord(
                 Model.ModelId, Model.Name, Model.SourceHash, Model.ArchitectureJson, Model.HiddenSize, Model.LabelCodes, Model.Untrained,
-                Model.PreprocessingProfile),
+                Model.PreprocessingProfile, ModelPrecisions.Name(Model.Precision)),
             cancellationToken);
 }
 

@@ -26,8 +26,8 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
-                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile) " +
-                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile) on conflict (model_id) do nothing");
+                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile, precision) " +
+                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile, @precision) on conflict (model_id) do nothing");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Text) { Value = model.ModelId });
                 cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = model.Name });
                 cmd.Parameters.Add(new NpgsqlParameter("hash", NpgsqlDbType.Text) { Value = model.SourceHash });
@@ -36,6 +36,7 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("labels", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = model.LabelCodes.ToArray() });
                 cmd.Parameters.Add(new NpgsqlParameter("untrained", NpgsqlDbType.Boolean) { Value = model.Untrained });
                 cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = model.PreprocessingProfile });
+                cmd.Parameters.Add(new NpgsqlParameter("precision", NpgsqlDbType.Text) { Value = model.Precision });
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);
