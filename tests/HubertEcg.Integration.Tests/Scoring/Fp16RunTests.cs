@@ -47,7 +47,7 @@ public sealed class Fp16RunTests(PostgresDatabaseFixture database, BlobContainer
         var record = cohort.GoodRecords.Order(StringComparer.Ordinal).First();
         var local = Path.Combine(model.Directory, "record.npy");
         await blobs.Container.GetBlobClient(record + ".npy").DownloadToAsync(local);
-        var windows = new EcgPreprocessor(new EcgPreprocessorOptions { MaxWindows = 4 }).Preprocess(FormatRegistry.Default.Load(local).ToStandard12Lead());
+        var windows = new EcgPreprocessor(new EcgPreprocessorOptions { MaxWindows = 4 }).Preprocess(FormatRegistry.Default.Load(local, samplingRate: 500).ToStandard12Lead());
         using var offline = new OnnxEcgScorer(model.Path, new ScorerOptions { IntraOpThreads = 1, IoBinding = false });
         var labels = offline.Model.LabelCount;
         var probabilities = new float[windows.WindowCount * labels];
