@@ -196,6 +196,6 @@ public sealed class ExecutionProviderTests(ITestOutputHelper output) : IDisposab
             bad.Problems());
         using var sessionOptions = new Microsoft.ML.OnnxRuntime.SessionOptions();
         var e = Assert.Throws<ArgumentException>(() => OnnxEcgScorer.AppendCuda(sessionOptions, bad));
-        Assert.Contains("I/O binding", e.Message, StringComparison.Ordinal);
+        Assert.Contains("fixed device addresses", e.Message, StringComparison.Ordinal);
     }
 }

@@ -72,6 +72,7 @@ public sealed class Fp16ParityTests(ITestOutputHelper output)
 
         var initializers = graph.Initializer.ToDictionary(t => t.Name, t => t.DataType, StringComparer.Ordinal);
         var producers = graph.Node.SelectMany(n => n.Output.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n, StringComparer.Ordinal);
+        var half = new Dictionary<string, bool>(StringComparer.Ordinal);
 
         // Every matrix product takes fp16 weights; every normalisation fp32 ones.
         foreach (var node in graph.Node.Where(n => n.OpType is "MatMul" or "Conv"))
@@ -97,26 +98,57 @@ public sealed class Fp16ParityTests(ITestOutputHelper output)
         Assert.Contains(graph.Node, n => n.OpType == "Cast");
         Assert.Equal(checkpoint.Architecture.NumHiddenLayers, graph.Node.Count(n => n.OpType == "Softmax"));
 
+        // The ops that compute in fp16: exactly these, each of which the parity tests load and run on the CPU
+        // provider (for every golden variant: group- and layer-norm feature encoders, post- and pre-LN, conv bias).
+        var halfOps = graph.Node.Where(n => n.Output.Any(IsHalf)).Select(n => n.OpType).Distinct().Order(StringComparer.Ordinal);
+        Assert.Equal(["Add", "Cast", "Conv", "Gelu", "MatMul", "Reshape", "Slice", "Split", "Transpose"], halfOps);
+
         // A value is fp16 when it comes from a cast to fp16 or from a node any of whose inputs is fp16 (casts to fp32 end it).
         bool IsHalf(string value)
         {
+            if (half.TryGetValue(value, out var known))
+            {
+                return known;
+            }
+
+            bool result;
             if (initializers.TryGetValue(value, out var type))
             {
-                return type == float16;
+                result = type == float16;
             }
-
-            if (!producers.TryGetValue(value, out var node))
+            else if (!producers.TryGetValue(value, out var node))
             {
-                return false;
+                result = false;
             }
-
-            if (node.OpType == "Cast")
+            else if (node.OpType == "Cast")
             {
-                return node.Attribute.Single(a => a.Name == "to").I == float16;
+                result = node.Attribute.Single(a => a.Name == "to").I == float16;
+            }
+            else
+            {
+                result = node.OpType is not ("LayerNormalization" or "InstanceNormalization") && node.Input.Any(IsHalf);
             }
 
-            return node.OpType is not ("LayerNormalization" or "InstanceNormalization") && node.Input.Any(IsHalf);
+            half[value] = result;
+            return result;
         }
+    }
+
+    [Fact]
+    public void AnUnknownPrecisionInTheMetadataIsRefusedNamingTheEntry()
+    {
+        using var temp = new TempDir();
+        var model = HubertOnnxExporter.Build(HubertCheckpoint.Load(ModelTestSupport.Fixture("tiny-pretrained")), new OnnxExportOptions { Precision = ModelPrecision.Fp16 });
+        model.MetadataProps.Single(p => p.Key == OnnxModelMetadata.PrecisionKey).Value = "bf16";
+        var path = temp.File("bf16.onnx");
+        using (var stream = File.Create(path))
+        {
+            Google.Protobuf.MessageExtensions.WriteTo(model, stream);
+        }
+
+        var error = Assert.Throws<CheckpointFormatException>(() => OnnxModelMetadata.ReadDescriptor(path));
+        Assert.Contains(OnnxModelMetadata.PrecisionKey, error.Message, StringComparison.Ordinal);
+        Assert.Contains("'bf16' is not a known precision (fp32, fp16)", error.Message, StringComparison.Ordinal);
     }
 
     private static (string Fp32, string Fp16) ExportBoth(string fixture, TempDir temp)
