@@ -72,6 +72,25 @@ public sealed class Fp16RunTests(PostgresDatabaseFixture database, BlobContainer
     }
 
     [Fact]
+    public async Task ARegisteredFp16ModelKeepsItsPrecision()
+    {
+        using var model = new TinyModel(seed: 23, precision: ModelPrecision.Fp16);
+        var container = "models-" + Guid.NewGuid().ToString("N")[..12];
+        try
+        {
+            var registry = new ModelRegistry(database.DataSource, () => new Azure.Storage.Blobs.BlobServiceClient(blobs.ConnectionString), container);
+            await registry.RegisterFileAsync(model.Path);
+            await using var cmd = database.DataSource.CreateCommand("select precision from models where model_id = @id");
+            cmd.Parameters.AddWithValue("id", model.Descriptor.ModelId);
+            Assert.Equal("fp16", (string?)await cmd.ExecuteScalarAsync());
+        }
+        finally
+        {
+            await new Azure.Storage.Blobs.BlobContainerClient(blobs.ConnectionString, container).DeleteIfExistsAsync();
+        }
+    }
+
+    [Fact]
     public async Task RunsOfFp32ModelsAndRowsFromBeforeThePrecisionColumnAreFp32()
     {
         using var model = new TinyModel(seed: 11);
