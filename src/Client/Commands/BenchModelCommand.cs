@@ -27,8 +27,19 @@ public static class BenchModelCommand
         var parallel = new Option<int>("--parallel") { Description = "Concurrent callers sharing the session, each scoring its own batches", DefaultValueFactory = _ => 1 };
         var noSpin = new Option<bool>("--no-spin") { Description = "Idle ONNX Runtime threads sleep instead of spinning (for shared machines)" };
         var profile = new Option<string?>("--profile") { Description = "Write an ONNX Runtime profile trace with this path prefix and summarise it" };
+        var precision = new Option<string?>("--precision")
+        {
+            Description = "fp32 or fp16: the random model's precision (--size; default fp32); with --model, the precision the file must have",
+        };
+        precision.AcceptOnlyFromAmong([.. ModelPrecisions.Names]);
+        var ioBinding = new Option<string>("--io-binding")
+        {
+            Description = "on: fixed-shape batches through ONNX Runtime I/O binding; off: plain runs; auto: on for cuda, off for cpu",
+            DefaultValueFactory = _ => "auto",
+        };
+        ioBinding.AcceptOnlyFromAmong("on", "off", "auto");
         var command = new Command("model", "Measure model throughput (ECG windows per second)");
-        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, parallel, noSpin, profile })
+        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, parallel, noSpin, profile, precision, ioBinding })
         {
             command.Options.Add(option);
         }
@@ -57,9 +68,15 @@ public static class BenchModelCommand
                 {
                     temporary = Path.Combine(Path.GetTempPath(), $"hubert-ecg-bench-{sizeName}-{Environment.ProcessId}.onnx");
                     var watch = Stopwatch.StartNew();
-                    HubertOnnxExporter.Export(RandomModelFactory.CreateForSize(sizeName, parseResult.GetValue(labels)), temporary);
-                    Console.WriteLine($"built random {sizeName} model in {watch.Elapsed.TotalSeconds:F1} s");
+                    var exportOptions = new OnnxExportOptions { Precision = ModelPrecisions.Parse(parseResult.GetValue(precision) ?? "fp32") };
+                    HubertOnnxExporter.Export(RandomModelFactory.CreateForSize(sizeName, parseResult.GetValue(labels)), temporary, exportOptions);
+                    Console.WriteLine($"built random {sizeName} {ModelPrecisions.Name(exportOptions.Precision)} model in {watch.Elapsed.TotalSeconds:F1} s");
                     modelPath = temporary;
+                }
+                else if (parseResult.GetValue(precision) is { } wanted
+                    && OnnxModelMetadata.ReadDescriptor(modelPath!).Precision is var actual && actual != ModelPrecisions.Parse(wanted))
+                {
+                    throw new ArgumentException($"{modelPath} is an {ModelPrecisions.Name(actual)} model, not {wanted}: export it with --precision {wanted}, or leave --precision out");
                 }
 
                 var options = new ScorerOptions
@@ -70,6 +87,7 @@ public static class BenchModelCommand
                     Cuda = CudaConfiguration.For(Cli.Configuration(parseResult), parseResult.GetValue(device)),
                     ProfilePrefix = parseResult.GetValue(profile),
                     AllowSpinning = !parseResult.GetValue(noSpin),
+                    IoBinding = parseResult.GetValue(ioBinding) switch { "on" => true, "off" => false, _ => null },
                 };
                 return Run(modelPath!, options, batchSize, duration, callers);
             }
@@ -97,7 +115,8 @@ public static class BenchModelCommand
 
         var warm = Stopwatch.StartNew();
         scorer.Score(windows, batchSize, new float[batchSize * scorer.Model.HiddenSize], new float[batchSize * scorer.Model.LabelCount]);
-        Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
+        Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), {ModelPrecisions.Name(scorer.Model.Precision)}, hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
+        Console.WriteLine($"io binding: {(options.UsesIoBinding ? $"on, {scorer.BindingMemory}, fixed batch shape {OnnxEcgScorer.BoundShape(batchSize, options.MaxBatch)}" : "off")}");
         Console.WriteLine($"provider: {options.Provider}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}, concurrent callers: {callers}");
         Console.WriteLine($"warm-up run: {warm.Elapsed.TotalMilliseconds:F0} ms");
         if (options.Provider == ExecutionProviderKind.Cuda)

@@ -198,7 +198,7 @@ public static class BenchPipelineCommand
             var runId = Guid.NewGuid();
             var store = new RunStore(db);
             await store.RegisterModelAsync(
-                new ModelRecord(descriptor.ModelId, descriptor.Name, descriptor.SourceHash, descriptor.ArchitectureJson, descriptor.HiddenSize, descriptor.LabelCodes, descriptor.Untrained, descriptor.PreprocessingProfile),
+                new ModelRecord(descriptor.ModelId, descriptor.Name, descriptor.SourceHash, descriptor.ArchitectureJson, descriptor.HiddenSize, descriptor.LabelCodes, descriptor.Untrained, descriptor.PreprocessingProfile, ModelPrecisions.Name(descriptor.Precision)),
                 cancellationToken);
             await store.CreateRunAsync(
                 new NewRun(runId, "bench pipeline", containerName, prefix, descriptor.ModelId, "null-scorer", descriptor.PreprocessingProfile, Aggregation.Mean, 6, settings.Batch, settings.ShardSize, 1, 3600),

@@ -103,11 +103,13 @@ public static class ModelCommands
         var output = new Option<string>("--out") { Description = "ONNX file to write", Required = true };
         var labelsCsv = new Option<string?>("--labels-csv") { Description = "Label list (index,code,...) for the head; default: ../shared/labels/cardio-learning-164.csv for 164 outputs" };
         var profile = new Option<string>("--preprocessing-profile") { Description = "Preprocessing profile recorded in the metadata", DefaultValueFactory = _ => OnnxModelMetadata.DefaultPreprocessingProfile };
+        var precision = PrecisionOption();
         var command = new Command("export", "Import a HuBERT-ECG checkpoint and export it as an ONNX model");
         command.Options.Add(checkpoint);
         command.Options.Add(output);
         command.Options.Add(labelsCsv);
         command.Options.Add(profile);
+        command.Options.Add(precision);
         command.SetAction(parseResult => Guard(() =>
         {
             var watch = Stopwatch.StartNew();
@@ -116,6 +118,7 @@ public static class ModelCommands
             {
                 LabelCodes = LabelCodesFor(source.LabelCount, parseResult.GetValue(labelsCsv)),
                 PreprocessingProfile = parseResult.GetValue(profile)!,
+                Precision = ModelPrecisions.Parse(parseResult.GetValue(precision)),
             };
             var descriptor = HubertOnnxExporter.Export(source, parseResult.GetValue(output)!, options);
             Console.WriteLine($"exported {parseResult.GetValue(output)} in {watch.Elapsed.TotalSeconds:F1} s");
@@ -133,12 +136,14 @@ public static class ModelCommands
         var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1234 };
         var output = new Option<string>("--out") { Description = "ONNX file to write", Required = true };
         var labelsCsv = new Option<string?>("--labels-csv") { Description = "Label list for the head; default: ../shared/labels/cardio-learning-164.csv for 164 outputs" };
+        var precision = PrecisionOption();
         var command = new Command("random", "Write a random-weight (untrained) model of a published size");
         command.Options.Add(size);
         command.Options.Add(labels);
         command.Options.Add(seed);
         command.Options.Add(output);
         command.Options.Add(labelsCsv);
+        command.Options.Add(precision);
         command.SetAction(parseResult => Guard(() =>
         {
             var labelCount = parseResult.GetValue(labels);
@@ -149,7 +154,11 @@ public static class ModelCommands
 
             var watch = Stopwatch.StartNew();
             var checkpoint = RandomModelFactory.CreateForSize(parseResult.GetValue(size)!, labelCount, parseResult.GetValue(seed));
-            var options = new OnnxExportOptions { LabelCodes = LabelCodesFor(labelCount, parseResult.GetValue(labelsCsv)) };
+            var options = new OnnxExportOptions
+            {
+                LabelCodes = LabelCodesFor(labelCount, parseResult.GetValue(labelsCsv)),
+                Precision = ModelPrecisions.Parse(parseResult.GetValue(precision)),
+            };
             var descriptor = HubertOnnxExporter.Export(checkpoint, parseResult.GetValue(output)!, options);
             Console.WriteLine($"wrote {parseResult.GetValue(output)} in {watch.Elapsed.TotalSeconds:F1} s");
             PrintDescriptor(descriptor);
@@ -245,12 +254,25 @@ public static class ModelCommands
         return command;
     }
 
+    /// <summary><c>--precision fp32|fp16</c> of an export.</summary>
+    internal static Option<string> PrecisionOption()
+    {
+        var option = new Option<string>("--precision")
+        {
+            Description = "fp32, or fp16: weights and matrix products in fp16; inputs, outputs, norms, softmax and the sigmoid stay fp32",
+            DefaultValueFactory = _ => "fp32",
+        };
+        option.AcceptOnlyFromAmong([.. ModelPrecisions.Names]);
+        return option;
+    }
+
     private static void PrintDescriptor(ModelDescriptor d)
     {
         Console.WriteLine($"name: {d.Name}");
         Console.WriteLine($"model id: {d.ModelId}");
         Console.WriteLine($"source: {d.SourceHash}");
         Console.WriteLine($"untrained: {(d.Untrained ? "yes (random weights)" : "no")}");
+        Console.WriteLine($"precision: {ModelPrecisions.Name(d.Precision)}");
         Console.WriteLine($"hidden size: {d.HiddenSize}");
         Console.WriteLine($"preprocessing profile: {d.PreprocessingProfile}");
         Console.WriteLine(d.LabelCount > 0

@@ -131,6 +131,7 @@ public static class RunCommands
     {
         WaitingFor = run.WaitingFor,
         WaitingSince = run.WaitingFor is null ? null : run.WaitingSince,
+        ModelPrecision = run.ModelPrecision,
     };
 
     /// <summary>How many failed shards <c>run status</c> lists (their count is always shown).</summary>
@@ -168,7 +169,11 @@ public sealed record RunView(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Via = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? WaitingFor = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? WaitingSince = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<FailedShard>? FailedShards = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<FailedShard>? FailedShards = null)
+{
+    /// <summary>The precision of the run's model (fp32 or fp16), as the run row recorded it.</summary>
+    public string ModelPrecision { get; init; } = "fp32";
+}
 
 public sealed record ShardCounts(int Planned, int Pending, int Leased, int Done, int Failed, bool PlanningComplete);
 

@@ -70,7 +70,7 @@ public static class RunStatusCommand
         {
             $"run {v.RunId}  {v.Name}",
             $"state: {v.State}{(v.CancelRequested && v.State != RunState.Cancelled.ToText() ? " (cancel requested)" : "")}",
-            $"input: {v.Input}   model: {v.ModelId}   profile: {v.PreprocessingProfile}",
+            $"input: {v.Input}   model: {v.ModelId} ({v.ModelPrecision})   profile: {v.PreprocessingProfile}",
             $"shards: {v.Shards.Done} done, {v.Shards.Failed} failed, {v.Shards.Leased} leased, {v.Shards.Pending} pending of {v.Shards.Planned}{(v.Shards.PlanningComplete ? "" : " (still listing)")}",
             $"records: {v.Records.Done} scored, {v.Records.Quarantined} quarantined, {v.Records.Failed} failed of {v.Records.Planned} planned" +
                 (v.Incremental ? $"; {v.Records.Skipped} skipped (scores current)" : "") +

@@ -65,7 +65,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<IScorerProvider>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
-            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning, options.Cuda);
+            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning, options.Cuda, options.IoBinding);
         });
         services.TryAddSingleton<ILeasePort, GrainLeasePort>();
         services.TryAddSingleton(sp => new WorkerPorts(

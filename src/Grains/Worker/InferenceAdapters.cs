@@ -31,9 +31,10 @@ public sealed class PreprocessingWindowPreparer : IWindowPreparer
 /// workers of this silo. A CPU device uses the CPU execution provider; a GPU device is a CUDA device index, run with
 /// that device's settings from <paramref name="cuda"/> (<c>Workers:Cuda</c>). <paramref name="allowSpinning"/> false
 /// stops ONNX Runtime's idle threads from spinning, which leaves CPU to record reading, preprocessing and writes when
-/// they share the cores with a CPU worker.
+/// they share the cores with a CPU worker. <paramref name="ioBinding"/> (<c>Workers:IoBinding</c>) turns ONNX Runtime
+/// I/O binding on or off; null leaves it to <see cref="ScorerOptions.UsesIoBinding"/> (on for CUDA only).
 /// </summary>
-public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true, CudaWorkerOptions? cuda = null) : IScorerProvider, IDisposable
+public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true, CudaWorkerOptions? cuda = null, bool? ioBinding = null) : IScorerProvider, IDisposable
 {
     private readonly CudaWorkerOptions _cuda = cuda ?? new CudaWorkerOptions();
 
@@ -60,8 +61,8 @@ public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinnin
         }
 
         var options = device.GpuIndex is { } index
-            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = _cuda.For(index), IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning }
-            : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning };
+            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = _cuda.For(index), IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding }
+            : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding };
         return new OnnxEcgScorer(path, options);
     }
 }

@@ -82,11 +82,23 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// Batches a worker runs through the model at the same time, each on its own thread, sharing one session. 0
-    /// (the default) chooses: one per core for a CPU worker whose sessions run single-threaded
-    /// (<see cref="IntraOpThreads"/> 1), which keeps the cores busy without ONNX Runtime's thread synchronisation;
-    /// otherwise one.
+    /// (the default) chooses: <see cref="ModelThreadsPerGpu"/> for a GPU worker; one per core for a CPU worker whose
+    /// sessions run single-threaded (<see cref="IntraOpThreads"/> 1), which keeps the cores busy without ONNX
+    /// Runtime's thread synchronisation; otherwise one.
     /// </summary>
     public int ConcurrentBatches { get; set; }
+
+    /// <summary>
+    /// Model threads of a GPU worker when <see cref="ConcurrentBatches"/> is 0 (default 2): while one thread's batch
+    /// runs on the device, the other copies its next batch in and its last outputs out.
+    /// </summary>
+    public int ModelThreadsPerGpu { get; set; } = 2;
+
+    /// <summary>
+    /// Whether scorers run through ONNX Runtime I/O binding over fixed-shape (padded) batches: unset (the default)
+    /// binds on GPU workers and not on CPU workers; true or false sets it for both.
+    /// </summary>
+    public bool? IoBinding { get; set; }
 
     /// <summary>CUDA execution provider settings of the GPU workers. Section <c>Workers:Cuda</c> (see <see cref="CudaWorkerOptions"/>).</summary>
     public CudaWorkerOptions Cuda { get; set; } = new();
@@ -103,7 +115,8 @@ public sealed class WorkerOptions
     /// <summary>The model callers a worker on <paramref name="device"/> runs (see <see cref="ConcurrentBatches"/>).</summary>
     public int EffectiveConcurrentBatches(WorkerDevice device) =>
         ConcurrentBatches > 0 ? ConcurrentBatches
-        : device.IsCpu && IntraOpThreads == 1 ? Environment.ProcessorCount
+        : !device.IsCpu ? ModelThreadsPerGpu
+        : IntraOpThreads == 1 ? Environment.ProcessorCount
         : 1;
 
     /// <summary>The settings the format registry reads records with.</summary>
@@ -140,6 +153,7 @@ public sealed class WorkerOptions
         Positive(nameof(IdlePollInterval), IdlePollInterval.TotalMilliseconds);
         Positive(nameof(MaxShardBytes), MaxShardBytes);
         Positive(nameof(DownloadConcurrency), DownloadConcurrency);
+        Positive(nameof(ModelThreadsPerGpu), ModelThreadsPerGpu);
         Positive(nameof(NpySamplingRate), NpySamplingRate);
         Positive("Hdf5:SamplingRate", Hdf5.SamplingRate);
         Positive("Archives:MaxMemberBytes", Archives.MaxMemberBytes);

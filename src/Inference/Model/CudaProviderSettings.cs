@@ -58,8 +58,8 @@ public sealed record CudaProviderSettings
 
     /// <summary>
     /// Whether to capture the model in a CUDA graph and replay it (<c>enable_cuda_graph</c>). Default false. ONNX
-    /// Runtime replays a graph only correctly when inputs and outputs stay at fixed device addresses (I/O binding),
-    /// which <see cref="OnnxEcgScorer"/> does not do yet, so it refuses this setting.
+    /// Runtime replays a graph only correctly when inputs and outputs stay at fixed device addresses;
+    /// <see cref="OnnxEcgScorer"/> binds them in pinned host memory, not on the device, so it refuses this setting.
     /// </summary>
     public bool EnableCudaGraph { get; init; }
 
@@ -114,7 +114,7 @@ public sealed record CudaProviderSettings
 
         if (EnableCudaGraph)
         {
-            problems.Add("CUDA graphs need inputs and outputs bound at fixed device addresses (I/O binding), which the scorer does not do yet: leave EnableCudaGraph off");
+            problems.Add("CUDA graphs need inputs and outputs bound at fixed device addresses, and the scorer binds them in pinned host memory: leave EnableCudaGraph off");
         }
 
         return problems;

@@ -9,7 +9,8 @@ public sealed record ModelDescriptor(
     IReadOnlyList<string> LabelCodes,
     bool Untrained,
     string ArchitectureJson,
-    string PreprocessingProfile)
+    string PreprocessingProfile,
+    ModelPrecision Precision = ModelPrecision.Fp32)
 {
     public int LabelCount => LabelCodes.Count;
 

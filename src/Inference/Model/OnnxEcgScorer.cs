@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using System.Numerics;
 using HubertEcg.Inference.Onnx;
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace HubertEcg.Inference.Model;
 
@@ -30,6 +32,15 @@ public sealed record ScorerOptions
     /// <summary>Largest batch sent to ONNX Runtime in one run; bigger requests are split.</summary>
     public int MaxBatch { get; init; } = DefaultMaxBatch;
 
+    /// <summary>
+    /// Whether runs go through ONNX Runtime I/O binding (<c>RunWithBinding</c>) over fixed-shape batches: null (the
+    /// default) turns it on for CUDA and off for the CPU. See <see cref="OnnxEcgScorer"/>.
+    /// </summary>
+    public bool? IoBinding { get; init; }
+
+    /// <summary>Whether this scorer binds I/O: <see cref="IoBinding"/>, or by default only for CUDA.</summary>
+    public bool UsesIoBinding => IoBinding ?? Provider == ExecutionProviderKind.Cuda;
+
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
     /// <summary>
@@ -47,8 +58,20 @@ public sealed record ModelOutputs(int Batch, int Frames, int HiddenSize, int Lab
 
 /// <summary>
 /// Scores windows with an exported HuBERT-ECG ONNX model: one long-lived ONNX Runtime session, OrtValues bound to
-/// pooled buffers per batch size, so steady-state scoring allocates nothing. Thread-safe: concurrent calls each take
-/// their own buffer set.
+/// pooled buffers, so steady-state scoring allocates nothing. Thread-safe: concurrent calls each take their own buffer
+/// set.
+/// <para>
+/// Without I/O binding a buffer set exists per batch size seen and runs take exactly the windows given. With I/O
+/// binding (<see cref="ScorerOptions.UsesIoBinding"/>) every run has a fixed shape: the batch size rounded up to a
+/// power of two, at most <see cref="ScorerOptions.MaxBatch"/> (so a steady stream of full batches is one shape, and a
+/// short last batch one of a few more). The windows are copied into a preallocated input buffer, the rows past them
+/// are zeroed, and the padded rows' outputs are dropped (each window is scored on its own, so padding changes nothing
+/// else). Each set's input and output OrtValues are bound once into an <see cref="OrtIoBinding"/> and reused for every
+/// run: a set is taken by one caller at a time, so a worker's model threads each end up with sets of their own. On
+/// CUDA the buffers are page-locked host memory from the CUDA provider's pinned allocator, so the copies to and from the
+/// device are DMA transfers (managed buffers pinned by the GC when the provider offers no such allocator, and on
+/// the CPU).
+/// </para>
 /// </summary>
 public sealed class OnnxEcgScorer : IEcgScorer
 {
@@ -56,6 +79,8 @@ public sealed class OnnxEcgScorer : IEcgScorer
     private readonly InferenceSession _session;
     private readonly ScorerOptions _options;
     private readonly ConcurrentDictionary<int, ConcurrentBag<BufferSet>> _pool = new();
+    private readonly ConcurrentDictionary<int, ConcurrentBag<BoundSet>> _bound = new();
+    private readonly OrtAllocator? _pinned;
     private readonly string[] _inputNames = [HubertOnnxExporter.InputName];
     private readonly string[] _scoreOutputs;
     private bool _disposed;
@@ -113,7 +138,18 @@ public sealed class OnnxEcgScorer : IEcgScorer
         }
 
         _scoreOutputs = Model.LabelCount > 0 ? [HubertOnnxExporter.EmbeddingName, HubertOnnxExporter.ProbabilitiesName] : [HubertOnnxExporter.EmbeddingName];
+        if (_options.UsesIoBinding && _options.Provider == ExecutionProviderKind.Cuda)
+        {
+            _pinned = TryPinnedAllocator(_session, _options.Cuda.DeviceId);
+        }
+
+        BindingMemory = !_options.UsesIoBinding ? "none (no I/O binding)"
+            : _pinned is not null ? "CUDA pinned host memory"
+            : "GC-pinned managed memory";
     }
+
+    /// <summary>Where bound inputs and outputs live (for benchmarks and logs).</summary>
+    public string BindingMemory { get; }
 
 
     public ModelDescriptor Model { get; }
@@ -199,6 +235,12 @@ public sealed class OnnxEcgScorer : IEcgScorer
             throw new ArgumentException($"probabilities need room for {batch} x {labels} values, got {probabilities.Length}", nameof(probabilities));
         }
 
+        if (_options.UsesIoBinding)
+        {
+            ScoreBound(windows, batch, embeddings, probabilities);
+            return;
+        }
+
         for (var start = 0; start < batch; start += _options.MaxBatch)
         {
             var n = Math.Min(_options.MaxBatch, batch - start);
@@ -217,6 +259,54 @@ public sealed class OnnxEcgScorer : IEcgScorer
             {
                 Return(set);
             }
+        }
+    }
+
+    /// <summary>The fixed batch shape a run of <paramref name="windows"/> windows takes with I/O binding: the next power of two, at most <paramref name="maxBatch"/>.</summary>
+    public static int BoundShape(int windows, int maxBatch) =>
+        Math.Min(maxBatch, (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, windows)));
+
+    private void ScoreBound(ReadOnlySpan<float> windows, int batch, Span<float> embeddings, Span<float> probabilities)
+    {
+        var hidden = Model.HiddenSize;
+        var labels = Model.LabelCount;
+        const int length = IEcgScorer.WindowLength;
+        for (var start = 0; start < batch; start += _options.MaxBatch)
+        {
+            var n = Math.Min(_options.MaxBatch, batch - start);
+            var set = RentBound(BoundShape(n, _options.MaxBatch));
+            try
+            {
+                var input = set.Input.GetTensorMutableDataAsSpan<float>();
+                windows.Slice(start * length, n * length).CopyTo(input);
+                input[(n * length)..].Clear();
+                set.Binding.SynchronizeBoundInputs();
+                _session.RunWithBinding(set.RunOptions, set.Binding);
+                set.Binding.SynchronizeBoundOutputs();
+                set.Embedding.GetTensorDataAsSpan<float>()[..(n * hidden)].CopyTo(embeddings.Slice(start * hidden));
+                if (labels > 0)
+                {
+                    set.Probabilities!.GetTensorDataAsSpan<float>()[..(n * labels)].CopyTo(probabilities.Slice(start * labels));
+                }
+            }
+            finally
+            {
+                ReturnBound(set);
+            }
+        }
+    }
+
+    // The CUDA provider's page-locked host allocator, or null when this session offers none.
+    private static OrtAllocator? TryPinnedAllocator(InferenceSession session, int deviceId)
+    {
+        try
+        {
+            using var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.CpuOutput);
+            return new OrtAllocator(session, info);
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null;
         }
     }
 
@@ -270,7 +360,33 @@ public sealed class OnnxEcgScorer : IEcgScorer
             }
         }
 
+        foreach (var bag in _bound.Values)
+        {
+            while (bag.TryTake(out var set))
+            {
+                set.Dispose();
+            }
+        }
+
         _session.Dispose();
+        _pinned?.Dispose();
+    }
+
+    private BoundSet RentBound(int shape)
+    {
+        var bag = _bound.GetOrAdd(shape, static _ => new ConcurrentBag<BoundSet>());
+        return bag.TryTake(out var set) ? set : new BoundSet(_session, _pinned, shape, Model.HiddenSize, Model.LabelCount);
+    }
+
+    private void ReturnBound(BoundSet set)
+    {
+        if (_disposed)
+        {
+            set.Dispose();
+            return;
+        }
+
+        _bound[set.Shape].Add(set);
     }
 
     private BufferSet Rent(int batch)
@@ -334,6 +450,71 @@ public sealed class OnnxEcgScorer : IEcgScorer
             }
 
             RunOptions.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One fixed-shape batch's input and outputs, bound once into an <see cref="OrtIoBinding"/>: buffers from the pinned
+    /// allocator when there is one, else GC-pinned managed arrays (allocated once, never moved).
+    /// </summary>
+    private sealed class BoundSet : IDisposable
+    {
+        private readonly List<IDisposable> _owned = [];
+
+        public BoundSet(InferenceSession session, OrtAllocator? pinned, int shape, int hidden, int labels)
+        {
+            Shape = shape;
+            try
+            {
+                Input = Allocate(pinned, [shape, IEcgScorer.WindowLength]);
+                Embedding = Allocate(pinned, [shape, hidden]);
+                Probabilities = labels > 0 ? Allocate(pinned, [shape, labels]) : null;
+                Binding = session.CreateIoBinding();
+                _owned.Add(Binding);
+                _owned.Add(RunOptions);
+                Binding.BindInput(HubertOnnxExporter.InputName, Input);
+                Binding.BindOutput(HubertOnnxExporter.EmbeddingName, Embedding);
+                if (Probabilities is not null)
+                {
+                    Binding.BindOutput(HubertOnnxExporter.ProbabilitiesName, Probabilities);
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        public int Shape { get; }
+
+        public OrtValue Input { get; }
+
+        public OrtValue Embedding { get; }
+
+        public OrtValue? Probabilities { get; }
+
+        public OrtIoBinding Binding { get; }
+
+        public RunOptions RunOptions { get; } = new();
+
+        public void Dispose()
+        {
+            foreach (var owned in Enumerable.Reverse(_owned))
+            {
+                owned.Dispose();
+            }
+
+            _owned.Clear();
+        }
+
+        private OrtValue Allocate(OrtAllocator? pinned, long[] shape)
+        {
+            var value = pinned is not null
+                ? OrtValue.CreateAllocatedTensorValue(pinned, TensorElementType.Float, shape)
+                : OrtValue.CreateTensorValueFromMemory(GC.AllocateArray<float>(checked((int)shape.Aggregate(1L, (a, b) => a * b)), pinned: true), shape);
+            _owned.Add(value);
+            return value;
         }
     }
 }

@@ -60,8 +60,9 @@ public static class RandomModelFactory
     /// <c>RandomModelFactory.ExportRandom(HubertArchitecture.Tiny(), path, labels: 164)</c>. Label codes default to
     /// <c>label_0</c>, <c>label_1</c>, ...; returns the exported model's descriptor.
     /// </summary>
-    public static ModelDescriptor ExportRandom(HubertArchitecture architecture, string onnxPath, int labels = 0, int seed = 1234, IReadOnlyList<string>? labelCodes = null) =>
-        Onnx.HubertOnnxExporter.Export(Create(architecture, labels, seed), onnxPath, new Onnx.OnnxExportOptions { LabelCodes = labelCodes });
+    public static ModelDescriptor ExportRandom(
+        HubertArchitecture architecture, string onnxPath, int labels = 0, int seed = 1234, IReadOnlyList<string>? labelCodes = null, ModelPrecision precision = ModelPrecision.Fp32) =>
+        Onnx.HubertOnnxExporter.Export(Create(architecture, labels, seed), onnxPath, new Onnx.OnnxExportOptions { LabelCodes = labelCodes, Precision = precision });
 
     /// <summary>
     /// Writes <paramref name="checkpoint"/> as a Hugging Face folder (config.json + model.safetensors) with plain

@@ -15,6 +15,13 @@ public sealed record OnnxExportOptions
 
     /// <summary>The preprocessing profile the model expects its input prepared with.</summary>
     public string PreprocessingProfile { get; init; } = OnnxModelMetadata.DefaultPreprocessingProfile;
+
+    /// <summary>
+    /// Precision of the weights and matrix products. <see cref="ModelPrecision.Fp16"/> keeps the model's inputs and
+    /// outputs, the residual stream, the normalisations, softmax and the final sigmoid in fp32 (see
+    /// <see cref="HubertOnnxExporter"/>).
+    /// </summary>
+    public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
 }
 
 /// <summary>
@@ -23,6 +30,14 @@ public sealed record OnnxExportOptions
 /// transformer encoder, mean over frames, and the optional linear classifier with sigmoid.
 /// Input <c>input_values</c> float32 [batch, samples]; outputs <c>last_hidden_state</c> [batch, frames, hidden],
 /// <c>embedding</c> [batch, hidden] and, with a head, <c>logits</c> and <c>probabilities</c> [batch, labels].
+/// <para>
+/// An fp16 export (<see cref="OnnxExportOptions.Precision"/>) stores every weight that feeds a matrix product (Conv,
+/// MatMul) and its bias in fp16 and runs those products, the GELUs between them and the attention's reshapes in fp16.
+/// Inputs and outputs stay fp32, and so do the residual stream (each block's output is cast up before it is added),
+/// GroupNorm, every LayerNorm (their weights too), the attention softmax, the mean over frames and the final sigmoid:
+/// Cast nodes sit at each boundary. ONNX Runtime's CPU provider has no fp16 kernel for some of these ops and runs
+/// them in fp32 behind casts it inserts itself, so the model loads and runs on CPU as well.
+/// </para>
 /// </summary>
 public static class HubertOnnxExporter
 {
@@ -53,7 +68,7 @@ public static class HubertOnnxExporter
             Domain = "hubert-ecg",
             ModelVersion = 1,
             DocString = $"HuBERT-ECG ({checkpoint.Name})",
-            Graph = BuildGraph(checkpoint),
+            Graph = BuildGraph(checkpoint, options.Precision),
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = OnnxOpset });
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxGraphBuilder.MicrosoftDomain, Version = 1 });
@@ -70,12 +85,21 @@ public static class HubertOnnxExporter
             [OnnxModelMetadata.ParameterCountKey] = checkpoint.Architecture.ParameterCount(checkpoint.LabelCount).ToString(CultureInfo.InvariantCulture),
             [OnnxModelMetadata.FramesKey] = checkpoint.Architecture.FramesFor(IEcgScorer.WindowLength).ToString(CultureInfo.InvariantCulture),
         };
+
+        // Only an fp16 model says so: an fp32 export stays byte for byte what it was before precisions existed, so
+        // its model id (and the scores stored under it) carry over.
+        if (options.Precision != ModelPrecision.Fp32)
+        {
+            metadata[OnnxModelMetadata.PrecisionKey] = ModelPrecisions.Name(options.Precision);
+        }
+
         foreach (var (key, value) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         }
 
-        // The model id is the SHA-256 of the serialized model (graph, weights and the metadata above).
+        // The model id is the SHA-256 of the serialized model (graph, weights and the metadata above): an fp16 export
+        // differs from the fp32 one in its weights, its graph and its precision entry, so its id differs too.
         using (var hashing = new HashingStream())
         {
             model.WriteTo(hashing);
@@ -103,142 +127,148 @@ public static class HubertOnnxExporter
         return OnnxModelMetadata.ReadDescriptor(path);
     }
 
-    private static GraphProto BuildGraph(HubertCheckpoint checkpoint)
+    private static GraphProto BuildGraph(HubertCheckpoint checkpoint, ModelPrecision precision)
     {
         var a = checkpoint.Architecture;
-        var g = new OnnxGraphBuilder();
-        g.Graph.Name = "hubert_ecg";
-        g.Graph.Input.Add(OnnxGraphBuilder.TensorInfo(InputName, "batch", "samples"));
+        var g = new Net(new OnnxGraphBuilder(), checkpoint, precision == ModelPrecision.Fp16);
+        g.B.Graph.Name = "hubert_ecg";
+        g.B.Graph.Input.Add(OnnxGraphBuilder.TensorInfo(InputName, "batch", "samples"));
 
         // Feature encoder: [B, L] -> [B, 1, L] -> conv stack -> [B, C, T].
-        var x = g.Node("Unsqueeze", [InputName, g.Int64s("axes_1", 1)]);
+        var x = g.B.Node("Unsqueeze", [InputName, g.B.Int64s("axes_1", 1)]);
         for (var i = 0; i < a.ConvDim.Count; i++)
         {
             var p = $"feature_extractor.conv_layers.{i.ToString(CultureInfo.InvariantCulture)}.";
-            var convInputs = new List<string> { g.Weight(p + "conv.weight", checkpoint[p + "conv.weight"]) };
+            var convInputs = new List<string> { g.Product(p + "conv.weight") };
             if (a.ConvBias)
             {
-                convInputs.Add(g.Weight(p + "conv.bias", checkpoint[p + "conv.bias"]));
+                convInputs.Add(g.Product(p + "conv.bias"));
             }
 
-            x = g.Node("Conv", [x, .. convInputs], [OnnxGraphBuilder.Ints("kernel_shape", a.ConvKernel[i]), OnnxGraphBuilder.Ints("strides", a.ConvStride[i])]);
+            x = g.Low("Conv", [g.ToLow(x), .. convInputs], [OnnxGraphBuilder.Ints("kernel_shape", a.ConvKernel[i]), OnnxGraphBuilder.Ints("strides", a.ConvStride[i])]);
             if (a.FeatExtractNorm == FeatureExtractorNorm.Group && i == 0)
             {
-                // GroupNorm with one group per channel is instance normalisation with a per-channel affine.
-                x = g.Node("InstanceNormalization", [x, g.Weight(p + "layer_norm.weight", checkpoint[p + "layer_norm.weight"]), g.Weight(p + "layer_norm.bias", checkpoint[p + "layer_norm.bias"])], [OnnxGraphBuilder.Float("epsilon", 1e-5f)]);
+                // GroupNorm with one group per channel is instance normalisation with a per-channel affine (fp32).
+                x = g.B.Node("InstanceNormalization", [g.ToFloat(x), g.Float(p + "layer_norm.weight"), g.Float(p + "layer_norm.bias")], [OnnxGraphBuilder.Float("epsilon", 1e-5f)]);
             }
             else if (a.FeatExtractNorm == FeatureExtractorNorm.Layer)
             {
-                x = g.Node("Transpose", [x], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
-                x = LayerNorm(g, checkpoint, x, p + "layer_norm", 1e-5f);
-                x = g.Node("Transpose", [x], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
+                x = g.Same("Transpose", x, [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
+                x = LayerNorm(g, x, p + "layer_norm", 1e-5f);
+                x = g.B.Node("Transpose", [x], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
             }
 
             x = Activation(g, x);
         }
 
         // [B, C, T] -> [B, T, C]; feature projection.
-        x = g.Node("Transpose", [x], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
+        x = g.Same("Transpose", x, [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
         if (a.FeatProjLayerNorm)
         {
-            x = LayerNorm(g, checkpoint, x, "feature_projection.layer_norm", (float)a.LayerNormEps);
+            x = LayerNorm(g, x, "feature_projection.layer_norm", (float)a.LayerNormEps);
         }
 
-        x = Linear(g, checkpoint, x, "feature_projection.projection");
+        x = Linear(g, x, "feature_projection.projection");
 
         // Positional conv embedding: grouped conv with padding K/2, drop the last frame for an even kernel, activation.
-        var pos = g.Node("Transpose", [x], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
+        var pos = g.Same("Transpose", g.ToLow(x), [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
         var k = a.NumConvPosEmbeddings;
-        pos = g.Node(
+        pos = g.Low(
             "Conv",
-            [pos, g.Weight(HubertCheckpoint.PositionalConvWeight, checkpoint[HubertCheckpoint.PositionalConvWeight]), g.Weight("encoder.pos_conv_embed.conv.bias", checkpoint["encoder.pos_conv_embed.conv.bias"])],
+            [pos, g.Product(HubertCheckpoint.PositionalConvWeight), g.Product("encoder.pos_conv_embed.conv.bias")],
             [OnnxGraphBuilder.Ints("kernel_shape", k), OnnxGraphBuilder.Ints("pads", k / 2, k / 2), OnnxGraphBuilder.Int("group", a.NumConvPosEmbeddingGroups)]);
         if (k % 2 == 0)
         {
-            pos = g.Node("Slice", [pos, g.Int64s("slice_starts", 0), g.Int64s("slice_ends", -1), g.Int64s("slice_axes", 2)]);
+            pos = g.Same("Slice", pos, inputs: [g.B.Int64s("slice_starts", 0), g.B.Int64s("slice_ends", -1), g.B.Int64s("slice_axes", 2)]);
         }
 
         pos = Activation(g, pos);
-        pos = g.Node("Transpose", [pos], [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
-        x = g.Node("Add", [x, pos]);
+        pos = g.Same("Transpose", pos, [OnnxGraphBuilder.Ints("perm", 0, 2, 1)]);
+
+        // The residual stream stays fp32 from here on.
+        x = g.B.Node("Add", [g.ToFloat(x), g.ToFloat(pos)]);
 
         var eps = (float)a.LayerNormEps;
         if (!a.DoStableLayerNorm)
         {
-            x = LayerNorm(g, checkpoint, x, "encoder.layer_norm", eps);
+            x = LayerNorm(g, x, "encoder.layer_norm", eps);
         }
 
-        var shapeHeads = g.Int64s("shape_heads", 0, 0, a.NumAttentionHeads, a.HeadDim);
-        var shapeHidden = g.Int64s("shape_hidden", 0, 0, a.HiddenSize);
-        var splitSizes = g.Int64s("split_qkv", a.HiddenSize, a.HiddenSize, a.HiddenSize);
+        var shapeHeads = g.B.Int64s("shape_heads", 0, 0, a.NumAttentionHeads, a.HeadDim);
+        var shapeHidden = g.B.Int64s("shape_hidden", 0, 0, a.HiddenSize);
+        var splitSizes = g.B.Int64s("split_qkv", a.HiddenSize, a.HiddenSize, a.HiddenSize);
         for (var l = 0; l < a.NumHiddenLayers; l++)
         {
             var p = $"encoder.layers.{l.ToString(CultureInfo.InvariantCulture)}.";
             if (a.DoStableLayerNorm)
             {
-                var attention = Attention(g, checkpoint, a, LayerNorm(g, checkpoint, x, p + "layer_norm", eps), p, shapeHeads, shapeHidden, splitSizes);
-                x = g.Node("Add", [x, attention]);
-                var ff = FeedForward(g, checkpoint, LayerNorm(g, checkpoint, x, p + "final_layer_norm", eps), p);
-                x = g.Node("Add", [x, ff]);
+                var attention = Attention(g, a, LayerNorm(g, x, p + "layer_norm", eps), p, shapeHeads, shapeHidden, splitSizes);
+                x = g.B.Node("Add", [x, g.ToFloat(attention)]);
+                var ff = FeedForward(g, LayerNorm(g, x, p + "final_layer_norm", eps), p);
+                x = g.B.Node("Add", [x, g.ToFloat(ff)]);
             }
             else
             {
-                var attention = Attention(g, checkpoint, a, x, p, shapeHeads, shapeHidden, splitSizes);
-                x = LayerNorm(g, checkpoint, g.Node("Add", [x, attention]), p + "layer_norm", eps);
-                var ff = FeedForward(g, checkpoint, x, p);
-                x = LayerNorm(g, checkpoint, g.Node("Add", [x, ff]), p + "final_layer_norm", eps);
+                var attention = Attention(g, a, x, p, shapeHeads, shapeHidden, splitSizes);
+                x = LayerNorm(g, g.B.Node("Add", [x, g.ToFloat(attention)]), p + "layer_norm", eps);
+                var ff = FeedForward(g, x, p);
+                x = LayerNorm(g, g.B.Node("Add", [x, g.ToFloat(ff)]), p + "final_layer_norm", eps);
             }
         }
 
         if (a.DoStableLayerNorm)
         {
-            x = LayerNorm(g, checkpoint, x, "encoder.layer_norm", eps);
+            x = LayerNorm(g, x, "encoder.layer_norm", eps);
         }
 
-        g.Node("Identity", [x], output: LastHiddenStateName);
-        g.Node("ReduceMean", [LastHiddenStateName], [OnnxGraphBuilder.Ints("axes", 1), OnnxGraphBuilder.Int("keepdims", 0)], output: EmbeddingName);
-        g.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(LastHiddenStateName, "batch", "frames", a.HiddenSize));
-        g.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(EmbeddingName, "batch", a.HiddenSize));
+        g.B.Node("Identity", [x], output: LastHiddenStateName);
+        g.B.Node("ReduceMean", [LastHiddenStateName], [OnnxGraphBuilder.Ints("axes", 1), OnnxGraphBuilder.Int("keepdims", 0)], output: EmbeddingName);
+        g.B.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(LastHiddenStateName, "batch", "frames", a.HiddenSize));
+        g.B.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(EmbeddingName, "batch", a.HiddenSize));
         if (checkpoint.HasHead)
         {
-            var logits = Linear(g, checkpoint, EmbeddingName, "classifier");
-            g.Node("Identity", [logits], output: LogitsName);
-            g.Node("Sigmoid", [LogitsName], output: ProbabilitiesName);
-            g.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(LogitsName, "batch", checkpoint.LabelCount));
-            g.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(ProbabilitiesName, "batch", checkpoint.LabelCount));
+            var logits = Linear(g, EmbeddingName, "classifier");
+            g.B.Node("Identity", [g.ToFloat(logits)], output: LogitsName);
+            g.B.Node("Sigmoid", [LogitsName], output: ProbabilitiesName);
+            g.B.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(LogitsName, "batch", checkpoint.LabelCount));
+            g.B.Graph.Output.Add(OnnxGraphBuilder.TensorInfo(ProbabilitiesName, "batch", checkpoint.LabelCount));
         }
 
-        return g.Graph;
+        return g.B.Graph;
     }
 
-    private static string Activation(OnnxGraphBuilder g, string x) =>
-        g.Node("Gelu", [x], domain: OnnxGraphBuilder.MicrosoftDomain);
+    /// <summary>GELU in the precision of its input.</summary>
+    private static string Activation(Net g, string x) =>
+        g.Same("Gelu", x, domain: OnnxGraphBuilder.MicrosoftDomain);
 
-    private static string LayerNorm(OnnxGraphBuilder g, HubertCheckpoint c, string x, string name, float epsilon) =>
-        g.Node(
+    /// <summary>LayerNorm in fp32 (input cast up when it is fp16), fp32 weights; the result is fp32.</summary>
+    private static string LayerNorm(Net g, string x, string name, float epsilon) =>
+        g.B.Node(
             "LayerNormalization",
-            [x, g.Weight(name + ".weight", c[name + ".weight"]), g.Weight(name + ".bias", c[name + ".bias"])],
+            [g.ToFloat(x), g.Float(name + ".weight"), g.Float(name + ".bias")],
             [OnnxGraphBuilder.Int("axis", -1), OnnxGraphBuilder.Float("epsilon", epsilon)]);
 
-    /// <summary>y = x W^T + b, with W stored transposed ([in, out]) so MatMul reads it directly.</summary>
-    private static string Linear(OnnxGraphBuilder g, HubertCheckpoint c, string x, string name)
+    /// <summary>y = x W^T + b in the products' precision, with W stored transposed ([in, out]) so MatMul reads it directly.</summary>
+    private static string Linear(Net g, string x, string name)
     {
-        var w = c[name + ".weight"];
-        return g.Node("Add", [g.Node("MatMul", [x, g.Weight(name + ".weight_t", Transpose(w))]), g.Weight(name + ".bias", c[name + ".bias"])]);
+        var w = g.Checkpoint[name + ".weight"];
+        return g.Low("Add", [g.Low("MatMul", [g.ToLow(x), g.Product(name + ".weight_t", Transpose(w))]), g.Product(name + ".bias")]);
     }
 
-    private static string FeedForward(OnnxGraphBuilder g, HubertCheckpoint c, string x, string p)
+    private static string FeedForward(Net g, string x, string p)
     {
-        var h = Activation(g, Linear(g, c, x, p + "feed_forward.intermediate_dense"));
-        return Linear(g, c, h, p + "feed_forward.output_dense");
+        var h = Activation(g, Linear(g, x, p + "feed_forward.intermediate_dense"));
+        return Linear(g, h, p + "feed_forward.output_dense");
     }
 
     /// <summary>
     /// Multi-head self-attention as in transformers (no mask): softmax((x Wq^T + bq) * d^-1/2 (x Wk^T + bk)^T) (x Wv^T + bv),
     /// then out_proj. Q, K and V come from one fused [hidden, 3 hidden] MatMul; the scale is folded into the Q weights.
+    /// The softmax runs in fp32.
     /// </summary>
-    private static string Attention(OnnxGraphBuilder g, HubertCheckpoint c, HubertArchitecture a, string x, string p, string shapeHeads, string shapeHidden, string splitSizes)
+    private static string Attention(Net g, HubertArchitecture a, string x, string p, string shapeHeads, string shapeHidden, string splitSizes)
     {
+        var c = g.Checkpoint;
         var h = a.HiddenSize;
         var scale = 1.0 / Math.Sqrt(a.HeadDim);
         var wq = c[p + "attention.q_proj.weight"].Data;
@@ -266,15 +296,87 @@ public static class HubertOnnxExporter
         c[p + "attention.k_proj.bias"].Data.CopyTo(bias, h);
         c[p + "attention.v_proj.bias"].Data.CopyTo(bias, 2 * h);
 
-        var qkv = g.Node("Add", [g.Node("MatMul", [x, g.Weight(p + "attention.qkv.weight_t", [h, 3 * h], fused)]), g.Weight(p + "attention.qkv.bias", [3 * h], bias)]);
-        var parts = g.NodeMulti("Split", [qkv, splitSizes], 3, [OnnxGraphBuilder.Int("axis", -1)]);
-        var q = g.Node("Transpose", [g.Node("Reshape", [parts[0], shapeHeads])], [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
-        var kT = g.Node("Transpose", [g.Node("Reshape", [parts[1], shapeHeads])], [OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1)]);
-        var v = g.Node("Transpose", [g.Node("Reshape", [parts[2], shapeHeads])], [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
-        var weights = g.Node("Softmax", [g.Node("MatMul", [q, kT])], [OnnxGraphBuilder.Int("axis", -1)]);
-        var context = g.Node("Transpose", [g.Node("MatMul", [weights, v])], [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
-        context = g.Node("Reshape", [context, shapeHidden]);
-        return Linear(g, c, context, p + "attention.out_proj");
+        var qkv = g.Low("Add", [g.Low("MatMul", [g.ToLow(x), g.Product(p + "attention.qkv.weight_t", new WeightTensor([h, 3 * h], fused))]), g.Product(p + "attention.qkv.bias", new WeightTensor([3 * h], bias))]);
+        var parts = g.B.NodeMulti("Split", [qkv, splitSizes], 3, [OnnxGraphBuilder.Int("axis", -1)]);
+        foreach (var part in parts)
+        {
+            g.MarkLow(part);
+        }
+
+        var q = g.Same("Transpose", g.Same("Reshape", parts[0], inputs: [shapeHeads]), [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
+        var kT = g.Same("Transpose", g.Same("Reshape", parts[1], inputs: [shapeHeads]), [OnnxGraphBuilder.Ints("perm", 0, 2, 3, 1)]);
+        var v = g.Same("Transpose", g.Same("Reshape", parts[2], inputs: [shapeHeads]), [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
+        var weights = g.B.Node("Softmax", [g.ToFloat(g.Low("MatMul", [q, kT]))], [OnnxGraphBuilder.Int("axis", -1)]);
+        var context = g.Same("Transpose", g.Low("MatMul", [g.ToLow(weights), v]), [OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3)]);
+        context = g.Same("Reshape", context, inputs: [shapeHidden]);
+        return Linear(g, context, p + "attention.out_proj");
+    }
+
+    /// <summary>
+    /// The graph under construction with the precision of each value: fp32 unless a node was added as running in the
+    /// products' precision (<see cref="Low"/>), which is fp16 in an fp16 export and fp32 otherwise. Casts between the
+    /// two are added once per value.
+    /// </summary>
+    private sealed class Net(OnnxGraphBuilder builder, HubertCheckpoint checkpoint, bool half)
+    {
+        private readonly HashSet<string> _low = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, string> _casts = new(StringComparer.Ordinal);
+
+        public OnnxGraphBuilder B { get; } = builder;
+
+        public HubertCheckpoint Checkpoint { get; } = checkpoint;
+
+        /// <summary>A weight feeding a matrix product (or its bias), stored in the products' precision.</summary>
+        public string Product(string name) => Product(name, Checkpoint[name]);
+
+        public string Product(string name, WeightTensor tensor) =>
+            half ? B.WeightHalf(name, tensor.Shape, tensor.Data) : B.Weight(name, tensor);
+
+        /// <summary>A weight kept in fp32 (normalisations).</summary>
+        public string Float(string name) => B.Weight(name, Checkpoint[name]);
+
+        /// <summary>A node that runs in the products' precision; its inputs must already be in it.</summary>
+        public string Low(string op, IEnumerable<string> inputs, IEnumerable<AttributeProto>? attributes = null) =>
+            MarkLow(B.Node(op, inputs, attributes));
+
+        /// <summary>A node whose output has its first input's precision (transposes, reshapes, GELU).</summary>
+        public string Same(string op, string x, IEnumerable<AttributeProto>? attributes = null, IEnumerable<string>? inputs = null, string domain = "")
+        {
+            var output = B.Node(op, [x, .. inputs ?? []], attributes, domain: domain);
+            return _low.Contains(x) ? MarkLow(output) : output;
+        }
+
+        public string MarkLow(string value)
+        {
+            if (half)
+            {
+                _low.Add(value);
+            }
+
+            return value;
+        }
+
+        /// <summary><paramref name="x"/> in the products' precision (a Cast to fp16 in an fp16 export).</summary>
+        public string ToLow(string x) => !half || _low.Contains(x) ? x : Cast(x, TensorProto.Types.DataType.Float16, low: true);
+
+        /// <summary><paramref name="x"/> in fp32.</summary>
+        public string ToFloat(string x) => _low.Contains(x) ? Cast(x, TensorProto.Types.DataType.Float, low: false) : x;
+
+        private string Cast(string x, TensorProto.Types.DataType to, bool low)
+        {
+            if (!_casts.TryGetValue(x, out var cast))
+            {
+                cast = B.Node("Cast", [x], [OnnxGraphBuilder.Int("to", (int)to)]);
+                if (low)
+                {
+                    _low.Add(cast);
+                }
+
+                _casts[x] = cast;
+            }
+
+            return cast;
+        }
     }
 
     private static WeightTensor Transpose(WeightTensor w)

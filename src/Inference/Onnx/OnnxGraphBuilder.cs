@@ -27,6 +27,22 @@ internal sealed class OnnxGraphBuilder
 
     public string Weight(string name, WeightTensor tensor) => Weight(name, tensor.Shape, tensor.Data);
 
+    /// <summary>Adds a float16 initializer, each value rounded to the nearest half.</summary>
+    public string WeightHalf(string name, int[] shape, float[] data)
+    {
+        var halves = new Half[data.Length];
+        for (var i = 0; i < data.Length; i++)
+        {
+            halves[i] = (Half)data[i];
+        }
+
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float16 };
+        tensor.Dims.AddRange(shape.Select(d => (long)d));
+        tensor.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(halves.AsSpan()));
+        Graph.Initializer.Add(tensor);
+        return name;
+    }
+
     /// <summary>Adds an int64 constant initializer (shapes, axes).</summary>
     public string Int64s(string name, params long[] values)
     {

@@ -21,6 +21,9 @@ public static class OnnxModelMetadata
     public const string UntrainedKey = "hubert_ecg.untrained";
     public const string ParameterCountKey = "hubert_ecg.parameter_count";
     public const string FramesKey = "hubert_ecg.frames_per_window";
+
+    /// <summary>fp32 or fp16 (<see cref="ModelPrecision"/>); models exported before the entry existed are fp32.</summary>
+    public const string PrecisionKey = "hubert_ecg.precision";
     public const string DefaultPreprocessingProfile = "hubert-ecg-2024";
 
     private const int ModelProtoMetadataField = 14;
@@ -210,6 +213,12 @@ public static class OnnxModelMetadata
             RequireOutputWidth(path, outputs, HubertOnnxExporter.ProbabilitiesName, LabelCodesKey, labels.Length);
         }
 
+        var precision = ModelPrecision.Fp32;
+        if (metadata.TryGetValue(PrecisionKey, out var precisionText) && !ModelPrecisions.TryParse(precisionText, out precision))
+        {
+            throw new CheckpointFormatException(path, PrecisionKey, $"metadata entry '{precisionText}' is not a known precision ({string.Join(", ", ModelPrecisions.Names)})");
+        }
+
         return new ModelDescriptor(
             Get(ModelIdKey),
             Get(NameKey),
@@ -218,7 +227,8 @@ public static class OnnxModelMetadata
             labels,
             Get(UntrainedKey) == "true",
             Get(ArchitectureKey),
-            Get(PreprocessingProfileKey));
+            Get(PreprocessingProfileKey),
+            precision);
     }
 
     /// <summary>

@@ -177,9 +177,9 @@ public sealed class ModelRegistry(NpgsqlDataSource dataSource, Func<BlobServiceC
             async ct =>
             {
                 await using var cmd = dataSource.CreateCommand(
-                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile, " +
+                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile, precision, " +
                     "blob_container, blob_name, file_sha256, file_bytes) " +
-                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile, @container, @blob, @sha, @bytes) " +
+                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile, @precision, @container, @blob, @sha, @bytes) " +
                     "on conflict (model_id) do update set blob_container = excluded.blob_container, blob_name = excluded.blob_name, " +
                     "file_sha256 = excluded.file_sha256, file_bytes = excluded.file_bytes, " +
                     "name = case when @renamed then excluded.name else models.name end " +
@@ -193,6 +193,7 @@ public sealed class ModelRegistry(NpgsqlDataSource dataSource, Func<BlobServiceC
                 cmd.Parameters.Add(new NpgsqlParameter("labels", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = model.LabelCodes.ToArray() });
                 cmd.Parameters.Add(new NpgsqlParameter("untrained", NpgsqlDbType.Boolean) { Value = model.Untrained });
                 cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = model.PreprocessingProfile });
+                cmd.Parameters.Add(new NpgsqlParameter("precision", NpgsqlDbType.Text) { Value = ModelPrecisions.Name(model.Precision) });
                 cmd.Parameters.Add(new NpgsqlParameter("container", NpgsqlDbType.Text) { Value = blob.Container });
                 cmd.Parameters.Add(new NpgsqlParameter("blob", NpgsqlDbType.Text) { Value = blob.BlobName });
                 cmd.Parameters.Add(new NpgsqlParameter("sha", NpgsqlDbType.Text) { Value = blob.Sha256 });

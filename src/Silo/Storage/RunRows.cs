@@ -12,7 +12,8 @@ public sealed record ModelRecord(
     int HiddenSize,
     IReadOnlyList<string> LabelCodes,
     bool Untrained,
-    string PreprocessingProfile);
+    string PreprocessingProfile,
+    string Precision = "fp32");
 
 /// <summary>
 /// What a new run is: input, model and options. The input is <see cref="InputContainer"/> with either
@@ -64,6 +65,9 @@ public sealed class RunRecord
     public required string ModelId { get; init; }
 
     public required string ModelPath { get; init; }
+
+    /// <summary>The model's precision (fp32 or fp16), copied from <c>models</c> when the run was created.</summary>
+    public string ModelPrecision { get; init; } = "fp32";
 
     public required string PreprocessingProfile { get; init; }
 
@@ -154,6 +158,7 @@ public sealed class RunRecord
         InputManifest = r.Field<string?>("input_manifest"),
         ModelId = r.Field<string>("model_id"),
         ModelPath = r.Field<string>("model_path"),
+        ModelPrecision = r.Field<string>("model_precision"),
         PreprocessingProfile = r.Field<string>("preprocessing_profile"),
         Aggregation = ContractText.ParseAggregation(r.Field<string>("aggregation")),
         MaxWindows = r.Field<int>("max_windows"),

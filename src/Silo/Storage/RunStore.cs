@@ -20,14 +20,19 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
     /// <summary>The runs' shard rows, with the same data source and retry policy.</summary>
     public ShardStore Shards { get; } = new(dataSource, retry);
 
-    /// <summary>Registers a model; a model id already present is left as it is (the id names the content).</summary>
+    /// <summary>Registers a model with its precision; a model id already present is left as it is (the id names the content).</summary>
     public Task RegisterModelAsync(ModelRecord model, CancellationToken cancellationToken = default) =>
         _retry.RunAsync(
             async ct =>
             {
+                // An fp32 model leaves precision to the column's default ('fp32'), so registering one also works on a
+                // database from before migration 0024 (tests that upgrade old schemas, a client newer than its silos).
+                var fp32 = string.Equals(model.Precision, "fp32", StringComparison.Ordinal);
                 await using var cmd = dataSource.CreateCommand(
-                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile) " +
-                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile) on conflict (model_id) do nothing");
+                    "insert into models (model_id, name, source_hash, architecture, hidden_size, label_codes, untrained, preprocessing_profile" +
+                    (fp32 ? ") " : ", precision) ") +
+                    "values (@id, @name, @hash, @arch, @hidden, @labels, @untrained, @profile" +
+                    (fp32 ? ")" : ", @precision)") + " on conflict (model_id) do nothing");
                 cmd.Parameters.Add(new NpgsqlParameter("id", NpgsqlDbType.Text) { Value = model.ModelId });
                 cmd.Parameters.Add(new NpgsqlParameter("name", NpgsqlDbType.Text) { Value = model.Name });
                 cmd.Parameters.Add(new NpgsqlParameter("hash", NpgsqlDbType.Text) { Value = model.SourceHash });
@@ -36,6 +41,11 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
                 cmd.Parameters.Add(new NpgsqlParameter("labels", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = model.LabelCodes.ToArray() });
                 cmd.Parameters.Add(new NpgsqlParameter("untrained", NpgsqlDbType.Boolean) { Value = model.Untrained });
                 cmd.Parameters.Add(new NpgsqlParameter("profile", NpgsqlDbType.Text) { Value = model.PreprocessingProfile });
+                if (!fp32)
+                {
+                    cmd.Parameters.Add(new NpgsqlParameter("precision", NpgsqlDbType.Text) { Value = model.Precision });
+                }
+
                 await cmd.ExecuteNonQueryAsync(ct);
             },
             cancellationToken);

@@ -86,7 +86,8 @@ public static class Runs
         string? manifest = null, string name = "test run", bool incremental = false, int outageBudgetSeconds = NewRun.DefaultOutageBudgetSeconds)
     {
         await store.RegisterModelAsync(new ModelRecord(
-            model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile));
+            model.ModelId, model.Name, model.SourceHash, model.ArchitectureJson, model.HiddenSize, model.LabelCodes, model.Untrained, model.PreprocessingProfile,
+            ModelPrecisions.Name(model.Precision)));
         var runId = Guid.NewGuid();
         await store.CreateRunAsync(new NewRun(
             runId, name, container, prefix, model.ModelId, modelPath, model.PreprocessingProfile, aggregation, maxWindows, batchSize,

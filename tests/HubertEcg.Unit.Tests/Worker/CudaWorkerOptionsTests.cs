@@ -76,7 +76,7 @@ public sealed class CudaWorkerOptionsTests
             [
                 "Workers:Cuda: GPU memory limit must not be negative (0: no limit), not -1",
                 "Workers:Cuda:PerDevice:0: GPU memory limit must not be negative (0: no limit), not -2",
-                "Workers:Cuda:PerDevice:0: CUDA graphs need inputs and outputs bound at fixed device addresses (I/O binding), which the scorer does not do yet: leave EnableCudaGraph off",
+                "Workers:Cuda:PerDevice:0: CUDA graphs need inputs and outputs bound at fixed device addresses, and the scorer binds them in pinned host memory: leave EnableCudaGraph off",
                 "Workers:Cuda:PerDevice:5 names no GPU of Workers:Devices",
                 "Workers:Cuda:PerDevice:gpu0 names no GPU of Workers:Devices",
             ],
