@@ -36,6 +36,13 @@ public static class HubertEcgConfiguration
     public static BlobStorageOptions BlobStorage(this IConfiguration configuration) =>
         Checked(configuration.GetSection(BlobStorageOptions.SectionName).Get<BlobStorageOptions>() ?? new(), o => o.Problems());
 
+    /// <summary>The Postgres connections of a process without a host (data sources only: no token file).</summary>
+    public static Access.PostgresConnections PostgresConnections(this IConfiguration configuration) => new(configuration.Postgres());
+
+    /// <summary>The blob service client the <c>BlobStorage</c> section describes, for a process without a host.</summary>
+    public static Azure.Storage.Blobs.BlobServiceClient BlobService(this IConfiguration configuration) =>
+        Access.BlobServiceClients.Create(configuration.BlobStorage());
+
     private static T Checked<T>(T options, Func<T, IReadOnlyList<string>> problems)
     {
         var found = problems(options);

@@ -39,6 +39,19 @@ public static class ValidatedOptions
         return services;
     }
 
+    /// <summary>
+    /// Binds <c>Postgres</c> once and registers the process's <see cref="Access.PostgresConnections"/> built from it (TLS,
+    /// Entra ID tokens); a <see cref="Access.PostgresTokenSource"/> registered before replaces the credential's tokens.
+    /// </summary>
+    public static IServiceCollection AddPostgresConnections(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddPostgresOptions(configuration);
+        // A host's tokens are also kept in a token file of its own, for Orleans' ADO.NET providers (a connection string).
+        services.TryAddSingleton(sp => new Access.PostgresConnections(
+            sp.GetRequiredService<IOptions<PostgresOptions>>().Value, sp.GetService<Access.PostgresTokenSource>(), Access.PostgresConnections.NewTokenFile()));
+        return services;
+    }
+
     /// <summary>Binds <c>BlobStorage</c> (<see cref="BlobStorageOptions"/>) once, checked at start.</summary>
     public static IServiceCollection AddBlobStorageOptions(this IServiceCollection services, IConfiguration configuration)
     {
