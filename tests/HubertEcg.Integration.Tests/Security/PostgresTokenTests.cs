@@ -1,0 +1,120 @@
+using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
+using HubertEcg.Testing;
+using Npgsql;
+
+namespace HubertEcg.Integration.Tests.Security;
+
+/// <summary>
+/// Entra ID token authentication for Postgres (issue 16), its refresh played by a fake token source against a server of
+/// the test's own that checks passwords (scram-sha-256): the role's password is rotated as a token would be, the data
+/// source's periodic password provider fetches the new one, new connections sign in with it while an open one goes on,
+/// a stale token is refused, and the token file that Orleans' connection string names follows the rotation.
+/// </summary>
+public sealed class PostgresTokenTests
+{
+    private const string Role = "entra_app";
+
+    [Fact]
+    public async Task RotatedTokensAreFetchedAgainAndConnectionsKeepWorking()
+    {
+        await using var server = await PrivatePostgres.StartAsync(new PrivatePostgresSetup(
+            Settings: ["password_encryption=scram-sha-256"],
+            HbaLines:
+            [
+                "local all all trust",
+                $"host all {PrivatePostgres.User} 127.0.0.1/32 trust",
+                "host all all 127.0.0.1/32 scram-sha-256",
+            ]));
+        await AdminAsync(server, $"create role {Role} login password 'token-1'");
+        await AdminAsync(server, $"grant connect on database {PrivatePostgres.Database} to {Role}");
+
+        var token = "token-1";
+        var fetches = 0;
+        var tokenFile = PostgresConnections.NewTokenFile();
+        using var connections = new PostgresConnections(
+            new PostgresOptions
+            {
+                ConnectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Username = Role, Timeout = 10 }.ConnectionString,
+                Credential = PostgresCredential.ManagedIdentity,
+                TokenRefresh = TimeSpan.FromSeconds(1),
+            },
+            _ =>
+            {
+                Interlocked.Increment(ref fetches);
+                return ValueTask.FromResult(Volatile.Read(ref token));
+            },
+            tokenFile);
+        try
+        {
+            await using var dataSource = connections.CreateDataSource();
+            await using var first = await dataSource.OpenConnectionAsync();
+            Assert.Equal(Role, await CurrentUserAsync(first));
+            Assert.Contains("token-1", await File.ReadAllTextAsync(tokenFile), StringComparison.Ordinal);
+
+            // Rotate: the server takes the new token, the source hands it out from now on.
+            await AdminAsync(server, $"alter role {Role} password 'token-2'");
+            Volatile.Write(ref token, "token-2");
+            var seen = Volatile.Read(ref fetches);
+            await WaitUntilAsync(() => Volatile.Read(ref fetches) >= seen + 2, "two token fetches after the rotation");
+
+            // A new physical connection signs in with the new token; the open one goes on.
+            dataSource.Clear();
+            await using (var second = await dataSource.OpenConnectionAsync())
+            {
+                Assert.Equal(Role, await CurrentUserAsync(second));
+            }
+
+            Assert.Equal(Role, await CurrentUserAsync(first));
+
+            // Orleans' ADO.NET providers take a connection string: it names the token file, which holds the new token.
+            Assert.Contains("token-2", await File.ReadAllTextAsync(tokenFile), StringComparison.Ordinal);
+            await using (var adoNet = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connections.ConnectionString()) { Pooling = false }.ConnectionString))
+            {
+                await adoNet.OpenAsync();
+                Assert.Equal(Role, await CurrentUserAsync(adoNet));
+            }
+
+            // The server does check: a source still handing out the old token is refused.
+            using var stale = new PostgresConnections(connections.Options, _ => ValueTask.FromResult("token-1"));
+            await using var staleSource = stale.CreateDataSource();
+            var refused = await Assert.ThrowsAsync<PostgresException>(async () =>
+            {
+                await using var connection = await staleSource.OpenConnectionAsync();
+            });
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+        }
+
+        // Disposed with the process's connections, the token file goes too.
+        connections.Dispose();
+        Assert.False(File.Exists(tokenFile));
+    }
+
+    private static async Task AdminAsync(PrivatePostgres server, string sql)
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<string> CurrentUserAsync(NpgsqlConnection connection)
+    {
+        await using var command = new NpgsqlCommand("select current_user", connection);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+}
