@@ -86,7 +86,8 @@ public sealed class PostgresOptions
     public bool ApplyMigrations { get; set; } = DefaultApplyMigrations;
 
     /// <summary>
-    /// Npgsql SSL mode (<c>Disable</c>, <c>Allow</c>, <c>Prefer</c>, <c>Require</c>, <c>VerifyCA</c>, <c>VerifyFull</c>);
+    /// Npgsql SSL mode (<c>Disable</c>, <c>Allow</c>, <c>Prefer</c>, <c>Require</c>, <c>VerifyCA</c>, <c>VerifyFull</c>, or
+    /// libpq's <c>verify-full</c> spelling);
     /// empty: the connection string's own (Npgsql's default <c>Prefer</c> without one). <c>VerifyFull</c> checks the
     /// server's certificate chain and that it names the host connected to.
     /// </summary>
@@ -107,6 +108,13 @@ public sealed class PostgresOptions
     /// <summary>True when the password is an Entra ID token.</summary>
     public bool UsesEntraId => Credential != PostgresCredential.Password;
 
+    /// <summary><see cref="SslMode"/> as Npgsql's value (libpq's spelling, <c>verify-full</c>, is read too); null when empty or unknown.</summary>
+    public Npgsql.SslMode? ParsedSslMode() =>
+        Enum.TryParse<Npgsql.SslMode>(SslMode.Replace("-", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var mode)
+        && Enum.IsDefined(mode)
+            ? mode
+            : null;
+
     /// <summary>What is wrong with these settings, one line each naming the key; empty when they can work. Never quotes a secret.</summary>
     public IReadOnlyList<string> Problems()
     {
@@ -126,7 +134,7 @@ public sealed class PostgresOptions
             problems.Add($"Postgres:ConnectionString is not a valid Npgsql connection string ({Secrets.Redact(e.Message)})");
         }
 
-        if (SslMode.Length > 0 && !Enum.TryParse<Npgsql.SslMode>(SslMode, ignoreCase: true, out _))
+        if (SslMode.Length > 0 && ParsedSslMode() is null)
         {
             problems.Add($"Postgres:SslMode '{SslMode}' is not one of {string.Join(", ", Enum.GetNames<Npgsql.SslMode>())}");
         }

@@ -83,6 +83,15 @@ public sealed class PostgresTokenTests
                 await using var connection = await staleSource.OpenConnectionAsync();
             });
             Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
+
+            // Another connection string with a password of its own (a password login beside Entra ID, such as the
+            // dashboard's read-only one) signs in with that password, not with the tokens.
+            var withPassword = new NpgsqlConnectionStringBuilder(connections.Options.ConnectionString) { Password = "token-2" }.ConnectionString;
+            await using var ownPassword = stale.CreateDataSource(connectionString: withPassword);
+            await using (var connection = await ownPassword.OpenConnectionAsync())
+            {
+                Assert.Equal(Role, await CurrentUserAsync(connection));
+            }
         }
         finally
         {

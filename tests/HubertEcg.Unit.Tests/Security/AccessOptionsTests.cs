@@ -109,7 +109,7 @@ public sealed class AccessOptionsTests
             var connections = new PostgresConnections(new PostgresOptions
             {
                 ConnectionString = "Host=db.example;Username=u;Password=p;SSL Mode=Disable",
-                SslMode = "verifyfull",
+                SslMode = "verify-full",
                 RootCertificate = ca,
             });
 

@@ -94,13 +94,16 @@ public sealed class PostgresConnections : IDisposable
 
     /// <summary>
     /// A data source on <paramref name="connectionString"/> (default <c>Postgres:ConnectionString</c>) with the TLS
-    /// settings, changed by <paramref name="adjust"/>; with tokens, its password is the latest token.
+    /// settings, changed by <paramref name="adjust"/>; with tokens, its password is the latest token, unless
+    /// <paramref name="connectionString"/> is another one that holds a password of its own (a password role beside an
+    /// Entra ID silo, such as the dashboard's read-only login).
     /// </summary>
     public NpgsqlDataSource CreateDataSource(Action<NpgsqlConnectionStringBuilder>? adjust = null, string? connectionString = null)
     {
         var builder = Builder(connectionString);
         adjust?.Invoke(builder);
-        if (_tokens is null)
+        var ownPassword = !string.IsNullOrWhiteSpace(connectionString) && !string.IsNullOrEmpty(builder.Password);
+        if (_tokens is null || ownPassword)
         {
             return NpgsqlDataSource.Create(builder.ConnectionString);
         }
@@ -152,9 +155,9 @@ public sealed class PostgresConnections : IDisposable
     private NpgsqlConnectionStringBuilder Builder(string? connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(string.IsNullOrWhiteSpace(connectionString) ? _options.ConnectionString : connectionString);
-        if (_options.SslMode.Length > 0)
+        if (_options.ParsedSslMode() is { } mode)
         {
-            builder.SslMode = Enum.Parse<SslMode>(_options.SslMode, ignoreCase: true);
+            builder.SslMode = mode;
         }
 
         if (_options.RootCertificate.Length > 0)
