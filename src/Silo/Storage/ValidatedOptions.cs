@@ -62,7 +62,8 @@ public static class ValidatedOptions
     /// <summary>
     /// The reasons a host refused its configuration, on one line: the failures of an
     /// <see cref="OptionsValidationException"/> (several, from several sections, when the start-up check found them),
-    /// or the binder's message for a value that does not convert to its key's type. Null for any other exception.
+    /// or the binder's message for a value that does not convert to its key's type, with secrets masked
+    /// (<see cref="Access.Secrets"/>). Null for any other exception.
     /// </summary>
     public static string? RefusalReasons(Exception exception)
     {
@@ -80,7 +81,9 @@ public static class ValidatedOptions
         }
     }
 
-    private static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    // A value the binder could not convert is quoted in its message: mask what looks like a secret there too.
+    private static string OneLine(string text) =>
+        Access.Secrets.Redact(string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
 
     /// <summary>Fails options whose rules list anything, with those lines as the reasons.</summary>
     private sealed class ProblemsValidator<T>(Func<T, IReadOnlyList<string>> problems) : IValidateOptions<T>
