@@ -1,6 +1,9 @@
+using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Storage;
 using HubertEcg.Storage.Access;
 using HubertEcg.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 
 namespace HubertEcg.Integration.Tests.Security;
@@ -9,7 +12,8 @@ namespace HubertEcg.Integration.Tests.Security;
 /// Entra ID token authentication for Postgres (issue 16), its refresh played by a fake token source against a server of
 /// the test's own that checks passwords (scram-sha-256): the role's password is rotated as a token would be, the data
 /// source's periodic password provider fetches the new one, new connections sign in with it while an open one goes on,
-/// a stale token is refused, and the token file that Orleans' connection string names follows the rotation.
+/// a stale token is refused, and the token file that Orleans' connection string names follows the rotation. A silo
+/// whose only way in is the token applies the migrations and joins its cluster through Orleans' ADO.NET clustering.
 /// </summary>
 public sealed class PostgresTokenTests
 {
@@ -101,6 +105,75 @@ public sealed class PostgresTokenTests
         // Disposed with the process's connections, the token file goes too.
         connections.Dispose();
         Assert.False(File.Exists(tokenFile));
+    }
+
+    [Fact]
+    public async Task ASiloSigningInWithTokensMigratesAndJoinsItsAdoNetCluster()
+    {
+        await using var server = await PrivatePostgres.StartAsync(new PrivatePostgresSetup(
+            Settings: ["password_encryption=scram-sha-256"],
+            HbaLines:
+            [
+                "local all all trust",
+                $"host all {PrivatePostgres.User} 127.0.0.1/32 trust",
+                "host all all 127.0.0.1/32 scram-sha-256",
+            ]));
+        const string silo = "entra_silo";
+        await AdminAsync(server, $"create role {silo} login createrole password 'silo-token'");
+        await AdminAsync(server, $"create database silo_db owner {silo}");
+        var fetches = 0;
+        PostgresTokenSource tokens = _ =>
+        {
+            Interlocked.Increment(ref fetches);
+            return ValueTask.FromResult("silo-token");
+        };
+        var clusterId = "entra-" + Guid.NewGuid().ToString("N")[..8];
+        var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Username = silo, Database = "silo_db", Timeout = 10 }.ConnectionString;
+        try
+        {
+            var host = await SiloHosts.StartAsync(
+                connectionString,
+                LocalServices.Blob,
+                "entra-silo",
+                new Dictionary<string, string?>
+                {
+                    ["Postgres:Credential"] = "ManagedIdentity",
+                    ["Silo:Clustering"] = "adonet",
+                    ["Silo:ClusterId"] = clusterId,
+                    ["Silo:ServiceId"] = clusterId,
+                },
+                services => services.AddSingleton(tokens));
+            string tokenFile;
+            try
+            {
+                tokenFile = host.Services.GetRequiredService<PostgresConnections>().TokenFile!;
+                Assert.Contains("silo-token", await File.ReadAllTextAsync(tokenFile), StringComparison.Ordinal);
+                var admin = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = "silo_db", Pooling = false }.ConnectionString;
+                await using var connection = new NpgsqlConnection(admin);
+                await connection.OpenAsync();
+                await using (var active = new NpgsqlCommand(
+                                 "select count(*) from orleansmembershiptable where deploymentid = @cluster and status = 3", connection))
+                {
+                    active.Parameters.AddWithValue("cluster", clusterId);
+                    Assert.Equal(1L, await active.ExecuteScalarAsync());
+                }
+
+                await using var migrated = new NpgsqlCommand("select count(*) from schema_migrations", connection);
+                Assert.Equal((long)SchemaMigrator.Migrations.Count, await migrated.ExecuteScalarAsync());
+                Assert.True(Volatile.Read(ref fetches) > 0);
+                await host.StopAsync();
+            }
+            finally
+            {
+                host.Dispose();
+            }
+
+            Assert.False(File.Exists(tokenFile), "the silo's token file outlived it");
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+        }
     }
 
     private static async Task AdminAsync(PrivatePostgres server, string sql)
