@@ -6,7 +6,10 @@ using HubertEcg.Inference.Onnx;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg bench model</c>: model throughput through <see cref="OnnxEcgScorer.Score"/>; last line <c>ecg_per_second=N</c>.</summary>
+/// <summary>
+/// <c>hubert-ecg bench model</c>: model throughput through <see cref="OnnxEcgScorer.Score"/>; last line <c>ecg_per_second=N</c>.
+/// CUDA runs take their provider settings from <c>Workers:Cuda</c> (<see cref="CudaConfiguration"/>).
+/// </summary>
 public static class BenchModelCommand
 {
     public static Command Build()
@@ -64,7 +67,7 @@ public static class BenchModelCommand
                     IntraOpThreads = parseResult.GetValue(threads),
                     MaxBatch = batchSize,
                     Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
-                    Cuda = new CudaProviderSettings { DeviceId = parseResult.GetValue(device) },
+                    Cuda = CudaConfiguration.For(Cli.Configuration(parseResult), parseResult.GetValue(device)),
                     ProfilePrefix = parseResult.GetValue(profile),
                     AllowSpinning = !parseResult.GetValue(noSpin),
                 };
@@ -97,6 +100,10 @@ public static class BenchModelCommand
         Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
         Console.WriteLine($"provider: {options.Provider}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}, concurrent callers: {callers}");
         Console.WriteLine($"warm-up run: {warm.Elapsed.TotalMilliseconds:F0} ms");
+        if (options.Provider == ExecutionProviderKind.Cuda)
+        {
+            Console.WriteLine($"cuda: {CudaSummary(options.Cuda)}");
+        }
 
         using var process = Process.GetCurrentProcess();
         var cpuStart = process.TotalProcessorTime;
@@ -150,4 +157,7 @@ public static class BenchModelCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ecg_per_second={runs * batchSize / elapsed:F2}"));
         return 0;
     }
+
+    private static string CudaSummary(CudaProviderSettings cuda) =>
+        $"device {cuda.DeviceId}, tf32 {(cuda.UseTf32 ? "on" : "off")}, cuda graph {(cuda.EnableCudaGraph ? "on" : "off")}, cudnn search {cuda.CudnnConvAlgoSearch}";
 }

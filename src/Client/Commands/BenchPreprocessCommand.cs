@@ -14,7 +14,7 @@ using HubertEcg.Inference.Preprocessing;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench preprocess [--seconds S] [--profile P] [--format wfdb16|npy] [--rate HZ] [--read-only]</c>: 10 s 12-lead records
+/// <c>hubert-ecg bench preprocess [--seconds S] [--warmup S] [--profile P] [--format wfdb16|npy] [--rate HZ] [--read-only]</c>: 10 s 12-lead records
 /// (500 Hz by default) read from in-memory bytes and preprocessed on one thread; the last line is <c>records_per_second=N</c>.
 /// With <c>--read-only</c> the loop only decodes each record to its <see cref="EcgRecord"/> (no lead mapping, no
 /// preprocessing), so that the read cost of a format shows on its own.
@@ -35,6 +35,7 @@ public static class BenchPreprocessCommand
         format.AcceptOnlyFromAmong([.. Codecs.Keys]);
         var rate = new Option<int>("--rate") { Description = "Sampling rate of the records in Hz (500: no resampling)", DefaultValueFactory = _ => 500 };
         var readOnly = new Option<bool>("--read-only") { Description = "Only decode each record to its EcgRecord: no lead mapping, no preprocessing" };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds of unmeasured work first, so that the measured loop runs the runtime's fully optimised code", DefaultValueFactory = _ => 1.0 };
 
         var command = new Command("preprocess", "Records per second through read + preprocess on one core");
         command.Options.Add(seconds);
@@ -42,12 +43,14 @@ public static class BenchPreprocessCommand
         command.Options.Add(format);
         command.Options.Add(rate);
         command.Options.Add(readOnly);
+        command.Options.Add(warmup);
         command.SetAction(parseResult => Run(
             parseResult.GetValue(seconds),
             PreprocessingProfiles.Parse(parseResult.GetValue(profile)!),
             Codecs[parseResult.GetValue(format)!],
             parseResult.GetValue(rate),
-            parseResult.GetValue(readOnly)));
+            parseResult.GetValue(readOnly),
+            parseResult.GetValue(warmup)));
         return command;
     }
 
@@ -80,8 +83,14 @@ public static class BenchPreprocessCommand
         return codecs;
     }
 
-    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate, bool readOnly)
+    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate, bool readOnly, double warmup)
     {
+        if (!(warmup >= 0) || warmup > 600)
+        {
+            Console.Error.WriteLine("error: --warmup must be between 0 and 600 seconds");
+            return 1;
+        }
+
         if (!(seconds > 0) || seconds > 3600)
         {
             Console.Error.WriteLine("error: --seconds must be between 0 and 3600");
@@ -113,8 +122,11 @@ public static class BenchPreprocessCommand
             return windows[(i * 997) % (written * EcgWindows.ModelInputLength)];
         }
 
-        // Warm-up: JIT, filter designs, pooled buffers.
-        for (var i = 0; i < 50; i++)
+        // Warm-up: JIT, filter designs, pooled buffers. By time, not by count: the runtime compiles hot methods again,
+        // optimised, only after they have run a while (tiered compilation, about 100 ms after the calls stop adding
+        // new methods), and a worker that reads millions of records runs that code, not the first quick one.
+        var warming = Stopwatch.StartNew();
+        for (var i = 0; i < 50 || warming.Elapsed.TotalSeconds < warmup; i++)
         {
             checksum += Step("warmup", i);
         }

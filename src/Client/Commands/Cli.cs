@@ -71,7 +71,7 @@ public static class Cli
     private static bool IsUserError(Exception e) =>
         e is ArgumentException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException
             or NotSupportedException or InvalidOperationException or EcgFormatException or CheckpointFormatException
-            or NpgsqlException or RequestFailedException or TimeoutException;
+            or NpgsqlException or RequestFailedException or TimeoutException or ExecutionProviderUnavailableException;
 
     /// <summary>The exception's message followed by its causes' messages (a refused connection's socket error).</summary>
     private static string Describe(Exception e)

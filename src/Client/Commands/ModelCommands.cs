@@ -4,10 +4,13 @@ using System.Globalization;
 using HubertEcg.Inference.IO;
 using HubertEcg.Inference.Model;
 using HubertEcg.Inference.Onnx;
+using HubertEcg.Storage;
+using Microsoft.Extensions.Configuration;
+using Npgsql;
 
 namespace HubertEcg.Client.Commands;
 
-/// <summary><c>hubert-ecg model</c> subcommands: export, random, info, run.</summary>
+/// <summary><c>hubert-ecg model</c> subcommands: export, random, info, run, register.</summary>
 public static class ModelCommands
 {
     public static Command Build()
@@ -17,6 +20,38 @@ public static class ModelCommands
         command.Subcommands.Add(BuildRandom());
         command.Subcommands.Add(BuildInfo());
         command.Subcommands.Add(BuildRun());
+        command.Subcommands.Add(BuildRegister());
+        return command;
+    }
+
+    /// <summary>
+    /// The registry of models kept in blob storage: Postgres from <paramref name="db"/>, the models container from
+    /// <c>Models:Container</c>, and the blob service from <c>BlobStorage</c> (built only when a file is uploaded).
+    /// </summary>
+    internal static ModelRegistry OpenRegistry(IConfiguration configuration, NpgsqlDataSource db) =>
+        new(db, configuration.BlobService, configuration.Models().Container);
+
+    private static Command BuildRegister()
+    {
+        var file = new Argument<string>("file") { Description = "ONNX model exported by hubert-ecg (`model export` or `model random`)" };
+        var name = new Option<string?>("--name") { Description = "Name to find the model by in `run submit --model NAME` (default: the name its metadata carries)" };
+        var command = new Command(
+            "register",
+            "Check a model file, upload it to the models container (Models:Container) as <model id>/<sha256>.onnx and record it in Postgres; prints its id. Registering it again changes nothing");
+        command.Arguments.Add(file);
+        command.Options.Add(name);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var configuration = Cli.Configuration(parseResult);
+            await using var db = RunCommands.OpenDatabase(configuration);
+            var registration = await OpenRegistry(configuration, db).RegisterFileAsync(parseResult.GetValue(file)!, parseResult.GetValue(name), cancellationToken);
+            var model = registration.Model;
+            Console.WriteLine(model.ModelId);
+            Console.Error.WriteLine(
+                $"model {model.Descriptor.Name}: {model.Blob!.Location} ({model.FileBytes:N0} bytes, SHA-256 {model.Blob.Sha256}); " +
+                (registration.Uploaded ? "uploaded" : "blob already there") + ", " + (registration.NewRow ? "registered" : "already registered"));
+            return 0;
+        });
         return command;
     }
 
@@ -27,7 +62,7 @@ public static class ModelCommands
         {
             return action();
         }
-        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException or ExecutionProviderUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -158,12 +193,17 @@ public static class ModelCommands
         var output = new Option<string>("--out") { Description = "Folder for embedding.npy, logits.npy, probabilities.npy, last_hidden_state.npy", Required = true };
         var hiddenStates = new Option<bool>("--hidden-states") { Description = "Also write last_hidden_state.npy (B, frames, hidden)" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)" };
+        var provider = new Option<string>("--provider") { Description = "cpu or cuda (CUDA settings from Workers:Cuda, e.g. --set Workers:Cuda:UseTf32=true)", DefaultValueFactory = _ => "cpu" };
+        provider.AcceptOnlyFromAmong("cpu", "cuda");
+        var device = new Option<int>("--device") { Description = "CUDA device ordinal" };
         var command = new Command("run", "Run a model on a batch of preprocessed windows and write its outputs as .npy");
         command.Options.Add(model);
         command.Options.Add(input);
         command.Options.Add(output);
         command.Options.Add(hiddenStates);
         command.Options.Add(threads);
+        command.Options.Add(provider);
+        command.Options.Add(device);
         command.SetAction(parseResult => Guard(() =>
         {
             var inputPath = parseResult.GetValue(input)!;
@@ -174,7 +214,13 @@ public static class ModelCommands
             }
 
             var batch = array.Shape[0];
-            using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, new ScorerOptions { IntraOpThreads = parseResult.GetValue(threads) });
+            var options = new ScorerOptions
+            {
+                IntraOpThreads = parseResult.GetValue(threads),
+                Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
+                Cuda = CudaConfiguration.For(Cli.Configuration(parseResult), parseResult.GetValue(device)),
+            };
+            using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, options);
             var watch = Stopwatch.StartNew();
             var result = scorer.Run(array.ToSingle(), batch, parseResult.GetValue(hiddenStates));
             var seconds = watch.Elapsed.TotalSeconds;
@@ -193,7 +239,7 @@ public static class ModelCommands
             }
 
             Console.WriteLine($"model {scorer.Model.Name} ({scorer.Model.ModelId}){(scorer.Model.Untrained ? " [untrained]" : string.Empty)}");
-            Console.WriteLine($"ran {batch} windows in {seconds:F2} s; outputs in {outDir}");
+            Console.WriteLine($"ran {batch} windows on {options.Provider} in {seconds:F2} s; outputs in {outDir}");
             return 0;
         }));
         return command;

@@ -13,7 +13,7 @@ public sealed record RunDefinition(
     string Prefix,
     string? Manifest,
     ModelDescriptor Model,
-    string ModelPath,
+    string ModelLocation,
     string Profile,
     Aggregation Aggregation,
     int MaxWindows,
@@ -25,13 +25,6 @@ public sealed record RunDefinition(
     /// <summary>The input as <c>container/prefix</c> or <c>container/manifest-blob</c> (a folder's as <c>file:///folder//prefix</c>).</summary>
     public string Input => FolderInput.Describe(Container, Manifest ?? Prefix);
 
-    /// <summary>Registers the model in Postgres (a model id already present is left as it is).</summary>
-    public Task RegisterModelAsync(RunStore store, CancellationToken cancellationToken) =>
-        store.RegisterModelAsync(
-            new ModelRecord(
-                Model.ModelId, Model.Name, Model.SourceHash, Model.ArchitectureJson, Model.HiddenSize, Model.LabelCodes, Model.Untrained,
-                Model.PreprocessingProfile),
-            cancellationToken);
 }
 
 /// <summary>
@@ -50,9 +43,9 @@ public sealed class RunDefinitionOptions
         Description = "Input: <container>/<blob> (or file:///folder//file), a file listing record paths relative to the container or folder, one per line (# comments); instead of --input",
     };
 
-    private readonly Option<FileInfo> _model = new("--model")
+    private readonly Option<string> _model = new("--model")
     {
-        Description = "ONNX model from `model export` or `model random`; every silo must read it at this path",
+        Description = "The model: an ONNX file from `model export` or `model random` (registered in blob storage first, as `model register` does), or a registered model's id or name",
         Required = true,
     };
 
@@ -73,11 +66,13 @@ public sealed class RunDefinitionOptions
     }
 
     /// <summary>
-    /// Reads and checks the options against <see cref="RunSettingsRules"/> and the model file (its size, structure and
-    /// declared output widths, then its sizes against the same rules), before anything is stored; throws
-    /// <see cref="ArgumentException"/>, <see cref="CheckpointFormatException"/> or <see cref="FileNotFoundException"/> naming what is wrong.
+    /// Reads and checks the options against <see cref="RunSettingsRules"/> before anything is stored, then finds the
+    /// model: a file is checked (its size, structure and declared output widths, then its sizes against the same
+    /// rules) and registered in blob storage and Postgres (<see cref="ModelRegistry"/>); an id or a name must be a
+    /// registered model's. Throws <see cref="ArgumentException"/>, <see cref="CheckpointFormatException"/> or
+    /// <see cref="FileNotFoundException"/> naming what is wrong.
     /// </summary>
-    public RunDefinition Resolve(ParseResult parseResult)
+    public async Task<RunDefinition> ResolveAsync(ParseResult parseResult, ModelRegistry models, CancellationToken cancellationToken)
     {
         var (container, prefix, manifest) = RunSubmitCommand.ResolveInput(parseResult.GetValue(_input), parseResult.GetValue(_manifest));
         if (FolderInput.IsFolder(container))
@@ -93,29 +88,30 @@ public sealed class RunDefinitionOptions
             throw new ArgumentException(RunSettingsRules.Describe("run options", problems));
         }
 
-        var modelFile = parseResult.GetValue(_model)!;
-        if (!modelFile.Exists)
-        {
-            throw new FileNotFoundException($"model file {modelFile.FullName} does not exist", modelFile.FullName);
-        }
-
-        // The file's size, first bytes and declared outputs are checked before its metadata is believed.
-        var descriptor = ModelDescriptor.FromOnnxFile(modelFile.FullName);
-        var modelProblems = RunSettingsRules.CheckModel(descriptor.HiddenSize, descriptor.LabelCount);
-        if (modelProblems.Count > 0)
-        {
-            throw new ArgumentException(RunSettingsRules.Describe($"model {modelFile.FullName}", modelProblems));
-        }
-        var profile = parseResult.GetValue(_profile) ?? descriptor.PreprocessingProfile;
-        if (!PreprocessingProfiles.TryParse(profile, out _))
-        {
-            throw new ArgumentException($"--profile '{profile}' is not one of {string.Join(", ", PreprocessingProfiles.Names)}");
-        }
-
         var aggregationText = parseResult.GetValue(_aggregation)!;
         if (aggregationText is not ("mean" or "max"))
         {
             throw new ArgumentException($"--aggregation must be mean or max, not '{aggregationText}'");
+        }
+
+        var profileOption = parseResult.GetValue(_profile);
+        if (profileOption is not null && !PreprocessingProfiles.TryParse(profileOption, out _))
+        {
+            throw new ArgumentException($"--profile '{profileOption}' is not one of {string.Join(", ", PreprocessingProfiles.Names)}");
+        }
+
+        var model = await ResolveModelAsync(parseResult.GetValue(_model)!, models, cancellationToken);
+        var descriptor = model.Descriptor;
+        var modelProblems = RunSettingsRules.CheckModel(descriptor.HiddenSize, descriptor.LabelCount);
+        if (modelProblems.Count > 0)
+        {
+            throw new ArgumentException(RunSettingsRules.Describe($"model {descriptor.ModelId}", modelProblems));
+        }
+
+        var profile = profileOption ?? descriptor.PreprocessingProfile;
+        if (!PreprocessingProfiles.TryParse(profile, out _))
+        {
+            throw new ArgumentException($"model {descriptor.ModelId}: its preprocessing profile '{profile}' is not one of {string.Join(", ", PreprocessingProfiles.Names)}");
         }
 
         var aggregation = ContractText.ParseAggregation(aggregationText);
@@ -125,7 +121,7 @@ public sealed class RunDefinitionOptions
             prefix,
             manifest,
             descriptor,
-            modelFile.FullName,
+            model.Blob!.Location,
             profile,
             aggregation,
             parseResult.GetValue(_maxWindows),
@@ -133,5 +129,29 @@ public sealed class RunDefinitionOptions
             parseResult.GetValue(_shardSize),
             parseResult.GetValue(_maxAttempts),
             parseResult.GetValue(_leaseSeconds));
+    }
+
+    /// <summary>
+    /// The model <paramref name="model"/> names: an existing file is registered (uploaded once, recorded in Postgres);
+    /// anything else must be a registered model's id or name.
+    /// </summary>
+    public static async Task<RegisteredModel> ResolveModelAsync(string model, ModelRegistry models, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            throw new ArgumentException("--model must name a model file, id or name");
+        }
+
+        if (File.Exists(model))
+        {
+            return (await models.RegisterFileAsync(model, cancellationToken: cancellationToken)).Model;
+        }
+
+        if (model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.Contains('/', StringComparison.Ordinal))
+        {
+            throw new FileNotFoundException($"model file {Path.GetFullPath(model)} does not exist", model);
+        }
+
+        return await models.FindAsync(model, cancellationToken);
     }
 }

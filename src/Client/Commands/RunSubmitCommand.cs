@@ -6,8 +6,8 @@ using HubertEcg.Storage.Folders;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg run submit</c>: registers the model and creates the run's row in Postgres (the durable record), then,
-/// when a configured gateway answers, announces the run to the cluster's run directory, which wakes its coordinator
+/// <c>hubert-ecg run submit</c>: finds the model (a file is registered in blob storage first) and creates the run's
+/// row in Postgres (the durable record), then, when a configured gateway answers, announces the run to the cluster's run directory, which wakes its coordinator
 /// at once; without one the directory finds the row on its next refresh. Prints the run id on standard output and
 /// what answered on standard error.
 /// </summary>
@@ -27,12 +27,11 @@ public static class RunSubmitCommand
         command.Options.Add(incremental);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var run = definition.Resolve(parseResult);
             var configuration = Cli.Configuration(parseResult);
             var clusterOptions = ClusterClientOptions.Load(configuration);
             await using var db = RunCommands.OpenDatabase(configuration);
+            var run = await definition.ResolveAsync(parseResult, ModelCommands.OpenRegistry(configuration, db), cancellationToken);
             var store = new RunStore(db);
-            await run.RegisterModelAsync(store, cancellationToken);
             var runId = Guid.NewGuid();
             await store.CreateRunAsync(
                 new NewRun(
@@ -41,7 +40,7 @@ public static class RunSubmitCommand
                     run.Container,
                     run.Prefix,
                     run.Model.ModelId,
-                    run.ModelPath,
+                    run.ModelLocation,
                     run.Profile,
                     run.Aggregation,
                     run.MaxWindows,

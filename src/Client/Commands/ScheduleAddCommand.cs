@@ -5,8 +5,8 @@ using HubertEcg.Storage;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg schedule add</c>: registers the model and stores a schedule; prints its id, then its next due time.
-/// Incremental unless <c>--full</c>.
+/// <c>hubert-ecg schedule add</c>: finds the model (a file is registered in blob storage first) and stores a schedule;
+/// prints its id, then its next due time. Incremental unless <c>--full</c>.
 /// </summary>
 public static class ScheduleAddCommand
 {
@@ -40,9 +40,9 @@ public static class ScheduleAddCommand
             }
 
             var calendar = CronSchedule.Parse(parseResult.GetValue(cron)!, parseResult.GetValue(timeZone)!);
-            var run = definition.Resolve(parseResult);
-            await using var db = RunCommands.OpenDatabase(parseResult);
-            await run.RegisterModelAsync(new RunStore(db), cancellationToken);
+            var configuration = Cli.Configuration(parseResult);
+            await using var db = RunCommands.OpenDatabase(configuration);
+            var run = await definition.ResolveAsync(parseResult, ModelCommands.OpenRegistry(configuration, db), cancellationToken);
             var store = new ScheduleStore(db);
             var schedule = await store.AddAsync(
                 new ScheduleRecord(
@@ -52,7 +52,7 @@ public static class ScheduleAddCommand
                     run.Prefix,
                     run.Manifest,
                     run.Model.ModelId,
-                    run.ModelPath,
+                    run.ModelLocation,
                     run.Profile,
                     run.Aggregation,
                     run.MaxWindows,

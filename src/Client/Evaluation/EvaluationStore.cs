@@ -78,6 +78,30 @@ public sealed class EvaluationStore(NpgsqlDataSource dataSource)
             await writer.CompleteAsync(cancellationToken);
         }
 
+        // Each label's bounded curve (infra/sql/0023_evaluation_curves.sql), for the dashboard's evaluation page.
+        await using (var writer = await connection.BeginBinaryImportAsync(
+            "copy evaluation_curves (evaluation_id, position, thresholds, tpr, fpr, precision) from stdin (format binary)",
+            cancellationToken))
+        {
+            foreach (var m in result.Labels)
+            {
+                if (m.Curve is not { } curve)
+                {
+                    continue;
+                }
+
+                await writer.StartRowAsync(cancellationToken);
+                await writer.WriteAsync(id, NpgsqlDbType.Uuid, cancellationToken);
+                await writer.WriteAsync(scores.LabelIndex(m.Code), NpgsqlDbType.Integer, cancellationToken);
+                foreach (var values in new[] { curve.Thresholds, curve.Tpr, curve.Fpr, curve.Precision })
+                {
+                    await writer.WriteAsync(values, NpgsqlDbType.Array | NpgsqlDbType.Real, cancellationToken);
+                }
+            }
+
+            await writer.CompleteAsync(cancellationToken);
+        }
+
         await tx.CommitAsync(cancellationToken);
         return id;
     }

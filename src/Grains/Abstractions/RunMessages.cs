@@ -1,6 +1,10 @@
 namespace HubertEcg.Grains;
 
-/// <summary>How a run scores: the model, preprocessing and window policy every shard of the run uses.</summary>
+/// <summary>
+/// How a run scores: the model, preprocessing and window policy every shard of the run uses. <see cref="ModelPath"/> is
+/// where a silo gets the model: <c>blob:&lt;container&gt;/&lt;model id&gt;/&lt;sha256&gt;.onnx</c> for a model kept in
+/// blob storage (fetched and checked by the silo's model cache), or a file path every silo reads (older runs).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("HubertEcg.RunScoringSettings")]
 public sealed record class RunScoringSettings(
     string ModelId,

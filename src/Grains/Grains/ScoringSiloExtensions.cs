@@ -11,6 +11,7 @@ using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Orleans.Configuration;
@@ -23,8 +24,8 @@ public static class ScoringSiloExtensions
 {
     /// <summary>
     /// Adds the scoring services from <paramref name="configuration"/> (sections <c>Postgres</c>, <c>BlobStorage</c>,
-    /// <c>Coordinator</c>, <c>Workers</c>, each bound once and checked when the host starts) and the scoring metrics
-    /// (<see cref="ScoringMetrics"/>; whether they are exported is the host's choice). Records are read through the
+    /// <c>Coordinator</c>, <c>Workers</c>, <c>Models</c>, each bound once and checked when the host starts), the silo's
+    /// model cache and the scoring metrics (<see cref="ScoringMetrics"/>; whether they are exported is the host's choice). Records are read through the
     /// format registry, preprocessed by the inference library and scored with ONNX Runtime; a host may register its
     /// own <see cref="IWindowPreparer"/> or <see cref="IScorerProvider"/> before this call to replace them.
     /// </summary>
@@ -57,6 +58,12 @@ public static class ScoringSiloExtensions
                 ExamIdDataset = string.IsNullOrEmpty(o.Hdf5.ExamIdDataset) ? null : o.Hdf5.ExamIdDataset,
             });
 
+        services.AddValidatedOptions<ModelOptions>(configuration, ModelOptions.SectionName, o => o.Problems());
+        services.TryAddSingleton(sp => new ModelCache(
+            sp.GetRequiredService<BlobStore>(),
+            sp.GetRequiredService<IOptions<ModelOptions>>().Value,
+            sp.GetRequiredService<ILogger<ModelCache>>(),
+            sp.GetRequiredService<ScoringMetrics>()));
         services.TryAddSingleton(sp => FormatRegistry.Create(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Formats));
         services.TryAddSingleton<IRecordDecoder, RecordDecoder>();
         services.TryAddSingleton<IWindowPreparer, PreprocessingWindowPreparer>();
@@ -75,7 +82,8 @@ public static class ScoringSiloExtensions
             sp.GetRequiredService<IRecordDecoder>(),
             sp.GetRequiredService<IWindowPreparer>(),
             sp.GetRequiredService<IScorerProvider>(),
-            sp.GetRequiredService<ScoringMetrics>()));
+            sp.GetRequiredService<ScoringMetrics>(),
+            Models: sp.GetRequiredService<ModelCache>()));
         if (startWorkers)
         {
             services.AddSingleton<ScoringWorkerHost>();

@@ -70,7 +70,8 @@ public interface IContainerPassLog
 /// <summary>
 /// Everything outside a worker that it uses, as ports; the silo wires the real adapters, tests may wire fakes.
 /// <see cref="Stages"/>, when set, receives the CPU and wall-clock time of the worker's own stages (batching and
-/// aggregation); a silo leaves it null.
+/// aggregation); a silo leaves it null. <see cref="Models"/> is the silo's model cache, which runs whose model is kept
+/// in blob storage need.
 /// </summary>
 public sealed record WorkerPorts(
     ILeasePort Leases,
@@ -82,4 +83,5 @@ public sealed record WorkerPorts(
     IWindowPreparer Preparer,
     IScorerProvider Scorers,
     ScoringMetrics Metrics,
-    StageClock? Stages = null);
+    StageClock? Stages = null,
+    ModelCache? Models = null);

@@ -36,6 +36,9 @@ public sealed class ScoringMetrics
     public const string LeasesReclaimed = "hubert_ecg.leases.reclaimed";
     public const string ShardsCompleted = "hubert_ecg.shards.completed";
     public const string ShardsFailed = "hubert_ecg.shards.failed";
+    public const string ModelDownloads = "hubert_ecg.model.downloads";
+    public const string ModelRejected = "hubert_ecg.model.rejected";
+    public const string ModelFileTag = "file";
 
     private readonly ConcurrentDictionary<string, WorkerQueues> _workers = new(StringComparer.Ordinal);
     private readonly Counter<long> _recordsScored;
@@ -47,6 +50,8 @@ public sealed class ScoringMetrics
     private readonly Counter<long> _leasesReclaimed;
     private readonly Counter<long> _shardsCompleted;
     private readonly Counter<long> _shardsFailed;
+    private readonly Counter<long> _modelDownloads;
+    private readonly Counter<long> _modelRejected;
 
     public ScoringMetrics(IMeterFactory meters)
     {
@@ -64,6 +69,9 @@ public sealed class ScoringMetrics
         _leasesReclaimed = meter.CreateCounter<long>(LeasesReclaimed, "{lease}", "Shard leases taken back without counting an attempt because their worker's silo was declared dead");
         _shardsCompleted = meter.CreateCounter<long>(ShardsCompleted, "{shard}", "Shards done");
         _shardsFailed = meter.CreateCounter<long>(ShardsFailed, "{shard}", "Shards marked failed (a permanent error, or out of attempts)");
+        _modelDownloads = meter.CreateCounter<long>(ModelDownloads, "{file}", "Model files downloaded from blob storage into the silo's model cache");
+        _modelRejected = meter.CreateCounter<long>(
+            ModelRejected, "{file}", "Model files refused because their SHA-256 is not their content address's (tag file: cached or downloaded)");
         meter.CreateObservableGauge(QueueRecords, () => Observe(q => q.Records), "{record}", "Records of the current shard waiting to be read and preprocessed");
         meter.CreateObservableGauge(QueueWindows, () => Observe(q => q.Windows), "{window}", "Preprocessed windows waiting for the model");
         meter.CreateObservableGauge(QueueRows, () => Observe(q => q.Rows), "{row}", "Score and quarantine rows waiting to be written");
@@ -104,6 +112,12 @@ public sealed class ScoringMetrics
     public void AddShardCompleted(string workerId) => _shardsCompleted.Add(1, new KeyValuePair<string, object?>(WorkerIdTag, workerId));
 
     public void AddShardFailed() => _shardsFailed.Add(1);
+
+    public void AddModelDownload(string modelId) => _modelDownloads.Add(1, new KeyValuePair<string, object?>(ModelIdTag, modelId));
+
+    /// <param name="file"><c>cached</c> or <c>downloaded</c>.</param>
+    public void AddModelRejected(string modelId, string file) =>
+        _modelRejected.Add(1, new TagList { { ModelIdTag, modelId }, { ModelFileTag, file } });
 
     private static TagList WorkerModelTags(string workerId, string modelId) => new() { { WorkerIdTag, workerId }, { ModelIdTag, modelId } };
 

@@ -28,7 +28,7 @@ public sealed partial class ScoringWorker(
     ILogger logger)
 {
     private readonly ScoringMetrics.WorkerQueues _queues = ports.Metrics.TrackWorker(workerId);
-    private readonly ScorerCache _scorers = new(ports.Scorers, device);
+    private readonly ScorerCache _scorers = new(ports.Scorers, device, ports.Models);
     private readonly OutageBackoff _backoff = OutageBackoff.Default();
 
     public string WorkerId => workerId;

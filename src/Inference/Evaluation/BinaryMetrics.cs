@@ -26,6 +26,28 @@ public sealed record LabelMetrics(
     public Interval? AurocInterval { get; init; }
 
     public Interval? AuprcInterval { get; init; }
+
+    /// <summary>The ROC and precision-recall curve, at most <see cref="BinaryMetrics.CurvePoints"/> points (null when undefined).</summary>
+    public LabelCurve? Curve { get; init; }
+}
+
+/// <summary>
+/// Points of a label's ROC and precision-recall curves, one per kept distinct probability value from the highest down:
+/// at <c>Thresholds[i]</c> a record is positive when its probability is at or above it, giving <c>Tpr[i]</c> (the
+/// recall), <c>Fpr[i]</c> and <c>Precision[i]</c>. The first point is the highest value and the last the lowest
+/// (every record positive: TPR and FPR 1).
+/// </summary>
+public sealed record LabelCurve(float[] Thresholds, float[] Tpr, float[] Fpr, float[] Precision)
+{
+    /// <summary>Equal when every point is: curves compare by value, as the metrics they travel with do.</summary>
+    public bool Equals(LabelCurve? other) =>
+        other is not null
+        && Thresholds.AsSpan().SequenceEqual(other.Thresholds)
+        && Tpr.AsSpan().SequenceEqual(other.Tpr)
+        && Fpr.AsSpan().SequenceEqual(other.Fpr)
+        && Precision.AsSpan().SequenceEqual(other.Precision);
+
+    public override int GetHashCode() => HashCode.Combine(Thresholds.Length, Thresholds.Length > 0 ? Thresholds[0] : 0f);
 }
 
 /// <summary>
@@ -233,6 +255,114 @@ public static class BinaryMetrics
         }
 
         return (positives > 0 && negatives > 0 ? twiceU / (2.0 * positives * negatives) : null, positives > 0 ? ap : null);
+    }
+
+    /// <summary>
+    /// The most points a stored curve has. A cohort of n records has up to n distinct values; the dashboard draws a
+    /// label's curves from these points (stored with the evaluation: an evaluation of a scores file has nothing else to
+    /// recompute them from), so their count is bounded whatever the cohort size.
+    /// </summary>
+    public const int CurvePoints = 256;
+
+    /// <summary>
+    /// The label's ROC and precision-recall curves from its keys sorted ascending by value, reduced to at most
+    /// <paramref name="maxPoints"/> points: a first sweep measures the curve's length (the sum of the changes of TPR,
+    /// FPR and precision from one distinct value to the next), a second keeps a point whenever the curve has moved a
+    /// 1/(maxPoints - 2) share of that length since the last kept one, plus the first and last points, so the drawn
+    /// curve is within that share of the exact one everywhere. Null without both classes. O(records), no allocation
+    /// beyond the points.
+    /// </summary>
+    public static LabelCurve? Curve(ReadOnlySpan<ulong> sorted, int maxPoints = CurvePoints)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPoints, 3);
+        long positives = 0;
+        foreach (var k in sorted)
+        {
+            positives += (long)(k & 1);
+        }
+
+        long negatives = sorted.Length - positives;
+        if (positives == 0 || negatives == 0)
+        {
+            return null;
+        }
+
+        var distinct = 0;
+        var length = 0.0;
+        Sweep(sorted, positives, negatives, (_, tpr, fpr, precision, first, previous) =>
+        {
+            distinct++;
+            if (!first)
+            {
+                length += Math.Abs(tpr - previous.Tpr) + Math.Abs(fpr - previous.Fpr) + Math.Abs(precision - previous.Precision);
+            }
+        });
+
+        var step = distinct <= maxPoints ? 0 : length / (maxPoints - 2);
+        var thresholds = new List<float>(Math.Min(distinct, maxPoints));
+        var tprs = new List<float>(thresholds.Capacity);
+        var fprs = new List<float>(thresholds.Capacity);
+        var precisions = new List<float>(thresholds.Capacity);
+        var moved = 0.0;
+        var index = 0;
+        Sweep(sorted, positives, negatives, (value, tpr, fpr, precision, first, previous) =>
+        {
+            var last = ++index == distinct;
+            if (!first)
+            {
+                moved += Math.Abs(tpr - previous.Tpr) + Math.Abs(fpr - previous.Fpr) + Math.Abs(precision - previous.Precision);
+            }
+
+            if (first || last || moved >= step)
+            {
+                thresholds.Add(value);
+                tprs.Add((float)tpr);
+                fprs.Add((float)fpr);
+                precisions.Add((float)precision);
+                moved = 0;
+            }
+        });
+
+        return new LabelCurve([.. thresholds], [.. tprs], [.. fprs], [.. precisions]);
+    }
+
+    private readonly record struct CurvePoint(double Tpr, double Fpr, double Precision);
+
+    private delegate void PointVisitor(float value, double tpr, double fpr, double precision, bool first, CurvePoint previous);
+
+    /// <summary>Visits each distinct value from the highest down with the rates of "positive at or above it".</summary>
+    private static void Sweep(ReadOnlySpan<ulong> sorted, long positives, long negatives, PointVisitor visit)
+    {
+        long tp = 0, fp = 0;
+        var previous = default(CurvePoint);
+        var first = true;
+        var end = sorted.Length;
+        while (end > 0)
+        {
+            var start = end - 1;
+            while (start > 0 && SameValue(sorted[start - 1], sorted[end - 1]))
+            {
+                start--;
+            }
+
+            for (var i = start; i < end; i++)
+            {
+                if ((sorted[i] & 1) != 0)
+                {
+                    tp++;
+                }
+                else
+                {
+                    fp++;
+                }
+            }
+
+            var point = new CurvePoint((double)tp / positives, (double)fp / negatives, (double)tp / (tp + fp));
+            visit(ValueOf(sorted[start]), point.Tpr, point.Fpr, point.Precision, first, previous);
+            previous = point;
+            first = false;
+            end = start;
+        }
     }
 
     private static double? Ratio(long numerator, long denominator) => denominator > 0 ? (double)numerator / denominator : null;

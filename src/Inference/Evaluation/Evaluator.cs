@@ -45,7 +45,7 @@ public static class Evaluator
             {
                 var label = labels.Evaluated[i];
                 var keys = FillSortedKeys(scores, labels, cohort, label, buffers.Item1, buffers.Item2);
-                var metrics = BinaryMetrics.Compute(scores.Codes[label], keys);
+                var metrics = BinaryMetrics.Compute(scores.Codes[label], keys) with { Curve = BinaryMetrics.Curve(keys) };
                 if (options.Bootstrap > 0)
                 {
                     var (auroc, auprc) = Bootstrap(keys, cohort.Size, options.Bootstrap, options.Seed);

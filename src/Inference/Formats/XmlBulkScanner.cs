@@ -285,8 +285,10 @@ internal static class XmlBulkScanner
     private static class Lex<T>
         where T : unmanaged, IBinaryInteger<T>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool Is(T unit, char c) => unit == T.CreateTruncating(c);
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsSpace(T unit) => Is(unit, ' ') || Is(unit, '\n') || Is(unit, '\r') || Is(unit, '\t');
 
         /// <summary>Whether <paramref name="text"/> holds the ASCII <paramref name="literal"/> at <paramref name="at"/>.</summary>
@@ -372,6 +374,10 @@ internal static class XmlBulkScanner
         private static readonly int Width = Unsafe.SizeOf<T>();
 
         private readonly List<XmlBulkElement> _elements = [];
+
+        // How many numbers the last taken digits element held: the leads of a record have one length, so the next
+        // element is parsed straight into an array of that size (and copied only when it holds another count).
+        private int _lastCount;
 
         // The document for the reader, built only once something is taken: segments of the file, line breaks for the taken content.
         private byte[]? _document;
@@ -562,7 +568,8 @@ internal static class XmlBulkScanner
             }
 
             var content = text[contentStart..contentEnd];
-            var element = kind == XmlBulkKind.Base64 ? Base64(content, name) : Numbers(content, name);
+            var element = kind == XmlBulkKind.Base64 ? Base64(content, name) : Numbers(content, name, _lastCount);
+            _lastCount = element.Numbers?.Length ?? _lastCount;
             _elements.Add(element);
             if (element.Taken && contentLength > 0)
             {
@@ -720,10 +727,12 @@ internal static class XmlBulkScanner
             }
         }
 
-        private static XmlBulkElement Numbers(ReadOnlySpan<T> content, string name)
+        private static XmlBulkElement Numbers(ReadOnlySpan<T> content, string name, int expected)
         {
             // Numbers are separated by whitespace: at most one per two units, and one more for an odd length.
-            var values = ArrayPool<double>.Shared.Rent((content.Length / 2) + 1);
+            var most = (content.Length / 2) + 1;
+            var pooled = !(expected > 0 && expected <= most);
+            var values = pooled ? ArrayPool<double>.Shared.Rent(most) : new double[expected];
             try
             {
                 var count = 0;
@@ -776,18 +785,37 @@ internal static class XmlBulkScanner
                         }
                     }
 
+                    if (count == values.Length)
+                    {
+                        // More than the expected count: on in a pooled array big enough for any count.
+                        var bigger = ArrayPool<double>.Shared.Rent(most);
+                        values.CopyTo(bigger, 0);
+                        if (pooled)
+                        {
+                            ArrayPool<double>.Shared.Return(values);
+                        }
+
+                        values = bigger;
+                        pooled = true;
+                    }
+
                     values[count++] = value;
                 }
 
-                return new XmlBulkElement { QualifiedName = name, Taken = true, Numbers = values.AsSpan(0, count).ToArray() };
+                var numbers = !pooled && count == values.Length ? values : values.AsSpan(0, count).ToArray();
+                return new XmlBulkElement { QualifiedName = name, Taken = true, Numbers = numbers };
             }
             finally
             {
-                ArrayPool<double>.Shared.Return(values);
+                if (pooled)
+                {
+                    ArrayPool<double>.Shared.Return(values);
+                }
             }
         }
 
         /// <summary>XML whitespace: space, tab, CR, LF.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool IsSpace(T unit)
         {
             var c = ulong.CreateTruncating(unit);

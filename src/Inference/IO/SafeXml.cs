@@ -34,6 +34,27 @@ public static class SafeXml
     /// </summary>
     public static (string LocalName, string Namespace)? RootElement(ReadOnlySpan<byte> head)
     {
+        // The format registry asks each XML dialect in turn about the same head: the last answer on this thread is
+        // kept with the bytes it was given, so that one file is parsed once, not once per dialect.
+        if (_lastHead is { } last && head.SequenceEqual(last))
+        {
+            return _lastRoot;
+        }
+
+        var root = ParseRootElement(head);
+        _lastHead = head.ToArray();
+        _lastRoot = root;
+        return root;
+    }
+
+    [ThreadStatic]
+    private static byte[]? _lastHead;
+
+    [ThreadStatic]
+    private static (string LocalName, string Namespace)? _lastRoot;
+
+    private static (string LocalName, string Namespace)? ParseRootElement(ReadOnlySpan<byte> head)
+    {
         try
         {
             using var stream = new MemoryStream(head.ToArray());

@@ -43,6 +43,10 @@ public static class HubertEcgConfiguration
     public static Azure.Storage.Blobs.BlobServiceClient BlobService(this IConfiguration configuration) =>
         Access.BlobServiceClients.Create(configuration.BlobStorage());
 
+    /// <summary>The <c>Models</c> section (the models container) for a process without a host; see <see cref="Postgres"/>.</summary>
+    public static Worker.ModelOptions Models(this IConfiguration configuration) =>
+        Checked(configuration.GetSection(Worker.ModelOptions.SectionName).Get<Worker.ModelOptions>() ?? new(), o => o.Problems());
+
     private static T Checked<T>(T options, Func<T, IReadOnlyList<string>> problems)
     {
         var found = problems(options);

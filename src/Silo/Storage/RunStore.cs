@@ -70,6 +70,11 @@ public sealed class RunStore(NpgsqlDataSource dataSource, TransientRetry? retry 
         PostgresText.Require(run.InputContainer, "input container");
         PostgresText.Require(run.InputPrefix, "input prefix");
         PostgresText.Require(run.ModelPath, "model path");
+        if (ModelLocation.Problem(run.ModelPath, run.ModelId) is { } modelProblem)
+        {
+            throw new ArgumentException(modelProblem);
+        }
+
         PostgresText.Require(run.PreprocessingProfile, "preprocessing profile");
         if (run.InputManifest is not null)
         {

@@ -109,6 +109,11 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, TransientRetry? r
         PostgresText.Require(schedule.InputContainer, "input container");
         PostgresText.Require(schedule.InputPrefix, "input prefix");
         PostgresText.Require(schedule.ModelPath, "model path");
+        if (ModelLocation.Problem(schedule.ModelPath, schedule.ModelId) is { } modelProblem)
+        {
+            throw new ArgumentException(modelProblem);
+        }
+
         if (schedule.InputManifest is not null)
         {
             PostgresText.Require(schedule.InputManifest, "manifest blob name");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.RegularExpressions;
@@ -144,6 +145,8 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
             Assert.Equal(0, await page.Locator("img").CountAsync());
             Assert.True(await page.EvaluateAsync<bool>("() => window.__pwned === undefined"));
 
+            await ReviewTheRunAsync(page, site, runId, model.Descriptor.ModelId, shots);
+
             // The Orleans Dashboard, through the same sign-in.
             var counters = page.WaitForResponseAsync(r => r.Url.Contains("/orleans/DashboardCounters", StringComparison.Ordinal) && r.Status == 200);
             await page.GotoAsync(new Uri(site, "/orleans/").ToString());
@@ -175,6 +178,148 @@ public sealed partial class DashboardBrowserTests(PostgresDatabaseFixture databa
             "configuration refused: Dashboard:Urls asks to listen on 'http://0.0.0.0:0', which other machines can reach, but Dashboard:Token is not set",
             silo.Log,
             StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The run evaluated and given an active threshold for AF, then read as a clinician would: the evaluation page's
+    /// table sorted by AUROC both ways, AF's ROC and precision-recall curves with the threshold marked, the records the
+    /// run flagged for AF, and the first of them drawn: twelve leads and the rhythm strip, each point where 25 mm/s
+    /// and 10 mm/mV put the record's own samples (read here from the blob, independently of the server).
+    /// </summary>
+    private async Task ReviewTheRunAsync(IPage page, Uri site, Guid runId, string modelId, string shots)
+    {
+        var af = await ProbabilitiesAsync(runId, "AF");
+        var random = new Random(17);
+        var codes = new[] { "AF", "NORM", "SBRAD", "STACH", "1AVB", "LVH", "IRBBB", "PAC|SVPB" };
+        var diagnoses = af.Keys.ToDictionary(r => r, _ => codes.Where(_ => random.NextDouble() < 0.5).ToArray());
+        var (evaluationId, result) = await ReviewSeed.EvaluateRunAsync(database.DataSource, runId, diagnoses);
+        var threshold = af.Values.Order().ElementAt(af.Count / 2);
+        await ReviewSeed.ActivateThresholdsAsync(database.DataSource, modelId, "browser-" + Guid.NewGuid().ToString("N")[..6], ("AF", threshold));
+
+        // The evaluations list leads to the evaluation's page.
+        await page.GotoAsync(new Uri(site, "/evaluations").ToString());
+        await page.Locator($"tr[data-evaluation-id='{evaluationId}'] a.run-name").ClickAsync();
+        await Expect(page).ToHaveURLAsync(new Uri(site, $"/evaluations/{evaluationId}").ToString());
+        var rows = page.Locator("#labels tbody tr");
+        await Expect(rows).ToHaveCountAsync(result.Labels.Count);
+
+        // Sorted by AUROC: highest first, labels without one last; again: lowest first, still last.
+        var defined = result.Labels.Where(m => m.Auroc is not null).ToList();
+        Assert.True(defined.Select(m => m.Auroc).Distinct().Count() > 2, "the seeded diagnoses should give several AUROC values");
+        var header = page.Locator("#labels thead th[data-key='auroc']");
+        await header.Locator("button").ClickAsync();
+        await Expect(header).ToHaveAttributeAsync("aria-sort", "descending");
+        await Expect(rows.First.Locator("td[data-key='auroc']")).ToHaveAttributeAsync("data-value", Invariant(defined.Max(m => m.Auroc!.Value)));
+        Assert.Equal(defined.Select(m => m.Auroc!.Value).OrderByDescending(v => v), await AurocColumnAsync(page, defined.Count));
+        await header.Locator("button").ClickAsync();
+        await Expect(header).ToHaveAttributeAsync("aria-sort", "ascending");
+        await Expect(rows.First.Locator("td[data-key='auroc']")).ToHaveAttributeAsync("data-value", Invariant(defined.Min(m => m.Auroc!.Value)));
+        Assert.Equal(defined.Select(m => m.Auroc!.Value).Order(), await AurocColumnAsync(page, defined.Count));
+
+        // AF's curves, the active threshold marked on both.
+        await page.Locator("#labels tbody tr[data-code='AF'] .label-button").ClickAsync();
+        await Expect(page.Locator("#curves-card")).ToHaveAttributeAsync("data-code", "AF");
+        await Expect(page.Locator("#roc polyline.curve")).ToBeVisibleAsync();
+        await Expect(page.Locator("#pr polyline.curve")).ToBeVisibleAsync();
+        await Expect(page.Locator("#roc circle.marker")).ToHaveCountAsync(1);
+        await Expect(page.Locator("#pr circle.marker")).ToHaveCountAsync(1);
+        await Expect(page.Locator("#operating-point")).ToContainTextAsync("Active threshold ≥");
+        var curvePoints = result.Labels.Single(m => m.Code == "AF").Curve!.Thresholds.Length;
+        Assert.Equal(curvePoints + 1, (await page.Locator("#roc polyline.curve").GetAttributeAsync("points"))!.Split(' ').Length);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(shots, "dashboard-evaluation.png"), FullPage = true });
+
+        // The records flagged for AF, highest first; the first one opens its ECG.
+        await page.GotoAsync(new Uri(site, $"/runs/{runId}/flagged?label=AF").ToString());
+        var flagged = af.Where(p => p.Value >= threshold).OrderByDescending(p => p.Value).ThenByDescending(p => p.Key, StringComparer.Ordinal).ToList();
+        var firstRow = page.Locator("#flagged tbody tr").First;
+        await Expect(firstRow).ToHaveAttributeAsync("data-record-id", flagged[0].Key);
+        await Expect(page.Locator("#flagged tbody tr")).ToHaveCountAsync(Math.Min(25, flagged.Count));
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(shots, "dashboard-flagged.png"), FullPage = true });
+        await firstRow.Locator("a.record-link").ClickAsync();
+        await Expect(page.Locator("#record-id")).ToHaveTextAsync(flagged[0].Key);
+        await Expect(page.Locator("#ecg polyline.lead")).ToHaveCountAsync(12);
+        await Expect(page.Locator("#ecg polyline.rhythm")).ToHaveCountAsync(1);
+        // Flagged for AF, so its top findings start with a flagged label (the most probable of them).
+        await Expect(page.Locator("#findings tbody tr")).ToHaveCountAsync(10);
+        await Expect(page.Locator("#findings tbody tr").First.Locator("td").Nth(4)).ToHaveTextAsync("yes");
+        await Expect(page.Locator("#provenance")).ToContainTextAsync(modelId);
+        Assert.True(await page.Locator("#changed").IsHiddenAsync());
+        Assert.True(await page.Locator("#problem").IsHiddenAsync());
+
+        // Each lead where the paper puts it: column c shows seconds 2.5c to 2.5(c+1); x = x0 + 25 mm/s, y = baseline - 10 mm/mV.
+        var samples = await NpySamplesAsync(flagged[0].Key + ".npy");
+        var names = new[] { "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6" };
+        var leads = new[] { ("II", 0), ("aVL", 1), ("V3", 2), ("V6", 3) };
+        foreach (var (lead, column) in leads)
+        {
+            var line = page.Locator($"#ecg polyline.lead[data-lead='{lead}']");
+            Assert.Equal(column * 1250, int.Parse((await line.GetAttributeAsync("data-first-sample"))!, CultureInfo.InvariantCulture));
+            await AssertTraceAsync(line, samples[Array.IndexOf(names, lead)], 1250);
+        }
+
+        await AssertTraceAsync(page.Locator("#ecg polyline.rhythm[data-lead='II']"), samples[1], 5000);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(shots, "dashboard-record.png"), FullPage = true });
+    }
+
+    /// <summary>Checks a drawn trace's point count and, at a few points, its coordinates (mm) against the samples (mV).</summary>
+    private static async Task AssertTraceAsync(ILocator line, float[] samples, int points)
+    {
+        var first = int.Parse((await line.GetAttributeAsync("data-first-sample"))!, CultureInfo.InvariantCulture);
+        var x0 = double.Parse((await line.GetAttributeAsync("data-x0"))!, CultureInfo.InvariantCulture);
+        var baseline = double.Parse((await line.GetAttributeAsync("data-baseline"))!, CultureInfo.InvariantCulture);
+        var drawn = (await line.GetAttributeAsync("points"))!.Split(' ')
+            .Select(p => p.Split(','))
+            .Select(p => (X: double.Parse(p[0], CultureInfo.InvariantCulture), Y: double.Parse(p[1], CultureInfo.InvariantCulture)))
+            .ToList();
+        Assert.Equal(points, drawn.Count);
+        foreach (var k in new[] { 0, 1, 97, points / 2, points - 1 })
+        {
+            Assert.Equal(x0 + (25.0 * k / 500), drawn[k].X, 0.002);
+            Assert.Equal(baseline - (10.0 * samples[first + k]), drawn[k].Y, 0.002);
+        }
+    }
+
+    /// <summary>The values in the AUROC column from the top, as many as are defined.</summary>
+    private static async Task<List<double>> AurocColumnAsync(IPage page, int count)
+    {
+        var values = await page.Locator("#labels tbody td[data-key='auroc']").EvaluateAllAsync<string[]>("cells => cells.map(c => c.dataset.value)");
+        Assert.All(values.Skip(count), v => Assert.Equal("", v));
+        return values.Take(count).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToList();
+    }
+
+    private static string Invariant(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>A 12 x N float32 .npy blob of the cohort, read here byte by byte: one array per lead, in mV.</summary>
+    private async Task<float[][]> NpySamplesAsync(string blobName)
+    {
+        var bytes = (await blobs.Container.GetBlobClient(blobName).DownloadContentAsync()).Value.Content.ToArray();
+        Assert.Equal(1, bytes[6]); // format version 1.0
+        var headerLength = BitConverter.ToUInt16(bytes, 8);
+        var header = System.Text.Encoding.ASCII.GetString(bytes, 10, headerLength);
+        Assert.Contains("'descr': '<f4'", header, StringComparison.Ordinal);
+        Assert.Contains("'fortran_order': False", header, StringComparison.Ordinal);
+        var start = 10 + headerLength;
+        var n = (bytes.Length - start) / 4 / 12;
+        return Enumerable.Range(0, 12)
+            .Select(lead => Enumerable.Range(0, n).Select(i => BitConverter.ToSingle(bytes, start + (((lead * n) + i) * 4))).ToArray())
+            .ToArray();
+    }
+
+    /// <summary>Each record the run scored, with its probability for the label.</summary>
+    private async Task<Dictionary<string, float>> ProbabilitiesAsync(Guid runId, string code)
+    {
+        await using var cmd = database.DataSource.CreateCommand(
+            "select s.record_id, s.probabilities[l.position + 1] from scores s join labels l on l.code = @code where s.run_id = @run");
+        cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("code", code);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var values = new Dictionary<string, float>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            values[reader.GetString(0)] = reader.GetFloat(1);
+        }
+
+        return values;
     }
 
     private async Task<List<string>> QuarantineReasonsAsync(Guid runId)

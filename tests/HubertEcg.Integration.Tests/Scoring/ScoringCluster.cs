@@ -25,7 +25,8 @@ public sealed class ScoringCluster : IAsyncDisposable
 
     /// <summary>
     /// Starts <paramref name="silos"/> silos with the real readers, preprocessing and ONNX Runtime scorer;
-    /// <paramref name="services"/> may register replacements (a <see cref="RunStore"/> with another retry policy).
+    /// <paramref name="services"/> may register replacements (a <see cref="RunStore"/> with another retry policy);
+    /// <paramref name="siloSettings"/> gives settings of one silo from its name (a folder of its own).
     /// </summary>
     public static async Task<ScoringCluster> StartAsync(
         short silos,
@@ -33,10 +34,11 @@ public sealed class ScoringCluster : IAsyncDisposable
         string blob,
         bool workers = true,
         IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null,
+        Func<string, IDictionary<string, string?>>? siloSettings = null)
     {
         var builder = new InProcessTestClusterBuilder(silos);
-        builder.ConfigureSiloHost((_, host) =>
+        builder.ConfigureSiloHost((silo, host) =>
         {
             var values = new Dictionary<string, string?>
             {
@@ -50,6 +52,11 @@ public sealed class ScoringCluster : IAsyncDisposable
                 ["Workers:WriteBatchRows"] = "64",
             };
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            {
+                values[key] = value;
+            }
+
+            foreach (var (key, value) in siloSettings?.Invoke(silo.SiloName) ?? new Dictionary<string, string?>())
             {
                 values[key] = value;
             }

@@ -43,16 +43,23 @@ internal sealed class WorkerRig : IDisposable
 
     public ILogger Logger { get; set; } = NullLogger.Instance;
 
+    /// <summary>The folder blobs are downloaded from, laid out as container/blob name.</summary>
+    public string BlobRoot => Path.Combine(_root, "blobs");
+
+    /// <summary>The silo's model cache the worker gets (for runs whose model is in blob storage); none unless set.</summary>
+    public ModelCache? Models { get; set; }
+
     public WorkerPorts Ports => new(
         Leases,
-        new LocalBlobSource(Path.Combine(_root, "blobs")),
+        new LocalBlobSource(BlobRoot),
         Sink,
         new EmptyScoreIndex(),
         new EmptyScoreIndex(),
         new TextRecordDecoder(),
         new ConstantWindowPreparer(),
         Scorer,
-        Metrics);
+        Metrics,
+        Models: Models);
 
     /// <summary>A shard of records (name and content) in container <c>c</c>, as the coordinator would lease it.</summary>
     public ShardLease Shard(int batchSize, Aggregation aggregation, params (string Name, string Content)[] records)

@@ -74,7 +74,7 @@ internal sealed class PrepareStage(
             IEcgScorer scorer;
             try
             {
-                scorer = await scorers.OpenAsync(settings.ModelPath);
+                scorer = await scorers.OpenAsync(lease);
             }
             catch (CheckpointFormatException e) when (e.InnerException is null or System.Text.Json.JsonException)
             {
@@ -87,7 +87,7 @@ internal sealed class PrepareStage(
 
             if (!string.Equals(scorer.Model.ModelId, settings.ModelId, StringComparison.Ordinal))
             {
-                work.Fail($"model file {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
+                work.Fail($"model {settings.ModelPath} has model id {scorer.Model.ModelId}; the run expects {settings.ModelId}", permanent: true);
                 return;
             }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using System.Xml;
 using HubertEcg.Inference.Ecg;
@@ -342,19 +343,11 @@ internal sealed class AecgDocument
             if (originToMv == scaleToMv)
             {
                 // (origin + scale x digit) in the shared unit, then mV: the same arithmetic as DICOM's raw x sensitivity + baseline.
-                for (var t = 0; t < values.Length; t++)
-                {
-                    values[t] = (originValue + (scaleValue * values[t])) * scaleToMv;
-                }
+                Affine(values, originValue, scaleValue, scaleToMv);
             }
             else
             {
-                var origin = originValue * originToMv;
-                var scale = scaleValue * scaleToMv;
-                for (var t = 0; t < values.Length; t++)
-                {
-                    values[t] = origin + (scale * values[t]);
-                }
+                Affine(values, originValue * originToMv, scaleValue * scaleToMv, 1.0);
             }
 
             names.Add(LeadCodes.FromCode(code) ?? Short(code));
@@ -383,6 +376,32 @@ internal sealed class AecgDocument
             Warnings = warnings,
             Description = new RecordDescription(Device: device.Length == 0 ? null : device, Filters: rhythm.FilterText()),
         };
+    }
+
+    /// <summary>
+    /// values[t] = (origin + scale x values[t]) x unit, each operation rounded on its own (no fused multiply-add, and
+    /// a product by 1.0 left out as it is exact), several samples a step where the hardware allows.
+    /// </summary>
+    private static void Affine(Span<double> values, double origin, double scale, double unit)
+    {
+        var t = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var o = new Vector<double>(origin);
+            var s = new Vector<double>(scale);
+            var u = new Vector<double>(unit);
+            for (; t + Vector<double>.Count <= values.Length; t += Vector<double>.Count)
+            {
+                var x = o + (s * new Vector<double>(values[t..]));
+                (unit == 1.0 ? x : x * u).CopyTo(values[t..]);
+            }
+        }
+
+        for (; t < values.Length; t++)
+        {
+            var x = origin + (scale * values[t]);
+            values[t] = unit == 1.0 ? x : x * unit;
+        }
     }
 
     /// <summary>

@@ -280,60 +280,10 @@ public sealed class MuseFormat : IRecordFormat
 
 /// <summary>
 /// The CRC-32 of MUSE's <c>LeadDataCRC32</c> (IEEE 802.3: reflected polynomial 0xEDB88320, initial and final XOR all
-/// ones), eight bytes a step with eight tables (slicing-by-8) so that checking a record costs little next to reading it.
+/// ones, as zlib computes it), through System.IO.Hashing, which folds many bytes a step with carry-less multiplication
+/// where the processor has it, so that checking a record costs little next to reading it.
 /// </summary>
 public static class Crc32
 {
-    private static readonly uint[][] Tables = BuildTables();
-
-    public static uint Compute(ReadOnlySpan<byte> data)
-    {
-        uint[] t0 = Tables[0], t1 = Tables[1], t2 = Tables[2], t3 = Tables[3], t4 = Tables[4], t5 = Tables[5], t6 = Tables[6], t7 = Tables[7];
-        var crc = 0xFFFFFFFFu;
-        var i = 0;
-        for (; i + 8 <= data.Length; i += 8)
-        {
-            var low = BinaryPrimitives.ReadUInt32LittleEndian(data[i..]) ^ crc;
-            var high = BinaryPrimitives.ReadUInt32LittleEndian(data[(i + 4)..]);
-            crc = t7[low & 0xFF] ^ t6[(low >> 8) & 0xFF] ^ t5[(low >> 16) & 0xFF] ^ t4[low >> 24]
-                ^ t3[high & 0xFF] ^ t2[(high >> 8) & 0xFF] ^ t1[(high >> 16) & 0xFF] ^ t0[high >> 24];
-        }
-
-        for (; i < data.Length; i++)
-        {
-            crc = t0[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
-        }
-
-        return ~crc;
-    }
-
-    private static uint[][] BuildTables()
-    {
-        var tables = new uint[8][];
-        for (var k = 0; k < 8; k++)
-        {
-            tables[k] = new uint[256];
-        }
-
-        for (var n = 0u; n < 256; n++)
-        {
-            var c = n;
-            for (var k = 0; k < 8; k++)
-            {
-                c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            }
-
-            tables[0][n] = c;
-        }
-
-        for (var n = 0; n < 256; n++)
-        {
-            for (var k = 1; k < 8; k++)
-            {
-                tables[k][n] = tables[0][tables[k - 1][n] & 0xFF] ^ (tables[k - 1][n] >> 8);
-            }
-        }
-
-        return tables;
-    }
+    public static uint Compute(ReadOnlySpan<byte> data) => System.IO.Hashing.Crc32.HashToUInt32(data);
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Xml.Linq;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.IO;
@@ -142,13 +143,8 @@ public sealed class PhilipsFormat : IRecordFormat
         var leads = new double[stored.Length][];
         for (var lead = 0; lead < stored.Length; lead++)
         {
-            var source = stored[lead].AsSpan(0, kept);
             var values = new double[kept];
-            for (var t = 0; t < source.Length; t++)
-            {
-                values[t] = source[t] * scale;
-            }
-
+            ScaleSamples(stored[lead].AsSpan(0, kept), values, scale);
             leads[lead] = values;
         }
 
@@ -165,6 +161,32 @@ public sealed class PhilipsFormat : IRecordFormat
                 Device(acquisition),
                 Filters(root, signal, waveforms)),
         };
+    }
+
+    /// <summary>values[t] = samples[t] x scale (one rounding each), several samples a step where the hardware allows.</summary>
+    private static void ScaleSamples(ReadOnlySpan<short> samples, Span<double> values, double scale)
+    {
+        var t = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var factor = new Vector<double>(scale);
+            var step = Vector<double>.Count;
+            for (; t + Vector<short>.Count <= samples.Length; t += Vector<short>.Count)
+            {
+                Vector.Widen(new Vector<short>(samples[t..]), out var low, out var high);
+                Vector.Widen(low, out var a, out var b);
+                Vector.Widen(high, out var c, out var d);
+                (Vector.ConvertToDouble(a) * factor).CopyTo(values[t..]);
+                (Vector.ConvertToDouble(b) * factor).CopyTo(values[(t + step)..]);
+                (Vector.ConvertToDouble(c) * factor).CopyTo(values[(t + (2 * step))..]);
+                (Vector.ConvertToDouble(d) * factor).CopyTo(values[(t + (3 * step))..]);
+            }
+        }
+
+        for (; t < samples.Length; t++)
+        {
+            values[t] = samples[t] * scale;
+        }
     }
 
     /// <summary>

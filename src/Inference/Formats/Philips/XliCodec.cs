@@ -126,18 +126,21 @@ public static class XliCodec
         short x = Code(bytes, n, 0), y = Code(bytes, n, 1);
         samples[0] = x;
         samples[1] = y;
-        int last = first;
-        for (var i = 2; i < samples.Length; i++)
+        if (n == 2)
         {
-            if (i > 2)
-            {
-                last = (short)((high[i - 1] << 8) | low[i - 1]) - Bias;
-            }
+            return samples;
+        }
 
-            var z = (short)((2 * y) - x - last);
-            samples[i] = z;
-            x = y;
-            y = z;
+        // 2 y - x - r is y + (y - x) - r: the step d = y - x goes down by each residual and the sample up by the step,
+        // two running sums whose low 16 bits are the reference's samples (the int sums may wrap; only the low bits are kept).
+        var step = y - x - first;
+        int value = y + step;
+        samples[2] = (short)value;
+        for (var i = 3; i < samples.Length; i++)
+        {
+            step -= ((high[i - 1] << 8) | low[i - 1]) - Bias;
+            value += step;
+            samples[i] = (short)value;
         }
 
         return samples;

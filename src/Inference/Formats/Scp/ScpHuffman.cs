@@ -301,49 +301,104 @@ public sealed class ScpHuffmanTables
     }
 
     /// <summary>
+    /// Decodes two leads of the same length at once with the default table (<see cref="IsDefault"/> must hold): the
+    /// same values as <see cref="Decode"/> on each, but the two bit streams are independent, so the processor works on
+    /// both while each code waits for the one before it.
+    /// </summary>
+    public void DecodeDefaultPair(
+        ReadOnlySpan<byte> first, Span<int> firstValues, string firstWhat,
+        ReadOnlySpan<byte> second, Span<int> secondValues, string secondWhat,
+        string recordId)
+    {
+        if (!IsDefault || firstValues.Length != secondValues.Length)
+        {
+            throw new InvalidOperationException("two leads of one length in the default table are decoded together");
+        }
+
+        long bitA = 0, bitB = 0;
+        long bitsA = first.Length * 8L, bitsB = second.Length * 8L;
+        for (var i = 0; i < firstValues.Length; i++)
+        {
+            firstValues[i] = DefaultCode(Peek(first, bitA), out var lengthA);
+            secondValues[i] = DefaultCode(Peek(second, bitB), out var lengthB);
+            bitA += lengthA;
+            bitB += lengthB;
+            if (bitA > bitsA)
+            {
+                throw Short(recordId, firstWhat, i, firstValues.Length);
+            }
+
+            if (bitB > bitsB)
+            {
+                throw Short(recordId, secondWhat, i, secondValues.Length);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The value and length of the default-table code at the top of <paramref name="window"/> (at least 26 valid bits):
+    /// the run of leading ones tells the code. 0 is a single zero bit; n ones (n 1 to 8), a zero, then the sign bit
+    /// (1: negative); nine ones and a zero, then an 8-bit two's complement value; ten ones, then a 16-bit one.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int DefaultCode(ulong window, out int length)
+    {
+        var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
+        if (ones <= 8)
+        {
+            // Without branches between the short codes (their order is the signal's, which no predictor guesses):
+            // for n = 0 the length is 1 and the value 0 whatever the sign bit.
+            length = ones + 2 - ((ones - 1) >>> 31);
+            var negative = (int)((window >> (62 - ones)) & 1);
+            return (ones ^ -negative) + negative;
+        }
+
+        if (ones == 9)
+        {
+            length = 18;
+            return (sbyte)(byte)(window >> (64 - 18));
+        }
+
+        length = 26;
+        return (short)(ushort)(window >> (64 - 26));
+    }
+
+    /// <summary>
     /// The default table decoded directly (the same codes as <see cref="DefaultCodes"/>, without lookups): the next
     /// 57 or more bits are loaded at once and the run of leading ones tells the code.
     /// </summary>
     private static void DecodeDefault(ReadOnlySpan<byte> data, Span<int> values, string recordId, string what)
     {
+        // Codes are at most 26 bits and a window holds at least 57: each window serves codes until fewer than 26 of
+        // its bits are left unread (at least two codes, often six or more).
+        const int Longest = 26;
+        const int Valid = 57;
         long bit = 0;
         var bits = data.Length * 8L;
-        for (var i = 0; i < values.Length; i++)
+        var i = 0;
+        while (i < values.Length)
         {
             var window = Peek(data, bit);
-            var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
-            int length;
-            if (ones <= 8)
+            var used = 0;
+            do
             {
-                // 0 as a single zero bit; n ones, a zero, then the sign bit (1: negative). Without branches between
-                // them (their order is the signal's, which no predictor guesses): for n = 0 the length is 1 and
-                // the value 0 whatever the sign bit.
-                length = ones + 2 - ((ones - 1) >>> 31);
-                var negative = (int)((window >> (62 - ones)) & 1);
-                values[i] = (ones ^ -negative) + negative;
-            }
-            else if (ones == 9)
-            {
-                // Nine ones and a zero, then an 8-bit two's complement value.
-                length = 18;
-                values[i] = (sbyte)(byte)(window >> (64 - 18));
-            }
-            else
-            {
-                // Ten ones, then a 16-bit two's complement value.
-                length = 26;
-                values[i] = (short)(ushort)(window >> (64 - 26));
-            }
+                values[i] = DefaultCode(window << used, out var length);
+                used += length;
+                if (bit + used > bits)
+                {
+                    throw Short(recordId, what, i, values.Length);
+                }
 
-            bit += length;
-            if (bit > bits)
-            {
-                throw Short(recordId, what, i, values.Length);
+                i++;
             }
+            while (used <= Valid - Longest && i < values.Length);
+
+            bit += used;
         }
     }
 
     /// <summary>The bits from <paramref name="bit"/> on, most significant first (at least 57 of them; zeros past the end).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static ulong Peek(ReadOnlySpan<byte> data, long bit)
     {
         var index = (int)(bit >> 3);

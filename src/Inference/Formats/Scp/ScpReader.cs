@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using HubertEcg.Inference.Ecg;
 
@@ -127,10 +128,7 @@ public static class ScpReader
             }
             else
             {
-                for (var t = 0; t < samples; t++)
-                {
-                    mv[t] = ((long)full[t] * avm) * 1e-6;
-                }
+                ToMillivolts(full.AsSpan(0, samples), avm, mv);
             }
 
             physical[l] = mv;
@@ -347,6 +345,21 @@ public static class ScpReader
             var bytes = data.Slice(position, counts[l]);
             position += counts[l];
             var lead = new int[samples];
+            if (huffman is { IsDefault: true } && l + 1 < leads.Length)
+            {
+                // Two leads at a time: their codes decode side by side.
+                var next = new int[samples];
+                huffman.DecodeDefaultPair(
+                    bytes, lead, $"{section} lead {l + 1}",
+                    data.Slice(position, counts[l + 1]), next, $"{section} lead {l + 2}",
+                    recordId);
+                position += counts[l + 1];
+                values[l] = lead;
+                values[l + 1] = next;
+                l++;
+                continue;
+            }
+
             if (huffman is null)
             {
                 for (var t = 0; t < samples; t++)
@@ -370,6 +383,32 @@ public static class ScpReader
     /// are 16-bit: the sums wrap as 16-bit integers, as ECG Toolkit's decoder computes them, so that a writer whose
     /// differences wrapped reads back exactly.
     /// </summary>
+    /// <summary>
+    /// mv[t] = (raw[t] x avm nV) x 1e-6: the product in whole nanovolts, then one rounding; several samples a step
+    /// where the product is exact in a double (|raw| &lt; 2^31 and |avm| &lt; 2^21), else one at a time in integers.
+    /// </summary>
+    private static void ToMillivolts(ReadOnlySpan<int> raw, int avm, Span<double> mv)
+    {
+        var t = 0;
+        if (Vector.IsHardwareAccelerated && Math.Abs((long)avm) < (1L << 21))
+        {
+            var factor = new Vector<double>(avm);
+            var nano = new Vector<double>(1e-6);
+            var step = Vector<double>.Count;
+            for (; t + Vector<int>.Count <= raw.Length; t += Vector<int>.Count)
+            {
+                Vector.Widen(new Vector<int>(raw[t..]), out var low, out var high);
+                (Vector.ConvertToDouble(low) * factor * nano).CopyTo(mv[t..]);
+                (Vector.ConvertToDouble(high) * factor * nano).CopyTo(mv[(t + step)..]);
+            }
+        }
+
+        for (; t < raw.Length; t++)
+        {
+            mv[t] = ((long)raw[t] * avm) * 1e-6;
+        }
+    }
+
     internal static void Undifference(int[] values, int encoding)
     {
         unchecked
@@ -381,11 +420,17 @@ public static class ScpReader
                     values[t] = (short)(values[t] + values[t - 1]);
                 }
             }
-            else if (encoding == 2)
+            else if (encoding == 2 && values.Length > 2)
             {
+                // v + 2 a - b is a + (a - b) + v: a running step and a running value, whose low 16 bits are those of
+                // the 16-bit sums taken one at a time (the int sums may wrap; only the low bits are kept).
+                var step = values[1] - values[0];
+                var value = values[1];
                 for (var t = 2; t < values.Length; t++)
                 {
-                    values[t] = (short)(values[t] + (2 * values[t - 1]) - values[t - 2]);
+                    step += values[t];
+                    value += step;
+                    values[t] = (short)value;
                 }
             }
         }

@@ -33,6 +33,7 @@ public static class DashboardApi
             ForRunAsync(id, queries, runId => queries.QuarantineAsync(runId, ct), ct));
         api.MapGet("/runs/{id}/prevalence", (string id, DashboardQueries queries, CancellationToken ct) =>
             ForRunAsync(id, queries, runId => queries.PrevalenceAsync(runId, ct), ct));
+        api.MapDashboardReviewApi();
     }
 
     /// <summary>A JSON error body with the given status.</summary>

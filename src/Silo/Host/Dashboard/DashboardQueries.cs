@@ -9,7 +9,7 @@ namespace HubertEcg.Silo.Dashboard;
 /// (documented in <c>docs/queries.md</c>), returned as rows of column name to value for the JSON API. Owns its data
 /// source.
 /// </summary>
-public sealed class DashboardQueries(NpgsqlDataSource dataSource) : IAsyncDisposable
+public sealed partial class DashboardQueries(NpgsqlDataSource dataSource) : IAsyncDisposable
 {
     private const string ProgressColumns =
         "run_id, name, state, model_id, cancel_requested, planning_complete, created_at, started_at, finished_at, updated_at, " +

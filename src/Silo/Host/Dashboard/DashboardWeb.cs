@@ -1,3 +1,4 @@
+using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
 using HubertEcg.Storage.Access;
 using Microsoft.AspNetCore.Builder;
@@ -14,7 +15,8 @@ using Microsoft.Extensions.Options;
 namespace HubertEcg.Silo.Dashboard;
 
 /// <summary>
-/// The web dashboard on Kestrel: the pages (<c>/</c>, <c>/runs/{id}</c>), their scripts and style
+/// The web dashboard on Kestrel: the pages (<c>/</c>, <c>/runs/{id}</c>, the review pages <c>/runs/{id}/flagged</c> and
+/// <c>/runs/{id}/record</c>, <c>/evaluations</c> and <c>/evaluations/{id}</c>), their scripts and style
 /// (<c>/assets/...</c>), the login form (<c>/login</c>), the JSON API (<c>/api/...</c>, see <see cref="DashboardApi"/>)
 /// and the Orleans Dashboard under <see cref="OrleansPath"/>, all behind <see cref="DashboardAccess"/>.
 /// </summary>
@@ -91,6 +93,12 @@ public static partial class DashboardWeb
             var connectionString = string.IsNullOrWhiteSpace(dashboard.ConnectionString) ? null : dashboard.ConnectionString;
             return new DashboardQueries(DashboardQueries.CreateDataSource(sp.GetRequiredService<PostgresConnections>(), connectionString));
         });
+
+        // The record page reads ECGs through the silo's own input store and format registry (the workers'); a host
+        // without them (no scoring services) answers the page with the reason instead.
+        builder.Services.AddSingleton(sp => new DashboardRecords(
+            sp.GetService<IInputStore>(),
+            sp.GetService<FormatRegistry>() ?? FormatRegistry.Create()));
         return builder;
     }
 
@@ -102,6 +110,16 @@ public static partial class DashboardWeb
         app.MapGet("/", () => Page("index.html"));
         app.MapGet("/runs/{id}", (string id) => DashboardApi.TryParseRunId(id, out _, out var error)
             ? Page("run.html")
+            : Results.Text(error, statusCode: StatusCodes.Status404NotFound));
+        app.MapGet("/evaluations", () => Page("evaluations.html"));
+        app.MapGet("/evaluations/{id}", (string id) => Guid.TryParse(id, out _)
+            ? Page("evaluation.html")
+            : Results.Text($"'{id}' is not an evaluation id", statusCode: StatusCodes.Status404NotFound));
+        app.MapGet("/runs/{id}/flagged", (string id) => DashboardApi.TryParseRunId(id, out _, out var error)
+            ? Page("flagged.html")
+            : Results.Text(error, statusCode: StatusCodes.Status404NotFound));
+        app.MapGet("/runs/{id}/record", (string id) => DashboardApi.TryParseRunId(id, out _, out var error)
+            ? Page("record.html")
             : Results.Text(error, statusCode: StatusCodes.Status404NotFound));
         app.MapGet("/assets/{name}", (string name) => DashboardAssets.Find(name) is { } asset
             ? Results.Bytes(asset.Content, asset.ContentType)

@@ -289,6 +289,36 @@ public sealed class ScpTests
     }
 
     [Fact]
+    public void CrcIsCrcCcittComputedBitByBit()
+    {
+        // CRC-16/CCITT-FALSE's check value, then lengths around every block size against the bit-at-a-time definition.
+        Assert.Equal(0x29B1, ScpCrc.Compute("123456789"u8));
+        Assert.Equal(0xFFFF, ScpCrc.Compute([]));
+        var random = new Random(1064);
+        foreach (var length in new[] { 1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 1000, 4097, 60001 })
+        {
+            var data = new byte[length];
+            random.NextBytes(data);
+            Assert.Equal(BitByBit(data), ScpCrc.Compute(data));
+        }
+
+        static ushort BitByBit(ReadOnlySpan<byte> data)
+        {
+            var crc = 0xFFFF;
+            foreach (var b in data)
+            {
+                crc ^= b << 8;
+                for (var k = 0; k < 8; k++)
+                {
+                    crc = (crc & 0x8000) != 0 ? ((crc << 1) ^ 0x1021) & 0xFFFF : (crc << 1) & 0xFFFF;
+                }
+            }
+
+            return (ushort)crc;
+        }
+    }
+
+    [Fact]
     public void RecordCrcMismatchIsRejected()
     {
         var bytes = ScpWriter.Write(SyntheticEcg.Generate("x", 1, 500, 10));

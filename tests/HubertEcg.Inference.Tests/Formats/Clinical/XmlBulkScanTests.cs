@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Xml;
 using HubertEcg.Inference.Ecg;
@@ -113,6 +114,69 @@ public sealed class XmlBulkScanTests
         Assert.True(element.Taken);
         Assert.Equal([1, -2, 3, 100, 0, 2.5, 123456789012345678901d], element.Numbers!);
         Assert.False(double.IsNegative(element.Numbers![4]));
+    }
+
+    [Fact]
+    public void DigitsElementsOfOtherLengthsThanTheOneBeforeParseWhole()
+    {
+        // Each element is parsed into an array of the previous element's count: the same, more and fewer numbers.
+        int[] counts = [300, 300, 305, 297, 1, 40];
+        var xml = new StringBuilder("<a>");
+        foreach (var count in counts)
+        {
+            xml.Append("<digits>").AppendJoin(' ', Enumerable.Range(0, count).Select(i => (i * 7) - count)).Append("</digits>");
+        }
+
+        using var scan = Scan(xml.Append("</a>").ToString(), XmlBulkKind.Numbers);
+        var elements = Elements(scan).ToList();
+        Assert.Equal(counts.Length, elements.Count);
+        for (var e = 0; e < counts.Length; e++)
+        {
+            Assert.True(elements[e].Taken);
+            Assert.Equal(Enumerable.Range(0, counts[e]).Select(i => (double)((i * 7) - counts[e])), elements[e].Numbers!);
+        }
+    }
+
+    [Fact]
+    public void NumbersOfEveryLengthParseAsDoubleParsesThem()
+    {
+        // Integers of 1 to 20 digits, signed or not, with leading zeros, and decimals, separated by every XML blank:
+        // the eight-digits-at-once path meets tokens of each length, at every position of a block, and near the end.
+        var random = new Random(20261206);
+        var tokens = new List<string>();
+        for (var i = 0; i < 4000; i++)
+        {
+            var digits = random.Next(1, 21);
+            var token = new StringBuilder();
+            token.Append(random.Next(4) switch { 0 => "-", 1 => "+", _ => string.Empty });
+            for (var d = 0; d < digits; d++)
+            {
+                token.Append((char)('0' + random.Next(10)));
+            }
+
+            if (random.Next(10) == 0)
+            {
+                token.Append('.').Append(random.Next(1000));
+            }
+
+            tokens.Add(token.ToString());
+        }
+
+        var blanks = new[] { " ", "  ", "\n", "\r\n", "\t", " \n " };
+        var text = new StringBuilder();
+        foreach (var token in tokens)
+        {
+            text.Append(token).Append(blanks[random.Next(blanks.Length)]);
+        }
+
+        // The last token ends the content with no blank after it.
+        text.Append('7');
+        tokens.Add("7");
+        using var scan = Scan($"<a><digits>{text}</digits></a>", XmlBulkKind.Numbers);
+        var element = Assert.Single(Elements(scan));
+        Assert.True(element.Taken);
+        var expected = tokens.Select(t => double.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(expected, element.Numbers!);
     }
 
     [Theory]

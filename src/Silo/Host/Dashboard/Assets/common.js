@@ -136,5 +136,25 @@ const Dash = (() => {
     tick();
   }
 
-  return { el, svg, getJson, fillTable, count, percent, rate, duration, eta, time, dateTime, badge, progressBar, poll };
+  /** Calls load once (a page that does not change by itself); shows when it was read, or why it could not be. */
+  async function once(load) {
+    const updated = document.getElementById('updated');
+    const error = document.getElementById('error');
+    try {
+      await load();
+      error.hidden = true;
+      updated.textContent = `Read ${new Date().toLocaleTimeString('en-GB')}`;
+    } catch (e) {
+      error.textContent = `Could not load: ${e.message}`;
+      error.hidden = false;
+      updated.textContent = '';
+    }
+  }
+
+  /** A number with a fixed count of decimals, or "—" when there is none (an undefined metric). */
+  function fixed(value, digits) {
+    return value === null || value === undefined ? '—' : Number(value).toFixed(digits);
+  }
+
+  return { el, svg, getJson, fillTable, count, percent, rate, duration, eta, time, dateTime, badge, progressBar, poll, once, fixed };
 })();

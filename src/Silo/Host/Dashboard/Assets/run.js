@@ -146,7 +146,10 @@
       const fill = el('div', { class: 'fill' });
       fill.style.width = `${100 * value}%`;
       return el('tr', null,
-        el('td', { class: 'mono', text: p.code }),
+        el('td', null, el('a', {
+          class: 'mono', title: 'review the records flagged for this label',
+          href: `/runs/${encodeURIComponent(runId)}/flagged?${new URLSearchParams({ label: p.code })}`, text: p.code,
+        })),
         el('td', { text: p.name }),
         el('td', { class: 'num', text: `${Number(p.threshold).toFixed(2)}${p.threshold_is_default ? '' : ' *'}` }),
         el('td', { class: 'num', text: `${Dash.count(p.records_positive)} / ${Dash.count(p.records_scored)}` }),
