@@ -16,24 +16,33 @@ public sealed class PrivateAzurite : IAsyncDisposable
     private const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     private readonly string _executable;
+    private readonly (string Certificate, string Key)? _tls;
     private Process? _process;
 
-    private PrivateAzurite(string executable, string root, int port)
+    private PrivateAzurite(string executable, string root, int port, (string Certificate, string Key)? tls)
     {
         _executable = executable;
         Root = root;
         Port = port;
+        _tls = tls;
     }
+
+    /// <summary>The account's blob endpoint: <c>https://</c> when started with a certificate, else <c>http://</c>.</summary>
+    public string BlobEndpoint => $"{(_tls is null ? "http" : "https")}://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/devstoreaccount1";
 
     public string Root { get; }
 
     public int Port { get; }
 
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
-        $"BlobEndpoint=http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}/devstoreaccount1;";
+        $"DefaultEndpointsProtocol={(_tls is null ? "http" : "https")};AccountName=devstoreaccount1;AccountKey={AccountKey};BlobEndpoint={BlobEndpoint};";
 
-    public static async Task<PrivateAzurite> StartAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Starts an emulator on a free port. With <paramref name="tls"/> (PEM certificate and key files) it serves HTTPS
+    /// and accepts OAuth bearer tokens (<c>--oauth basic</c>: it checks a token's format, issuer, audience and
+    /// lifetime, not its signature).
+    /// </summary>
+    public static async Task<PrivateAzurite> StartAsync((string Certificate, string Key)? tls = null, CancellationToken cancellationToken = default)
     {
         var executable = Path.Combine(RepoPaths.Root, "infra", "local", "node_modules", ".bin", "azurite-blob");
         if (!File.Exists(executable))
@@ -43,7 +52,7 @@ public sealed class PrivateAzurite : IAsyncDisposable
 
         var root = Path.Combine(Path.GetTempPath(), "hubert-azurite-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(root);
-        var azurite = new PrivateAzurite(executable, root, FreePort());
+        var azurite = new PrivateAzurite(executable, root, FreePort(), tls);
         try
         {
             await azurite.StartServerAsync(cancellationToken);
@@ -65,11 +74,12 @@ public sealed class PrivateAzurite : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        string[] https = _tls is { } tls ? ["--cert", tls.Certificate, "--key", tls.Key, "--oauth", "basic"] : [];
         foreach (var argument in new[]
                  {
                      "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(CultureInfo.InvariantCulture),
                      "--location", Path.Combine(Root, "data"), "--skipApiVersionCheck", "--loose", "--silent",
-                 })
+                 }.Concat(https))
         {
             start.ArgumentList.Add(argument);
         }

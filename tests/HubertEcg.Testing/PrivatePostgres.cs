@@ -21,14 +21,19 @@ public sealed class PrivatePostgres : IAsyncDisposable
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(90);
 
     private readonly string _bin;
+    private readonly PrivatePostgresSetup _setup;
     private bool _disposed;
 
-    private PrivatePostgres(string bin, string root, int port)
+    private PrivatePostgres(string bin, string root, int port, PrivatePostgresSetup setup)
     {
         _bin = bin;
         Root = root;
         Port = port;
+        _setup = setup;
     }
+
+    /// <summary>Where the files of <see cref="PrivatePostgresSetup.Files"/> are copied (owned by the server's user, mode 0600).</summary>
+    public string ConfDirectory => Path.Combine(Root, "conf");
 
     /// <summary>The temporary folder holding the data folder, the socket folder and the server log.</summary>
     public string Root { get; }
@@ -50,15 +55,34 @@ public sealed class PrivatePostgres : IAsyncDisposable
         Database = Database,
     }.ConnectionString;
 
-    /// <summary>Creates, starts and opens a new cluster; on any failure what was made is removed again.</summary>
-    public static async Task<PrivatePostgres> StartAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Creates, starts and opens a new cluster, with <paramref name="setup"/>'s files, settings, listen addresses and
+    /// client authentication when given; on any failure what was made is removed again.
+    /// </summary>
+    public static async Task<PrivatePostgres> StartAsync(PrivatePostgresSetup? setup = null, CancellationToken cancellationToken = default)
     {
         var bin = FindBinaries();
         var root = Path.Combine(Path.GetTempPath(), "hubert-pg-" + Guid.NewGuid().ToString("N")[..12]);
-        var server = new PrivatePostgres(bin, root, FreePort());
+        var server = new PrivatePostgres(bin, root, FreePort(), setup ?? new PrivatePostgresSetup());
         try
         {
             Directory.CreateDirectory(server.SocketDirectory);
+            Directory.CreateDirectory(server.ConfDirectory);
+            foreach (var (name, source) in server._setup.Files ?? new Dictionary<string, string>())
+            {
+                var target = Path.Combine(server.ConfDirectory, name);
+                File.Copy(source, target);
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+            }
+
+            if (server._setup.HbaLines is { } hba)
+            {
+                await File.WriteAllLinesAsync(Path.Combine(server.ConfDirectory, "pg_hba.conf"), hba, cancellationToken);
+            }
+
             if (IsRoot)
             {
                 await RunAsync("chown", ["-R", "postgres:", root], cancellationToken);
@@ -90,16 +114,24 @@ public sealed class PrivatePostgres : IAsyncDisposable
         PgAsync("pg_ctl", ["-D", DataDirectory, "-m", mode, "-w", "-t", "60", "stop"], cancellationToken);
 
     /// <summary>Starts the stopped server again on the same port and waits until it accepts connections.</summary>
-    public Task StartServerAsync(CancellationToken cancellationToken = default) =>
-        PgAsync(
+    public Task StartServerAsync(CancellationToken cancellationToken = default)
+    {
+        var extra = string.Concat((_setup.Settings ?? []).Select(s => " -c " + s.Replace("{conf}", ConfDirectory, StringComparison.Ordinal)));
+        if (_setup.HbaLines is not null)
+        {
+            extra += $" -c hba_file={Path.Combine(ConfDirectory, "pg_hba.conf")}";
+        }
+
+        return PgAsync(
             "pg_ctl",
             [
                 "-D", DataDirectory, "-l", LogFile, "-w", "-t", "60",
-                "-o", $"-c listen_addresses=127.0.0.1 -p {Port.ToString(CultureInfo.InvariantCulture)} -k {SocketDirectory} " +
-                      "-c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-o", $"-c listen_addresses={_setup.ListenAddresses} -p {Port.ToString(CultureInfo.InvariantCulture)} -k {SocketDirectory} " +
+                      "-c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" + extra,
                 "start",
             ],
             cancellationToken);
+    }
 
     /// <summary>The last lines of the server log, for failure messages.</summary>
     public string LogTail(int lines = 40)
@@ -227,3 +259,15 @@ public sealed class PrivatePostgres : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>
+/// What a <see cref="PrivatePostgres"/> starts with beyond the defaults: <see cref="Files"/> (file name in the
+/// server's conf folder to the file copied there, e.g. a TLS certificate and key), extra server
+/// <see cref="Settings"/> (<c>name=value</c>; <c>{conf}</c> stands for the conf folder), the listen addresses
+/// (comma-separated) and, when given, the lines of its <c>pg_hba.conf</c> (the default trusts everyone).
+/// </summary>
+public sealed record PrivatePostgresSetup(
+    IReadOnlyDictionary<string, string>? Files = null,
+    IReadOnlyList<string>? Settings = null,
+    string ListenAddresses = "127.0.0.1",
+    IReadOnlyList<string>? HbaLines = null);

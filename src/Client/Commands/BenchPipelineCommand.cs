@@ -152,8 +152,8 @@ public static class BenchPipelineCommand
 
     private static async Task<int> RunAsync(IConfiguration configuration, Settings settings, ModelDescriptor descriptor, CancellationToken cancellationToken)
     {
-        var server = configuration.Postgres().ConnectionString;
-        var blobs = new BlobStore(configuration.BlobStorage().ConnectionString);
+        var server = configuration.PostgresConnections();
+        var blobs = new BlobStore(configuration.BlobService());
         var options = configuration.GetSection(WorkerOptions.SectionName).Get<WorkerOptions>() ?? new WorkerOptions();
         options.PreprocessThreads = settings.Threads;
         options.Writers = settings.Writers;
@@ -165,7 +165,7 @@ public static class BenchPipelineCommand
 
         var formats = FormatRegistry.Create(options.Formats);
         var scratch = "bench_pipeline_" + Guid.NewGuid().ToString("N");
-        await using (var admin = NpgsqlDataSource.Create(server))
+        await using (var admin = server.CreateDataSource())
         {
             await using var create = admin.CreateCommand($"create database \"{scratch}\"");
             await create.ExecuteNonQueryAsync(cancellationToken);
@@ -174,8 +174,11 @@ public static class BenchPipelineCommand
         BlobContainerClient? uploaded = null;
         try
         {
-            var connection = new NpgsqlConnectionStringBuilder(server) { Database = scratch, MaxPoolSize = settings.Writers + 8 }.ConnectionString;
-            await using var db = NpgsqlDataSource.Create(connection);
+            await using var db = server.CreateDataSource(b =>
+            {
+                b.Database = scratch;
+                b.MaxPoolSize = settings.Writers + 8;
+            });
             await SchemaMigrator.ApplyAsync(db, cancellationToken);
 
             // The input: a cohort uploaded now, or what is already under --input.
@@ -287,7 +290,7 @@ public static class BenchPipelineCommand
             if (!settings.KeepDatabase)
             {
                 NpgsqlConnection.ClearAllPools();
-                await using var admin = NpgsqlDataSource.Create(server);
+                await using var admin = server.CreateDataSource();
                 await using var drop = admin.CreateCommand($"drop database if exists \"{scratch}\" with (force)");
                 await drop.ExecuteNonQueryAsync(CancellationToken.None);
             }

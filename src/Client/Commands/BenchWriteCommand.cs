@@ -41,9 +41,9 @@ public static class BenchWriteCommand
                 return 1;
             }
 
-            var server = Cli.Configuration(parseResult).Postgres().ConnectionString;
+            var server = Cli.Configuration(parseResult).PostgresConnections();
             var scratch = "bench_write_" + Guid.NewGuid().ToString("N");
-            await using (var admin = NpgsqlDataSource.Create(server))
+            await using (var admin = server.CreateDataSource())
             {
                 await using var create = admin.CreateCommand($"create database \"{scratch}\"");
                 await create.ExecuteNonQueryAsync(cancellationToken);
@@ -51,8 +51,11 @@ public static class BenchWriteCommand
 
             try
             {
-                var connection = new NpgsqlConnectionStringBuilder(server) { Database = scratch, MaxPoolSize = concurrency + 4 }.ConnectionString;
-                await using var db = NpgsqlDataSource.Create(connection);
+                await using var db = server.CreateDataSource(b =>
+                {
+                    b.Database = scratch;
+                    b.MaxPoolSize = concurrency + 4;
+                });
                 await SchemaMigrator.ApplyAsync(db, cancellationToken);
                 var store = new RunStore(db);
                 var modelId = new string('b', 64);
@@ -104,7 +107,7 @@ public static class BenchWriteCommand
             finally
             {
                 NpgsqlConnection.ClearAllPools();
-                await using var admin = NpgsqlDataSource.Create(server);
+                await using var admin = server.CreateDataSource();
                 await using var drop = admin.CreateCommand($"drop database if exists \"{scratch}\" with (force)");
                 await drop.ExecuteNonQueryAsync(CancellationToken.None);
             }

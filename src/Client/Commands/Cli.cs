@@ -3,6 +3,7 @@ using Azure;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Model;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 
@@ -42,6 +43,7 @@ public static class Cli
     /// Parses and runs one command line. An error the user can act on (a bad argument, a missing file, a refused
     /// value, an unreachable Postgres or blob store) ends the command with exit code 1 and one line on standard error,
     /// <c>error: ...</c>, with the causes' messages; anything else is a bug and is printed whole, stack trace included.
+    /// Either way secrets (passwords, account keys, SAS signatures, tokens) are masked (<see cref="Secrets"/>).
     /// </summary>
     public static async Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
     {
@@ -56,12 +58,12 @@ public static class Cli
         }
         catch (Exception e) when (IsUserError(e))
         {
-            await Console.Error.WriteLineAsync($"error: {Describe(e)}");
+            await Console.Error.WriteLineAsync($"error: {Secrets.Redact(Describe(e))}");
             return 1;
         }
         catch (Exception e)
         {
-            await Console.Error.WriteLineAsync($"error: unexpected failure, please report it: {e}");
+            await Console.Error.WriteLineAsync($"error: unexpected failure, please report it: {Secrets.Redact(e.ToString())}");
             return 1;
         }
     }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using Azure;
 using Azure.Storage.Blobs;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
@@ -8,6 +9,7 @@ using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Hdf5;
 using HubertEcg.Inference.Formats.Wfdb;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using HubertEcg.Storage.Folders;
 
 namespace HubertEcg.Client.Commands;
@@ -63,10 +65,19 @@ public static class CohortCommands
                 return 1;
             }
 
-            var blobs = Cli.Configuration(parseResult).BlobStorage();
-            var container = new BlobContainerClient(blobs.ConnectionString, containerName);
-            await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            var summary = await UploadAsync(container, prefix, total, length, parseResult.GetValue(seed), cancellationToken);
+            var service = Cli.Configuration(parseResult).BlobService();
+            var container = service.GetBlobContainerClient(containerName);
+            CohortSummary summary;
+            try
+            {
+                await BlobServiceClients.EnsureContainerAsync(container, cancellationToken);
+                summary = await UploadAsync(container, prefix, total, length, parseResult.GetValue(seed), cancellationToken);
+            }
+            catch (RequestFailedException e) when (e.Status == 403)
+            {
+                throw BlobAccessDeniedException.From(e, service, containerName, BlobAction.Write);
+            }
+
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
                 $"uploaded to {containerName}/{prefix}: {summary.Wfdb500} WFDB 500 Hz, {summary.Wfdb100} WFDB 100 Hz, {summary.ChallengeMat} Challenge .mat, {summary.Hdf5Exams} HDF5 exams, " +

@@ -4,6 +4,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using HubertEcg.Storage.Folders;
 
 namespace HubertEcg.Client.Commands;
@@ -54,10 +55,19 @@ public static class InputCommands
             }
 
             var (containerName, prefix) = RunSubmitCommand.SplitInput(destination);
-            var blobs = Cli.Configuration(parseResult).BlobStorage();
-            var container = new BlobContainerClient(blobs.ConnectionString, containerName);
-            await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            var summary = await UploadAsync(source.FullName, container, prefix, workers, cancellationToken);
+            var service = Cli.Configuration(parseResult).BlobService();
+            var container = service.GetBlobContainerClient(containerName);
+            UploadSummary summary;
+            try
+            {
+                await BlobServiceClients.EnsureContainerAsync(container, cancellationToken);
+                summary = await UploadAsync(source.FullName, container, prefix, workers, cancellationToken);
+            }
+            catch (RequestFailedException e) when (e.Status == 403)
+            {
+                throw BlobAccessDeniedException.From(e, service, containerName, BlobAction.Write);
+            }
+
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
                 $"uploaded {summary.Uploaded} files ({summary.Bytes} bytes) to {containerName}/{prefix}; {summary.Unchanged} unchanged; {summary.NotRead} not read (not regular files, or links out of the folder)"));

@@ -29,7 +29,7 @@ public static class ModelCommands
     /// <c>Models:Container</c>, and the blob service from <c>BlobStorage</c> (built only when a file is uploaded).
     /// </summary>
     internal static ModelRegistry OpenRegistry(IConfiguration configuration, NpgsqlDataSource db) =>
-        new(db, () => new BlobStore(configuration.BlobStorage().ConnectionString).Service, configuration.Models().Container);
+        new(db, configuration.BlobService, configuration.Models().Container);
 
     private static Command BuildRegister()
     {

@@ -43,7 +43,7 @@ public static class RunCommands
     internal static NpgsqlDataSource OpenDatabase(ParseResult parseResult) => OpenDatabase(Cli.Configuration(parseResult));
 
     internal static NpgsqlDataSource OpenDatabase(IConfiguration configuration) =>
-        NpgsqlDataSource.Create(configuration.Postgres().ConnectionString);
+        configuration.PostgresConnections().CreateDataSource();
 
     /// <summary>Says on standard error what answers the command (standard output stays the command's result).</summary>
     /// <summary>

@@ -1,8 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
-using Azure.Storage.Blobs;
+using Azure;
 using Npgsql;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 
 namespace HubertEcg.Client.Commands;
 
@@ -14,17 +15,26 @@ public static class SmokeJob
 {
     public static async Task<SmokeResult> RunAsync(PostgresOptions postgres, BlobStorageOptions blobs, CancellationToken cancellationToken = default)
     {
-        await using var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString);
+        await using var dataSource = new PostgresConnections(postgres).CreateDataSource();
         var applied = postgres.ApplyMigrations
             ? await SchemaMigrator.ApplyAsync(dataSource, cancellationToken)
             : [];
 
-        var container = new BlobContainerClient(blobs.ConnectionString, "smoke");
-        await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        var service = BlobServiceClients.Create(blobs);
+        var container = service.GetBlobContainerClient("smoke");
+        await BlobServiceClients.EnsureContainerAsync(container, cancellationToken);
         var name = $"smoke-{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.txt";
         var payload = Encoding.UTF8.GetBytes($"hubert-ecg smoke check {name}");
         var blob = container.GetBlobClient(name);
-        await blob.UploadAsync(new BinaryData(payload), cancellationToken);
+        try
+        {
+            await blob.UploadAsync(new BinaryData(payload), cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            throw BlobAccessDeniedException.From(e, service, container.Name, BlobAction.Write, name);
+        }
+
         var downloaded = await blob.DownloadContentAsync(cancellationToken);
         var back = downloaded.Value.Content.ToArray();
         if (!back.AsSpan().SequenceEqual(payload))

@@ -1,9 +1,11 @@
+using Azure.Core;
 using Azure.Storage.Blobs;
 using HubertEcg.Grains.Coordination;
 using HubertEcg.Grains.Scheduling;
 using HubertEcg.Grains.Workers;
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using HubertEcg.Storage.Folders;
 using HubertEcg.Worker;
 using Microsoft.Extensions.Configuration;
@@ -29,10 +31,13 @@ public static class ScoringSiloExtensions
     /// </summary>
     public static IServiceCollection AddHubertEcgScoring(this IServiceCollection services, IConfiguration configuration, bool startWorkers = true)
     {
-        services.AddPostgresOptions(configuration);
+        services.AddPostgresConnections(configuration);
         services.AddBlobStorageOptions(configuration);
-        services.TryAddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString));
-        services.TryAddSingleton(sp => new BlobServiceClient(sp.GetRequiredService<IOptions<BlobStorageOptions>>().Value.ConnectionString));
+        // Credentials (a connection string, a SAS, an Entra ID identity) and TLS come from the options alone; a host (a
+        // test) may register a PostgresTokenSource, BlobClientOptions or TokenCredential first to replace parts of them.
+        services.TryAddSingleton(sp => sp.GetRequiredService<PostgresConnections>().CreateDataSource());
+        services.TryAddSingleton(sp => BlobServiceClients.Create(
+            sp.GetRequiredService<IOptions<BlobStorageOptions>>().Value, sp.GetService<BlobClientOptions>(), sp.GetService<TokenCredential>()));
         services.TryAddSingleton<BlobStore>();
         services.TryAddSingleton<FolderStore>();
         services.TryAddSingleton<IInputStore, InputStores>();

@@ -1,6 +1,7 @@
 using System.Net;
 using HubertEcg.Grains;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -94,10 +95,10 @@ public static class HubertEcgSilo
             });
             if (adoNet)
             {
-                silo.UseAdoNetClustering(options => options.Configure<IOptions<PostgresOptions>>((o, postgres) =>
+                silo.UseAdoNetClustering(options => options.Configure<PostgresConnections>((o, postgres) =>
                 {
                     o.Invariant = "Npgsql";
-                    o.ConnectionString = postgres.Value.ConnectionString;
+                    o.ConnectionString = postgres.ConnectionString();
                 }));
             }
             else
@@ -112,10 +113,10 @@ public static class HubertEcgSilo
             silo.AddDashboard(o => o.HideTrace = true);
             // Schedules fire from reminders, which must outlive silo restarts: they live in Postgres in both modes
             // (Orleans' minimum reminder period follows Scheduling:TickInterval, see AddHubertEcgScheduling).
-            silo.UseAdoNetReminderService(options => options.Configure<IOptions<PostgresOptions>>((o, postgres) =>
+            silo.UseAdoNetReminderService(options => options.Configure<PostgresConnections>((o, postgres) =>
             {
                 o.Invariant = "Npgsql";
-                o.ConnectionString = postgres.Value.ConnectionString;
+                o.ConnectionString = postgres.ConnectionString();
             }));
         });
 

@@ -1,4 +1,4 @@
-using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -17,7 +17,7 @@ namespace HubertEcg.Silo;
 /// </summary>
 public sealed partial class LocalhostClusteringLock(
     IOptions<SiloOptions> silo,
-    IOptions<PostgresOptions> postgres,
+    PostgresConnections postgres,
     IHostApplicationLifetime lifetime,
     ILogger<LocalhostClusteringLock> logger) : IHostedLifecycleService, IAsyncDisposable
 {
@@ -79,7 +79,13 @@ public sealed partial class LocalhostClusteringLock(
     private async Task<bool> TryAcquireAsync(CancellationToken cancellationToken)
     {
         await CloseAsync();
-        var builder = new NpgsqlConnectionStringBuilder(postgres.Value.ConnectionString)
+        if (postgres.UsesTokens)
+        {
+            // The lock's connection reads its password (an Entra ID token) from the token file.
+            await postgres.FetchTokenAsync(cancellationToken);
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder(postgres.ConnectionString())
         {
             Pooling = false,
             ApplicationName = "hubert-ecg-localhost-lock",

@@ -1,4 +1,5 @@
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -9,13 +10,19 @@ namespace HubertEcg.Silo;
 /// <summary>
 /// Applies the pending schema migrations (<see cref="SchemaMigrator"/>) when <c>Postgres:ApplyMigrations</c> is true,
 /// in the host's starting phase: before any hosted service starts, Orleans (whose ADO.NET clustering and reminder
-/// tables the migrations create) included. A failed migration stops the start.
+/// tables the migrations create) included. A failed migration stops the start. With Entra ID tokens it also fetches
+/// the first one before Orleans starts, whose ADO.NET clustering and reminders read it from the token file.
 /// </summary>
 public sealed partial class SchemaMigrationService(
-    IOptions<PostgresOptions> postgres, NpgsqlDataSource dataSource, ILogger<SchemaMigrationService> logger) : IHostedLifecycleService
+    IOptions<PostgresOptions> postgres, PostgresConnections connections, NpgsqlDataSource dataSource, ILogger<SchemaMigrationService> logger) : IHostedLifecycleService
 {
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
+        if (connections.UsesTokens)
+        {
+            await connections.FetchTokenAsync(cancellationToken);
+        }
+
         if (!postgres.Value.ApplyMigrations)
         {
             return;

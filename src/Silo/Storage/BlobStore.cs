@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using HubertEcg.Storage.Access;
 using HubertEcg.Worker;
 
 namespace HubertEcg.Storage;
@@ -19,7 +20,8 @@ public sealed record BlobChunk(byte[] Data, long TotalLength, string ETag);
 
 /// <summary>
 /// Blob adapter for run inputs: resumable listing (page by page with continuation tokens) and streaming
-/// downloads to local files, so a worker's memory does not grow with a shard's size.
+/// downloads to local files, so a worker's memory does not grow with a shard's size. A refusal (HTTP 403) is a
+/// <see cref="BlobAccessDeniedException"/> naming the permission the step lacks.
 /// </summary>
 public sealed class BlobStore(BlobServiceClient service) : IInputStore
 {
@@ -52,6 +54,10 @@ public sealed class BlobStore(BlobServiceClient service) : IInputStore
         catch (RequestFailedException e) when (e.Status == 404)
         {
             throw new BlobNotFoundException(container, "", e);
+        }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            throw BlobAccessDeniedException.From(e, service, container, BlobAction.List);
         }
         catch (Exception e) when (IsUnavailable(e, cancellationToken))
         {
@@ -93,6 +99,10 @@ public sealed class BlobStore(BlobServiceClient service) : IInputStore
         {
             throw new BlobNotFoundException(container, blobName, e);
         }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            throw BlobAccessDeniedException.From(e, service, container, BlobAction.Read, blobName);
+        }
         catch (RequestFailedException e) when (e.Status == 412)
         {
             throw new BlobChangedException(container, blobName, ifMatch ?? "(first read)", e);
@@ -132,6 +142,10 @@ public sealed class BlobStore(BlobServiceClient service) : IInputStore
         catch (RequestFailedException e) when (e.Status == 404)
         {
             throw new BlobNotFoundException(container, blobName, e);
+        }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            throw BlobAccessDeniedException.From(e, service, container, BlobAction.Read, blobName);
         }
         catch (Exception e) when (IsUnavailable(e, cancellationToken))
         {

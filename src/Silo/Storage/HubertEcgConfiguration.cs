@@ -36,6 +36,13 @@ public static class HubertEcgConfiguration
     public static BlobStorageOptions BlobStorage(this IConfiguration configuration) =>
         Checked(configuration.GetSection(BlobStorageOptions.SectionName).Get<BlobStorageOptions>() ?? new(), o => o.Problems());
 
+    /// <summary>The Postgres connections of a process without a host (data sources only: no token file).</summary>
+    public static Access.PostgresConnections PostgresConnections(this IConfiguration configuration) => new(configuration.Postgres());
+
+    /// <summary>The blob service client the <c>BlobStorage</c> section describes, for a process without a host.</summary>
+    public static Azure.Storage.Blobs.BlobServiceClient BlobService(this IConfiguration configuration) =>
+        Access.BlobServiceClients.Create(configuration.BlobStorage());
+
     /// <summary>The <c>Models</c> section (the models container) for a process without a host; see <see cref="Postgres"/>.</summary>
     public static Worker.ModelOptions Models(this IConfiguration configuration) =>
         Checked(configuration.GetSection(Worker.ModelOptions.SectionName).Get<Worker.ModelOptions>() ?? new(), o => o.Problems());

@@ -4,6 +4,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using HubertEcg.Grains;
 using HubertEcg.Inference.Model;
+using HubertEcg.Storage.Access;
 using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
@@ -143,8 +144,22 @@ public sealed class ModelRegistry(NpgsqlDataSource dataSource, Func<BlobServiceC
 
     private async Task<bool> UploadAsync(string path, ModelBlob blob, long bytes, CancellationToken cancellationToken)
     {
-        var containerClient = blobs().GetBlobContainerClient(blob.Container);
-        await containerClient.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        var service = blobs();
+        try
+        {
+            return await UploadAsync(service, path, blob, bytes, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            // A submitter needs Write on the models container (Storage Blob Data Contributor, or a SAS with w and c).
+            throw BlobAccessDeniedException.From(e, service, blob.Container, BlobAction.Write, blob.BlobName);
+        }
+    }
+
+    private static async Task<bool> UploadAsync(BlobServiceClient service, string path, ModelBlob blob, long bytes, CancellationToken cancellationToken)
+    {
+        var containerClient = service.GetBlobContainerClient(blob.Container);
+        await BlobServiceClients.EnsureContainerAsync(containerClient, cancellationToken);
         var client = containerClient.GetBlobClient(blob.BlobName);
         var metadata = new Dictionary<string, string> { ["sha256"] = blob.Sha256, ["model_id"] = blob.ModelId };
         try

@@ -39,6 +39,19 @@ public static class ValidatedOptions
         return services;
     }
 
+    /// <summary>
+    /// Binds <c>Postgres</c> once and registers the process's <see cref="Access.PostgresConnections"/> built from it (TLS,
+    /// Entra ID tokens); a <see cref="Access.PostgresTokenSource"/> registered before replaces the credential's tokens.
+    /// </summary>
+    public static IServiceCollection AddPostgresConnections(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddPostgresOptions(configuration);
+        // A host's tokens are also kept in a token file of its own, for Orleans' ADO.NET providers (a connection string).
+        services.TryAddSingleton(sp => new Access.PostgresConnections(
+            sp.GetRequiredService<IOptions<PostgresOptions>>().Value, sp.GetService<Access.PostgresTokenSource>(), Access.PostgresConnections.NewTokenFile()));
+        return services;
+    }
+
     /// <summary>Binds <c>BlobStorage</c> (<see cref="BlobStorageOptions"/>) once, checked at start.</summary>
     public static IServiceCollection AddBlobStorageOptions(this IServiceCollection services, IConfiguration configuration)
     {
@@ -49,7 +62,8 @@ public static class ValidatedOptions
     /// <summary>
     /// The reasons a host refused its configuration, on one line: the failures of an
     /// <see cref="OptionsValidationException"/> (several, from several sections, when the start-up check found them),
-    /// or the binder's message for a value that does not convert to its key's type. Null for any other exception.
+    /// or the binder's message for a value that does not convert to its key's type, with secrets masked
+    /// (<see cref="Access.Secrets"/>). Null for any other exception.
     /// </summary>
     public static string? RefusalReasons(Exception exception)
     {
@@ -67,7 +81,9 @@ public static class ValidatedOptions
         }
     }
 
-    private static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    // A value the binder could not convert is quoted in its message: mask what looks like a secret there too.
+    private static string OneLine(string text) =>
+        Access.Secrets.Redact(string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
 
     /// <summary>Fails options whose rules list anything, with those lines as the reasons.</summary>
     private sealed class ProblemsValidator<T>(Func<T, IReadOnlyList<string>> problems) : IValidateOptions<T>

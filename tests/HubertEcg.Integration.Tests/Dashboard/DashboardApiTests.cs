@@ -5,6 +5,7 @@ using HubertEcg.Grains;
 using HubertEcg.Integration.Tests.Scoring;
 using HubertEcg.Silo.Dashboard;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using HubertEcg.Testing;
 using HubertEcg.Worker;
 using Npgsql;
@@ -208,7 +209,7 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
             }
 
             // Even with the writer's own credentials, the dashboard's sessions refuse to write.
-            await using var dashboard = DashboardQueries.CreateDataSource(database.ConnectionString);
+            await using var dashboard = DashboardQueries.CreateDataSource(new PostgresConnections(new PostgresOptions { ConnectionString = database.ConnectionString }));
             await using var write = dashboard.CreateCommand("update runs set name = 'changed' where run_id = @run");
             write.Parameters.AddWithValue("run", runId);
             var e = await Assert.ThrowsAsync<PostgresException>(() => write.ExecuteNonQueryAsync());

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -14,7 +15,8 @@ namespace HubertEcg.Integration.Tests.Scoring;
 /// </summary>
 public static class SiloHosts
 {
-    public static async Task<IHost> StartAsync(string postgres, string blob, string name, IReadOnlyDictionary<string, string?> settings)
+    public static async Task<IHost> StartAsync(
+        string postgres, string blob, string name, IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -37,6 +39,7 @@ public static class SiloHosts
         }
 
         builder.Configuration.AddInMemoryCollection(values);
+        services?.Invoke(builder.Services); // registered first, so it replaces the silo's defaults
         builder.AddHubertEcgSilo();
         var host = builder.Build();
         try

@@ -1,3 +1,4 @@
+using HubertEcg.Storage.Access;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -17,13 +18,19 @@ public sealed partial class DashboardQueries(NpgsqlDataSource dataSource) : IAsy
 
     /// <summary>
     /// A data source whose sessions cannot write (<c>default_transaction_read_only</c>) and give up on a query after
-    /// 10 s, named <c>hubert-ecg-dashboard</c> in <c>pg_stat_activity</c>.
+    /// 10 s, named <c>hubert-ecg-dashboard</c> in <c>pg_stat_activity</c>, on <paramref name="connectionString"/> (default
+    /// <c>Postgres:ConnectionString</c>) with the TLS settings and credential of <paramref name="connections"/>.
     /// </summary>
-    public static NpgsqlDataSource CreateDataSource(string connectionString)
+    public static NpgsqlDataSource CreateDataSource(PostgresConnections connections, string? connectionString = null)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "hubert-ecg-dashboard" };
-        builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000".Trim();
-        return NpgsqlDataSource.Create(builder.ConnectionString);
+        ArgumentNullException.ThrowIfNull(connections);
+        return connections.CreateDataSource(
+            builder =>
+            {
+                builder.ApplicationName = "hubert-ecg-dashboard";
+                builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000".Trim();
+            },
+            connectionString);
     }
 
     public Task<IReadOnlyList<Row>> RunsAsync(int limit, CancellationToken cancellationToken) =>

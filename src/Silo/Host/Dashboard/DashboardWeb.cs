@@ -1,5 +1,6 @@
 using HubertEcg.Inference.Formats;
 using HubertEcg.Storage;
+using HubertEcg.Storage.Access;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -46,7 +47,7 @@ public static partial class DashboardWeb
     {
         ArgumentNullException.ThrowIfNull(builder);
         var configuration = builder.Configuration;
-        builder.Services.AddPostgresOptions(configuration);
+        builder.Services.AddPostgresConnections(configuration);
         builder.Services.AddValidatedOptions<DashboardOptions>(configuration, DashboardOptions.SectionName, o => o.Problems())
             ?.Validate(
                 o => !o.Enabled || !configuration.GetSection(KestrelEndpoints).GetChildren().Any(),
@@ -89,10 +90,8 @@ public static partial class DashboardWeb
         builder.Services.AddSingleton(sp =>
         {
             var dashboard = sp.GetRequiredService<IOptions<DashboardOptions>>().Value;
-            var connectionString = string.IsNullOrWhiteSpace(dashboard.ConnectionString)
-                ? sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ConnectionString
-                : dashboard.ConnectionString;
-            return new DashboardQueries(DashboardQueries.CreateDataSource(connectionString));
+            var connectionString = string.IsNullOrWhiteSpace(dashboard.ConnectionString) ? null : dashboard.ConnectionString;
+            return new DashboardQueries(DashboardQueries.CreateDataSource(sp.GetRequiredService<PostgresConnections>(), connectionString));
         });
 
         // The record page reads ECGs through the silo's own input store and format registry (the workers'); a host
