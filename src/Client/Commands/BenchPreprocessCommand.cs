@@ -31,8 +31,11 @@ public static class BenchPreprocessCommand
         var seconds = new Option<double>("--seconds") { Description = "How long to measure", DefaultValueFactory = _ => 5.0 };
         var profile = new Option<string>("--profile") { Description = "Preprocessing profile", DefaultValueFactory = _ => PreprocessingProfiles.HubertEcg2024Name };
         profile.AcceptOnlyFromAmong([.. PreprocessingProfiles.Names]);
-        var format = new Option<string>("--format") { Description = "Record encoding read in the loop", DefaultValueFactory = _ => "wfdb16" };
-        format.AcceptOnlyFromAmong([.. Codecs.Keys]);
+        var format = new Option<string>("--format")
+        {
+            Description = $"Record encoding read in the loop ({string.Join(", ", Codecs.Keys.Order(StringComparer.Ordinal))}); several, comma-separated, are read in turn, a few records each, and each is reported with its share of the first",
+            DefaultValueFactory = _ => "wfdb16",
+        };
         var rate = new Option<int>("--rate") { Description = "Sampling rate of the records in Hz (500: no resampling)", DefaultValueFactory = _ => 500 };
         var readOnly = new Option<bool>("--read-only") { Description = "Only decode each record to its EcgRecord: no lead mapping, no preprocessing" };
         var warmup = new Option<double>("--warmup") { Description = "Seconds of unmeasured work first, so that the measured loop runs the runtime's fully optimised code", DefaultValueFactory = _ => 1.0 };
@@ -44,14 +47,96 @@ public static class BenchPreprocessCommand
         command.Options.Add(rate);
         command.Options.Add(readOnly);
         command.Options.Add(warmup);
-        command.SetAction(parseResult => Run(
-            parseResult.GetValue(seconds),
-            PreprocessingProfiles.Parse(parseResult.GetValue(profile)!),
-            Codecs[parseResult.GetValue(format)!],
-            parseResult.GetValue(rate),
-            parseResult.GetValue(readOnly),
-            parseResult.GetValue(warmup)));
+        command.SetAction(parseResult =>
+        {
+            var names = parseResult.GetValue(format)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (names.Length == 0 || names.FirstOrDefault(n => !Codecs.ContainsKey(n)) is { } unknown || names.Distinct(StringComparer.OrdinalIgnoreCase).Count() != names.Length)
+            {
+                Console.Error.WriteLine($"error: --format takes one or more distinct formats of {string.Join(", ", Codecs.Keys.Order(StringComparer.Ordinal))}");
+                return 1;
+            }
+
+            var profileValue = PreprocessingProfiles.Parse(parseResult.GetValue(profile)!);
+            return names.Length == 1
+                ? Run(parseResult.GetValue(seconds), profileValue, Codecs[names[0]], parseResult.GetValue(rate), parseResult.GetValue(readOnly), parseResult.GetValue(warmup))
+                : RunSideBySide(parseResult.GetValue(seconds), profileValue, names, parseResult.GetValue(rate), parseResult.GetValue(readOnly), parseResult.GetValue(warmup));
+        });
         return command;
+    }
+
+    /// <summary>
+    /// Several formats in one loop, a few records of each in turn (a batch of <see cref="BatchRecords"/>, a few
+    /// milliseconds, so that each format runs with its own code and data in the caches): a machine whose speed drifts
+    /// (other work, a shared host) slows every format alike, so their shares of the first format hold where separate
+    /// runs would not. Each format's rate is its records over the wall time spent on them.
+    /// </summary>
+    private static int RunSideBySide(double seconds, PreprocessingProfile profile, string[] names, int rate, bool readOnly, double warmup)
+    {
+        if (!(seconds > 0) || seconds > 3600 || !(warmup >= 0) || warmup > 600 || rate is < 100 or > 10_000)
+        {
+            Console.Error.WriteLine("error: --seconds must be between 0 and 3600, --warmup between 0 and 600, --rate between 100 and 10000 Hz");
+            return 1;
+        }
+
+        var codecs = names.Select(n => Codecs[n]).ToArray();
+        var records = codecs.Select(c => Enumerable.Range(0, Variants).Select(i => c.Encode(Synthetic(i, rate))).ToArray()).ToArray();
+        var preprocessor = new EcgPreprocessor(new EcgPreprocessorOptions { Profile = profile });
+        var windows = new float[2 * EcgWindows.ModelInputLength];
+        var checksum = 0.0;
+
+        double Step(int f, string id, int i)
+        {
+            var record = codecs[f].Read(id, rate, records[f][i % Variants]);
+            if (readOnly)
+            {
+                var lead = record.Signal.Leads[i % record.Signal.Leads.Length];
+                return lead[(i * 997) % lead.Length];
+            }
+
+            var written = preprocessor.Preprocess(record.ToStandard12Lead(), windows);
+            return windows[(i * 997) % (written * EcgWindows.ModelInputLength)];
+        }
+
+        var warming = Stopwatch.StartNew();
+        for (var i = 0; i < 50 || warming.Elapsed.TotalSeconds < warmup; i++)
+        {
+            for (var f = 0; f < codecs.Length; f++)
+            {
+                checksum += Step(f, "warmup", i);
+            }
+        }
+
+        checksum = 0;
+        var ticks = new long[codecs.Length];
+        var count = 0;
+        var stopwatch = Stopwatch.StartNew();
+        var limit = TimeSpan.FromSeconds(seconds);
+        while (stopwatch.Elapsed < limit)
+        {
+            for (var f = 0; f < codecs.Length; f++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                for (var i = 0; i < BatchRecords; i++)
+                {
+                    checksum += Step(f, "bench", count + i);
+                }
+
+                ticks[f] += Stopwatch.GetTimestamp() - start;
+            }
+
+            count += BatchRecords;
+        }
+
+        Console.WriteLine($"records: {Seconds} s, 12 leads, {rate} Hz; {(readOnly ? "read only (no lead mapping, no preprocessing)" : $"lead mapping, profile: {profile.Name()}")}; one thread; formats in turn, {BatchRecords} records each: {string.Join(", ", names)}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"processed {count} records of each format in {stopwatch.Elapsed.TotalSeconds:F2} s wall (checksum {checksum:F3})"));
+        var first = count / ((double)ticks[0] / Stopwatch.Frequency);
+        for (var f = 0; f < codecs.Length; f++)
+        {
+            var perSecond = count / ((double)ticks[f] / Stopwatch.Frequency);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"records_per_second[{names[f]}]={perSecond:F1} ({1e6 / perSecond:F0} µs a record, {100 * perSecond / first:F0}% of {names[0]})"));
+        }
+
+        return 0;
     }
 
     /// <summary>The read step of the loop: how a record's bytes become an <see cref="EcgRecord"/>.</summary>
