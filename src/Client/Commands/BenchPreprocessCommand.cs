@@ -72,9 +72,8 @@ public static class BenchPreprocessCommand
     /// </summary>
     private static int RunSideBySide(double seconds, PreprocessingProfile profile, string[] names, int rate, bool readOnly, double warmup)
     {
-        if (!(seconds > 0) || seconds > 3600 || !(warmup >= 0) || warmup > 600 || rate is < 100 or > 10_000)
+        if (!OptionsHold(seconds, warmup, rate))
         {
-            Console.Error.WriteLine("error: --seconds must be between 0 and 3600, --warmup between 0 and 600, --rate between 100 and 10000 Hz");
             return 1;
         }
 
@@ -84,18 +83,7 @@ public static class BenchPreprocessCommand
         var windows = new float[2 * EcgWindows.ModelInputLength];
         var checksum = 0.0;
 
-        double Step(int f, string id, int i)
-        {
-            var record = codecs[f].Read(id, rate, records[f][i % Variants]);
-            if (readOnly)
-            {
-                var lead = record.Signal.Leads[i % record.Signal.Leads.Length];
-                return lead[(i * 997) % lead.Length];
-            }
-
-            var written = preprocessor.Preprocess(record.ToStandard12Lead(), windows);
-            return windows[(i * 997) % (written * EcgWindows.ModelInputLength)];
-        }
+        double Step(int f, string id, int i) => ReadAndPreprocess(codecs[f], records[f], preprocessor, windows, rate, readOnly, id, i);
 
         var warming = Stopwatch.StartNew();
         for (var i = 0; i < 50 || warming.Elapsed.TotalSeconds < warmup; i++)
@@ -170,21 +158,8 @@ public static class BenchPreprocessCommand
 
     private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate, bool readOnly, double warmup)
     {
-        if (!(warmup >= 0) || warmup > 600)
+        if (!OptionsHold(seconds, warmup, rate))
         {
-            Console.Error.WriteLine("error: --warmup must be between 0 and 600 seconds");
-            return 1;
-        }
-
-        if (!(seconds > 0) || seconds > 3600)
-        {
-            Console.Error.WriteLine("error: --seconds must be between 0 and 3600");
-            return 1;
-        }
-
-        if (rate is < 100 or > 10_000)
-        {
-            Console.Error.WriteLine("error: --rate must be between 100 and 10000 Hz");
             return 1;
         }
 
@@ -193,19 +168,7 @@ public static class BenchPreprocessCommand
         var windows = new float[2 * EcgWindows.ModelInputLength];
         var checksum = 0.0;
 
-        // One step of the loop: a number from its output goes into the checksum, so that nothing is optimised away.
-        double Step(string id, int i)
-        {
-            var record = codec.Read(id, rate, records[i % Variants]);
-            if (readOnly)
-            {
-                var lead = record.Signal.Leads[i % record.Signal.Leads.Length];
-                return lead[(i * 997) % lead.Length];
-            }
-
-            var written = preprocessor.Preprocess(record.ToStandard12Lead(), windows);
-            return windows[(i * 997) % (written * EcgWindows.ModelInputLength)];
-        }
+        double Step(string id, int i) => ReadAndPreprocess(codec, records, preprocessor, windows, rate, readOnly, id, i);
 
         // Warm-up: JIT, filter designs, pooled buffers. By time, not by count: the runtime compiles hot methods again,
         // optimised, only after they have run a while (tiered compilation, about 100 ms after the calls stop adding
@@ -253,6 +216,48 @@ public static class BenchPreprocessCommand
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"records_per_second={perSecond:F1}"));
         return 0;
+    }
+
+    /// <summary>
+    /// One step of the loop: record i (of the <see cref="Variants"/>) read, and unless read only mapped and
+    /// preprocessed; a number from its output goes into the checksum, so that nothing is optimised away.
+    /// </summary>
+    private static double ReadAndPreprocess(
+        IRecordCodec codec, InMemoryRecordFileSource[] records, EcgPreprocessor preprocessor, float[] windows, int rate, bool readOnly, string id, int i)
+    {
+        var record = codec.Read(id, rate, records[i % Variants]);
+        if (readOnly)
+        {
+            var lead = record.Signal.Leads[i % record.Signal.Leads.Length];
+            return lead[(i * 997) % lead.Length];
+        }
+
+        var written = preprocessor.Preprocess(record.ToStandard12Lead(), windows);
+        return windows[(i * 997) % (written * EcgWindows.ModelInputLength)];
+    }
+
+    /// <summary>The options' bounds, checked before anything is built; false (with the message written) when one is out.</summary>
+    private static bool OptionsHold(double seconds, double warmup, int rate)
+    {
+        if (!(seconds > 0) || seconds > 3600)
+        {
+            Console.Error.WriteLine("error: --seconds must be between 0 and 3600");
+            return false;
+        }
+
+        if (!(warmup >= 0) || warmup > 600)
+        {
+            Console.Error.WriteLine("error: --warmup must be between 0 and 600 seconds");
+            return false;
+        }
+
+        if (rate is < 100 or > 10_000)
+        {
+            Console.Error.WriteLine("error: --rate must be between 100 and 10000 Hz");
+            return false;
+        }
+
+        return true;
     }
 
     // A deterministic ECG-like 10 s record.

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Xml.Linq;
 using HubertEcg.Inference.Ecg;
@@ -176,49 +175,16 @@ public sealed class MuseFormat : IRecordFormat
         return (name, values, unit);
     }
 
-    /// <summary>
-    /// values[t] = sample t (little-endian int16) * gain * times / over, each step rounded as written (a product by
-    /// 1.0 or a quotient by 1.0 is exact, so it is left out), vectorised where the hardware allows.
-    /// </summary>
+    /// <summary>values[t] = sample t (little-endian int16) * gain * times / over, each step rounded as written.</summary>
     private static void Scale(ReadOnlySpan<byte> bytes, Span<double> values, double gain, double times, double over)
     {
-        var t = 0;
-        if (BitConverter.IsLittleEndian && Vector.IsHardwareAccelerated && values.Length >= Vector<short>.Count)
+        if (BitConverter.IsLittleEndian)
         {
-            var samples = MemoryMarshal.Cast<byte, short>(bytes);
-            var g = new Vector<double>(gain);
-            var m = new Vector<double>(times);
-            var d = new Vector<double>(over);
-            var step = Vector<double>.Count;
-            for (; t + Vector<short>.Count <= values.Length; t += Vector<short>.Count)
-            {
-                Vector.Widen(new Vector<short>(samples[t..]), out var low, out var high);
-                Vector.Widen(low, out var a, out var b);
-                Vector.Widen(high, out var c, out var e);
-                Store(Vector.ConvertToDouble(a), values[t..]);
-                Store(Vector.ConvertToDouble(b), values[(t + step)..]);
-                Store(Vector.ConvertToDouble(c), values[(t + (2 * step))..]);
-                Store(Vector.ConvertToDouble(e), values[(t + (3 * step))..]);
-            }
-
-            void Store(Vector<double> x, Span<double> to)
-            {
-                x *= g;
-                if (times != 1.0)
-                {
-                    x *= m;
-                }
-
-                if (over != 1.0)
-                {
-                    x /= d;
-                }
-
-                x.CopyTo(to);
-            }
+            SampleScaling.Int16ToDouble(MemoryMarshal.Cast<byte, short>(bytes), values, gain, times, over);
+            return;
         }
 
-        for (; t < values.Length; t++)
+        for (var t = 0; t < values.Length; t++)
         {
             values[t] = BinaryPrimitives.ReadInt16LittleEndian(bytes[(2 * t)..]) * gain * times / over;
         }

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Numerics;
 using System.Xml.Linq;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.IO;
@@ -144,7 +143,7 @@ public sealed class PhilipsFormat : IRecordFormat
         for (var lead = 0; lead < stored.Length; lead++)
         {
             var values = new double[kept];
-            ScaleSamples(stored[lead].AsSpan(0, kept), values, scale);
+            SampleScaling.Int16ToDouble(stored[lead].AsSpan(0, kept), values, scale);
             leads[lead] = values;
         }
 
@@ -161,32 +160,6 @@ public sealed class PhilipsFormat : IRecordFormat
                 Device(acquisition),
                 Filters(root, signal, waveforms)),
         };
-    }
-
-    /// <summary>values[t] = samples[t] x scale (one rounding each), several samples a step where the hardware allows.</summary>
-    private static void ScaleSamples(ReadOnlySpan<short> samples, Span<double> values, double scale)
-    {
-        var t = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var factor = new Vector<double>(scale);
-            var step = Vector<double>.Count;
-            for (; t + Vector<short>.Count <= samples.Length; t += Vector<short>.Count)
-            {
-                Vector.Widen(new Vector<short>(samples[t..]), out var low, out var high);
-                Vector.Widen(low, out var a, out var b);
-                Vector.Widen(high, out var c, out var d);
-                (Vector.ConvertToDouble(a) * factor).CopyTo(values[t..]);
-                (Vector.ConvertToDouble(b) * factor).CopyTo(values[(t + step)..]);
-                (Vector.ConvertToDouble(c) * factor).CopyTo(values[(t + (2 * step))..]);
-                (Vector.ConvertToDouble(d) * factor).CopyTo(values[(t + (3 * step))..]);
-            }
-        }
-
-        for (; t < samples.Length; t++)
-        {
-            values[t] = samples[t] * scale;
-        }
     }
 
     /// <summary>

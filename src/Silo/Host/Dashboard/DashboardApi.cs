@@ -69,7 +69,8 @@ public static class DashboardApi
         return Results.Json(result);
     }
 
-    private static bool TryIntParameter(string? text, string name, int fallback, int min, int max, out int value, out string error)
+    /// <summary>An optional whole-number query parameter within [min, max] (the fallback when absent), or the message why not.</summary>
+    internal static bool TryIntParameter(string? text, string name, int fallback, int min, int max, out int value, out string error)
     {
         error = "";
         value = fallback;

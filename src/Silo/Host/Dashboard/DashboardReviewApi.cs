@@ -31,7 +31,7 @@ public static class DashboardReviewApi
     public static void MapDashboardReviewApi(this RouteGroupBuilder api)
     {
         api.MapGet("/evaluations", async (string? limit, DashboardQueries queries, CancellationToken ct) =>
-            TryIntParameter(limit, "limit", 50, 1, 1000, out var n, out var error)
+            DashboardApi.TryIntParameter(limit, "limit", 50, 1, 1000, out var n, out var error)
                 ? Results.Json(await queries.EvaluationsAsync(n, ct))
                 : DashboardApi.Error(StatusCodes.Status400BadRequest, error));
         api.MapGet("/evaluations/{id}", async (string id, DashboardQueries queries, CancellationToken ct) =>
@@ -77,7 +77,7 @@ public static class DashboardReviewApi
     {
         if (!DashboardApi.TryParseRunId(id, out var runId, out var error)
             || !TryLabel(label, out error)
-            || !TryIntParameter(limit, "limit", 50, 1, 500, out var n, out error)
+            || !DashboardApi.TryIntParameter(limit, "limit", 50, 1, 500, out var n, out error)
             || !TryKeyset(afterProbability, afterRecord, out var after, out error))
         {
             return DashboardApi.Error(StatusCodes.Status400BadRequest, error);
@@ -217,20 +217,6 @@ public static class DashboardReviewApi
 
         after = (p, record);
         return true;
-    }
-
-    private static bool TryIntParameter(string? text, string name, int fallback, int min, int max, out int value, out string error)
-    {
-        error = "";
-        value = fallback;
-        if (text is null
-            || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= min && value <= max))
-        {
-            return true;
-        }
-
-        error = $"{name} must be a whole number from {min} to {max}";
-        return false;
     }
 
     private static string Shown(string text) => text.Length > 80 ? text[..80] + "..." : text;
