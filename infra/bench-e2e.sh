@@ -60,7 +60,7 @@ if [ "$shared_blobs" = 0 ]; then
     azurite="$root/infra/local/node_modules/.bin/azurite-blob"
     [ -x "$azurite" ] || { echo "error: $azurite is missing; run bash infra/local/up.sh (or pass --shared-blob-store)" >&2; exit 1; }
     blob_port="$(free_port)"
-    "$azurite" --blobHost 127.0.0.1 --blobPort "$blob_port" --inMemoryPersistence --skipApiVersionCheck --loose --silent \
+    "$azurite" --blobHost 127.0.0.1 --blobPort "$blob_port" --inMemoryPersistence --skipApiVersionCheck --loose --silent --disableTelemetry \
         >"$work/azurite.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 60); do (exec 3<>"/dev/tcp/127.0.0.1/$blob_port") 2>/dev/null && break; sleep 0.5; done

@@ -123,7 +123,7 @@ else
     fi
     log "starting Azurite blob service on 127.0.0.1:$blob_port"
     nohup "$here/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$blob_port" \
-        --location "$az_dir/data" --skipApiVersionCheck --loose --silent >"$az_log" 2>&1 &
+        --location "$az_dir/data" --skipApiVersionCheck --loose --silent --disableTelemetry >"$az_log" 2>&1 &
     echo $! >"$az_pid"
     echo "$blob_port" >"$az_port_file"
 fi

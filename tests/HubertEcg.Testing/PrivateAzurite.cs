@@ -78,7 +78,7 @@ public sealed class PrivateAzurite : IAsyncDisposable
         foreach (var argument in new[]
                  {
                      "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(CultureInfo.InvariantCulture),
-                     "--location", Path.Combine(Root, "data"), "--skipApiVersionCheck", "--loose", "--silent",
+                     "--location", Path.Combine(Root, "data"), "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry",
                  }.Concat(https))
         {
             start.ArgumentList.Add(argument);
