@@ -84,7 +84,8 @@ public static class ScoreSources
     }
 
     /// <summary>
-    /// A Parquet export: columns <c>record_id</c> and one float column per label code; the export's other columns are
+    /// A Parquet export: columns <c>record_id</c> and one float column per label code; the export's other columns and
+    /// its embedding (one nested list column, or an <c>embedding_N</c> column per dimension in older files) are
     /// skipped (<c>model_id</c> names the model). "Line" in messages is the row number (1-based) in the file.
     /// </summary>
     public static async Task<ScoreTable> ReadParquetAsync(string path, CancellationToken cancellationToken)
@@ -103,7 +104,8 @@ public static class ScoreSources
 
         await using (reader)
         {
-            var fields = reader.Schema.GetDataFields();
+            // Top-level columns only: an export's embedding list (embedding.list.element) is nested and not a label.
+            var fields = reader.Schema.Fields.OfType<DataField>().ToArray();
             var record = fields.FirstOrDefault(f => f.Name == "record_id")
                 ?? throw EvaluationInputException.In(name, "has no record_id column");
             var model = fields.FirstOrDefault(f => f.Name == "model_id");

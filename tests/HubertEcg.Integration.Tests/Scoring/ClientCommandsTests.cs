@@ -125,35 +125,43 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
             var codes = TestModels.LabelCodes.Value;
             Assert.Equal(["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at", .. codes], header);
             Assert.Equal(cohort.GoodRecords.Count, lines.Length - 1);
-            Assert.Equal(cohort.GoodRecords.Order(StringComparer.Ordinal), lines.Skip(1).Select(l => l.Split(',')[0]));
+            // The run's own rows in the order it scored them (docs/queries.md, "Results export"): every record once.
+            Assert.Equal(cohort.GoodRecords.Order(StringComparer.Ordinal), lines.Skip(1).Select(l => l.Split(',')[0]).Order(StringComparer.Ordinal));
+            var scoredAt = lines.Skip(1).Select(l => l.Split(',')[6]).ToList();
+            Assert.Equal(scoredAt.Order(StringComparer.Ordinal), scoredAt);
 
             var parquet = Path.Combine(dir, "scores.parquet");
             (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", parquet, "--with-embedding");
             Assert.Equal(0, code);
             await using var stream = File.OpenRead(parquet);
             await using var reader = await ParquetReader.CreateAsync(stream);
-            var fields = reader.Schema.GetDataFields();
-            Assert.Equal(7 + codes.Count + model.Descriptor.HiddenSize, fields.Length);
+            // Fixed columns, one per label code, and the embedding as one list column.
+            var fields = reader.Schema.Fields;
+            Assert.Equal(7 + codes.Count + 1, fields.Count);
             Assert.Equal(codes, fields.Skip(7).Take(codes.Count).Select(f => f.Name));
+            Assert.Equal("embedding", Assert.IsType<ListField>(fields[^1]).Name);
             using var group = reader.OpenRowGroupReader(0);
             Assert.Equal(cohort.GoodRecords.Count, group.RowCount);
+            var ids = new string?[group.RowCount];
+            await group.ReadAsync((DataField)fields[0], ids.AsMemory());
             var first = new float[group.RowCount];
-            await group.ReadAsync<float>(fields[7], first.AsMemory());
+            await group.ReadAsync<float>((DataField)fields[7], first.AsMemory());
             Assert.All(first, p => Assert.InRange(p, 0f, 1f));
 
             // The Parquet values are the stored ones.
-            await using var cmd = database.DataSource.CreateCommand("select probabilities[1] from scores where run_id = @run order by record_id");
+            await using var cmd = database.DataSource.CreateCommand("select record_id, probabilities[1] from scores where run_id = @run");
             cmd.Parameters.AddWithValue("run", runId);
-            var stored = new List<float>();
+            var stored = new Dictionary<string, float>();
             await using (var rows = await cmd.ExecuteReaderAsync())
             {
                 while (await rows.ReadAsync())
                 {
-                    stored.Add(rows.GetFloat(0));
+                    stored.Add(rows.GetString(0), rows.GetFloat(1));
                 }
             }
 
-            Assert.Equal(stored, first);
+            Assert.Equal(stored.Count, ids.Length);
+            Assert.Equal(ids.Select(id => stored[id!]), first);
         }
         finally
         {

@@ -1,0 +1,243 @@
+using System.Globalization;
+using HubertEcg.Client.Results;
+using HubertEcg.Storage;
+using HubertEcg.Testing;
+using HubertEcg.Worker;
+using Npgsql;
+using Parquet;
+using Parquet.Schema;
+
+namespace HubertEcg.Integration.Tests.Scoring;
+
+/// <summary>
+/// <c>results export</c> at scale (issue 14): the documented order (the run's own rows by scored time, then the rows it
+/// reused, by record id), each record once, a query plan with no sort of the run, Parquet row groups cut by size, and
+/// the embedding as one list column that reads back bit for bit.
+/// </summary>
+public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClassFixture<PostgresDatabaseFixture>
+{
+    private const int Hidden = 16;
+
+    [Fact]
+    public async Task ParquetHoldsTheEmbeddingAsOneListColumnEqualToTheStoredFloatsInSeveralRowGroups()
+    {
+        var model = "export-list";
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var labels = TestModels.LabelCodes.Value.Count;
+
+        // Floats whose text or arithmetic could lose bits: negative zero, subnormals, extremes, values next to 0 and 1.
+        float[] probabilitySpecials = [0f, float.Epsilon, 1.17549435e-38f, 0.99999994f, 1f, 0.1f, 1f / 3];
+        float[] embeddingSpecials = [-0f, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue, 0.99999994f, 1.17549435e-38f, 0.1f, -1f / 3];
+        var random = new Random(14);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        var rows = Enumerable.Range(0, 37).Select(i => new ScoreRow(
+            model, $"rec{i:D3}", runId,
+            Enumerable.Range(0, labels).Select(l => (i + l) % 7 == 0 ? probabilitySpecials[(i + l) % probabilitySpecials.Length] : random.NextSingle()).ToArray(),
+            Enumerable.Range(0, Hidden).Select(h => (i * Hidden + h) % 5 == 0 ? embeddingSpecials[(i + h) % embeddingSpecials.Length] : (random.NextSingle() - 0.5f) * 1e3f).ToArray(),
+            1, $"{model}/rec{i:D3}.npy", "0x1", start.AddMilliseconds(i))).ToList();
+        Assert.Equal(rows.Count, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+
+        var path = Path.Combine(Path.GetTempPath(), $"hubert-export-{Guid.NewGuid():N}.parquet");
+        try
+        {
+            // About 5 rows of 52 + 4 x (164 + 16) bytes fit in 4 KB: the 37 rows take 8 groups.
+            var summary = await ResultsExport.ExportAsync(database.DataSource, runId, path, withEmbedding: true, rowGroupBytes: 4096, CancellationToken.None);
+            Assert.Equal((37L, labels, Hidden), (summary.Rows, summary.LabelColumns, summary.EmbeddingColumns));
+
+            await using var stream = File.OpenRead(path);
+            await using var reader = await ParquetReader.CreateAsync(stream);
+            Assert.Equal(summary.RowGroups, reader.RowGroupCount);
+            Assert.True(reader.RowGroupCount >= 7, $"{reader.RowGroupCount} row groups");
+
+            // Top level: 7 fixed columns, a float per label, then one list column.
+            var top = reader.Schema.Fields;
+            Assert.Equal(7 + labels + 1, top.Count);
+            Assert.Equal(TestModels.LabelCodes.Value, top.Skip(7).Take(labels).Select(f => f.Name));
+            var list = Assert.IsType<ListField>(top[^1]);
+            Assert.Equal("embedding", list.Name);
+            var element = Assert.IsType<DataField>(list.Item, exactMatch: false);
+            Assert.Equal(typeof(float), element.ClrType);
+            var record = (DataField)top[0];
+            var labelFields = top.Skip(7).Take(labels).Cast<DataField>().ToArray();
+
+            var exported = new List<(string Record, float[] Probabilities, float[] Embedding)>();
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var n = (int)group.RowCount;
+                Assert.InRange(n, 1, 5);
+                var ids = new string?[n];
+                await group.ReadAsync(record, ids.AsMemory());
+                var probabilities = new float[labels][];
+                for (var l = 0; l < labels; l++)
+                {
+                    probabilities[l] = new float[n];
+                    await group.ReadAsync<float>(labelFields[l], probabilities[l].AsMemory());
+                }
+
+                // One value per dimension and row, none missing: repetition level 0 starts a row's list.
+                Assert.Equal(n * Hidden, group.GetMetadata(element)?.MetaData?.NumValues);
+                var values = new float[n * Hidden];
+                var repetitions = new int[n * Hidden];
+                var definitions = new int[n * Hidden];
+                await group.ReadRawAsync<float>(element, values.AsMemory(), definitions.AsMemory(), repetitions.AsMemory());
+                Assert.All(definitions, d => Assert.Equal(element.MaxDefinitionLevel, d));
+                Assert.Equal(n, repetitions.Count(r => r == 0));
+                for (var r = 0; r < n; r++)
+                {
+                    Assert.Equal(0, repetitions[r * Hidden]);
+                    exported.Add((ids[r]!, probabilities.Select(column => column[r]).ToArray(), values.AsSpan(r * Hidden, Hidden).ToArray()));
+                }
+            }
+
+            // Own rows in scored order, which here is record order; every float bit for bit.
+            Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
+            for (var i = 0; i < rows.Count; i++)
+            {
+                Assert.Equal(Bits(rows[i].Probabilities), Bits(exported[i].Probabilities));
+                Assert.Equal(Bits(rows[i].Embedding), Bits(exported[i].Embedding));
+            }
+
+            // The evaluation reads the same file: labels only, the list column is not taken for one.
+            var table = await HubertEcg.Client.Evaluation.ScoreSources.ReadParquetAsync(path, CancellationToken.None);
+            Assert.Equal(37, table.Count);
+            Assert.Equal(TestModels.LabelCodes.Value, table.Codes);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData(".csv")]
+    [InlineData(".parquet")]
+    public async Task RowsComeInTheDocumentedOrderOwnByScoredTimeThenReusedByRecordEachOnce(string extension)
+    {
+        var model = "export-order" + extension.TrimStart('.');
+        var store = new RunStore(database.DataSource);
+        var first = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10, name: "first");
+        var second = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10, name: "second");
+        var writer = new ResultWriter(database.DataSource);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        ScoreRow Row(Guid run, string record, int minute) => new(
+            model, record, run, Enumerable.Repeat(0.25f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
+            1, $"{model}/{record}.npy", "0x1", start.AddMinutes(minute));
+
+        // The first run scores r0 .. r7, shards finishing out of record order.
+        int[] firstOrder = [5, 2, 7, 0, 3, 6, 1, 4];
+        foreach (var (r, minute) in firstOrder.Select((r, i) => (r, i)))
+        {
+            Assert.Equal(1, await writer.WriteScoresAsync([Row(first, $"r{r}", minute)]));
+        }
+
+        // The second run scores three new records (x2, x0, x1 in that time order) and finds r6, r1, r4 and r3 current
+        // (written again, no new row: reused). r6 twice, as after a retried shard.
+        Assert.Equal(1, await writer.WriteScoresAsync([Row(second, "x2", 100)]));
+        Assert.Equal(0, await writer.WriteScoresAsync([Row(second, "r6", 101), Row(second, "r1", 101)]));
+        Assert.Equal(1, await writer.WriteScoresAsync([Row(second, "x0", 102)]));
+        Assert.Equal(0, await writer.WriteScoresAsync([Row(second, "r4", 103), Row(second, "r6", 103)]));
+        Assert.Equal(1, await writer.WriteScoresAsync([Row(second, "x1", 104)]));
+        Assert.Equal(0, await writer.WriteScoresAsync([Row(second, "r3", 105)]));
+        Assert.Equal(4, await Runs.CountAsync(database.DataSource, "select count(*) from run_reused_scores where run_id = @run", second));
+
+        var path = Path.Combine(Path.GetTempPath(), $"hubert-export-{Guid.NewGuid():N}{extension}");
+        try
+        {
+            var summary = await ResultsExport.ExportAsync(database.DataSource, second, path);
+            var exported = extension == ".csv" ? ReadCsv(path) : await ReadParquetAsync(path);
+            Assert.Equal(7, summary.Rows);
+            string[] expectedRecords = ["x2", "x0", "x1", "r1", "r3", "r4", "r6"];
+            Assert.Equal(expectedRecords, exported.Select(e => e.Record));
+            Assert.Equal(
+                [second, second, second, first, first, first, first],
+                exported.Select(e => e.Run));
+
+            // The first run's own rows: scored order, not record order.
+            summary = await ResultsExport.ExportAsync(database.DataSource, first, path);
+            Assert.Equal(8, summary.Rows);
+            Assert.Equal(firstOrder.Select(r => $"r{r}"), (extension == ".csv" ? ReadCsv(path) : await ReadParquetAsync(path)).Select(e => e.Record));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task TheExportQueriesFollowIndexesEvenWhereThePlannerWouldRatherSort()
+    {
+        var model = "export-plan";
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var rows = Enumerable.Range(0, 200).Select(i => new ScoreRow(
+            model, $"p{i:D4}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(0f, Hidden).ToArray(),
+            1, $"{model}/p{i:D4}.npy", "0x1", new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc).AddSeconds(-i))).ToList();
+        await new ResultWriter(database.DataSource).WriteScoresAsync(rows);
+        await using (var analyze = database.DataSource.CreateCommand("analyze scores; analyze run_reused_scores"))
+        {
+            await analyze.ExecuteNonQueryAsync();
+        }
+
+        // Random reads made very dear, as on a big table whose run is most of it: the planner's own choice is a
+        // sequential scan and a sort (checked first, so the test shows the settings matter), the export's is not.
+        foreach (var withEmbedding in new[] { false, true })
+        {
+            foreach (var sql in ResultsExport.RunRowsQueries(withEmbedding))
+            {
+                Assert.Contains("Sort", await PlanAsync(sql, runId, ResultsExport.PlannerSettings, exportSettings: false));
+                var plan = await PlanAsync(sql, runId, ResultsExport.PlannerSettings, exportSettings: true);
+                Assert.DoesNotContain("Sort", plan);
+                Assert.Contains("Index", plan);
+            }
+        }
+    }
+
+    private async Task<string> PlanAsync(string sql, Guid runId, string settings, bool exportSettings)
+    {
+        await using var connection = await database.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var set = new NpgsqlCommand("set local random_page_cost = 100000; set local enable_bitmapscan = off" + (exportSettings ? "; " + settings : ""), connection, transaction))
+        {
+            await set.ExecuteNonQueryAsync();
+        }
+
+        await using var explain = new NpgsqlCommand("explain " + sql, connection, transaction);
+        explain.Parameters.AddWithValue("run", runId);
+        var lines = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                lines.Add(reader.GetString(0));
+            }
+        }
+
+        return string.Join('\n', lines);
+    }
+
+    private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+
+    private static List<(string Record, Guid Run)> ReadCsv(string path) =>
+        File.ReadAllLines(path).Skip(1).Select(l => l.Split(',')).Select(c => (c[0], Guid.Parse(c[2]))).ToList();
+
+    private static async Task<List<(string Record, Guid Run)>> ReadParquetAsync(string path)
+    {
+        await using var stream = File.OpenRead(path);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        var fields = reader.Schema.Fields.OfType<DataField>().ToArray();
+        var result = new List<(string, Guid)>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var ids = new string?[group.RowCount];
+            var runs = new string?[group.RowCount];
+            await group.ReadAsync(fields.Single(f => f.Name == "record_id"), ids.AsMemory());
+            await group.ReadAsync(fields.Single(f => f.Name == "run_id"), runs.AsMemory());
+            result.AddRange(ids.Zip(runs, (id, run) => (id!, Guid.Parse(run!, CultureInfo.InvariantCulture))));
+        }
+
+        return result;
+    }
+}
