@@ -16,16 +16,28 @@ public static class ResultsExportCommand
         var run = new Option<string>("--run") { Description = "Run id", Required = true };
         var output = new Option<FileInfo>("--out") { Description = "Output file; .csv or .parquet", Required = true };
         var embedding = new Option<bool>("--with-embedding") { Description = "Also write the embedding: CSV columns embedding_0 ..., Parquet one list<float> column embedding" };
+        var rowGroupMegabytes = new Option<int>("--row-group-mb")
+        {
+            Description = "Parquet: uncompressed megabytes of values per row group (the tool holds one group in memory)",
+            DefaultValueFactory = _ => (int)(ResultsExport.DefaultRowGroupBytes >> 20),
+        };
         var command = new Command("export", "Export a run's scores to CSV or Parquet");
         command.Options.Add(run);
         command.Options.Add(output);
         command.Options.Add(embedding);
+        command.Options.Add(rowGroupMegabytes);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var runId = RunCommands.ParseRunId(parseResult.GetValue(run)!);
+            var megabytes = parseResult.GetValue(rowGroupMegabytes);
+            if (megabytes is < 1 or > 1024)
+            {
+                throw new ArgumentException($"--row-group-mb must be from 1 to 1024, not {megabytes}");
+            }
+
             await using var db = RunCommands.OpenDatabase(parseResult);
             var summary = await ResultsExport.ExportAsync(
-                db, runId, parseResult.GetValue(output)!.FullName, parseResult.GetValue(embedding), cancellationToken);
+                db, runId, parseResult.GetValue(output)!.FullName, parseResult.GetValue(embedding), (long)megabytes << 20, cancellationToken);
             var embeddingText = summary.EmbeddingColumns == 0 ? ""
                 : summary.Format == "parquet" ? $", a {summary.EmbeddingColumns}-float embedding list" : $", {summary.EmbeddingColumns} embedding columns";
             var groupsText = summary.Format == "parquet" ? $" in {summary.RowGroups} row group(s)" : "";
