@@ -59,7 +59,7 @@ public static class ResultsExport
     private static string RunRowsQuery(bool withEmbedding)
     {
         var columns = "s.record_id, s.model_id, s.run_id, s.windows_used, s.source_blob, s.source_etag, s.scored_at, s.probabilities" +
-            (withEmbedding ? ", s.embedding" : "");
+            (withEmbedding ? ", s.embedding, s.embedding_packed" : "");
         return $"select {columns} from scores s where s.run_id = @run " +
             $"union all select {columns} from run_reused_scores u join scores s on s.model_id = u.model_id and s.record_id = u.record_id " +
             "where u.run_id = @run and s.run_id <> @run order by 1";
@@ -100,7 +100,7 @@ public static class ResultsExport
             AppendFloats(line, reader.GetFieldValue<float[]>(7), labels.Count, reader.GetString(0));
             if (embeddingSize > 0)
             {
-                AppendFloats(line, reader.GetFieldValue<float[]>(8), embeddingSize, reader.GetString(0));
+                AppendFloats(line, ReadEmbedding(reader, 8, reader.GetString(0)), embeddingSize, reader.GetString(0));
             }
 
             await writer.WriteLineAsync(line, cancellationToken);
@@ -109,6 +109,12 @@ public static class ResultsExport
 
         return rows;
     }
+
+    // A row's embedding: packed (0027) or, for rows written before, the real[] at the ordinal before it.
+    private static float[] ReadEmbedding(NpgsqlDataReader reader, int arrayOrdinal, string recordId) =>
+        reader.IsDBNull(arrayOrdinal + 1)
+            ? reader.GetFieldValue<float[]>(arrayOrdinal)
+            : PackedEmbeddings.Unpack(reader.GetFieldValue<byte[]>(arrayOrdinal + 1), recordId);
 
     private static void AppendFloats(StringBuilder line, float[] values, int expected, string recordId)
     {
@@ -215,7 +221,7 @@ public static class ResultsExport
 
             if (embeddingSize > 0)
             {
-                var e = reader.GetFieldValue<float[]>(8);
+                var e = ReadEmbedding(reader, 8, recordId);
                 if (e.Length != embeddingSize)
                 {
                     throw new InvalidDataException($"record {recordId} has an embedding of {e.Length} values where the model has {embeddingSize}");
