@@ -221,7 +221,7 @@ public static class BenchPipelineCommand
             var ports = new WorkerPorts(
                 leases,
                 new TimedBlobSource(blobs, clock),
-                new TimedSink(new ResultWriter(db), clock),
+                new TimedSink(new ResultWriter(db, embeddingPrecision: configuration.Postgres().ParsedEmbeddingPrecision()), clock),
                 scores,
                 scores,
                 new TimedDecoder(new RecordDecoder(formats), clock),

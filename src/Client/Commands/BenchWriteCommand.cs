@@ -9,7 +9,7 @@ using HubertEcg.Worker;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W]</c>: score rows per
+/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16]</c>: score rows per
 /// second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch database
 /// created on the configured Postgres server with the project's schema and dropped afterwards.
 /// </summary>
@@ -22,12 +22,14 @@ public static class BenchWriteCommand
         var labels = new Option<int>("--labels") { Description = "Probabilities per row", DefaultValueFactory = _ => 164 };
         var embedding = new Option<int>("--embedding") { Description = "Embedding floats per row", DefaultValueFactory = _ => 512 };
         var writers = new Option<int>("--writers") { Description = "Concurrent writers (workers)", DefaultValueFactory = _ => 2 };
+        var precision = new Option<string?>("--embedding-precision") { Description = "How rows store the embedding: fp32 or fp16 (default: Postgres:EmbeddingPrecision)" };
         var command = new Command("write", "Postgres write rate of score rows through the result writer");
         command.Options.Add(rows);
         command.Options.Add(batch);
         command.Options.Add(labels);
         command.Options.Add(embedding);
         command.Options.Add(writers);
+        command.Options.Add(precision);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var total = parseResult.GetValue(rows);
@@ -38,6 +40,17 @@ public static class BenchWriteCommand
             if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1)
             {
                 Console.Error.WriteLine("error: --rows, --batch, --labels, --embedding and --writers must be positive");
+                return 1;
+            }
+
+            EmbeddingPrecision embeddingPrecision;
+            try
+            {
+                embeddingPrecision = PackedEmbeddings.Parse(parseResult.GetValue(precision) ?? Cli.Configuration(parseResult).Postgres().EmbeddingPrecision);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
                 return 1;
             }
 
@@ -68,7 +81,7 @@ public static class BenchWriteCommand
                 var random = new Random(1);
                 var probabilities = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();
                 var embeddings = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, hidden).Select(_ => random.NextSingle() - 0.5f).ToArray()).ToArray();
-                var writer = new ResultWriter(db);
+                var writer = new ResultWriter(db, embeddingPrecision: embeddingPrecision);
                 var next = -1;
                 var written = 0L;
                 var stopwatch = Stopwatch.StartNew();
@@ -100,7 +113,7 @@ public static class BenchWriteCommand
                     return 1;
                 }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s"));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows_per_second={total / stopwatch.Elapsed.TotalSeconds:F0}"));
                 return 0;
             }

@@ -2,6 +2,7 @@ using System.Data;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using HubertEcg.Storage;
 using Npgsql;
 using NpgsqlTypes;
 using Parquet;
@@ -115,7 +116,7 @@ public static class ResultsExport
     internal static IReadOnlyList<string> RunRowsQueries(bool withEmbedding)
     {
         var columns = "s.record_id, s.model_id, s.run_id, s.windows_used, s.source_blob, s.source_etag, s.scored_at, s.probabilities" +
-            (withEmbedding ? ", s.embedding" : "");
+            (withEmbedding ? ", s.embedding, s.embedding_packed" : "");
         return
         [
             $"select {columns} from scores s where s.run_id = @run order by s.scored_at",
@@ -154,7 +155,7 @@ public static class ResultsExport
                 reader.GetString(5),
                 reader.GetFieldValue<DateTime>(6),
                 reader.GetFieldValue<float[]>(7),
-                embeddingSize > 0 ? reader.GetFieldValue<float[]>(8) : null);
+                embeddingSize > 0 ? ReadEmbedding(reader, recordId) : null);
             if (row.Probabilities.Length != labelCount)
             {
                 throw new InvalidDataException($"record {recordId} has {row.Probabilities.Length} probabilities where the model has {labelCount} labels");
@@ -166,6 +167,16 @@ public static class ResultsExport
             }
 
             return row;
+        }
+
+        // The embedding: packed (0027_packed_embeddings.sql) or, in rows written before, the real[] before it. Read in
+        // column order, as sequential access requires.
+        private static float[] ReadEmbedding(NpgsqlDataReader reader, string recordId)
+        {
+            var array = reader.IsDBNull(8) ? null : reader.GetFieldValue<float[]>(8);
+            return reader.IsDBNull(9)
+                ? array ?? throw new InvalidDataException($"record {recordId} has no embedding stored")
+                : PackedEmbeddings.Unpack(reader.GetFieldValue<byte[]>(9), recordId);
         }
     }
 

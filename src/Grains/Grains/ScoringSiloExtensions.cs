@@ -42,7 +42,8 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<FolderStore>();
         services.TryAddSingleton<IInputStore, InputStores>();
         services.TryAddSingleton<RunStore>(sp => new RunStore(sp.GetRequiredService<NpgsqlDataSource>()));
-        services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(sp.GetRequiredService<NpgsqlDataSource>()));
+        services.TryAddSingleton<ResultWriter>(sp => new ResultWriter(
+            sp.GetRequiredService<NpgsqlDataSource>(), embeddingPrecision: sp.GetRequiredService<IOptions<PostgresOptions>>().Value.ParsedEmbeddingPrecision()));
         services.TryAddSingleton<CurrentScores>(sp => new CurrentScores(sp.GetRequiredService<NpgsqlDataSource>()));
         services.AddMetrics();
         services.TryAddSingleton<ScoringMetrics>();

@@ -105,6 +105,16 @@ public sealed class PostgresOptions
     /// <summary>How often an Entra ID token is fetched again (tokens are cached by Azure.Identity until near their expiry).</summary>
     public TimeSpan TokenRefresh { get; set; } = DefaultTokenRefresh;
 
+    /// <summary>
+    /// How score rows store the embedding (migration 0027): <c>fp32</c> (the default), the model's output exactly, or
+    /// <c>fp16</c>, half the bytes (relative error at most 2^-11 per value; a row with a value beyond half precision's
+    /// range is stored in fp32). Probabilities are always stored exactly. docs/benchmarks.md, "Embedding storage".
+    /// </summary>
+    public string EmbeddingPrecision { get; set; } = "fp32";
+
+    /// <summary><see cref="EmbeddingPrecision"/> parsed (call after <see cref="Problems"/> found none).</summary>
+    public Storage.EmbeddingPrecision ParsedEmbeddingPrecision() => PackedEmbeddings.Parse(EmbeddingPrecision);
+
     /// <summary>True when the password is an Entra ID token.</summary>
     public bool UsesEntraId => Credential != PostgresCredential.Password;
 
@@ -144,6 +154,11 @@ public sealed class PostgresOptions
             problems.Add($"Postgres:RootCertificate '{RootCertificate}' is not a file");
         }
 
+        if (EmbeddingPrecision.Trim().ToLowerInvariant() is not ("fp32" or "fp16"))
+        {
+            problems.Add($"Postgres:EmbeddingPrecision '{EmbeddingPrecision}' is not one of fp32, fp16");
+        }
+
         if (UsesEntraId && TokenRefresh < TimeSpan.FromSeconds(1))
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture, $"Postgres:TokenRefresh must be at least 1 second, not {TokenRefresh}"));
@@ -155,7 +170,7 @@ public sealed class PostgresOptions
     /// <summary>The settings with every secret (password, token) replaced by <c>***</c>, for messages and logs.</summary>
     public override string ToString() =>
         $"ConnectionString={Secrets.Redact(ConnectionString)}; SslMode={SslMode}; RootCertificate={RootCertificate}; Credential={Credential}; " +
-        $"ManagedIdentityClientId={ManagedIdentityClientId}; TokenRefresh={TokenRefresh}; ApplyMigrations={ApplyMigrations}";
+        $"ManagedIdentityClientId={ManagedIdentityClientId}; TokenRefresh={TokenRefresh}; ApplyMigrations={ApplyMigrations}; EmbeddingPrecision={EmbeddingPrecision}";
 }
 
 /// <summary>Where ECG shards are read from. Section <c>BlobStorage</c>, bound once and checked at start-up (<see cref="Problems"/>).</summary>

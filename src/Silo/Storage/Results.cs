@@ -15,11 +15,15 @@ namespace HubertEcg.Storage;
 /// row written again is a no-op. A row left as it was because another run wrote it from the same source version is
 /// listed for the writing run in <c>run_reused_scores</c>, so every run's rows cover the records it scored.
 /// Transient connection failures are retried on a fresh connection. A quarantine reason is free text: a character Postgres cannot store in it is written in a printable form
-/// (<see cref="PostgresText.Printable"/>).
+/// (<see cref="PostgresText.Printable"/>). The embedding is stored packed (<see cref="PackedEmbeddings"/>, migration 0027) at
+/// <c>embeddingPrecision</c>.
 /// </summary>
-public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null) : IResultSink
+public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? retry = null, EmbeddingPrecision embeddingPrecision = EmbeddingPrecision.Fp32) : IResultSink
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
+
+    /// <summary>How this writer stores embeddings.</summary>
+    public EmbeddingPrecision EmbeddingPrecision => embeddingPrecision;
 
     /// <summary>Writes <paramref name="rows"/> without naming the writer; returns how many were new or replaced a changed record's row.</summary>
     public Task<int> WriteScoresAsync(IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken = default) =>
@@ -89,7 +93,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     internal Func<NpgsqlConnection, CancellationToken, Task>? BeforeCommit { get; init; }
 
     private const string ScoreColumns =
-        "model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at";
+        "model_id, record_id, run_id, probabilities, embedding_packed, windows_used, source_blob, source_etag, scored_at";
 
     // The write of one batch in one transaction. The runs of the batch are share-locked first (see LockRunsAsync) and
     // rows of cancelled or failed runs dropped. When none of the batch's (model, record) keys is stored yet, the rows
@@ -212,9 +216,11 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         return kept;
     }
 
-    private static async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
+    private async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
     {
-        var arrays = new byte[RealArrays.EncodedLength(rows.Max(r => Math.Max(r.Probabilities.Length, r.Embedding.Length)))];
+        var arrays = new byte[Math.Max(
+            RealArrays.EncodedLength(rows.Max(r => r.Probabilities.Length)),
+            PackedEmbeddings.Length(rows.Max(r => r.Embedding.Length), EmbeddingPrecision.Fp32))];
         await using var import = await connection.BeginBinaryImportAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
         foreach (var row in rows)
         {
@@ -222,10 +228,10 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
-            // The real[] columns go out in the binary array format, encoded here in one pass (the importer is copying
-            // the bytes before it returns, so the buffer serves every array).
+            // The probabilities go out in the binary array format of real[], the embedding packed (0027), each encoded
+            // here in one pass (the importer copies the bytes before it returns, so the buffer serves every row).
             await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Probabilities, arrays)), NpgsqlDbType.Bytea, cancellationToken);
-            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Embedding, arrays)), NpgsqlDbType.Bytea, cancellationToken);
+            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, PackedEmbeddings.Pack(row.Embedding, embeddingPrecision, arrays)), NpgsqlDbType.Bytea, cancellationToken);
             await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
             await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
             await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
@@ -238,7 +244,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // No key of the batch is stored: a binary COPY straight into scores. The label positives of the rows are counted
     // here against the thresholds read in this transaction and handed to the insert trigger, which takes them only if
     // the thresholds are still those in force (0018_fast_score_writes.sql).
-    private static async Task<int> CopyIntoScoresAsync(
+    private async Task<int> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, List<int> positions, List<float> thresholds,
         CancellationToken cancellationToken)
     {
@@ -254,7 +260,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     // Some keys are stored: COPY into a transaction-scoped staging table, then an insert that leaves stored rows alone
     // unless their source changed, and lists the rows another run wrote from the same source as reused.
-    private static async Task<int> WriteThroughStagingAsync(
+    private async Task<int> WriteThroughStagingAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
     {
         await using (var create = new NpgsqlCommand(
@@ -272,7 +278,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         await using (var insert = new NpgsqlCommand(
             "insert into scores select s.* from score_staging s order by model_id, record_id " +
             "on conflict (model_id, record_id) do update set run_id = excluded.run_id, probabilities = excluded.probabilities, " +
-            "embedding = excluded.embedding, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
+            "embedding = excluded.embedding, embedding_packed = excluded.embedding_packed, windows_used = excluded.windows_used, source_blob = excluded.source_blob, " +
             "source_etag = excluded.source_etag, scored_at = excluded.scored_at " +
             "where (scores.source_blob, scores.source_etag) is distinct from (excluded.source_blob, excluded.source_etag)",
             connection,

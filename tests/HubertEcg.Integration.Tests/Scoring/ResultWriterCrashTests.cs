@@ -78,7 +78,7 @@ public sealed class ResultWriterCrashTests(PostgresDatabaseFixture database) : I
         Assert.Equal(300, await CountAsync("select count(*) from scores where model_id = @model and source_etag = '\"new\"'", model));
         Assert.Equal(0, await CountAsync("select count(*) from run_reused_scores where model_id = @model", model));
         await using (var cmd = database.DataSource.CreateCommand(
-            $"select probabilities, embedding from scores where model_id = @model and record_id = '{model}/rec-42'"))
+            $"select probabilities, score_embedding(embedding, embedding_packed) from scores where model_id = @model and record_id = '{model}/rec-42'"))
         {
             cmd.Parameters.AddWithValue("model", model);
             await using var reader = await cmd.ExecuteReaderAsync();

@@ -27,7 +27,7 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
 
         Assert.Equal(400, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
         await using var cmd = database.DataSource.CreateCommand(
-            "select probabilities, embedding, windows_used, source_blob, source_etag, scored_at from scores where model_id = 'writer-model' and record_id = 'rec-7'");
+            "select probabilities, score_embedding(embedding, embedding_packed), windows_used, source_blob, source_etag, scored_at from scores where model_id = 'writer-model' and record_id = 'rec-7'");
         await using var reader = await cmd.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync());
         Assert.Equal(Row(7).Probabilities, reader.GetFieldValue<float[]>(0));

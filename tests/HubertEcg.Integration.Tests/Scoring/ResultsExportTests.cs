@@ -38,12 +38,30 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             1, $"{model}/rec{i:D3}.npy", "0x1", start.AddMilliseconds(i))).ToList();
         Assert.Equal(rows.Count, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
 
+        // A row as written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.
+        var legacy = rows[0] with { RecordId = "rec037", SourceBlob = $"{model}/rec037.npy", ScoredAt = start.AddMilliseconds(37), Embedding = [.. rows[1].Embedding.Reverse()] };
+        await using (var insert = database.DataSource.CreateCommand(
+            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+            "values (@model, @record, @run, @probabilities, @embedding, 1, @blob, '0x1', @scored)"))
+        {
+            insert.Parameters.AddWithValue("model", model);
+            insert.Parameters.AddWithValue("record", legacy.RecordId);
+            insert.Parameters.AddWithValue("run", runId);
+            insert.Parameters.AddWithValue("probabilities", legacy.Probabilities);
+            insert.Parameters.AddWithValue("embedding", legacy.Embedding);
+            insert.Parameters.AddWithValue("blob", legacy.SourceBlob);
+            insert.Parameters.AddWithValue("scored", legacy.ScoredAt);
+            Assert.Equal(1, await insert.ExecuteNonQueryAsync());
+        }
+
+        rows.Add(legacy);
+
         var path = Path.Combine(Path.GetTempPath(), $"hubert-export-{Guid.NewGuid():N}.parquet");
         try
         {
-            // About 5 rows of 52 + 4 x (164 + 16) bytes fit in 4 KB: the 37 rows take 8 groups.
+            // About 5 rows of 52 + 4 x (164 + 16) bytes fit in 4 KB: the 38 rows take 8 groups.
             var summary = await ResultsExport.ExportAsync(database.DataSource, runId, path, withEmbedding: true, rowGroupBytes: 4096, CancellationToken.None);
-            Assert.Equal((37L, labels, Hidden), (summary.Rows, summary.LabelColumns, summary.EmbeddingColumns));
+            Assert.Equal((38L, labels, Hidden), (summary.Rows, summary.LabelColumns, summary.EmbeddingColumns));
 
             await using var stream = File.OpenRead(path);
             await using var reader = await ParquetReader.CreateAsync(stream);
@@ -91,7 +109,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
                 }
             }
 
-            // Own rows in scored order, which here is record order; every float bit for bit.
+            // Own rows in scored order, which here is record order; every float bit for bit, packed or not.
             Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
             for (var i = 0; i < rows.Count; i++)
             {
@@ -101,7 +119,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
 
             // The evaluation reads the same file: labels only, the list column is not taken for one.
             var table = await HubertEcg.Client.Evaluation.ScoreSources.ReadParquetAsync(path, CancellationToken.None);
-            Assert.Equal(37, table.Count);
+            Assert.Equal(38, table.Count);
             Assert.Equal(TestModels.LabelCodes.Value, table.Codes);
         }
         finally

@@ -101,7 +101,7 @@ public sealed class RunAttributionTests(PostgresDatabaseFixture database, BlobCo
     private static async Task<List<ScoreRow>> ReadRowsAsync(NpgsqlDataSource db, Guid runId)
     {
         await using var cmd = db.CreateCommand(
-            "select model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at from scores where run_id = @run");
+            "select model_id, record_id, run_id, probabilities, score_embedding(embedding, embedding_packed), windows_used, source_blob, source_etag, scored_at from scores where run_id = @run");
         cmd.Parameters.AddWithValue("run", runId);
         await using var reader = await cmd.ExecuteReaderAsync();
         var rows = new List<ScoreRow>();

@@ -43,7 +43,7 @@ public sealed class RunEndToEndTests(PostgresDatabaseFixture database, BlobConta
         // Exactly one score row per good record, 164 probabilities, the model's embedding size.
         var scored = new Dictionary<string, (float[] Probs, float[] Embedding, int Windows, string Etag)>();
         await using (var cmd = database.DataSource.CreateCommand(
-            "select record_id, probabilities, embedding, windows_used, source_etag from scores where run_id = @run"))
+            "select record_id, probabilities, score_embedding(embedding, embedding_packed), windows_used, source_etag from scores where run_id = @run"))
         {
             cmd.Parameters.AddWithValue("run", runId);
             await using var reader = await cmd.ExecuteReaderAsync();
