@@ -346,7 +346,14 @@ public sealed class OnnxEcgScorer : IEcgScorer
             AppendCuda(copyOptions, options.Cuda with { EnableCudaGraph = false });
         }
 
-        return new InferenceSession(OnnxCopyModel.Bytes, copyOptions);
+        try
+        {
+            return new InferenceSession(OnnxCopyModel.Bytes, copyOptions);
+        }
+        catch (OnnxRuntimeException e) when (options.Provider == ExecutionProviderKind.Cuda && IsCudaStartError(e))
+        {
+            throw ExecutionProviderUnavailableException.FromCudaError(options.Cuda.DeviceId, e);
+        }
     }
 
     public void Score(ReadOnlySpan<float> windows, int batch, Span<float> embeddings, Span<float> probabilities)
@@ -448,6 +455,7 @@ public sealed class OnnxEcgScorer : IEcgScorer
     {
         if (set.CopyIn is { } copyIn)
         {
+            copyIn.SynchronizeBoundInputs();
             _copySession!.RunWithBinding(set.CopyRunOptions, copyIn);
         }
         else
@@ -461,6 +469,7 @@ public sealed class OnnxEcgScorer : IEcgScorer
             foreach (var copyOut in set.CopyOut)
             {
                 _copySession!.RunWithBinding(set.CopyRunOptions, copyOut);
+                copyOut.SynchronizeBoundOutputs();
             }
         }
         else
@@ -506,6 +515,12 @@ public sealed class OnnxEcgScorer : IEcgScorer
 
         using var input = OrtValue.CreateTensorValueFromMemory(windows.ToArray(), [batch, samples]);
         using var runOptions = new RunOptions();
+        if (_options.UsesCudaGraph)
+        {
+            // A plain run feeds host tensors that ONNX Runtime copies to new device addresses each time: no capture.
+            runOptions.AddRunConfigEntry("gpu_graph_id", "-1");
+        }
+
         using var results = _session.Run(runOptions, _inputNames, [input], names);
         var byName = names.Zip(results).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
         float[]? Get(string name) => byName.TryGetValue(name, out var v) ? v.GetTensorDataAsSpan<float>().ToArray() : null;
