@@ -162,6 +162,12 @@ if "$cli" bench model --help 2>/dev/null | grep -q -- '--io-binding'; then
 else
     echo "I/O binding: this build's 'bench model' has no --io-binding: CUDA graph rows are left out (ONNX Runtime replays a graph only with bound I/O)"
 fi
+run_binding=0
+if "$cli" model run --help 2>/dev/null | grep -q -- '--io-binding'; then
+    run_binding=1
+else
+    echo "I/O binding: this build's 'model run' has no --io-binding: no parity rows for the workers' bound path (device memory, CUDA graphs)"
+fi
 say "making random-weight models (seed 1234, 164 labels), in parallel"
 made=()
 for size in $sizes; do
@@ -208,17 +214,30 @@ for size in $sizes; do
             && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-cuda-fp32" --mode fp32 --label "$size CUDA fp32 (TF32 off) vs CPU fp32"
         run_model "$size-cuda-fp32-tf32" "$models/$size-fp32.onnx" cuda --set Workers:Cuda:UseTf32=true \
             && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-cuda-fp32-tf32" --mode info --label "$size CUDA fp32 TF32 on vs CPU fp32"
+        if [ "$run_binding" = 1 ]; then
+            # The workers' path (the 16 windows are one fixed-shape batch of 16): device tensors bound once, copies
+            # by ONNX Runtime; scored three times, and every time must give the first time's outputs bit for bit.
+            run_model "$size-cuda-fp32-bound" "$models/$size-fp32.onnx" cuda --io-binding on --repeat 3 \
+                && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-cuda-fp32-bound" --mode fp32 --label "$size CUDA fp32 bound in device memory vs CPU fp32"
+            # The same with a CUDA graph: captured on the first time, replayed on the second and third.
+            run_model "$size-cuda-fp32-graph" "$models/$size-fp32.onnx" cuda --io-binding on --repeat 3 --set Workers:Cuda:EnableCudaGraph=true \
+                && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-cuda-fp32-graph" --mode fp32 --label "$size CUDA fp32 CUDA graph (device-bound) vs CPU fp32"
+        fi
     fi
     if [ -f "$models/$size-fp16.onnx" ]; then
         fp16_provider=cpu; [ "$cuda" = 1 ] && fp16_provider=cuda
         run_model "$size-$fp16_provider-fp16" "$models/$size-fp16.onnx" "$fp16_provider" \
             && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-$fp16_provider-fp16" --mode fp16 --label "$size ${fp16_provider^^} fp16 vs CPU fp32"
+        if [ "$cuda" = 1 ] && [ "$run_binding" = 1 ]; then
+            run_model "$size-cuda-fp16-graph" "$models/$size-fp16.onnx" cuda --io-binding on --repeat 3 --set Workers:Cuda:EnableCudaGraph=true \
+                && parity --ref "$work/outputs/$size-cpu-fp32" --test "$work/outputs/$size-cuda-fp16-graph" --mode fp16 --label "$size CUDA fp16 CUDA graph (device-bound) vs CPU fp32"
+        fi
     fi
 done
 
 # --- 6. throughput --------------------------------------------------------------------------------------------------
 bench_row() {  # bench_row SIZE BATCH PRECISION TF32 GRAPH PROVIDER
-    local size=$1 batch=$2 precision=$3 tf32=$4 graph=$5 provider=$6 note="" rate="" args=()
+    local size=$1 batch=$2 precision=$3 tf32=$4 graph=$5 provider=$6 note="" rate="" binding="" args=()
     local model="$models/$size-$precision.onnx"
     args=(bench model --model "$model" --provider "$provider" --batch "$batch" --seconds "$seconds")
     [ "$tf32" = true ] && args+=(--set Workers:Cuda:UseTf32=true)
@@ -232,7 +251,8 @@ bench_row() {  # bench_row SIZE BATCH PRECISION TF32 GRAPH PROVIDER
         local logf="$work/bench-$size-$batch-$precision-$tf32-$graph.log"
         if "$cli" "${args[@]}" >"$logf" 2>&1; then
             rate="$(sed -n 's/^ecg_per_second=//p' "$logf" | tail -1)"
-            echo "  onnxruntime $size batch $batch $precision tf32 $tf32 graph $graph: $rate windows/s ($(grep -m1 '^runs:' "$logf"))"
+            binding="$(sed -n 's/^io binding: //p' "$logf" | head -1)"
+            echo "  onnxruntime $size batch $batch $precision tf32 $tf32 graph $graph: $rate windows/s ($(grep -m1 '^runs:' "$logf"); io binding: ${binding:-not reported})"
         else
             note="$(grep -m1 '^error' "$logf" || tail -1 "$logf")"
             note="${note:0:200}"
@@ -241,11 +261,13 @@ bench_row() {  # bench_row SIZE BATCH PRECISION TF32 GRAPH PROVIDER
     else
         echo "  onnxruntime $size batch $batch $precision tf32 $tf32 graph $graph: $note"
     fi
-    python3 - "$results" "$size" "$batch" "$precision" "$tf32" "$graph" "$rate" "$note" <<'PY'
+    python3 - "$results" "$size" "$batch" "$precision" "$tf32" "$graph" "$rate" "$note" "${binding:-}" <<'PY'
 import json, sys
-path, size, batch, precision, tf32, graph, rate, note = sys.argv[1:]
+path, size, batch, precision, tf32, graph, rate, note, binding = sys.argv[1:]
 row = {"kind": "bench", "engine": "onnxruntime", "size": size, "batch": int(batch), "precision": precision,
        "tf32": tf32 == "true", "graph": graph == "true"}
+if binding:
+    row["io_binding"] = binding
 if rate:
     row["windows_per_s"] = float(rate)
 else:

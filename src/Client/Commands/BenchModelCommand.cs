@@ -38,8 +38,14 @@ public static class BenchModelCommand
             DefaultValueFactory = _ => "auto",
         };
         ioBinding.AcceptOnlyFromAmong("on", "off", "auto");
+        var bindingMemory = new Option<string>("--io-binding-memory")
+        {
+            Description = "where bound tensors live: device (the provider's memory, batches copied in and out by ONNX Runtime; needed for CUDA graphs), host (pinned host buffers), auto: device for cuda, host for cpu",
+            DefaultValueFactory = _ => "auto",
+        };
+        bindingMemory.AcceptOnlyFromAmong("device", "host", "auto");
         var command = new Command("model", "Measure model throughput (ECG windows per second)");
-        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, parallel, noSpin, profile, precision, ioBinding })
+        foreach (var option in new Option[] { model, size, labels, batch, seconds, threads, provider, device, parallel, noSpin, profile, precision, ioBinding, bindingMemory })
         {
             command.Options.Add(option);
         }
@@ -88,6 +94,7 @@ public static class BenchModelCommand
                     ProfilePrefix = parseResult.GetValue(profile),
                     AllowSpinning = !parseResult.GetValue(noSpin),
                     IoBinding = parseResult.GetValue(ioBinding) switch { "on" => true, "off" => false, _ => null },
+                    BindingMemory = parseResult.GetValue(bindingMemory) switch { "device" => BoundMemory.Device, "host" => BoundMemory.Host, _ => null },
                 };
                 return Run(modelPath!, options, batchSize, duration, callers);
             }
@@ -116,7 +123,7 @@ public static class BenchModelCommand
         var warm = Stopwatch.StartNew();
         scorer.Score(windows, batchSize, new float[batchSize * scorer.Model.HiddenSize], new float[batchSize * scorer.Model.LabelCount]);
         Console.WriteLine($"model: {scorer.Model.Name} ({scorer.Model.ModelId[..12]}), {ModelPrecisions.Name(scorer.Model.Precision)}, hidden {scorer.Model.HiddenSize}, labels {scorer.Model.LabelCount}");
-        Console.WriteLine($"io binding: {(options.UsesIoBinding ? $"on, {scorer.BindingMemory}, fixed batch shape {OnnxEcgScorer.BoundShape(batchSize, options.MaxBatch)}" : "off")}");
+        Console.WriteLine($"io binding: {(options.UsesIoBinding ? $"on, {scorer.BindingDescription}, fixed batch shape {OnnxEcgScorer.BoundShape(batchSize, options.MaxBatch)}" : "off")}");
         Console.WriteLine($"provider: {options.Provider}, intra-op threads: {(options.IntraOpThreads == 0 ? "default" : options.IntraOpThreads.ToString(CultureInfo.InvariantCulture))}, batch: {batchSize}, concurrent callers: {callers}");
         Console.WriteLine($"warm-up run: {warm.Elapsed.TotalMilliseconds:F0} ms");
         if (options.Provider == ExecutionProviderKind.Cuda)

@@ -62,7 +62,7 @@ public static class ModelCommands
         {
             return action();
         }
-        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException or ExecutionProviderUnavailableException)
+        catch (Exception e) when (e is CheckpointFormatException or InvalidDataException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException or ExecutionProviderUnavailableException or CudaGraphUnavailableException or InvalidOperationException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -205,7 +205,27 @@ public static class ModelCommands
         var provider = new Option<string>("--provider") { Description = "cpu or cuda (CUDA settings from Workers:Cuda, e.g. --set Workers:Cuda:UseTf32=true)", DefaultValueFactory = _ => "cpu" };
         provider.AcceptOnlyFromAmong("cpu", "cuda");
         var device = new Option<int>("--device") { Description = "CUDA device ordinal" };
+        var ioBinding = new Option<string>("--io-binding")
+        {
+            Description = "off: one plain run with every output; on: score the way workers do (fixed-shape padded batches through I/O binding, CUDA graphs when Workers:Cuda:EnableCudaGraph) and write embedding.npy and probabilities.npy",
+            DefaultValueFactory = _ => "off",
+        };
+        ioBinding.AcceptOnlyFromAmong("on", "off");
+        var bindingMemory = new Option<string>("--io-binding-memory")
+        {
+            Description = "with --io-binding on: device (the provider's memory, copies by ONNX Runtime), host, or auto (device for cuda, host for cpu)",
+            DefaultValueFactory = _ => "auto",
+        };
+        bindingMemory.AcceptOnlyFromAmong("device", "host", "auto");
+        var repeat = new Option<int>("--repeat")
+        {
+            Description = "with --io-binding on: score the batch this many times and fail unless every time gives the first time's outputs bit for bit (a CUDA graph is captured on the first and replayed after)",
+            DefaultValueFactory = _ => 1,
+        };
         var command = new Command("run", "Run a model on a batch of preprocessed windows and write its outputs as .npy");
+        command.Options.Add(ioBinding);
+        command.Options.Add(bindingMemory);
+        command.Options.Add(repeat);
         command.Options.Add(model);
         command.Options.Add(input);
         command.Options.Add(output);
@@ -215,6 +235,17 @@ public static class ModelCommands
         command.Options.Add(device);
         command.SetAction(parseResult => Guard(() =>
         {
+            var bound = parseResult.GetValue(ioBinding) == "on";
+            if (parseResult.GetValue(repeat) < 1 || (parseResult.GetValue(repeat) > 1 && !bound))
+            {
+                throw new ArgumentException("--repeat must be at least 1, and more than 1 only with --io-binding on");
+            }
+
+            if (bound && parseResult.GetValue(hiddenStates))
+            {
+                throw new ArgumentException("--hidden-states needs the plain run (--io-binding off): scoring binds the embedding and probabilities only");
+            }
+
             var inputPath = parseResult.GetValue(input)!;
             var array = Npy.Read(inputPath);
             if (array.DType != NpyDType.Float32 || array.Shape.Length != 2 || array.Shape[1] != IEcgScorer.WindowLength || array.Shape[0] < 1)
@@ -228,17 +259,25 @@ public static class ModelCommands
                 IntraOpThreads = parseResult.GetValue(threads),
                 Provider = parseResult.GetValue(provider) == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
                 Cuda = CudaConfiguration.For(Cli.Configuration(parseResult), parseResult.GetValue(device)),
+                IoBinding = bound,
+                BindingMemory = parseResult.GetValue(bindingMemory) switch { "device" => BoundMemory.Device, "host" => BoundMemory.Host, _ => null },
             };
             using var scorer = new OnnxEcgScorer(parseResult.GetValue(model)!, options);
             var watch = Stopwatch.StartNew();
-            var result = scorer.Run(array.ToSingle(), batch, parseResult.GetValue(hiddenStates));
+            var result = options.UsesIoBinding
+                ? ScoreRepeatedly(scorer, array.ToSingle(), batch, parseResult.GetValue(repeat))
+                : scorer.Run(array.ToSingle(), batch, parseResult.GetValue(hiddenStates));
             var seconds = watch.Elapsed.TotalSeconds;
             var outDir = parseResult.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             Npy.WriteFloat32(Path.Combine(outDir, "embedding.npy"), result.Embedding, batch, result.HiddenSize);
-            if (result.Logits is not null && result.Probabilities is not null)
+            if (result.Logits is not null)
             {
                 Npy.WriteFloat32(Path.Combine(outDir, "logits.npy"), result.Logits, batch, result.LabelCount);
+            }
+
+            if (result.Probabilities is not null)
+            {
                 Npy.WriteFloat32(Path.Combine(outDir, "probabilities.npy"), result.Probabilities, batch, result.LabelCount);
             }
 
@@ -249,9 +288,33 @@ public static class ModelCommands
 
             Console.WriteLine($"model {scorer.Model.Name} ({scorer.Model.ModelId}){(scorer.Model.Untrained ? " [untrained]" : string.Empty)}");
             Console.WriteLine($"ran {batch} windows on {options.Provider} in {seconds:F2} s; outputs in {outDir}");
+            if (options.UsesIoBinding)
+            {
+                Console.WriteLine($"io binding: {scorer.BindingDescription}; {parseResult.GetValue(repeat)} identical run(s)");
+            }
+
             return 0;
         }));
         return command;
+    }
+
+    // Scores the batch `repeat` times through the worker path; every time must give the first time's outputs exactly.
+    private static ModelOutputs ScoreRepeatedly(OnnxEcgScorer scorer, float[] windows, int batch, int repeat)
+    {
+        var labels = scorer.Model.LabelCount;
+        var first = (E: new float[batch * scorer.Model.HiddenSize], P: new float[batch * labels]);
+        scorer.Score(windows, batch, first.E, first.P);
+        for (var time = 2; time <= repeat; time++)
+        {
+            var again = (E: new float[first.E.Length], P: new float[first.P.Length]);
+            scorer.Score(windows, batch, again.E, again.P);
+            if (!first.E.AsSpan().SequenceEqual(again.E) || !first.P.AsSpan().SequenceEqual(again.P))
+            {
+                throw new InvalidOperationException($"scoring time {time} of {repeat} gave other outputs than time 1 ({scorer.BindingDescription})");
+            }
+        }
+
+        return new ModelOutputs(batch, scorer.FramesPerWindow, scorer.Model.HiddenSize, labels, first.E, null, labels > 0 ? first.P : null, null);
     }
 
     /// <summary><c>--precision fp32|fp16</c> of an export.</summary>

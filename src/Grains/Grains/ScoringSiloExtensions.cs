@@ -71,7 +71,7 @@ public static class ScoringSiloExtensions
         services.TryAddSingleton<IScorerProvider>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
-            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning, options.Cuda, options.IoBinding);
+            return new OnnxScorerProvider(options.IntraOpThreads, options.AllowSpinning, options.Cuda, options.IoBinding, options.IoBindingMemory);
         });
         services.TryAddSingleton<ILeasePort, GrainLeasePort>();
         services.TryAddSingleton(sp => new WorkerPorts(

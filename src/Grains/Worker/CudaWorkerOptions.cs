@@ -25,7 +25,10 @@ public sealed class CudaWorkerOptions
     /// <summary>Arena growth (<c>arena_extend_strategy</c>): SameAsRequested (default) or NextPowerOfTwo.</summary>
     public ArenaExtendStrategy ArenaExtendStrategy { get; set; } = Defaults.ArenaExtendStrategy;
 
-    /// <summary>CUDA graph capture and replay (<c>enable_cuda_graph</c>); default false, and refused until the scorer binds I/O.</summary>
+    /// <summary>
+    /// CUDA graph capture and replay (<c>enable_cuda_graph</c>); default false. Needs I/O binding in device memory
+    /// (<c>Workers:IoBinding</c> and <c>Workers:IoBindingMemory</c> unset, or true and Device).
+    /// </summary>
     public bool EnableCudaGraph { get; set; } = Defaults.EnableCudaGraph;
 
     /// <summary>Settings for the worker of one GPU, keyed by its index as written in <c>Workers:Devices</c>; unset keys keep the values above.</summary>

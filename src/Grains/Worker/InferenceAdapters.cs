@@ -33,8 +33,10 @@ public sealed class PreprocessingWindowPreparer : IWindowPreparer
 /// stops ONNX Runtime's idle threads from spinning, which leaves CPU to record reading, preprocessing and writes when
 /// they share the cores with a CPU worker. <paramref name="ioBinding"/> (<c>Workers:IoBinding</c>) turns ONNX Runtime
 /// I/O binding on or off; null leaves it to <see cref="ScorerOptions.UsesIoBinding"/> (on for CUDA only).
+/// <paramref name="bindingMemory"/> (<c>Workers:IoBindingMemory</c>) says where bound tensors live; null leaves it to
+/// <see cref="ScorerOptions.EffectiveBindingMemory"/> (device memory on CUDA, host memory on the CPU).
 /// </summary>
-public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true, CudaWorkerOptions? cuda = null, bool? ioBinding = null) : IScorerProvider, IDisposable
+public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinning = true, CudaWorkerOptions? cuda = null, bool? ioBinding = null, BoundMemory? bindingMemory = null) : IScorerProvider, IDisposable
 {
     private readonly CudaWorkerOptions _cuda = cuda ?? new CudaWorkerOptions();
 
@@ -61,8 +63,8 @@ public sealed class OnnxScorerProvider(int intraOpThreads = 0, bool allowSpinnin
         }
 
         var options = device.GpuIndex is { } index
-            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = _cuda.For(index), IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding }
-            : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding };
+            ? new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = _cuda.For(index), IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding, BindingMemory = bindingMemory }
+            : new ScorerOptions { Provider = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads, AllowSpinning = allowSpinning, IoBinding = ioBinding, BindingMemory = bindingMemory };
         return new OnnxEcgScorer(path, options);
     }
 }

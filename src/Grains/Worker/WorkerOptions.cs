@@ -2,6 +2,7 @@ using System.Globalization;
 using HubertEcg.Inference.Formats;
 using HubertEcg.Inference.Formats.Archive;
 using HubertEcg.Inference.Formats.Hdf5;
+using HubertEcg.Inference.Model;
 
 namespace HubertEcg.Worker;
 
@@ -100,6 +101,13 @@ public sealed class WorkerOptions
     /// </summary>
     public bool? IoBinding { get; set; }
 
+    /// <summary>
+    /// Where bound tensors live (<see cref="BoundMemory"/>): unset (the default) is Device on GPU workers (device
+    /// tensors bound once, batches copied in and outputs out by ONNX Runtime; CUDA graphs need it) and Host on CPU
+    /// workers; Host on a GPU worker binds page-locked host buffers that ONNX Runtime copies inside each run.
+    /// </summary>
+    public BoundMemory? IoBindingMemory { get; set; }
+
     /// <summary>CUDA execution provider settings of the GPU workers. Section <c>Workers:Cuda</c> (see <see cref="CudaWorkerOptions"/>).</summary>
     public CudaWorkerOptions Cuda { get; set; } = new();
 
@@ -172,6 +180,19 @@ public sealed class WorkerOptions
         }
 
         problems.AddRange(Cuda.Problems(devices));
+        if (IoBindingMemory is { } memory && !Enum.IsDefined(memory))
+        {
+            problems.Add($"Workers:IoBindingMemory must be Device or Host, not {memory}");
+        }
+
+        foreach (var gpu in devices.Where(d => d.GpuIndex is not null).Select(d => d.GpuIndex!.Value))
+        {
+            var scorer = new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = Cuda.For(gpu), IoBinding = IoBinding, BindingMemory = IoBindingMemory };
+            if (scorer.UsesCudaGraph && scorer.Problems().Contains(ScorerOptions.CudaGraphNeedsDeviceBinding))
+            {
+                problems.Add($"Workers:Cuda:EnableCudaGraph (GPU {gpu.ToString(CultureInfo.InvariantCulture)}): {ScorerOptions.CudaGraphNeedsDeviceBinding}");
+            }
+        }
 
         return problems;
     }

@@ -57,9 +57,11 @@ public sealed record CudaProviderSettings
     public ArenaExtendStrategy ArenaExtendStrategy { get; init; } = ArenaExtendStrategy.SameAsRequested;
 
     /// <summary>
-    /// Whether to capture the model in a CUDA graph and replay it (<c>enable_cuda_graph</c>). Default false. ONNX
-    /// Runtime replays a graph only correctly when inputs and outputs stay at fixed device addresses;
-    /// <see cref="OnnxEcgScorer"/> binds them in pinned host memory, not on the device, so it refuses this setting.
+    /// Whether to capture the model in a CUDA graph and replay it (<c>enable_cuda_graph</c>). Default false. A replay
+    /// reads and writes the device addresses of its capture, so the scorer needs I/O binding in device memory
+    /// (<see cref="ScorerOptions.EffectiveBindingMemory"/> <see cref="BoundMemory.Device"/>, the default on CUDA); it
+    /// gives each bound set its own graph id. ONNX Runtime refuses the session when the model cannot be captured (a
+    /// node left on the CPU, control flow): <see cref="CudaGraphUnavailableException"/>.
     /// </summary>
     public bool EnableCudaGraph { get; init; }
 
@@ -110,11 +112,6 @@ public sealed record CudaProviderSettings
         if (!Enum.IsDefined(CudnnConvAlgoSearch) || !Enum.IsDefined(ArenaExtendStrategy))
         {
             problems.Add("unknown cuDNN algorithm search or arena extend strategy");
-        }
-
-        if (EnableCudaGraph)
-        {
-            problems.Add("CUDA graphs need inputs and outputs bound at fixed device addresses, and the scorer binds them in pinned host memory: leave EnableCudaGraph off");
         }
 
         return problems;

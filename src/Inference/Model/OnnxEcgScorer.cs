@@ -13,6 +13,23 @@ public enum ExecutionProviderKind
     Cuda,
 }
 
+/// <summary>Where the tensors an <see cref="OnnxEcgScorer"/> binds with I/O binding live.</summary>
+public enum BoundMemory
+{
+    /// <summary>
+    /// Host memory: page-locked buffers from the CUDA provider's pinned allocator on CUDA (ONNX Runtime copies them to
+    /// and from the device inside each run), GC-pinned managed arrays on the CPU.
+    /// </summary>
+    Host,
+
+    /// <summary>
+    /// The provider's device memory, allocated once with the session's allocator (CUDA device memory; host memory on
+    /// the CPU provider): each batch is copied in from a host buffer before the run and the outputs back after it, by
+    /// ONNX Runtime. The bound addresses never change, which CUDA graphs need.
+    /// </summary>
+    Device,
+}
+
 /// <summary>Options of an <see cref="OnnxEcgScorer"/>.</summary>
 public sealed record ScorerOptions
 {
@@ -41,6 +58,46 @@ public sealed record ScorerOptions
     /// <summary>Whether this scorer binds I/O: <see cref="IoBinding"/>, or by default only for CUDA.</summary>
     public bool UsesIoBinding => IoBinding ?? Provider == ExecutionProviderKind.Cuda;
 
+    /// <summary>
+    /// Where bound tensors live when <see cref="UsesIoBinding"/>: null (the default) is <see cref="BoundMemory.Device"/>
+    /// on CUDA and <see cref="BoundMemory.Host"/> on the CPU (where device memory is host memory and the extra copies
+    /// buy nothing; the tests ask for <see cref="BoundMemory.Device"/> on the CPU to run the GPU path's copies).
+    /// </summary>
+    public BoundMemory? BindingMemory { get; init; }
+
+    /// <summary><see cref="BindingMemory"/>, or its default for <see cref="Provider"/>.</summary>
+    public BoundMemory EffectiveBindingMemory => BindingMemory ?? (Provider == ExecutionProviderKind.Cuda ? BoundMemory.Device : BoundMemory.Host);
+
+    /// <summary>Whether runs replay CUDA graphs: the CUDA provider with <see cref="CudaProviderSettings.EnableCudaGraph"/>.</summary>
+    public bool UsesCudaGraph => Provider == ExecutionProviderKind.Cuda && Cuda.EnableCudaGraph;
+
+    /// <summary>What is wrong with these options, one line each; empty when a scorer can use them.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (MaxBatch < 1)
+        {
+            problems.Add($"the largest batch must be at least 1, not {MaxBatch}");
+        }
+
+        if (BindingMemory is { } memory && !Enum.IsDefined(memory))
+        {
+            problems.Add($"unknown I/O binding memory {memory}");
+        }
+
+        if (UsesCudaGraph && !(UsesIoBinding && EffectiveBindingMemory == BoundMemory.Device))
+        {
+            problems.Add(CudaGraphNeedsDeviceBinding);
+        }
+
+        return problems;
+    }
+
+    /// <summary>Why CUDA graphs are refused without I/O binding in device memory.</summary>
+    public const string CudaGraphNeedsDeviceBinding =
+        "CUDA graphs replay at the device addresses they were captured with, so they need I/O binding in device memory: " +
+        "leave Workers:IoBinding and Workers:IoBindingMemory unset (or true and Device), or turn EnableCudaGraph off";
+
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
     /// <summary>
@@ -67,10 +124,21 @@ public sealed record ModelOutputs(int Batch, int Frames, int HiddenSize, int Lab
 /// short last batch one of a few more). The windows are copied into a preallocated input buffer, the rows past them
 /// are zeroed, and the padded rows' outputs are dropped (each window is scored on its own, so padding changes nothing
 /// else). Each set's input and output OrtValues are bound once into an <see cref="OrtIoBinding"/> and reused for every
-/// run: a set is taken by one caller at a time, so a worker's model threads each end up with sets of their own. On
-/// CUDA the buffers are page-locked host memory from the CUDA provider's pinned allocator, so the copies to and from the
-/// device are DMA transfers (managed buffers pinned by the GC when the provider offers no such allocator, and on
-/// the CPU).
+/// run: a set is taken by one caller at a time, so a worker's model threads each end up with sets of their own.
+/// </para>
+/// <para>
+/// Where the bound tensors live is <see cref="ScorerOptions.EffectiveBindingMemory"/>. In host memory (page-locked
+/// buffers from the CUDA provider's pinned allocator on CUDA, GC-pinned managed arrays on the CPU) ONNX Runtime copies
+/// them to and from the device inside each run. In device memory (the default on CUDA) the set also holds device
+/// tensors from the session's allocator, bound instead: the windows go into the set's host input buffer, ONNX Runtime
+/// copies it to the device tensor, the model runs on the bound device tensors, and ONNX Runtime copies the outputs back
+/// to the set's host output buffers. The copies run a one-node copy model (<see cref="OnnxCopyModel"/>) in a second
+/// session of the same provider, with its own bindings per set, so they are ONNX Runtime's data transfers on every
+/// provider: on the CPU provider the "device" is host memory and the same code runs with CPU copies. Bound device
+/// addresses never change, which is what CUDA graphs (<see cref="CudaProviderSettings.EnableCudaGraph"/>) need: each
+/// set then carries its own graph id (<c>gpu_graph_id</c>), so every fixed shape and address is captured once and
+/// replayed after, and a set's copy-in, run and copy-out hold the scorer's graph lock so a capture never overlaps
+/// other CUDA work of this scorer.
 /// </para>
 /// </summary>
 public sealed class OnnxEcgScorer : IEcgScorer
@@ -81,6 +149,10 @@ public sealed class OnnxEcgScorer : IEcgScorer
     private readonly ConcurrentDictionary<int, ConcurrentBag<BufferSet>> _pool = new();
     private readonly ConcurrentDictionary<int, ConcurrentBag<BoundSet>> _bound = new();
     private readonly OrtAllocator? _pinned;
+    private readonly OrtAllocator? _device;
+    private readonly InferenceSession? _copySession;
+    private readonly Lock _graphLock = new();
+    private int _graphIds;
     private readonly string[] _inputNames = [HubertOnnxExporter.InputName];
     private readonly string[] _scoreOutputs;
     private bool _disposed;
@@ -88,7 +160,11 @@ public sealed class OnnxEcgScorer : IEcgScorer
     public OnnxEcgScorer(string modelPath, ScorerOptions? options = null)
     {
         _options = options ?? new ScorerOptions();
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatch, 1, nameof(options));
+        if (_options.Problems() is { Count: > 0 } optionProblems)
+        {
+            throw new ArgumentException($"scorer options: {string.Join("; ", optionProblems)}", nameof(options));
+        }
+
         EnsureProviderAvailable(_options.Provider, OnnxRuntimeFlavors.Built);
         Model = OnnxModelMetadata.ReadDescriptor(modelPath);
         FramesPerWindow = HubertArchitecture.FromConfigJson(Model.ArchitectureJson, modelPath).FramesFor(IEcgScorer.WindowLength);
@@ -125,6 +201,10 @@ public sealed class OnnxEcgScorer : IEcgScorer
             // cuDNN loads lazily and the device is opened here: a missing cuDNN or an absent GPU surfaces now.
             throw ExecutionProviderUnavailableException.FromCudaError(_options.Cuda.DeviceId, e);
         }
+        catch (OnnxRuntimeException e) when (_options.UsesCudaGraph && IsGraphCaptureRefusal(e))
+        {
+            throw new CudaGraphUnavailableException(modelPath, _options.Cuda.DeviceId, e);
+        }
         catch (OnnxRuntimeException e)
         {
             throw new CheckpointFormatException(modelPath, null, $"ONNX Runtime cannot load the model: {e.Message}", e);
@@ -143,13 +223,32 @@ public sealed class OnnxEcgScorer : IEcgScorer
             _pinned = TryPinnedAllocator(_session, _options.Cuda.DeviceId);
         }
 
-        BindingMemory = !_options.UsesIoBinding ? "none (no I/O binding)"
-            : _pinned is not null ? "CUDA pinned host memory"
-            : "GC-pinned managed memory";
+        if (_options.UsesIoBinding && _options.EffectiveBindingMemory == BoundMemory.Device)
+        {
+            try
+            {
+                _device = DeviceAllocator(_session, _options);
+                _copySession = OpenCopySession(_options);
+            }
+            catch
+            {
+                _device?.Dispose();
+                _pinned?.Dispose();
+                _session.Dispose();
+                throw;
+            }
+        }
+
+        var host = _pinned is not null ? "CUDA pinned host memory" : "GC-pinned managed memory";
+        BindingDescription = !_options.UsesIoBinding ? "none (no I/O binding)"
+            : _device is null ? host
+            : _options.Provider == ExecutionProviderKind.Cuda
+                ? $"CUDA device memory, copied from and to {host} by ONNX Runtime{(_options.UsesCudaGraph ? ", CUDA graphs" : "")}"
+                : $"CPU provider device memory (host memory), copied from and to {host} by ONNX Runtime";
     }
 
-    /// <summary>Where bound inputs and outputs live (for benchmarks and logs).</summary>
-    public string BindingMemory { get; }
+    /// <summary>Where bound inputs and outputs live and how they get there (for benchmarks and logs).</summary>
+    public string BindingDescription { get; }
 
 
     public ModelDescriptor Model { get; }
@@ -214,6 +313,49 @@ public sealed class OnnxEcgScorer : IEcgScorer
         || e.Message.Contains("CUDNN failure", StringComparison.Ordinal)
         || e.Message.Contains("CUDA driver", StringComparison.OrdinalIgnoreCase);
 
+    // ONNX Runtime refuses enable_cuda_graph when it creates the session if the model cannot be captured: "This session
+    // cannot use the graph capture feature as requested by the user ..." (nodes left on the CPU, control flow).
+    private static bool IsGraphCaptureRefusal(OnnxRuntimeException e) =>
+        e.Message.Contains("graph capture", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("CUDA graph", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("CUDA Graph", StringComparison.Ordinal);
+
+    // The allocator of the provider's own memory: CUDA device memory on device DeviceId, or the CPU provider's.
+    private static OrtAllocator DeviceAllocator(InferenceSession session, ScorerOptions options)
+    {
+        using var info = options.Provider == ExecutionProviderKind.Cuda
+            ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.Cuda.DeviceId, OrtMemType.Default)
+            : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
+        return new OrtAllocator(session, info);
+    }
+
+    // A session of the copy model on the scorer's provider (device, arena and memory limit alike, never a CUDA graph):
+    // one thread, no spinning, no graph rewrites (the single Identity node must stay).
+    private static InferenceSession OpenCopySession(ScorerOptions options)
+    {
+        using var copyOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = 1,
+            InterOpNumThreads = 1,
+        };
+        copyOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        if (options.Provider == ExecutionProviderKind.Cuda)
+        {
+            AppendCuda(copyOptions, options.Cuda with { EnableCudaGraph = false });
+        }
+
+        try
+        {
+            return new InferenceSession(OnnxCopyModel.Bytes, copyOptions);
+        }
+        catch (OnnxRuntimeException e) when (options.Provider == ExecutionProviderKind.Cuda && IsCudaStartError(e))
+        {
+            throw ExecutionProviderUnavailableException.FromCudaError(options.Cuda.DeviceId, e);
+        }
+    }
+
     public void Score(ReadOnlySpan<float> windows, int batch, Span<float> embeddings, Span<float> probabilities)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -277,22 +419,62 @@ public sealed class OnnxEcgScorer : IEcgScorer
             var set = RentBound(BoundShape(n, _options.MaxBatch));
             try
             {
-                var input = set.Input.GetTensorMutableDataAsSpan<float>();
+                var input = set.HostInput.GetTensorMutableDataAsSpan<float>();
                 windows.Slice(start * length, n * length).CopyTo(input);
                 input[(n * length)..].Clear();
-                set.Binding.SynchronizeBoundInputs();
-                _session.RunWithBinding(set.RunOptions, set.Binding);
-                set.Binding.SynchronizeBoundOutputs();
-                set.Embedding.GetTensorDataAsSpan<float>()[..(n * hidden)].CopyTo(embeddings.Slice(start * hidden));
+                if (_options.UsesCudaGraph)
+                {
+                    // A capture must not overlap other CUDA work of this scorer, and ONNX Runtime captures on a set's
+                    // first run (on whichever thread runs it): runs and their copies take turns.
+                    lock (_graphLock)
+                    {
+                        RunBound(set);
+                    }
+                }
+                else
+                {
+                    RunBound(set);
+                }
+
+                set.HostEmbedding.GetTensorDataAsSpan<float>()[..(n * hidden)].CopyTo(embeddings.Slice(start * hidden));
                 if (labels > 0)
                 {
-                    set.Probabilities!.GetTensorDataAsSpan<float>()[..(n * labels)].CopyTo(probabilities.Slice(start * labels));
+                    set.HostProbabilities!.GetTensorDataAsSpan<float>()[..(n * labels)].CopyTo(probabilities.Slice(start * labels));
                 }
             }
             finally
             {
                 ReturnBound(set);
             }
+        }
+    }
+
+    // Host input to the bound tensors, the run, bound outputs to the host: with device binding, the copies are runs of
+    // the copy session; with host binding, ONNX Runtime's own copies inside the run (synchronized before and after).
+    private void RunBound(BoundSet set)
+    {
+        if (set.CopyIn is { } copyIn)
+        {
+            copyIn.SynchronizeBoundInputs();
+            _copySession!.RunWithBinding(set.CopyRunOptions, copyIn);
+        }
+        else
+        {
+            set.Binding.SynchronizeBoundInputs();
+        }
+
+        _session.RunWithBinding(set.RunOptions, set.Binding);
+        if (set.CopyOut.Length > 0)
+        {
+            foreach (var copyOut in set.CopyOut)
+            {
+                _copySession!.RunWithBinding(set.CopyRunOptions, copyOut);
+                copyOut.SynchronizeBoundOutputs();
+            }
+        }
+        else
+        {
+            set.Binding.SynchronizeBoundOutputs();
         }
     }
 
@@ -333,6 +515,12 @@ public sealed class OnnxEcgScorer : IEcgScorer
 
         using var input = OrtValue.CreateTensorValueFromMemory(windows.ToArray(), [batch, samples]);
         using var runOptions = new RunOptions();
+        if (_options.UsesCudaGraph)
+        {
+            // A plain run feeds host tensors that ONNX Runtime copies to new device addresses each time: no capture.
+            runOptions.AddRunConfigEntry("gpu_graph_id", "-1");
+        }
+
         using var results = _session.Run(runOptions, _inputNames, [input], names);
         var byName = names.Zip(results).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
         float[]? Get(string name) => byName.TryGetValue(name, out var v) ? v.GetTensorDataAsSpan<float>().ToArray() : null;
@@ -368,14 +556,23 @@ public sealed class OnnxEcgScorer : IEcgScorer
             }
         }
 
+        _copySession?.Dispose();
         _session.Dispose();
+        _device?.Dispose();
         _pinned?.Dispose();
     }
 
     private BoundSet RentBound(int shape)
     {
         var bag = _bound.GetOrAdd(shape, static _ => new ConcurrentBag<BoundSet>());
-        return bag.TryTake(out var set) ? set : new BoundSet(_session, _pinned, shape, Model.HiddenSize, Model.LabelCount);
+        if (bag.TryTake(out var set))
+        {
+            return set;
+        }
+
+        // Graph ids start at 1: ONNX Runtime reserves 0 for its own single graph and -1 turns capture off.
+        var graphId = _options.UsesCudaGraph ? Interlocked.Increment(ref _graphIds) : (int?)null;
+        return new BoundSet(_session, _pinned, _copySession is null ? null : new DeviceTarget(_copySession, _device!), shape, Model.HiddenSize, Model.LabelCount, graphId);
     }
 
     private void ReturnBound(BoundSet set)
@@ -453,30 +650,62 @@ public sealed class OnnxEcgScorer : IEcgScorer
         }
     }
 
+    /// <summary>Where a set's bound tensors go with device binding: the copy session and the device allocator.</summary>
+    private sealed record DeviceTarget(InferenceSession CopySession, OrtAllocator Allocator);
+
     /// <summary>
-    /// One fixed-shape batch's input and outputs, bound once into an <see cref="OrtIoBinding"/>: buffers from the pinned
-    /// allocator when there is one, else GC-pinned managed arrays (allocated once, never moved).
+    /// One fixed-shape batch's input and outputs, bound once into an <see cref="OrtIoBinding"/>. Host buffers come from
+    /// the pinned allocator when there is one, else they are GC-pinned managed arrays (allocated once, never moved).
+    /// With a <see cref="DeviceTarget"/> the model's binding holds device tensors of the same shapes instead, and three
+    /// bindings of the copy session move the input to the device and the outputs back.
     /// </summary>
     private sealed class BoundSet : IDisposable
     {
         private readonly List<IDisposable> _owned = [];
 
-        public BoundSet(InferenceSession session, OrtAllocator? pinned, int shape, int hidden, int labels)
+        public BoundSet(InferenceSession session, OrtAllocator? pinned, DeviceTarget? device, int shape, int hidden, int labels, int? graphId)
         {
             Shape = shape;
             try
             {
-                Input = Allocate(pinned, [shape, IEcgScorer.WindowLength]);
-                Embedding = Allocate(pinned, [shape, hidden]);
-                Probabilities = labels > 0 ? Allocate(pinned, [shape, labels]) : null;
+                _owned.Add(RunOptions);
+                _owned.Add(CopyRunOptions);
+                if (graphId is { } id)
+                {
+                    RunOptions.AddRunConfigEntry("gpu_graph_id", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                long[] inputShape = [shape, IEcgScorer.WindowLength];
+                long[] embeddingShape = [shape, hidden];
+                long[] probabilityShape = [shape, labels];
+                HostInput = Host(pinned, inputShape);
+                HostEmbedding = Host(pinned, embeddingShape);
+                HostProbabilities = labels > 0 ? Host(pinned, probabilityShape) : null;
+                var input = HostInput;
+                var embedding = HostEmbedding;
+                var probabilities = HostProbabilities;
+                if (device is not null)
+                {
+                    input = Device(device.Allocator, inputShape);
+                    embedding = Device(device.Allocator, embeddingShape);
+                    probabilities = labels > 0 ? Device(device.Allocator, probabilityShape) : null;
+                    CopyIn = Copy(device.CopySession, HostInput, input);
+                    var copyOut = new List<OrtIoBinding> { Copy(device.CopySession, embedding, HostEmbedding) };
+                    if (probabilities is not null)
+                    {
+                        copyOut.Add(Copy(device.CopySession, probabilities, HostProbabilities!));
+                    }
+
+                    CopyOut = [.. copyOut];
+                }
+
                 Binding = session.CreateIoBinding();
                 _owned.Add(Binding);
-                _owned.Add(RunOptions);
-                Binding.BindInput(HubertOnnxExporter.InputName, Input);
-                Binding.BindOutput(HubertOnnxExporter.EmbeddingName, Embedding);
-                if (Probabilities is not null)
+                Binding.BindInput(HubertOnnxExporter.InputName, input);
+                Binding.BindOutput(HubertOnnxExporter.EmbeddingName, embedding);
+                if (probabilities is not null)
                 {
-                    Binding.BindOutput(HubertOnnxExporter.ProbabilitiesName, Probabilities);
+                    Binding.BindOutput(HubertOnnxExporter.ProbabilitiesName, probabilities);
                 }
             }
             catch
@@ -488,15 +717,27 @@ public sealed class OnnxEcgScorer : IEcgScorer
 
         public int Shape { get; }
 
-        public OrtValue Input { get; }
+        /// <summary>Where callers put the windows (host memory).</summary>
+        public OrtValue HostInput { get; }
 
-        public OrtValue Embedding { get; }
+        /// <summary>Where callers read the embeddings (host memory).</summary>
+        public OrtValue HostEmbedding { get; }
 
-        public OrtValue? Probabilities { get; }
+        public OrtValue? HostProbabilities { get; }
 
+        /// <summary>The model's binding: the host tensors, or with device binding the device tensors.</summary>
         public OrtIoBinding Binding { get; }
 
+        /// <summary>The copy session's binding from the host input to the device input; null with host binding.</summary>
+        public OrtIoBinding? CopyIn { get; }
+
+        /// <summary>The copy session's bindings from the device outputs to the host outputs; empty with host binding.</summary>
+        public OrtIoBinding[] CopyOut { get; } = [];
+
+        /// <summary>The model's run options (with the set's CUDA graph id when graphs are on).</summary>
         public RunOptions RunOptions { get; } = new();
+
+        public RunOptions CopyRunOptions { get; } = new();
 
         public void Dispose()
         {
@@ -508,13 +749,29 @@ public sealed class OnnxEcgScorer : IEcgScorer
             _owned.Clear();
         }
 
-        private OrtValue Allocate(OrtAllocator? pinned, long[] shape)
+        private OrtValue Host(OrtAllocator? pinned, long[] shape)
         {
             var value = pinned is not null
                 ? OrtValue.CreateAllocatedTensorValue(pinned, TensorElementType.Float, shape)
                 : OrtValue.CreateTensorValueFromMemory(GC.AllocateArray<float>(checked((int)shape.Aggregate(1L, (a, b) => a * b)), pinned: true), shape);
             _owned.Add(value);
             return value;
+        }
+
+        private OrtValue Device(OrtAllocator allocator, long[] shape)
+        {
+            var value = OrtValue.CreateAllocatedTensorValue(allocator, TensorElementType.Float, shape);
+            _owned.Add(value);
+            return value;
+        }
+
+        private OrtIoBinding Copy(InferenceSession copySession, OrtValue from, OrtValue to)
+        {
+            var binding = copySession.CreateIoBinding();
+            _owned.Add(binding);
+            binding.BindInput(OnnxCopyModel.InputName, from);
+            binding.BindOutput(OnnxCopyModel.OutputName, to);
+            return binding;
         }
     }
 }

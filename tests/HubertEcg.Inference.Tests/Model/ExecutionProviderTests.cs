@@ -191,11 +191,29 @@ public sealed class ExecutionProviderTests(ITestOutputHelper output) : IDisposab
             [
                 "CUDA device id must not be negative, not -1",
                 "GPU memory limit must not be negative (0: no limit), not -5",
-                "CUDA graphs need inputs and outputs bound at fixed device addresses, and the scorer binds them in pinned host memory: leave EnableCudaGraph off",
             ],
             bad.Problems());
         using var sessionOptions = new Microsoft.ML.OnnxRuntime.SessionOptions();
         var e = Assert.Throws<ArgumentException>(() => OnnxEcgScorer.AppendCuda(sessionOptions, bad));
-        Assert.Contains("fixed device addresses", e.Message, StringComparison.Ordinal);
+        Assert.Contains("GPU memory limit must not be negative", e.Message, StringComparison.Ordinal);
+
+        // CUDA graphs themselves are settings the provider takes; what they need of the scorer is its options' check.
+        Assert.Empty(new CudaProviderSettings { EnableCudaGraph = true }.Problems());
+    }
+
+    [Fact]
+    public void AModelOnnxRuntimeCannotCaptureIsNamedOnOneLineWithItsReason()
+    {
+        // ONNX Runtime's refusal is multi-line at most in its trailer; the first line is the reason.
+        var refusal = new InvalidOperationException(
+            "This session cannot use the graph capture feature as requested by the user as all compute graph nodes have not been partitioned to the CUDAExecutionProvider.\nstack frame");
+        var e = new CudaGraphUnavailableException("/models/small.onnx", 1, refusal);
+        Assert.Equal(
+            "The model /models/small.onnx cannot be captured in a CUDA graph on device 1: ONNX Runtime says \"This session cannot use the graph " +
+            "capture feature as requested by the user as all compute graph nodes have not been partitioned to the CUDAExecutionProvider\"; CUDA " +
+            "graphs need every node on the CUDA provider (no CPU fallback, no control flow), fixed input shapes and inputs and outputs bound at " +
+            "fixed device addresses: turn Workers:Cuda:EnableCudaGraph off for this model",
+            e.Message);
+        Assert.Same(refusal, e.InnerException);
     }
 }

@@ -5,14 +5,18 @@ namespace HubertEcg.Inference.Tests.Model;
 
 /// <summary>
 /// The I/O-binding path of <see cref="OnnxEcgScorer"/> (fixed-shape, padded batches bound once and run with
-/// RunWithBinding) on the CPU provider, against the path without binding.
+/// RunWithBinding) on the CPU provider, against the path without binding: with tensors bound in host memory, and in the
+/// provider's device memory (the GPU default), where each batch is copied in and its outputs out by ONNX Runtime
+/// through the copy model's session (on the CPU provider the device memory is host memory and the copies CPU copies).
 /// </summary>
 public sealed class IoBindingTests
 {
     [Theory]
-    [InlineData(ModelPrecision.Fp32)]
-    [InlineData(ModelPrecision.Fp16)]
-    public void BoundScoringGivesTheSameOutputsAsUnboundIncludingAPaddedLastBatch(ModelPrecision precision)
+    [InlineData(ModelPrecision.Fp32, BoundMemory.Host)]
+    [InlineData(ModelPrecision.Fp16, BoundMemory.Host)]
+    [InlineData(ModelPrecision.Fp32, BoundMemory.Device)]
+    [InlineData(ModelPrecision.Fp16, BoundMemory.Device)]
+    public void BoundScoringGivesTheSameOutputsAsUnboundIncludingAPaddedLastBatch(ModelPrecision precision, BoundMemory memory)
     {
         using var temp = new TempDir();
         var path = temp.File("model.onnx");
@@ -23,10 +27,12 @@ public sealed class IoBindingTests
         const int batch = 11;
         var windows = Fp16ParityTests.SyntheticWindows(batch);
         using var unbound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = false });
-        using var bound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = true });
+        using var bound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = true, BindingMemory = memory });
         Assert.False(unbound.Options.UsesIoBinding);
         Assert.True(bound.Options.UsesIoBinding);
-        Assert.Equal("GC-pinned managed memory", bound.BindingMemory);
+        Assert.Equal(
+            memory == BoundMemory.Host ? "GC-pinned managed memory" : "CPU provider device memory (host memory), copied from and to GC-pinned managed memory by ONNX Runtime",
+            bound.BindingDescription);
 
         var (e0, p0) = Score(unbound, windows, batch);
         for (var repeat = 0; repeat < 3; repeat++)
@@ -50,8 +56,10 @@ public sealed class IoBindingTests
         Assert.Equal(p5, p6);
     }
 
-    [Fact]
-    public void ConcurrentCallersEachBindTheirOwnBuffers()
+    [Theory]
+    [InlineData(BoundMemory.Host)]
+    [InlineData(BoundMemory.Device)]
+    public void ConcurrentCallersEachBindTheirOwnBuffers(BoundMemory memory)
     {
         using var temp = new TempDir();
         var path = temp.File("model.onnx");
@@ -59,7 +67,7 @@ public sealed class IoBindingTests
         const int batch = 6;
         var windows = Fp16ParityTests.SyntheticWindows(batch * 4);
         using var unbound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = false });
-        using var bound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = true });
+        using var bound = new OnnxEcgScorer(path, new ScorerOptions { IntraOpThreads = 1, MaxBatch = 8, IoBinding = true, BindingMemory = memory });
 
         // Four callers, each its own slice of windows, several rounds at once on the shared session.
         var expected = Enumerable.Range(0, 4).Select(c => Score(unbound, Slice(windows, c, batch), batch)).ToArray();
@@ -96,6 +104,65 @@ public sealed class IoBindingTests
         Assert.True(new ScorerOptions { Provider = ExecutionProviderKind.Cuda }.UsesIoBinding);
         Assert.False(new ScorerOptions { Provider = ExecutionProviderKind.Cuda, IoBinding = false }.UsesIoBinding);
         Assert.True(new ScorerOptions { IoBinding = true }.UsesIoBinding);
+    }
+
+    [Fact]
+    public void DeviceBindingDefaultsOnForCudaAndHostForTheCpu()
+    {
+        Assert.Equal(BoundMemory.Host, new ScorerOptions().EffectiveBindingMemory);
+        Assert.Equal(BoundMemory.Device, new ScorerOptions { Provider = ExecutionProviderKind.Cuda }.EffectiveBindingMemory);
+        Assert.Equal(BoundMemory.Host, new ScorerOptions { Provider = ExecutionProviderKind.Cuda, BindingMemory = BoundMemory.Host }.EffectiveBindingMemory);
+        Assert.Equal(BoundMemory.Device, new ScorerOptions { BindingMemory = BoundMemory.Device }.EffectiveBindingMemory);
+    }
+
+    [Fact]
+    public void CudaGraphsAreRefusedWithoutDeviceBindingInOneLine()
+    {
+        var graphs = new CudaProviderSettings { EnableCudaGraph = true };
+        Assert.Empty(new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = graphs }.Problems());
+        Assert.True(new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = graphs }.UsesCudaGraph);
+        Assert.Equal(
+            [ScorerOptions.CudaGraphNeedsDeviceBinding],
+            new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = graphs, BindingMemory = BoundMemory.Host }.Problems());
+        Assert.Equal(
+            [ScorerOptions.CudaGraphNeedsDeviceBinding],
+            new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = graphs, IoBinding = false }.Problems());
+
+        // The CPU provider takes no CUDA settings: they are ignored there, graphs included.
+        Assert.False(new ScorerOptions { Cuda = graphs, IoBinding = false }.UsesCudaGraph);
+        Assert.Empty(new ScorerOptions { Cuda = graphs, IoBinding = false }.Problems());
+
+        // The scorer checks its options before it opens anything (this build may have no CUDA at all).
+        var e = Assert.Throws<ArgumentException>(() => new OnnxEcgScorer(
+            "/nonexistent/model.onnx", new ScorerOptions { Provider = ExecutionProviderKind.Cuda, Cuda = graphs, IoBinding = false }));
+        Assert.Equal($"scorer options: {ScorerOptions.CudaGraphNeedsDeviceBinding} (Parameter 'options')", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void TheCopyModelCopiesEveryBitBetweenBoundTensors()
+    {
+        // Values a careless copy would change: signed zero, NaN payloads, subnormals, infinities.
+        float[] values =
+        [
+            -0f, 0f, float.NaN, BitConverter.Int32BitsToSingle(0x7FC00001), BitConverter.Int32BitsToSingle(1),
+            float.PositiveInfinity, float.NegativeInfinity, float.MaxValue, -1.5f, 3.25e-20f, 7f, -7f,
+        ];
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(OnnxCopyModel.Bytes);
+        var target = new float[values.Length];
+        using var from = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(values, [3, 4]);
+        using var to = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(target, [3, 4]);
+        using var binding = session.CreateIoBinding();
+        using var runOptions = new Microsoft.ML.OnnxRuntime.RunOptions();
+        binding.BindInput(OnnxCopyModel.InputName, from);
+        binding.BindOutput(OnnxCopyModel.OutputName, to);
+        for (var round = 0; round < 3; round++)
+        {
+            Array.Clear(target);
+            session.RunWithBinding(runOptions, binding);
+            Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), target.Select(BitConverter.SingleToInt32Bits));
+            values[11] = round;
+        }
     }
 
     private static float[] Slice(float[] windows, int caller, int batch) =>

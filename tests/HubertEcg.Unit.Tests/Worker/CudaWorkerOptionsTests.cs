@@ -71,16 +71,44 @@ public sealed class CudaWorkerOptionsTests
             ["Workers:Cuda:PerDevice:0:GpuMemLimit"] = "-2",
             ["Workers:Cuda:PerDevice:5:UseTf32"] = "true",
             ["Workers:Cuda:PerDevice:gpu0:UseTf32"] = "true",
+            ["Workers:IoBindingMemory"] = "Host",
         });
         Assert.Equal(
             [
                 "Workers:Cuda: GPU memory limit must not be negative (0: no limit), not -1",
                 "Workers:Cuda:PerDevice:0: GPU memory limit must not be negative (0: no limit), not -2",
-                "Workers:Cuda:PerDevice:0: CUDA graphs need inputs and outputs bound at fixed device addresses, and the scorer binds them in pinned host memory: leave EnableCudaGraph off",
                 "Workers:Cuda:PerDevice:5 names no GPU of Workers:Devices",
                 "Workers:Cuda:PerDevice:gpu0 names no GPU of Workers:Devices",
+                "Workers:Cuda:EnableCudaGraph (GPU 0): " + ScorerOptions.CudaGraphNeedsDeviceBinding,
             ],
             options.Problems());
+    }
+
+    [Theory]
+    [InlineData(null, null, true)]
+    [InlineData("true", "Device", true)]
+    [InlineData("false", null, false)]
+    [InlineData(null, "Host", false)]
+    public void CudaGraphsAreTakenWhenGpuWorkersBindInDeviceMemory(string? ioBinding, string? memory, bool accepted)
+    {
+        var options = Bind(new()
+        {
+            ["Workers:Devices:0"] = "0",
+            ["Workers:Devices:1"] = "1",
+            ["Workers:Cuda:EnableCudaGraph"] = "true",
+            ["Workers:IoBinding"] = ioBinding,
+            ["Workers:IoBindingMemory"] = memory,
+        });
+        if (accepted)
+        {
+            Assert.Empty(options.Problems());
+        }
+        else
+        {
+            Assert.Equal(
+                ["Workers:Cuda:EnableCudaGraph (GPU 0): " + ScorerOptions.CudaGraphNeedsDeviceBinding, "Workers:Cuda:EnableCudaGraph (GPU 1): " + ScorerOptions.CudaGraphNeedsDeviceBinding],
+                options.Problems());
+        }
     }
 
     [Fact]
