@@ -360,25 +360,32 @@ $fn$;
 -- exclusively: no writer of those models is between its bucket rows and its positives meanwhile.
 create function label_positives_from_buckets(p_models text[], p_positions integer[]) returns void
 language plpgsql security definer set search_path from current as $fn$
+declare
+    model text;
+    first_buckets integer[];
 begin
     delete from run_label_positives p
     using runs r
     where r.run_id = p.run_id and r.model_id = any (p_models) and p.position = any (p_positions);
 
-    insert into run_label_positives (run_id, position, positives)
-    with t as materialized (
-        select t.model_id, t.position, label_grid_first_bucket(t.threshold, t.inclusive) as first_bucket
+    for model in select m from unnest(p_models) m order by 1 loop
+        -- Per label (index position + 1) the lowest bucket counted positive; null for the labels not recounted. An
+        -- array subscript per cell rather than a join, whose row estimates for unnest led the planner astray.
+        select array_agg(case when t.position = any (p_positions) then label_grid_first_bucket(t.threshold, t.inclusive) end
+                         order by t.position)
+        into first_buckets
         from dashboard_model_label_thresholds t
-        where t.model_id = any (p_models) and t.position = any (p_positions)
-    )
-    select b.run_id, t.position, sum(u.n)
-    from run_label_buckets b
-    join runs r on r.run_id = b.run_id and r.model_id = any (p_models)
-    cross join lateral unnest(b.cells, b.counts) as u (cell, n)
-    join t on t.model_id = r.model_id and t.position = u.cell / 2003
-    where b.claim_xid is null and u.cell % 2003 >= t.first_bucket
-    group by 1, 2
-    having sum(u.n) > 0;
+        where t.model_id = model;
+
+        insert into run_label_positives (run_id, position, positives)
+        select b.run_id, u.cell / 2003, sum(u.n)
+        from runs r
+        join run_label_buckets b on b.run_id = r.run_id
+        cross join lateral unnest(b.cells, b.counts) as u (cell, n)
+        where r.model_id = model and b.claim_xid is null and u.cell % 2003 >= first_buckets[u.cell / 2003 + 1]
+        group by 1, 2
+        having sum(u.n) > 0;
+    end loop;
 end
 $fn$;
 
