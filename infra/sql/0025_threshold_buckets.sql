@@ -24,7 +24,8 @@
 
 create table run_label_buckets (
     run_id uuid not null references runs (run_id) on delete cascade,
-    -- position * 2003 + bucket, ascending, each once.
+    -- position * 2003 + bucket, each once, in no particular order (counts[i] is the count of cells[i]: both arrays
+    -- come from one aggregation over the same rows, so they are aligned; no sort is paid for an order no reader needs).
     cells integer[] not null,
     -- Rows per cell (negative: rows removed).
     counts bigint[] not null check (cardinality(counts) = cardinality(cells)),
@@ -111,7 +112,7 @@ begin
         returning b.run_id, b.cells, b.counts, b.claim_xid
     )
     insert into run_label_buckets (run_id, cells, counts)
-    select x.run_id, array_agg(x.cell order by x.cell), array_agg(x.n order by x.cell)
+    select x.run_id, array_agg(x.cell), array_agg(x.n)
     from (select g.run_id, u.cell, sum(u.n)::bigint as n
           from gone g cross join lateral unnest(g.cells, g.counts) as u (cell, n)
           where g.claim_xid is null
@@ -168,7 +169,7 @@ begin
     end if;
     if not buckets_hold then
         insert into run_label_buckets (run_id, cells, counts)
-        select x.run_id, array_agg(x.cell order by x.cell), array_agg(x.n order by x.cell)
+        select x.run_id, array_agg(x.cell), array_agg(x.n)
         from (select n.run_id, (u.ord::integer - 1) * 2003 + label_grid_bucket(u.p) as cell, count(*) as n
               from added_rows n cross join lateral unnest(n.probabilities) with ordinality as u (p, ord)
               where u.p is not null
@@ -264,7 +265,7 @@ begin
     on conflict (run_id, minute, worker) do update set records_scored = w.records_scored + excluded.records_scored;
 
     insert into run_label_buckets (run_id, cells, counts)
-    select x.run_id, array_agg(x.cell order by x.cell), array_agg(x.n order by x.cell)
+    select x.run_id, array_agg(x.cell), array_agg(x.n)
     from (select n.run_id, (u.ord::integer - 1) * 2003 + label_grid_bucket(u.p) as cell, count(*) as n
           from added_rows n
           join scores s on s.model_id = n.model_id and s.record_id = n.record_id
@@ -314,7 +315,7 @@ begin
     where m.run_id = d.run_id and m.minute = d.minute;
 
     insert into run_label_buckets (run_id, cells, counts)
-    select x.run_id, array_agg(x.cell order by x.cell), array_agg(x.n order by x.cell)
+    select x.run_id, array_agg(x.cell), array_agg(x.n)
     from (select o.run_id, (u.ord::integer - 1) * 2003 + label_grid_bucket(u.p) as cell, -count(*) as n
           from removed_rows o
           cross join lateral unnest(o.probabilities) with ordinality as u (p, ord)
@@ -499,7 +500,7 @@ revoke execute on function run_label_buckets_fold(uuid[]) from public;
 
 -- The bucket counts of the rows stored before this migration: each run's own rows and those it reused.
 insert into run_label_buckets (run_id, cells, counts)
-select x.run_id, array_agg(x.cell order by x.cell), array_agg(x.n order by x.cell)
+select x.run_id, array_agg(x.cell), array_agg(x.n)
 from (select y.run_id, (u.ord::integer - 1) * 2003 + label_grid_bucket(u.p) as cell, count(*) as n
       from (select s.run_id, s.probabilities from scores s
             union all
