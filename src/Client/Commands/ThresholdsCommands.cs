@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using HubertEcg.Client.Evaluation;
 using HubertEcg.Inference.Evaluation;
+using HubertEcg.Storage;
 
 namespace HubertEcg.Client.Commands;
 
@@ -64,6 +65,7 @@ public static class ThresholdsCommands
                 Console.WriteLine($"no threshold (rule not met; the label keeps the global one): {string.Join(", ", missing.Take(30))}{(missing.Count > 30 ? ", ..." : "")}");
             }
 
+            WarnOffGrid(thresholds.Select(t => t.Threshold));
             if (parseResult.GetValue(activate))
             {
                 var changed = await store.ActivateAsync(setId, cancellationToken);
@@ -102,6 +104,20 @@ public static class ThresholdsCommands
         return command;
     }
 
+    // Thresholds on the 1/1000 grid are recounted from the per-run bucket counts when the set is activated (well under a
+    // second at 10M rows); one off the grid makes the activation recount its label from every score row of the model,
+    // holding the model's writers back meanwhile (infra/sql/0025_threshold_buckets.sql, docs/operations.md).
+    private static void WarnOffGrid(IEnumerable<float?> thresholds)
+    {
+        var off = thresholds.Count(t => t is { } value && LabelGrid.Index(value) is null);
+        if (off > 0)
+        {
+            Console.WriteLine(
+                $"note: {off} threshold(s) are off the 1/{LabelGrid.Steps} grid: activating the set recounts those labels from every score row " +
+                "of the model (seconds per 10M rows, the model's writers waiting); grid thresholds recount from the bucket counts at once");
+        }
+    }
+
     private static (Argument<string> Set, Option<string> Model, Option<int?> Version) SetSelector(Command command)
     {
         var set = new Argument<string>("set") { Description = "Set name (its latest version unless --version) or set id" };
@@ -122,6 +138,7 @@ public static class ThresholdsCommands
             await using var db = RunCommands.OpenDatabase(parseResult);
             var store = new EvaluationStore(db);
             var row = await store.ResolveSetAsync(parseResult.GetValue(set)!, parseResult.GetValue(model), parseResult.GetValue(version), cancellationToken);
+            WarnOffGrid((await store.SetLabelsAsync(row.SetId, cancellationToken)).Select(l => l.Threshold));
             var changed = await store.ActivateAsync(row.SetId, cancellationToken);
             Console.WriteLine($"threshold set '{row.Name}' version {row.Version} is active for model {row.ModelId}; {changed.Length} labels recounted");
             return 0;

@@ -243,15 +243,30 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     // No key of the batch is stored: a binary COPY straight into scores. The label positives of the rows are counted
     // here against the thresholds read in this transaction and handed to the insert trigger, which takes them only if
-    // the thresholds are still those in force (0018_fast_score_writes.sql).
+    // the thresholds are still those in force (0018_fast_score_writes.sql); so are their label bucket counts
+    // (0025_threshold_buckets.sql), which need no thresholds.
     private async Task<int> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, List<int> positions, List<float> thresholds,
         CancellationToken cancellationToken)
     {
-        await using (var claim = new NpgsqlCommand("select set_config('hubert.label_positives', @claim, true)", connection, tx))
+        // One round trip: the positives claim, and per run the bucket counts of its rows (0025_threshold_buckets.sql),
+        // which the trigger likewise takes only if the statement added exactly the claimed rows per run.
+        await using (var claims = new NpgsqlBatch(connection, tx))
         {
+            var claim = new NpgsqlBatchCommand("select set_config('hubert.label_positives', @claim, true)");
             claim.Parameters.Add(new NpgsqlParameter("claim", NpgsqlDbType.Text) { Value = LabelPositives.Claim(rows, positions, thresholds) });
-            await claim.ExecuteNonQueryAsync(cancellationToken);
+            claims.BatchCommands.Add(claim);
+            foreach (var buckets in LabelBuckets.Claims(rows))
+            {
+                var command = new NpgsqlBatchCommand("select label_buckets_claim(@run, @rows, @cells, @counts)");
+                command.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = buckets.RunId });
+                command.Parameters.Add(new NpgsqlParameter("rows", NpgsqlDbType.Bigint) { Value = buckets.Rows });
+                command.Parameters.Add(new NpgsqlParameter("cells", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = buckets.Cells });
+                command.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = buckets.Counts });
+                claims.BatchCommands.Add(command);
+            }
+
+            await claims.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await CopyRowsAsync(connection, "scores", rows, cancellationToken);

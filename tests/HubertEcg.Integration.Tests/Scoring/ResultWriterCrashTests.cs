@@ -140,6 +140,8 @@ public sealed class ResultWriterCrashTests(PostgresDatabaseFixture database) : I
             runId);
         Assert.True(rows == 0 || positives > 0);
         Assert.Equal(positives, await Runs.CountAsync(database.DataSource, "select coalesce(sum(positives), 0) from run_label_positives where run_id = @run", runId));
+        // And the label bucket counts a threshold change recounts from (0025_threshold_buckets.sql).
+        Assert.Equal(0, await Dashboard.ThresholdBucketsTests.BucketMismatchesAsync(database.DataSource, runId));
     }
 
     private async Task<long> CountAsync(string sql, string model)

@@ -98,6 +98,7 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
                     "cross join dashboard_label_thresholds t where x.probabilities[t.position + 1] > t.threshold",
                     run),
                 await Runs.CountAsync(database.DataSource, "select coalesce(sum(positives), 0) from run_label_positives where run_id = @run", run));
+            Assert.Equal(0, await Dashboard.ThresholdBucketsTests.BucketMismatchesAsync(database.DataSource, run));
         }
 
         Assert.Equal(3 * 164, await Runs.CountAsync(database.DataSource, "select sum(positives) from run_label_positives where run_id = @run", first));

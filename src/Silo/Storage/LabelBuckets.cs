@@ -1,0 +1,106 @@
+using HubertEcg.Worker;
+
+namespace HubertEcg.Storage;
+
+/// <summary>
+/// The probability grid of the per-run label bucket counts (infra/sql/0025_threshold_buckets.sql): thresholds
+/// g_k = k/1000 (the float nearest, as Postgres stores the literal) and, per label, 2003 buckets: below 0, each g_k
+/// itself, each open interval between g_k and g_(k+1), and above 1 (or NaN). A threshold change to grid thresholds
+/// recounts the dashboard's positives from these counts instead of the score rows.
+/// </summary>
+public static class LabelGrid
+{
+    /// <summary>Grid steps: thresholds k / Steps for k = 0..Steps.</summary>
+    public const int Steps = 1000;
+
+    /// <summary>Buckets per label.</summary>
+    public const int Buckets = 2 * Steps + 3;
+
+    /// <summary>The grid threshold g_k: the float nearest k/1000.</summary>
+    public static float Threshold(int k) => (float)(k / (double)Steps);
+
+    /// <summary>The bucket of <paramref name="p"/>, as <c>label_grid_bucket</c> computes it in Postgres.</summary>
+    public static int Bucket(float p)
+    {
+        if (float.IsNaN(p) || p > 1f)
+        {
+            return Buckets - 1;
+        }
+
+        if (p < 0f)
+        {
+            return 0;
+        }
+
+        var f = Math.Floor(p * (double)Steps);
+        var k = (int)f;
+        if (p == (float)((f + 1) / Steps))
+        {
+            return 2 * k + 3;
+        }
+
+        return p == (float)(f / Steps) ? 2 * k + 1 : 2 * k + 2;
+    }
+
+    /// <summary>The grid index k when <paramref name="threshold"/> is g_k, else null (off the grid: slow to change).</summary>
+    public static int? Index(float threshold)
+    {
+        if (!(threshold >= 0f && threshold <= 1f))
+        {
+            return null;
+        }
+
+        var k = (int)Math.Round(threshold * (double)Steps);
+        return threshold == Threshold(k) ? k : null;
+    }
+}
+
+/// <summary>A writer's bucket counts of a batch for one run, in the form <c>label_buckets_claim</c> takes them.</summary>
+internal sealed record LabelBucketClaim(Guid RunId, long Rows, int[] Cells, long[] Counts);
+
+/// <summary>Counts a batch's rows per run, label and bucket (cell = position * <see cref="LabelGrid.Buckets"/> + bucket).</summary>
+internal static class LabelBuckets
+{
+    public static IReadOnlyList<LabelBucketClaim> Claims(IReadOnlyList<ScoreRow> rows)
+    {
+        var claims = new List<LabelBucketClaim>();
+        foreach (var run in rows.GroupBy(r => r.RunId))
+        {
+            var labels = run.Max(r => r.Probabilities.Length);
+            var dense = new int[labels * LabelGrid.Buckets];
+            var count = 0L;
+            foreach (var row in run)
+            {
+                count++;
+                var probabilities = row.Probabilities;
+                for (var i = 0; i < probabilities.Length; i++)
+                {
+                    dense[i * LabelGrid.Buckets + LabelGrid.Bucket(probabilities[i])]++;
+                }
+            }
+
+            var nonzero = 0;
+            foreach (var n in dense)
+            {
+                nonzero += n != 0 ? 1 : 0;
+            }
+
+            var cells = new int[nonzero];
+            var counts = new long[nonzero];
+            var j = 0;
+            for (var c = 0; c < dense.Length; c++)
+            {
+                if (dense[c] != 0)
+                {
+                    cells[j] = c;
+                    counts[j] = dense[c];
+                    j++;
+                }
+            }
+
+            claims.Add(new LabelBucketClaim(run.Key, count, cells, counts));
+        }
+
+        return claims;
+    }
+}
