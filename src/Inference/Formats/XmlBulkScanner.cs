@@ -732,7 +732,7 @@ internal static class XmlBulkScanner
             // Numbers are separated by whitespace: at most one per two units, and one more for an odd length.
             var most = (content.Length / 2) + 1;
             var pooled = !(expected > 0 && expected <= most);
-            var values = pooled ? ArrayPool<double>.Shared.Rent(most) : new double[expected];
+            var values = pooled ? ArrayPool<double>.Shared.Rent(most) : GC.AllocateUninitializedArray<double>(expected);
             try
             {
                 var count = 0;

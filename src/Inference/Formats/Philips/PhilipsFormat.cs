@@ -142,7 +142,7 @@ public sealed class PhilipsFormat : IRecordFormat
         var leads = new double[stored.Length][];
         for (var lead = 0; lead < stored.Length; lead++)
         {
-            var values = new double[kept];
+            var values = GC.AllocateUninitializedArray<double>(kept);
             SampleScaling.Int16ToDouble(stored[lead].AsSpan(0, kept), values, scale);
             leads[lead] = values;
         }
@@ -252,7 +252,7 @@ public sealed class PhilipsFormat : IRecordFormat
         var leads = new short[leadCount][];
         for (var lead = 0; lead < leadCount; lead++)
         {
-            var values = new short[samples];
+            var values = GC.AllocateUninitializedArray<short>(samples);
             for (var t = 0; t < samples; t++)
             {
                 values[t] = BinaryPrimitives.ReadInt16LittleEndian(data[(((lead * samples) + t) * 2)..]);

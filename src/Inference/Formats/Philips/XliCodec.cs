@@ -117,7 +117,7 @@ public static class XliCodec
             throw new EcgFormatException(recordId, $"XLI lead {lead} decompresses to {bytes.Length} bytes, fewer than two samples");
         }
 
-        var samples = new short[n];
+        var samples = GC.AllocateUninitializedArray<short>(n);
 
         // Modulo 2^16 throughout: the same 16-bit results as the reference's wider arithmetic cast back to int16.
         // Sample i (i >= 3) uses code i - 1 <= n - 2, whose low byte always exists (bytes.Length >= 2n - 1).
