@@ -802,7 +802,13 @@ internal static class XmlBulkScanner
                     values[count++] = value;
                 }
 
-                var numbers = !pooled && count == values.Length ? values : values.AsSpan(0, count).ToArray();
+                var numbers = values;
+                if (pooled || count != values.Length)
+                {
+                    numbers = GC.AllocateUninitializedArray<double>(count);
+                    values.AsSpan(0, count).CopyTo(numbers);
+                }
+
                 return new XmlBulkElement { QualifiedName = name, Taken = true, Numbers = numbers };
             }
             finally
