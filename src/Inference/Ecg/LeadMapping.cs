@@ -107,7 +107,7 @@ public static class LeadMapping
                 continue;
             }
 
-            var derived = new double[n];
+            var derived = GC.AllocateUninitializedArray<double>(n);
             Derive(standard[k], leadI, leadII, derived);
             leads[k] = derived;
         }

@@ -732,7 +732,7 @@ internal static class XmlBulkScanner
             // Numbers are separated by whitespace: at most one per two units, and one more for an odd length.
             var most = (content.Length / 2) + 1;
             var pooled = !(expected > 0 && expected <= most);
-            var values = pooled ? ArrayPool<double>.Shared.Rent(most) : new double[expected];
+            var values = pooled ? ArrayPool<double>.Shared.Rent(most) : GC.AllocateUninitializedArray<double>(expected);
             try
             {
                 var count = 0;
@@ -802,7 +802,13 @@ internal static class XmlBulkScanner
                     values[count++] = value;
                 }
 
-                var numbers = !pooled && count == values.Length ? values : values.AsSpan(0, count).ToArray();
+                var numbers = values;
+                if (pooled || count != values.Length)
+                {
+                    numbers = GC.AllocateUninitializedArray<double>(count);
+                    values.AsSpan(0, count).CopyTo(numbers);
+                }
+
                 return new XmlBulkElement { QualifiedName = name, Taken = true, Numbers = numbers };
             }
             finally

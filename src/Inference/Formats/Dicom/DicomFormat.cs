@@ -269,7 +269,7 @@ public sealed class DicomFormat : IRecordFormat
         var leads = new double[channels][];
         for (var c = 0; c < channels; c++)
         {
-            leads[c] = new double[n];
+            leads[c] = GC.AllocateUninitializedArray<double>(n);
         }
 
         var raw = data.Offset;

@@ -170,7 +170,7 @@ public sealed class MuseFormat : IRecordFormat
             throw new EcgFormatException(recordId, $"lead {name} holds {bytes.Length / 2} samples, LeadSampleCountTotal says {n}");
         }
 
-        var values = new double[n];
+        var values = GC.AllocateUninitializedArray<double>((int)n);
         Scale(bytes[..((int)n * 2)], values, gain, times, over);
         return (name, values, unit);
     }

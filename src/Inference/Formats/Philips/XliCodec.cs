@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using HubertEcg.Inference.Ecg;
@@ -117,7 +118,7 @@ public static class XliCodec
             throw new EcgFormatException(recordId, $"XLI lead {lead} decompresses to {bytes.Length} bytes, fewer than two samples");
         }
 
-        var samples = new short[n];
+        var samples = GC.AllocateUninitializedArray<short>(n);
 
         // Modulo 2^16 throughout: the same 16-bit results as the reference's wider arithmetic cast back to int16.
         // Sample i (i >= 3) uses code i - 1 <= n - 2, whose low byte always exists (bytes.Length >= 2n - 1).
@@ -136,14 +137,40 @@ public static class XliCodec
         var step = y - x - first;
         int value = y + step;
         samples[2] = (short)value;
+
+        // First the residuals (code i - 1 less the bias) in place of samples 3 on, several a step, then the two sums.
+        Residuals(high[2..], low[2..], samples.AsSpan(3));
         for (var i = 3; i < samples.Length; i++)
         {
-            step -= ((high[i - 1] << 8) | low[i - 1]) - Bias;
+            step -= samples[i];
             value += step;
             samples[i] = (short)value;
         }
 
         return samples;
+    }
+
+    /// <summary>residuals[k] = (high[k] &lt;&lt; 8 | low[k]) - bias, modulo 2^16 (all that the sums keep).</summary>
+    private static void Residuals(ReadOnlySpan<byte> high, ReadOnlySpan<byte> low, Span<short> residuals)
+    {
+        var k = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var bias = new Vector<ushort>(Bias);
+            var count = Vector<ushort>.Count;
+            for (; k + Vector<byte>.Count <= residuals.Length; k += Vector<byte>.Count)
+            {
+                Vector.Widen(new Vector<byte>(high[k..]), out var highFirst, out var highSecond);
+                Vector.Widen(new Vector<byte>(low[k..]), out var lowFirst, out var lowSecond);
+                Vector.AsVectorInt16(((highFirst << 8) | lowFirst) - bias).CopyTo(residuals[k..]);
+                Vector.AsVectorInt16(((highSecond << 8) | lowSecond) - bias).CopyTo(residuals[(k + count)..]);
+            }
+        }
+
+        for (; k < residuals.Length; k++)
+        {
+            residuals[k] = (short)(((high[k] << 8) | low[k]) - Bias);
+        }
     }
 
     /// <summary>Code <paramref name="i"/> of <paramref name="n"/>: its high byte from the first half, its low byte from the second.</summary>

@@ -303,7 +303,8 @@ public sealed class ScpHuffmanTables
     /// <summary>
     /// Decodes two leads of the same length at once with the default table (<see cref="IsDefault"/> must hold): the
     /// same values as <see cref="Decode"/> on each, but the two bit streams are independent, so the processor works on
-    /// both while each code waits for the one before it.
+    /// both while each code waits for the one before it. As in <see cref="DecodeDefault"/>, each load of 57 or more
+    /// bits serves codes until fewer than 26 of its bits are left, in both leads.
     /// </summary>
     public void DecodeDefaultPair(
         ReadOnlySpan<byte> first, Span<int> firstValues, string firstWhat,
@@ -315,53 +316,106 @@ public sealed class ScpHuffmanTables
             throw new InvalidOperationException("two leads of one length in the default table are decoded together");
         }
 
+        const int Longest = 26;
+        const int Valid = 57;
         long bitA = 0, bitB = 0;
         long bitsA = first.Length * 8L, bitsB = second.Length * 8L;
-        for (var i = 0; i < firstValues.Length; i++)
+        var n = firstValues.Length;
+        var i = 0;
+        while (i < n)
         {
-            firstValues[i] = DefaultCode(Peek(first, bitA), out var lengthA);
-            secondValues[i] = DefaultCode(Peek(second, bitB), out var lengthB);
-            bitA += lengthA;
-            bitB += lengthB;
-            if (bitA > bitsA)
+            var windowA = Peek(first, bitA);
+            var windowB = Peek(second, bitB);
+            int usedA = 0, usedB = 0;
+            do
             {
-                throw Short(recordId, firstWhat, i, firstValues.Length);
+                firstValues[i] = DefaultCode(windowA << usedA, out var lengthA);
+                secondValues[i] = DefaultCode(windowB << usedB, out var lengthB);
+                usedA += lengthA;
+                usedB += lengthB;
+                i++;
             }
+            while (usedA <= Valid - Longest && usedB <= Valid - Longest && i < n);
 
-            if (bitB > bitsB)
+            bitA += usedA;
+            bitB += usedB;
+            if (bitA > bitsA || bitB > bitsB)
             {
-                throw Short(recordId, secondWhat, i, secondValues.Length);
+                // Past the end of a lead's bytes: the sample where each ran out, and the first of the two is reported
+                // (the first lead on a tie), as a code-by-code check would.
+                var shortA = bitA > bitsA ? DefaultShortAt(first, n) : int.MaxValue;
+                var shortB = bitB > bitsB ? DefaultShortAt(second, n) : int.MaxValue;
+                throw shortA <= shortB ? Short(recordId, firstWhat, shortA, n) : Short(recordId, secondWhat, shortB, n);
             }
         }
     }
 
+    /// <summary>The sample at which <paramref name="count"/> default-table codes run past the end of <paramref name="data"/>, or int.MaxValue.</summary>
+    private static int DefaultShortAt(ReadOnlySpan<byte> data, int count)
+    {
+        long bit = 0;
+        var bits = data.Length * 8L;
+        for (var i = 0; i < count; i++)
+        {
+            DefaultCode(Peek(data, bit), out var length);
+            bit += length;
+            if (bit > bits)
+            {
+                return i;
+            }
+        }
+
+        return int.MaxValue;
+    }
+
     /// <summary>
-    /// The value and length of the default-table code at the top of <paramref name="window"/> (at least 26 valid bits):
-    /// the run of leading ones tells the code. 0 is a single zero bit; n ones (n 1 to 8), a zero, then the sign bit
-    /// (1: negative); nine ones and a zero, then an 8-bit two's complement value; ten ones, then a 16-bit one.
+    /// The value and length of the default-table code at the top of <paramref name="window"/> (at least 26 valid bits).
+    /// 0 is a single zero bit; n ones (n 1 to 8), a zero, then the sign bit (1: negative); nine ones and a zero, then
+    /// an 8-bit two's complement value; ten ones, then a 16-bit one. The first ten bits tell the code (see
+    /// <see cref="DefaultEntries"/>); one lookup and a few operations without branches, as the kinds of code come in
+    /// the signal's order, which no predictor guesses (a 1 µV export has a quarter or more of its second differences
+    /// beyond ±8).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static int DefaultCode(ulong window, out int length)
     {
-        var ones = System.Numerics.BitOperations.LeadingZeroCount(~window);
-        if (ones <= 8)
-        {
-            // Without branches between the short codes (their order is the signal's, which no predictor guesses):
-            // for n = 0 the length is 1 and the value 0 whatever the sign bit.
-            length = ones + 2 - ((ones - 1) >>> 31);
-            var negative = (int)((window >> (62 - ones)) & 1);
-            return (ones ^ -negative) + negative;
-        }
-
-        if (ones == 9)
-        {
-            length = 18;
-            return (sbyte)(byte)(window >> (64 - 18));
-        }
-
-        length = 26;
-        return (short)(ushort)(window >> (64 - 26));
+        ref readonly var entry = ref System.Runtime.CompilerServices.Unsafe.Add(
+            ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(DefaultEntries), (nint)(window >> 54));
+        length = entry.Length;
+        return (int)(((long)(window << 10) >> entry.Shift) & entry.Keep) + entry.Value;
     }
+
+    /// <summary>
+    /// The default table by the first ten bits of a code: a short code's length and value; for the two long codes
+    /// their length and how their 8 or 16 value bits after the ten-bit prefix are taken (sign-extended).
+    /// </summary>
+    private static readonly DefaultEntry[] DefaultEntries = BuildDefaultEntries();
+
+    private static DefaultEntry[] BuildDefaultEntries()
+    {
+        var entries = new DefaultEntry[1024];
+        for (var top = 0; top < entries.Length; top++)
+        {
+            var ones = 0;
+            while (ones < 10 && ((top >> (9 - ones)) & 1) == 1)
+            {
+                ones++;
+            }
+
+            entries[top] = ones switch
+            {
+                0 => new DefaultEntry(0, 0, 1, 0),
+                <= 8 => new DefaultEntry(0, ((top >> (8 - ones)) & 1) == 1 ? -ones : ones, (byte)(ones + 2), 0),
+                9 => new DefaultEntry(-1, 0, 18, 56),
+                _ => new DefaultEntry(-1, 0, 26, 48),
+            };
+        }
+
+        return entries;
+    }
+
+    /// <summary>One default-table entry: value = ((window &lt;&lt; 10) >> Shift, arithmetic) &amp; Keep + Value; Length bits.</summary>
+    private readonly record struct DefaultEntry(long Keep, int Value, byte Length, byte Shift);
 
     /// <summary>
     /// The default table decoded directly (the same codes as <see cref="DefaultCodes"/>, without lookups): the next

@@ -110,7 +110,7 @@ public static class ScpReader
         {
             Undifference(values[l], encoding);
             var full = decimation > 1 ? Interpolate(values[l], first, reference!.Protected, decimation, samples) : values[l];
-            var mv = new double[samples];
+            var mv = GC.AllocateUninitializedArray<double>(samples);
             if (referenceBeatUsed)
             {
                 // Rhythm and reference beat each scaled by their own AVM, summed in whole nV.
@@ -344,11 +344,11 @@ public static class ScpReader
         {
             var bytes = data.Slice(position, counts[l]);
             position += counts[l];
-            var lead = new int[samples];
+            var lead = GC.AllocateUninitializedArray<int>(samples);
             if (huffman is { IsDefault: true } && l + 1 < leads.Length)
             {
                 // Two leads at a time: their codes decode side by side.
-                var next = new int[samples];
+                var next = GC.AllocateUninitializedArray<int>(samples);
                 huffman.DecodeDefaultPair(
                     bytes, lead, $"{section} lead {l + 1}",
                     data.Slice(position, counts[l + 1]), next, $"{section} lead {l + 2}",

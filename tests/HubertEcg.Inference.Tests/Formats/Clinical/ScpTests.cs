@@ -91,6 +91,50 @@ public sealed class ScpTests
     }
 
     [Fact]
+    public void DefaultPairDecodesAsOneLeadAtATimeAndNamesWhereALeadRunsShort()
+    {
+        // Every kind of default-table code (0, short, 8-bit, 16-bit), in an order no predictor follows.
+        var random = new Random(13);
+        int Value() => random.Next(4) switch
+        {
+            0 => 0,
+            1 => random.Next(-8, 9),
+            2 => random.Next(-128, 128),
+            _ => random.Next(short.MinValue, short.MaxValue + 1),
+        };
+        var first = Enumerable.Range(0, 3001).Select(_ => Value()).ToArray();
+        var second = Enumerable.Range(0, 3001).Select(_ => Value()).ToArray();
+        var firstBytes = Encode(first);
+        var secondBytes = Encode(second);
+
+        var firstRead = new int[first.Length];
+        var secondRead = new int[second.Length];
+        ScpHuffmanTables.Default.DecodeDefaultPair(firstBytes, firstRead, "lead 1", secondBytes, secondRead, "lead 2", "r");
+        Assert.Equal(first, firstRead);
+        Assert.Equal(second, secondRead);
+
+        // A lead cut short fails at the sample the one-lead decode names; with both cut, the one that runs out first.
+        var firstCut = firstBytes[..(firstBytes.Length / 3)];
+        var secondCut = secondBytes[..(secondBytes.Length / 2)];
+        var firstAlone = Assert.Throws<EcgFormatException>(() => ScpHuffmanTables.Default.Decode(firstCut, new int[first.Length], "r", "lead 1"));
+        var secondAlone = Assert.Throws<EcgFormatException>(() => ScpHuffmanTables.Default.Decode(secondCut, new int[second.Length], "r", "lead 2"));
+        Assert.Equal(secondAlone.Message, PairFailure(firstBytes, secondCut).Message);
+        Assert.Equal(firstAlone.Message, PairFailure(firstCut, secondBytes).Message);
+        Assert.Contains("lead 1: Huffman data end after ", firstAlone.Message, StringComparison.Ordinal);
+        Assert.Equal(firstAlone.Message, PairFailure(firstCut, secondCut).Message);
+
+        EcgFormatException PairFailure(byte[] a, byte[] b) => Assert.Throws<EcgFormatException>(
+            () => ScpHuffmanTables.Default.DecodeDefaultPair(a, new int[first.Length], "lead 1", b, new int[second.Length], "lead 2", "r"));
+
+        static byte[] Encode(int[] values)
+        {
+            var writer = new ScpBitWriter();
+            ScpHuffmanTables.Default.Encode(values, writer);
+            return writer.ToArray();
+        }
+    }
+
+    [Fact]
     public void SampleCodesAsTheWriterCodesIt()
     {
         // The writer's default-table coder reproduces the sample's section 6 lead bytes from the values read.
