@@ -104,9 +104,9 @@ public static class ThresholdsCommands
         return command;
     }
 
-    // Thresholds on the 1/1000 grid are recounted from the per-run bucket counts when the set is activated (well under a
-    // second at 10M rows); one off the grid makes the activation recount its label from every score row of the model,
-    // holding the model's writers back meanwhile (infra/sql/0025_threshold_buckets.sql, docs/operations.md).
+    // Thresholds on the 1/1000 grid are recounted from the per-run bucket counts when the set is activated (under a second at
+    // 1M and at 3M rows: the counts do not grow with rows); one off the grid makes the activation recount its label from every score row of the model,
+    // holding the model's writers back meanwhile (infra/sql/0025_threshold_buckets.sql, docs/queries.md).
     private static void WarnOffGrid(IEnumerable<float?> thresholds)
     {
         var off = thresholds.Count(t => t is { } value && LabelGrid.Index(value) is null);
