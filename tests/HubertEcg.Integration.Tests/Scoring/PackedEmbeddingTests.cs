@@ -93,20 +93,7 @@ public sealed class PackedEmbeddingTests(PostgresDatabaseFixture database) : ICl
         var store = new RunStore(database.DataSource);
         var first = await Runs.SubmitAsync(store, TestModels.Descriptor(model), "c", "p/", shardSize: 10);
         var old = Row(model, first, 1);
-        await using (var insert = database.DataSource.CreateCommand(
-            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
-            "values (@m, @r, @run, @p, @e, 2, @b, @t, @at)"))
-        {
-            insert.Parameters.AddWithValue("m", model);
-            insert.Parameters.AddWithValue("r", old.RecordId);
-            insert.Parameters.AddWithValue("run", first);
-            insert.Parameters.AddWithValue("p", old.Probabilities);
-            insert.Parameters.AddWithValue("e", old.Embedding);
-            insert.Parameters.AddWithValue("b", old.SourceBlob);
-            insert.Parameters.AddWithValue("t", old.SourceETag);
-            insert.Parameters.AddWithValue("at", At);
-            await insert.ExecuteNonQueryAsync();
-        }
+        await Runs.InsertPre0027RowAsync(database.DataSource, old);
 
         await using (var read = database.DataSource.CreateCommand($"select score_embedding(embedding, embedding_packed) from scores where model_id = '{model}'"))
         {

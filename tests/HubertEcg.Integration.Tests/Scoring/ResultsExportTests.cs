@@ -40,19 +40,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
 
         // A row as written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.
         var legacy = rows[0] with { RecordId = "rec037", SourceBlob = $"{model}/rec037.npy", ScoredAt = start.AddMilliseconds(37), Embedding = [.. rows[1].Embedding.Reverse()] };
-        await using (var insert = database.DataSource.CreateCommand(
-            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
-            "values (@model, @record, @run, @probabilities, @embedding, 1, @blob, '0x1', @scored)"))
-        {
-            insert.Parameters.AddWithValue("model", model);
-            insert.Parameters.AddWithValue("record", legacy.RecordId);
-            insert.Parameters.AddWithValue("run", runId);
-            insert.Parameters.AddWithValue("probabilities", legacy.Probabilities);
-            insert.Parameters.AddWithValue("embedding", legacy.Embedding);
-            insert.Parameters.AddWithValue("blob", legacy.SourceBlob);
-            insert.Parameters.AddWithValue("scored", legacy.ScoredAt);
-            Assert.Equal(1, await insert.ExecuteNonQueryAsync());
-        }
+        await Runs.InsertPre0027RowAsync(database.DataSource, legacy);
 
         rows.Add(legacy);
 

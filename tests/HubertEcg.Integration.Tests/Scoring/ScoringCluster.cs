@@ -95,6 +95,27 @@ public static class Runs
         return runId;
     }
 
+    /// <summary>Stores <paramref name="row"/> as rows were written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.</summary>
+    public static async Task InsertPre0027RowAsync(NpgsqlDataSource dataSource, HubertEcg.Worker.ScoreRow row)
+    {
+        await using var insert = dataSource.CreateCommand(
+            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+            "values (@model, @record, @run, @probabilities, @embedding, @windows, @blob, @etag, @scored)");
+        insert.Parameters.AddWithValue("model", row.ModelId);
+        insert.Parameters.AddWithValue("record", row.RecordId);
+        insert.Parameters.AddWithValue("run", row.RunId);
+        insert.Parameters.AddWithValue("probabilities", row.Probabilities);
+        insert.Parameters.AddWithValue("embedding", row.Embedding);
+        insert.Parameters.AddWithValue("windows", row.WindowsUsed);
+        insert.Parameters.AddWithValue("blob", row.SourceBlob);
+        insert.Parameters.AddWithValue("etag", row.SourceETag);
+        insert.Parameters.AddWithValue("scored", DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc));
+        if (await insert.ExecuteNonQueryAsync() != 1)
+        {
+            throw new InvalidOperationException($"record {row.RecordId} was not stored");
+        }
+    }
+
     /// <summary>Waits until the run is completed, failed or cancelled; fails the test after <paramref name="timeout"/>.</summary>
     public static async Task<RunRecord> WaitFinishedAsync(RunStore store, Guid runId, TimeSpan timeout)
     {
