@@ -33,8 +33,12 @@ public static class ThresholdsCommands
         var name = new Option<string>("--name") { Description = "Set name (default: the rule); fitting an existing name adds a version" };
         var model = new Option<string>("--model") { Description = "Model id, for a scores file without a model_id column" };
         var activate = new Option<bool>("--activate") { Description = "Make the new set its model's active one" };
+        var exact = new Option<bool>("--exact")
+        {
+            Description = "Pick thresholds among the probability values themselves, not on the 1/1000 grid (activating such a set recounts those labels from every score row of the model)",
+        };
         var command = new Command("fit", "Fit per-label thresholds on scores and diagnoses and store them as a new set version");
-        foreach (var o in new Option[] { run, scores, labels, allowUnscored, rule, name, model, activate })
+        foreach (var o in new Option[] { run, scores, labels, allowUnscored, rule, name, model, activate, exact })
         {
             command.Options.Add(o);
         }
@@ -51,7 +55,7 @@ public static class ThresholdsCommands
             }
 
             var options = new EvaluationOptions(AllowUnscored: parseResult.GetValue(allowUnscored));
-            var thresholds = Evaluator.FitThresholds(inputs.Scores, inputs.Labels, parsedRule, options);
+            var thresholds = Evaluator.FitThresholds(inputs.Scores, inputs.Labels, parsedRule, options, onGrid: !parseResult.GetValue(exact));
             var setName = parseResult.GetValue(name) ?? parsedRule.ToString();
             var cohort = CohortSize(inputs);
             await using var db = RunCommands.OpenDatabase(parseResult);
@@ -59,7 +63,8 @@ public static class ThresholdsCommands
             var (setId, version) = await store.CreateSetAsync(
                 modelId, setName, parsedRule, inputs.Scores.Source, inputs.LabelsFile, inputs.Labels.Sha256, cohort, thresholds, cancellationToken);
             var missing = thresholds.Where(t => t.Threshold is null).Select(t => t.Code).ToList();
-            Console.WriteLine($"threshold set '{setName}' version {version} ({setId}) for model {modelId}: rule {parsedRule}, {thresholds.Count - missing.Count} of {thresholds.Count} labels with a threshold");
+            Console.WriteLine($"threshold set '{setName}' version {version} ({setId}) for model {modelId}: rule {parsedRule}" +
+                $"{(parseResult.GetValue(exact) ? ", exact" : $", on the 1/{ThresholdGrid.Steps} grid")}, {thresholds.Count - missing.Count} of {thresholds.Count} labels with a threshold");
             if (missing.Count > 0)
             {
                 Console.WriteLine($"no threshold (rule not met; the label keeps the global one): {string.Join(", ", missing.Take(30))}{(missing.Count > 30 ? ", ..." : "")}");

@@ -62,8 +62,12 @@ public static class Evaluator
         return new EvaluationResult(ordered, cohort.Size, cohort.ScoresOnly, cohort.LabelsOnly, cohort.LabelsOnlyExamples, options.Bootstrap, options.Seed);
     }
 
-    /// <summary>The threshold a rule picks for each evaluated label (null where it cannot be met), in the scores' label order.</summary>
-    public static IReadOnlyList<(string Code, float? Threshold)> FitThresholds(ScoreTable scores, LabelSet labels, ThresholdRule rule, EvaluationOptions options)
+    /// <summary>
+    /// The threshold a rule picks for each evaluated label (null where it cannot be met), in the scores' label order;
+    /// among the thresholds of <see cref="ThresholdGrid"/> with <paramref name="onGrid"/>, else among the probability values.
+    /// </summary>
+    public static IReadOnlyList<(string Code, float? Threshold)> FitThresholds(
+        ScoreTable scores, LabelSet labels, ThresholdRule rule, EvaluationOptions options, bool onGrid = false)
     {
         var cohort = Match(scores, labels, options.AllowUnscored);
         var results = new (string, float?)[labels.Evaluated.Count];
@@ -77,7 +81,7 @@ public static class Evaluator
             {
                 var label = labels.Evaluated[i];
                 var keys = FillSortedKeys(scores, labels, cohort, label, buffers.Item1, buffers.Item2);
-                results[i] = (scores.Codes[label], rule.Choose(keys));
+                results[i] = (scores.Codes[label], rule.Choose(keys, onGrid));
                 return buffers;
             },
             _ => { });

@@ -66,8 +66,13 @@ public sealed record ThresholdRule(ThresholdRuleKind Kind, double Target)
         _ => "ppv=" + Target.ToString("R", CultureInfo.InvariantCulture),
     };
 
-    /// <summary>The threshold this rule picks from a label's keys sorted ascending; null when it cannot be met.</summary>
-    public float? Choose(ReadOnlySpan<ulong> sorted)
+    /// <summary>
+    /// The threshold this rule picks from a label's keys sorted ascending; null when it cannot be met. The candidates are
+    /// the distinct probability values, or with <paramref name="onGrid"/> the thresholds of <see cref="ThresholdGrid"/>
+    /// (a record is positive at g_k when its probability is at or above it, so the records of one candidate are those
+    /// whose highest grid threshold at or below their probability is g_k).
+    /// </summary>
+    public float? Choose(ReadOnlySpan<ulong> sorted, bool onGrid = false)
     {
         long positives = 0;
         foreach (var k in sorted)
@@ -89,8 +94,8 @@ public sealed record ThresholdRule(ThresholdRuleKind Kind, double Target)
         while (end > 0)
         {
             var start = end - 1;
-            var valueBits = sorted[end - 1] >> 33;
-            while (start > 0 && sorted[start - 1] >> 33 == valueBits)
+            var value = Candidate(sorted[end - 1], onGrid);
+            while (start > 0 && Candidate(sorted[start - 1], onGrid) == value)
             {
                 start--;
             }
@@ -107,7 +112,6 @@ public sealed record ThresholdRule(ThresholdRuleKind Kind, double Target)
                 }
             }
 
-            var value = BinaryMetrics.ValueOf(sorted[start]);
             switch (Kind)
             {
                 case ThresholdRuleKind.Youden:
@@ -151,4 +155,8 @@ public sealed record ThresholdRule(ThresholdRuleKind Kind, double Target)
 
         return chosen;
     }
+
+    // The threshold a record's key stands for: its probability (keys hold -0 as 0, and no NaN), or its grid floor.
+    private static float Candidate(ulong key, bool onGrid) =>
+        onGrid ? ThresholdGrid.Floor(BinaryMetrics.ValueOf(key)) : BinaryMetrics.ValueOf(key);
 }

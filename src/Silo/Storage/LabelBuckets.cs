@@ -11,13 +11,13 @@ namespace HubertEcg.Storage;
 public static class LabelGrid
 {
     /// <summary>Grid steps: thresholds k / Steps for k = 0..Steps.</summary>
-    public const int Steps = 1000;
+    public const int Steps = HubertEcg.Inference.Evaluation.ThresholdGrid.Steps;
 
     /// <summary>Buckets per label.</summary>
     public const int Buckets = 2 * Steps + 3;
 
     /// <summary>The grid threshold g_k: the float nearest k/1000.</summary>
-    public static float Threshold(int k) => (float)(k / (double)Steps);
+    public static float Threshold(int k) => HubertEcg.Inference.Evaluation.ThresholdGrid.Threshold(k);
 
     /// <summary>The bucket of <paramref name="p"/>, as <c>label_grid_bucket</c> computes it in Postgres.</summary>
     public static int Bucket(float p)

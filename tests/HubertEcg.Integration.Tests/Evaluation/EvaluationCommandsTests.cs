@@ -135,7 +135,7 @@ public sealed class EvaluationCommandsTests(PostgresDatabaseFixture database) : 
             r => r[0], r => r[10].Length == 0 ? (float?)null : float.Parse(r[10], CultureInfo.InvariantCulture));
 
         var (code, output, error) = await CliAsync(
-            "thresholds", "fit", "--run", runId.ToString(), "--labels", MetricsGolden.File("labels_long.csv"), "--rule", "youden", "--name", "screening");
+            "thresholds", "fit", "--run", runId.ToString(), "--labels", MetricsGolden.File("labels_long.csv"), "--rule", "youden", "--name", "screening", "--exact");
         Assert.True(code == 0, error);
         Assert.Contains("threshold set 'screening' version 1", output, StringComparison.Ordinal);
         Assert.Contains("no threshold (rule not met; the label keeps the global one): SAB, ANMI", output, StringComparison.Ordinal);
@@ -186,7 +186,7 @@ public sealed class EvaluationCommandsTests(PostgresDatabaseFixture database) : 
 
         // A second version with another rule, activated by name and version; list shows which is active; export writes it.
         (code, output, error) = await CliAsync(
-            "thresholds", "fit", "--run", runId.ToString(), "--labels", MetricsGolden.File("labels_wide.csv"), "--rule", "sensitivity=0.9", "--name", "screening");
+            "thresholds", "fit", "--run", runId.ToString(), "--labels", MetricsGolden.File("labels_wide.csv"), "--rule", "sensitivity=0.9", "--name", "screening", "--exact");
         Assert.True(code == 0, error);
         Assert.Contains("threshold set 'screening' version 2", output, StringComparison.Ordinal);
         (code, output, error) = await CliAsync("thresholds", "activate", "screening", "--version", "2", "--model", model);
@@ -209,6 +209,23 @@ public sealed class EvaluationCommandsTests(PostgresDatabaseFixture database) : 
         Assert.Equal(afSensitive, v2.Single(p => p.Code == "AF").Threshold);
         Assert.Equal(Count(scores, "AF", afSensitive, inclusive: true) + (afThreshold >= afSensitive ? 1 : 0), v2.Single(p => p.Code == "AF").Positive);
         Assert.Equal(2, v2.Single(p => p.Code == "AF").SetVersion);
+
+        // Without --exact the thresholds are on the 1/1000 grid: the set activates from the bucket counts (no note) and
+        // the dashboard counts at or above each of them exactly.
+        (code, output, error) = await CliAsync(
+            "thresholds", "fit", "--run", runId.ToString(), "--labels", MetricsGolden.File("labels_long.csv"), "--rule", "youden", "--name", "grid", "--activate");
+        Assert.True(code == 0, error);
+        Assert.Contains("on the 1/1000 grid", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("off the 1/1000 grid", output, StringComparison.Ordinal);
+        var onGrid = await PrevalenceAsync(runId);
+        var gridThresholds = onGrid.Where(p => p.SetName == "grid").ToList();
+        Assert.NotEmpty(gridThresholds);
+        foreach (var p in gridThresholds)
+        {
+            Assert.Equal(p.Threshold, ThresholdGrid.Threshold((int)Math.Round(p.Threshold * 1000.0)));
+            // The golden rows, and the record written after the first activation (AF at its exact threshold, 0 elsewhere).
+            Assert.Equal(Count(scores, p.Code, p.Threshold, inclusive: true) + (probabilities[scores.LabelIndex(p.Code)] >= p.Threshold ? 1 : 0), p.Positive);
+        }
     }
 
     private static long Count(ScoreTable scores, string code, float threshold, bool inclusive)
