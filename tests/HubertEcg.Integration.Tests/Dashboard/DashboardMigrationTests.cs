@@ -50,7 +50,7 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
         var at = new DateTime(2026, 11, 20, 23, 59, 30, DateTimeKind.Utc);
         foreach (var row in Enumerable.Range(0, 6).Select(i => Row(runId, $"before-{i}", at.AddSeconds(10 * i), i % 2 == 0 ? 0.8f : 0.2f)))
         {
-            await InsertAsync(row);
+            await Runs.InsertPre0027RowAsync(_dataSource, row);
         }
 
         await using (var quarantine = _dataSource.CreateCommand(
@@ -93,23 +93,6 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
         var probabilities = new float[164];
         probabilities[50] = af;
         return new ScoreRow("upgrade-model", recordId, runId, probabilities, [1f], 1, $"p/{recordId}.hea", "\"e\"", at);
-    }
-
-    private async Task InsertAsync(ScoreRow row)
-    {
-        await using var cmd = _dataSource.CreateCommand(
-            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
-            "values (@model, @record, @run, @p, @e, @w, @blob, @etag, @at)");
-        cmd.Parameters.AddWithValue("model", row.ModelId);
-        cmd.Parameters.AddWithValue("record", row.RecordId);
-        cmd.Parameters.AddWithValue("run", row.RunId);
-        cmd.Parameters.AddWithValue("p", row.Probabilities);
-        cmd.Parameters.AddWithValue("e", row.Embedding);
-        cmd.Parameters.AddWithValue("w", row.WindowsUsed);
-        cmd.Parameters.AddWithValue("blob", row.SourceBlob);
-        cmd.Parameters.AddWithValue("etag", row.SourceETag);
-        cmd.Parameters.AddWithValue("at", row.ScoredAt);
-        await cmd.ExecuteNonQueryAsync();
     }
 
     private async Task ExecuteAsync(string sql)

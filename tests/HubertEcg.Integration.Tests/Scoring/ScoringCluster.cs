@@ -95,7 +95,7 @@ public static class Runs
         return runId;
     }
 
-    /// <summary>Stores <paramref name="row"/> as rows were written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.</summary>
+    /// <summary>Stores <paramref name="row"/> by a plain insert, as rows were written before 0027_packed_embeddings.sql (and as a database at an older schema takes them): the embedding as real[], nothing packed.</summary>
     public static async Task InsertPre0027RowAsync(NpgsqlDataSource dataSource, HubertEcg.Worker.ScoreRow row)
     {
         await using var insert = dataSource.CreateCommand(
