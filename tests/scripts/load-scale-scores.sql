@@ -10,13 +10,14 @@
 -- in scored order, as writes append it); 164 probabilities per row drawn from :pool distinct vectors (default 200,000,
 -- each used :rows / :pool times), each label a logistic of a normal with its own offset (per-label prevalence at 0.5
 -- from about 0.2 % to 50 %, a continuous spread over the threshold grid); the embedding fp16 packed
--- (Postgres:EmbeddingPrecision=fp16, 0027: 1 + 512 x 2 bytes) from 1,000 distinct random vectors.
+-- (Postgres:EmbeddingPrecision=fp16, 0027: 1 + 512 x 2 bytes; -v precision=fp32 for 1 + 512 x 4) from 1,000 distinct
+-- random vectors.
 --
 -- Faster still with wal_level=minimal (and max_wal_senders=0): the table is truncated in the loading transaction, so
 -- its rows and index entries skip the WAL.
 --
 -- Usage (a scratch database, never a real one; run as its owner, no psql -1: the script has its own transactions):
---   psql "host=... dbname=scale" -v ON_ERROR_STOP=1 [-v rows=10000000 -v pool=200000] -f tests/scripts/load-scale-scores.sql
+--   psql "host=... dbname=scale" -v ON_ERROR_STOP=1 [-v rows=10000000 -v pool=200000 -v precision=fp16|fp32] -f tests/scripts/load-scale-scores.sql
 \if :{?rows}
 \else
 \set rows 10000000
@@ -98,11 +99,21 @@ select i, array(select (1 / (1 + exp(-(-7 + 6.5 * (j % 41) / 40.0
 from generate_series(0, :pool - 1) i;
 alter table scale_pool_p add primary key (i);
 
--- Half-precision embeddings: sign, exponent 8..15 (|v| in [2^-7, 2)), random mantissa; little-endian after a width byte of 2.
+-- Embeddings as the result writer packs them (0027): a width byte (2: IEEE half, 4: IEEE single), then 512 values
+-- little-endian; sign, exponent for |v| in [2^-7, 2), random mantissa.
+\if :{?precision}
+\else
+\set precision fp16
+\endif
 create unlogged table scale_pool_e as
-select i, decode('02' || string_agg(lpad(to_hex(h & 255), 2, '0') || lpad(to_hex(h >> 8), 2, '0'), '' order by v), 'hex') as e
+select i, decode(case when :'precision' = 'fp32' then '04' else '02' end
+                 || string_agg(case when :'precision' = 'fp32'
+                                    then lpad(to_hex(h32 & 255), 2, '0') || lpad(to_hex((h32 >> 8) & 255), 2, '0')
+                                         || lpad(to_hex((h32 >> 16) & 255), 2, '0') || lpad(to_hex(h32 >> 24), 2, '0')
+                                    else lpad(to_hex(h & 255), 2, '0') || lpad(to_hex(h >> 8), 2, '0') end, '' order by v), 'hex') as e
 from generate_series(0, 999) i
-cross join lateral (select v, ((random() * 2)::integer % 2 << 15) | ((8 + floor(random() * 8))::integer << 10) | floor(random() * 1024)::integer as h
+cross join lateral (select v, ((random() * 2)::integer % 2 << 15) | ((8 + floor(random() * 8))::integer << 10) | floor(random() * 1024)::integer as h,
+                           ((random() * 2)::bigint % 2 << 31) | ((120 + floor(random() * 8))::bigint << 23) | floor(random() * 8388608)::bigint as h32
                     from generate_series(0, 511) v where i >= 0) x
 group by i;
 alter table scale_pool_e add primary key (i);
