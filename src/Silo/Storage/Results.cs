@@ -135,11 +135,15 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
             lockRuns.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds });
             probe.BatchCommands.Add(lockRuns);
+            // A sample of the keys decides the path: a batch of a shard written before (a retry, a rerun) has its first
+            // keys stored. A stored key the sample misses fails the direct copy on the primary key, and the batch is
+            // written again through staging (WriteScoresOnceAsync): the sample only saves a look-up per row.
+            var sample = ProbeSample(batch);
             var stored = new NpgsqlBatchCommand(
                 "select exists (select 1 from unnest(@models, @records) k (model_id, record_id) " +
                 "join scores s on s.model_id = k.model_id and s.record_id = k.record_id)");
-            stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.ModelId).ToArray() });
-            stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.RecordId).ToArray() });
+            stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.ModelId).ToArray() });
+            stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.RecordId).ToArray() });
             probe.BatchCommands.Add(stored);
             probe.BatchCommands.Add(new NpgsqlBatchCommand("select position, threshold from dashboard_label_thresholds order by position"));
             await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
@@ -185,6 +189,25 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
         await tx.CommitAsync(cancellationToken);
         return written;
+    }
+
+    /// <summary>Keys probed before a direct copy: the first, the last and evenly spaced ones between, at most this many.</summary>
+    internal const int ProbeKeys = 16;
+
+    internal static IReadOnlyList<ScoreRow> ProbeSample(IReadOnlyList<ScoreRow> batch)
+    {
+        if (batch.Count <= ProbeKeys)
+        {
+            return batch;
+        }
+
+        var sample = new ScoreRow[ProbeKeys];
+        for (var i = 0; i < ProbeKeys; i++)
+        {
+            sample[i] = batch[(int)((long)i * (batch.Count - 1) / (ProbeKeys - 1))];
+        }
+
+        return sample;
     }
 
     // One row per (model, record): the last of a batch that holds a record twice.
