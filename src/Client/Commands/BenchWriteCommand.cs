@@ -9,7 +9,7 @@ using HubertEcg.Worker;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16] [--warmup-rows N]</c>:
+/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16] [--warmup-rows N] [--distinct-vectors N]</c>:
 /// score rows per second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch
 /// database created on the configured Postgres server with the project's schema and dropped afterwards. Warm-up rows (another run of the same model)
 /// are written first and not timed, so the timed rows run the runtime's optimised code as a long-running worker does. Besides the rate it prints the
@@ -25,6 +25,7 @@ public static class BenchWriteCommand
         var embedding = new Option<int>("--embedding") { Description = "Embedding floats per row", DefaultValueFactory = _ => 512 };
         var writers = new Option<int>("--writers") { Description = "Concurrent writers (workers)", DefaultValueFactory = _ => 2 };
         var precision = new Option<string?>("--embedding-precision") { Description = "How rows store the embedding: fp32 or fp16 (default: Postgres:EmbeddingPrecision)" };
+        var vectors = new Option<int>("--distinct-vectors") { Description = "Distinct probability and embedding vectors the rows cycle through (64: a batch's label bucket counts have few cells; thousands: as many as uniformly random outputs, the worst case)", DefaultValueFactory = _ => 64 };
         var warmupRows = new Option<int>("--warmup-rows") { Description = "Rows written first and not timed (0: none)", DefaultValueFactory = _ => 20_000 };
         var command = new Command("write", "Postgres write rate of score rows through the result writer");
         command.Options.Add(rows);
@@ -34,6 +35,7 @@ public static class BenchWriteCommand
         command.Options.Add(writers);
         command.Options.Add(precision);
         command.Options.Add(warmupRows);
+        command.Options.Add(vectors);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var total = parseResult.GetValue(rows);
@@ -42,9 +44,16 @@ public static class BenchWriteCommand
             var hidden = parseResult.GetValue(embedding);
             var concurrency = parseResult.GetValue(writers);
             var warmup = parseResult.GetValue(warmupRows);
-            if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1)
+            var distinct = parseResult.GetValue(vectors);
+            if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1 || distinct < 1)
             {
-                Console.Error.WriteLine("error: --rows, --batch, --labels, --embedding and --writers must be positive");
+                Console.Error.WriteLine("error: --rows, --batch, --labels, --embedding, --writers and --distinct-vectors must be positive");
+                return 1;
+            }
+
+            if ((long)distinct * (labelCount + hidden) > 256L * 1024 * 1024)
+            {
+                Console.Error.WriteLine("error: --distinct-vectors x (--labels + --embedding) must stay under 268,435,456 floats");
                 return 1;
             }
 
@@ -92,8 +101,8 @@ public static class BenchWriteCommand
                 await store.CreateRunAsync(new NewRun(runId, "bench write", "bench", "", modelId, "bench.onnx", "hubert-ecg-2024", Aggregation.Mean, 6, 32, 100, 3, 60), cancellationToken);
 
                 var random = new Random(1);
-                var probabilities = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();
-                var embeddings = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, hidden).Select(_ => random.NextSingle() - 0.5f).ToArray()).ToArray();
+                var probabilities = Enumerable.Range(0, distinct).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();
+                var embeddings = Enumerable.Range(0, distinct).Select(_ => Enumerable.Range(0, hidden).Select(_ => random.NextSingle() - 0.5f).ToArray()).ToArray();
                 var writer = new ResultWriter(db, embeddingPrecision: embeddingPrecision);
 
                 async Task<long> WriteAsync(Guid run, string prefix, int rowCount)
@@ -112,7 +121,7 @@ public static class BenchWriteCommand
 
                             var now = DateTime.UtcNow;
                             var rowsOfBatch = Enumerable.Range((int)start, (int)Math.Min(size, rowCount - start))
-                                .Select(i => new ScoreRow(modelId, $"{prefix}/record{i:D9}", run, probabilities[i % 64], embeddings[i % 64], 2, $"{prefix}/record{i:D9}.hea", "0x8DC", now))
+                                .Select(i => new ScoreRow(modelId, $"{prefix}/record{i:D9}", run, probabilities[i % distinct], embeddings[i % distinct], 2, $"{prefix}/record{i:D9}.hea", "0x8DC", now))
                                 .ToArray();
                             Interlocked.Add(ref written, await writer.WriteScoresAsync(rowsOfBatch, cancellationToken));
                         }
@@ -142,7 +151,7 @@ public static class BenchWriteCommand
                     return 1;
                 }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s, after {warmup} warm-up rows"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s, after {warmup} warm-up rows, {distinct} distinct vectors"));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"client_cpu_us_per_row={clientCpu.TotalMicroseconds / total:F1}"));
                 if (BackendCpu.Delta(serverBefore, serverAfter) is { } serverCpu)
                 {
