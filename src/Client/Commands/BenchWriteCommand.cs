@@ -9,9 +9,11 @@ using HubertEcg.Worker;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16]</c>: score rows per
-/// second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch database
-/// created on the configured Postgres server with the project's schema and dropped afterwards.
+/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16] [--warmup-rows N] [--distinct-vectors N]</c>:
+/// score rows per second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch
+/// database created on the configured Postgres server with the project's schema and dropped afterwards. Warm-up rows (another run of the same model)
+/// are written first and not timed, so the timed rows run the runtime's optimised code as a long-running worker does. Besides the rate it prints the
+/// CPU per row of this process and, when the server runs on this machine (its backends' /proc entries readable), of the writers' server backends.
 /// </summary>
 public static class BenchWriteCommand
 {
@@ -23,6 +25,8 @@ public static class BenchWriteCommand
         var embedding = new Option<int>("--embedding") { Description = "Embedding floats per row", DefaultValueFactory = _ => 512 };
         var writers = new Option<int>("--writers") { Description = "Concurrent writers (workers)", DefaultValueFactory = _ => 2 };
         var precision = new Option<string?>("--embedding-precision") { Description = "How rows store the embedding: fp32 or fp16 (default: Postgres:EmbeddingPrecision)" };
+        var vectors = new Option<int>("--distinct-vectors") { Description = "Distinct probability and embedding vectors the rows cycle through (64: a batch's label bucket counts have few cells; thousands: as many as uniformly random outputs, the worst case)", DefaultValueFactory = _ => 64 };
+        var warmupRows = new Option<int>("--warmup-rows") { Description = "Rows written first and not timed (0: none)", DefaultValueFactory = _ => 20_000 };
         var command = new Command("write", "Postgres write rate of score rows through the result writer");
         command.Options.Add(rows);
         command.Options.Add(batch);
@@ -30,6 +34,8 @@ public static class BenchWriteCommand
         command.Options.Add(embedding);
         command.Options.Add(writers);
         command.Options.Add(precision);
+        command.Options.Add(warmupRows);
+        command.Options.Add(vectors);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var total = parseResult.GetValue(rows);
@@ -37,9 +43,23 @@ public static class BenchWriteCommand
             var labelCount = parseResult.GetValue(labels);
             var hidden = parseResult.GetValue(embedding);
             var concurrency = parseResult.GetValue(writers);
-            if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1)
+            var warmup = parseResult.GetValue(warmupRows);
+            var distinct = parseResult.GetValue(vectors);
+            if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1 || distinct < 1)
             {
-                Console.Error.WriteLine("error: --rows, --batch, --labels, --embedding and --writers must be positive");
+                Console.Error.WriteLine("error: --rows, --batch, --labels, --embedding, --writers and --distinct-vectors must be positive");
+                return 1;
+            }
+
+            if ((long)distinct * (labelCount + hidden) > 256L * 1024 * 1024)
+            {
+                Console.Error.WriteLine("error: --distinct-vectors x (--labels + --embedding) must stay under 268,435,456 floats");
+                return 1;
+            }
+
+            if (warmup < 0)
+            {
+                Console.Error.WriteLine("error: --warmup-rows must not be negative");
                 return 1;
             }
 
@@ -75,37 +95,55 @@ public static class BenchWriteCommand
                 await store.RegisterModelAsync(
                     new ModelRecord(modelId, "bench", "bench", "{}", hidden, Enumerable.Range(0, labelCount).Select(i => $"L{i}").ToArray(), true, "hubert-ecg-2024"),
                     cancellationToken);
+                var warmupRun = Guid.NewGuid();
                 var runId = Guid.NewGuid();
+                await store.CreateRunAsync(new NewRun(warmupRun, "bench write warm-up", "bench", "", modelId, "bench.onnx", "hubert-ecg-2024", Aggregation.Mean, 6, 32, 100, 3, 60), cancellationToken);
                 await store.CreateRunAsync(new NewRun(runId, "bench write", "bench", "", modelId, "bench.onnx", "hubert-ecg-2024", Aggregation.Mean, 6, 32, 100, 3, 60), cancellationToken);
 
                 var random = new Random(1);
-                var probabilities = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();
-                var embeddings = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, hidden).Select(_ => random.NextSingle() - 0.5f).ToArray()).ToArray();
+                var probabilities = Enumerable.Range(0, distinct).Select(_ => Enumerable.Range(0, labelCount).Select(_ => random.NextSingle()).ToArray()).ToArray();
+                var embeddings = Enumerable.Range(0, distinct).Select(_ => Enumerable.Range(0, hidden).Select(_ => random.NextSingle() - 0.5f).ToArray()).ToArray();
                 var writer = new ResultWriter(db, embeddingPrecision: embeddingPrecision);
-                var next = -1;
-                var written = 0L;
-                var stopwatch = Stopwatch.StartNew();
-                var tasks = Enumerable.Range(0, concurrency).Select(async _ =>
+
+                async Task<long> WriteAsync(Guid run, string prefix, int rowCount)
                 {
-                    while (true)
+                    var next = -1;
+                    var written = 0L;
+                    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
                     {
-                        var start = Interlocked.Increment(ref next) * size;
-                        if (start >= total)
+                        while (true)
                         {
-                            return;
+                            var start = Interlocked.Increment(ref next) * (long)size;
+                            if (start >= rowCount)
+                            {
+                                return;
+                            }
+
+                            var now = DateTime.UtcNow;
+                            var rowsOfBatch = Enumerable.Range((int)start, (int)Math.Min(size, rowCount - start))
+                                .Select(i => new ScoreRow(modelId, $"{prefix}/record{i:D9}", run, probabilities[i % distinct], embeddings[i % distinct], 2, $"{prefix}/record{i:D9}.hea", "0x8DC", now))
+                                .ToArray();
+                            Interlocked.Add(ref written, await writer.WriteScoresAsync(rowsOfBatch, cancellationToken));
                         }
+                    }));
+                    return written;
+                }
 
-                        var now = DateTime.UtcNow;
-                        var rowsOfBatch = Enumerable.Range(start, Math.Min(size, total - start))
-                            .Select(i => new ScoreRow(modelId, $"bench/record{i:D9}", runId, probabilities[i % 64], embeddings[i % 64], 2, $"bench/record{i:D9}.hea", "0x8DC", now))
-                            .ToArray();
-                        Interlocked.Add(ref written, await writer.WriteScoresAsync(rowsOfBatch, cancellationToken));
-                    }
-                }).ToArray();
-                await Task.WhenAll(tasks);
+                if (warmup > 0)
+                {
+                    await WriteAsync(warmupRun, "warmup", warmup);
+                }
+
+                var serverBefore = await BackendCpu.ReadAsync(db, cancellationToken);
+                var clientBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                var stopwatch = Stopwatch.StartNew();
+                var written = await WriteAsync(runId, "bench", total);
                 stopwatch.Stop();
+                var clientCpu = Process.GetCurrentProcess().TotalProcessorTime - clientBefore;
+                var serverAfter = await BackendCpu.ReadAsync(db, cancellationToken);
 
-                await using var count = db.CreateCommand("select count(*) from scores");
+                await using var count = db.CreateCommand("select count(*) from scores where run_id = @run");
+                count.Parameters.AddWithValue("run", runId);
                 var stored = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
                 if (stored != total || written != total)
                 {
@@ -113,7 +151,13 @@ public static class BenchWriteCommand
                     return 1;
                 }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s, after {warmup} warm-up rows, {distinct} distinct vectors"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"client_cpu_us_per_row={clientCpu.TotalMicroseconds / total:F1}"));
+                if (BackendCpu.Delta(serverBefore, serverAfter) is { } serverCpu)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"server_backend_cpu_us_per_row={serverCpu.TotalMicroseconds / total:F1}"));
+                }
+
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows_per_second={total / stopwatch.Elapsed.TotalSeconds:F0}"));
                 return 0;
             }
@@ -126,5 +170,79 @@ public static class BenchWriteCommand
             }
         });
         return command;
+    }
+}
+
+/// <summary>
+/// CPU time of the server backends connected to a database, read from /proc when the server runs on this machine (the
+/// backends' process ids from <c>pg_stat_activity</c>); null when they cannot be read (a remote server, another OS).
+/// </summary>
+internal static class BackendCpu
+{
+    public static async Task<Dictionary<int, TimeSpan>?> ReadAsync(NpgsqlDataSource db, CancellationToken cancellationToken)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        var pids = new List<int>();
+        await using (var command = db.CreateCommand("select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend'"))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                pids.Add(reader.GetInt32(0));
+            }
+        }
+
+        var ticksPerSecond = 100.0; // USER_HZ: the unit of utime and stime in /proc/PID/stat on Linux
+        var times = new Dictionary<int, TimeSpan>();
+        foreach (var pid in pids)
+        {
+            string stat;
+            try
+            {
+                stat = await File.ReadAllTextAsync($"/proc/{pid}/stat", cancellationToken);
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return null;
+            }
+
+            // Fields after the command name, which is in parentheses and may hold spaces: state is the first; utime and stime the 12th and 13th.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (fields.Length < 13
+                || !long.TryParse(fields[11], NumberStyles.None, CultureInfo.InvariantCulture, out var user)
+                || !long.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out var system))
+            {
+                return null;
+            }
+
+            times[pid] = TimeSpan.FromSeconds((user + system) / ticksPerSecond);
+        }
+
+        return times;
+    }
+
+    /// <summary>The CPU the backends used between two readings (a backend that started between them counts in full).</summary>
+    public static TimeSpan? Delta(Dictionary<int, TimeSpan>? before, Dictionary<int, TimeSpan>? after)
+    {
+        if (before is null || after is null)
+        {
+            return null;
+        }
+
+        var total = TimeSpan.Zero;
+        foreach (var (pid, time) in after)
+        {
+            total += time - before.GetValueOrDefault(pid);
+        }
+
+        return total;
     }
 }

@@ -61,44 +61,80 @@ internal sealed record LabelBucketClaim(Guid RunId, long Rows, int[] Cells, long
 /// <summary>Counts a batch's rows per run, label and bucket (cell = position * <see cref="LabelGrid.Buckets"/> + bucket).</summary>
 internal static class LabelBuckets
 {
+    // Per thread, the dense counts of one run (labels x buckets) and the cells touched so far: a batch touches a few
+    // thousand of the 328,492 cells of 164 labels, so only those are read back and cleared (a new dense array per batch
+    // was a 1.3 MB allocation on the large object heap, cleared and scanned whole).
+    [ThreadStatic]
+    private static int[]? t_dense;
+
+    [ThreadStatic]
+    private static int[]? t_touched;
+
     public static IReadOnlyList<LabelBucketClaim> Claims(IReadOnlyList<ScoreRow> rows)
     {
-        var claims = new List<LabelBucketClaim>();
-        foreach (var run in rows.GroupBy(r => r.RunId))
+        var claims = new List<LabelBucketClaim>(1);
+        var runs = new List<Guid>(1);
+        foreach (var row in rows)
         {
-            var labels = run.Max(r => r.Probabilities.Length);
-            var dense = new int[labels * LabelGrid.Buckets];
-            var count = 0L;
-            foreach (var row in run)
+            if (!runs.Contains(row.RunId))
             {
-                count++;
-                var probabilities = row.Probabilities;
-                for (var i = 0; i < probabilities.Length; i++)
+                runs.Add(row.RunId);
+            }
+        }
+
+        foreach (var runId in runs)
+        {
+            var labels = 0;
+            var count = 0;
+            foreach (var row in rows)
+            {
+                if (row.RunId == runId)
                 {
-                    dense[i * LabelGrid.Buckets + LabelGrid.Bucket(probabilities[i])]++;
+                    labels = Math.Max(labels, row.Probabilities.Length);
+                    count++;
                 }
             }
 
-            var nonzero = 0;
-            foreach (var n in dense)
+            var cellCount = (long)labels * LabelGrid.Buckets;
+            if (cellCount > Array.MaxLength)
             {
-                nonzero += n != 0 ? 1 : 0;
+                throw new ArgumentException($"a score row of run {runId} has {labels} probabilities: too many to count in buckets", nameof(rows));
+            }
+
+            var dense = t_dense is { } d && d.Length >= cellCount ? d : t_dense = new int[cellCount];
+            var touched = t_touched is { } t && t.Length >= Math.Min(cellCount, (long)labels * count)
+                ? t
+                : t_touched = new int[Math.Min(cellCount, (long)labels * count)];
+            var nonzero = 0;
+            foreach (var row in rows)
+            {
+                if (row.RunId != runId)
+                {
+                    continue;
+                }
+
+                var probabilities = row.Probabilities;
+                for (var i = 0; i < probabilities.Length; i++)
+                {
+                    var cell = i * LabelGrid.Buckets + LabelGrid.Bucket(probabilities[i]);
+                    if (dense[cell]++ == 0)
+                    {
+                        touched[nonzero++] = cell;
+                    }
+                }
             }
 
             var cells = new int[nonzero];
             var counts = new long[nonzero];
-            var j = 0;
-            for (var c = 0; c < dense.Length; c++)
+            for (var j = 0; j < nonzero; j++)
             {
-                if (dense[c] != 0)
-                {
-                    cells[j] = c;
-                    counts[j] = dense[c];
-                    j++;
-                }
+                var cell = touched[j];
+                cells[j] = cell;
+                counts[j] = dense[cell];
+                dense[cell] = 0;
             }
 
-            claims.Add(new LabelBucketClaim(run.Key, count, cells, counts));
+            claims.Add(new LabelBucketClaim(runId, count, cells, counts));
         }
 
         return claims;

@@ -135,11 +135,15 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
             lockRuns.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds });
             probe.BatchCommands.Add(lockRuns);
+            // A sample of the keys decides the path: a batch of a shard written before (a retry, a rerun) has its first
+            // keys stored. A stored key the sample misses fails the direct copy on the primary key, and the batch is
+            // written again through staging (WriteScoresOnceAsync): the sample only saves a look-up per row.
+            var sample = ProbeSample(batch);
             var stored = new NpgsqlBatchCommand(
                 "select exists (select 1 from unnest(@models, @records) k (model_id, record_id) " +
                 "join scores s on s.model_id = k.model_id and s.record_id = k.record_id)");
-            stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.ModelId).ToArray() });
-            stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = batch.Select(r => r.RecordId).ToArray() });
+            stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.ModelId).ToArray() });
+            stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.RecordId).ToArray() });
             probe.BatchCommands.Add(stored);
             probe.BatchCommands.Add(new NpgsqlBatchCommand("select position, threshold from dashboard_label_thresholds order by position"));
             await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
@@ -184,7 +188,172 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         }
 
         await tx.CommitAsync(cancellationToken);
+        if (allowDirect && !anyStored && rows.Count > 0 && Interlocked.Increment(ref _claimedBatches) % FoldEvery == 0)
+        {
+            await FoldBucketsAsync(runIds, cancellationToken);
+        }
+
         return written;
+    }
+
+    /// <summary>Batches written with bucket claims between two folds of their runs' bucket rows.</summary>
+    internal int FoldEvery { get; init; } = 16;
+
+    private int _claimedBatches;
+
+    /// <summary>
+    /// Folds the label bucket delta rows of <paramref name="runIds"/> into one row per run, as
+    /// <c>run_label_buckets_fold</c> does (0025_threshold_buckets.sql) but with the sums done here: the rows are taken
+    /// (deleted, skipping rows another transaction holds), the cells of the checked ones summed (a claim never checked
+    /// counts for nothing), and one row of the nonzero sums inserted, in one transaction of its own after the batch's.
+    /// Summing in SQL (unnest and a hash aggregate) cost the insert trigger about a fifth of the server's time per row;
+    /// here it is a pass over an array. The batch is committed before: a fold that fails leaves the delta rows for the
+    /// next one, and is not the batch's error (except a cancellation).
+    /// </summary>
+    internal async Task FoldBucketsAsync(IReadOnlyList<Guid> runIds, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+            foreach (var runId in runIds)
+            {
+                await FoldRunAsync(connection, tx, runId, cancellationToken);
+            }
+
+            await tx.CommitAsync(cancellationToken);
+        }
+        catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The delta rows stay as they were (the transaction rolled back); the next fold takes them.
+        }
+    }
+
+    private static async Task FoldRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid runId, CancellationToken cancellationToken)
+    {
+        var taken = 0;
+        var rows = new List<(int[] Cells, long[] Counts)>();
+        await using (var take = new NpgsqlCommand(
+            "with picked as (select ctid from run_label_buckets where run_id = @run for update skip locked) " +
+            "delete from run_label_buckets b using picked p where b.ctid = p.ctid returning b.claim_xid is null, array_send(b.cells), array_send(b.counts)",
+            connection,
+            tx))
+        {
+            take.Parameters.AddWithValue("run", runId);
+            await using var reader = await take.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                taken++;
+                if (reader.GetBoolean(0))
+                {
+                    // In Postgres' binary array format (array_send), decoded here: Npgsql's generic array reader cost
+                    // more than the fold itself.
+                    var cells = BinaryArrays.Int32s(reader.GetFieldValue<byte[]>(1), runId);
+                    var counts = BinaryArrays.Int64s(reader.GetFieldValue<byte[]>(2), runId);
+                    if (cells.Length != counts.Length)
+                    {
+                        throw new InvalidDataException($"a label bucket row of run {runId} has {cells.Length} cells and {counts.Length} counts");
+                    }
+
+                    rows.Add((cells, counts));
+                }
+            }
+        }
+
+        if (taken == 0)
+        {
+            return;
+        }
+
+        // Cells are position * 2003 + bucket: below 164 labels x 2003 for the models here, so the sums go in a dense
+        // array; a cell outside [0, 2^24) (a model of thousands of labels, or a row written by hand) sends all of them
+        // through a dictionary instead.
+        var max = -1;
+        var dense = true;
+        foreach (var (cells, _) in rows)
+        {
+            foreach (var cell in cells)
+            {
+                dense &= cell >= 0 && cell < 1 << 24;
+                max = Math.Max(max, cell);
+            }
+        }
+
+        List<int> foldedCells = [];
+        List<long> foldedCounts = [];
+        if (dense)
+        {
+            var sums = new long[max + 1];
+            var seen = new bool[max + 1];
+            foreach (var (cells, counts) in rows)
+            {
+                for (var i = 0; i < cells.Length; i++)
+                {
+                    sums[cells[i]] += counts[i];
+                    seen[cells[i]] = true;
+                }
+            }
+
+            for (var cell = 0; cell <= max; cell++)
+            {
+                if (seen[cell] && sums[cell] != 0)
+                {
+                    foldedCells.Add(cell);
+                    foldedCounts.Add(sums[cell]);
+                }
+            }
+        }
+        else
+        {
+            var sums = new Dictionary<int, long>();
+            foreach (var (cells, counts) in rows)
+            {
+                for (var i = 0; i < cells.Length; i++)
+                {
+                    ref var sum = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(sums, cells[i], out _);
+                    sum += counts[i];
+                }
+            }
+
+            foreach (var (cell, sum) in sums)
+            {
+                if (sum != 0)
+                {
+                    foldedCells.Add(cell);
+                    foldedCounts.Add(sum);
+                }
+            }
+        }
+
+        if (foldedCells.Count == 0)
+        {
+            return;
+        }
+
+        await using var insert = new NpgsqlCommand("insert into run_label_buckets (run_id, cells, counts) values (@run, @cells, @counts)", connection, tx);
+        insert.Parameters.AddWithValue("run", runId);
+        insert.Parameters.Add(new NpgsqlParameter("cells", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = foldedCells.ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = foldedCounts.ToArray() });
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Keys probed before a direct copy: the first, the last and evenly spaced ones between, at most this many.</summary>
+    internal const int ProbeKeys = 16;
+
+    internal static IReadOnlyList<ScoreRow> ProbeSample(IReadOnlyList<ScoreRow> batch)
+    {
+        if (batch.Count <= ProbeKeys)
+        {
+            return batch;
+        }
+
+        var sample = new ScoreRow[ProbeKeys];
+        for (var i = 0; i < ProbeKeys; i++)
+        {
+            sample[i] = batch[(int)((long)i * (batch.Count - 1) / (ProbeKeys - 1))];
+        }
+
+        return sample;
     }
 
     // One row per (model, record): the last of a batch that holds a record twice.

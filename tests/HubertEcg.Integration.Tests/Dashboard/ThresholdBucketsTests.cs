@@ -73,6 +73,49 @@ public sealed class ThresholdBucketsTests(PostgresDatabaseFixture database) : IC
         await AssertExactAsync(first, second);
     }
 
+    [Fact]
+    public async Task TheResultWriterFoldsTheBucketRowsOfItsRunsItselfAndTheCountsStayExact()
+    {
+        const string model = "bucket-writer-fold";
+        var store = new RunStore(database.DataSource);
+        var run = await Runs.SubmitAsync(store, TestModels.Descriptor(model), "c", "f/", shardSize: 10);
+        var other = await Runs.SubmitAsync(store, TestModels.Descriptor(model), "c", "f/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 4 };
+        var at = DateTime.UtcNow;
+        ScoreRow Row(Guid r, int i) => new(model, $"f-{i:D5}", r, Probabilities(i, "\"f\""), new float[16], 1, $"f/f-{i:D5}.npy", "\"f\"", at);
+
+        // A delta row that a claim left unchecked (its transaction committed without the insert that checks it) counts
+        // for nothing: the fold drops it, as run_label_buckets_fold does.
+        await ExecuteAsync($"insert into run_label_buckets (run_id, cells, counts, claim_xid, claim_rows) values ('{run}', '{{5}}', '{{1000}}', '1'::xid8, 1)");
+
+        // 11 batches of new keys: the writer folds after its 4th and 8th (the run's rows before each fold become one row).
+        for (var batch = 0; batch < 11; batch++)
+        {
+            Assert.Equal(60, await writer.WriteScoresAsync([.. Enumerable.Range(batch * 60, 60).Select(i => Row(run, i))]));
+            if (batch == 3 || batch == 7)
+            {
+                Assert.Equal(1, await Runs.CountAsync(database.DataSource, "select count(*) from run_label_buckets where run_id = @run", run));
+            }
+
+            await AssertExactAsync(run);
+        }
+
+        Assert.Equal(4, await Runs.CountAsync(database.DataSource, "select count(*) from run_label_buckets where run_id = @run", run));
+
+        // A batch of two runs folds both; rows written by SQL (counted in the trigger) fold there as before.
+        await writer.FoldBucketsAsync([run, other], CancellationToken.None);
+        Assert.Equal(1, await Runs.CountAsync(database.DataSource, "select count(*) from run_label_buckets where run_id = @run", run));
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_label_buckets where run_id = @run", other));
+        await AssertExactAsync(run, other);
+
+        // A run whose rows cancel out entirely has no bucket row left after a fold.
+        Assert.Equal(30, await writer.WriteScoresAsync([.. Enumerable.Range(5000, 30).Select(i => Row(other, i))]));
+        await ExecuteAsync($"delete from scores where run_id = '{other}'");
+        await writer.FoldBucketsAsync([other], CancellationToken.None);
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from run_label_buckets where run_id = @run", other));
+        await AssertExactAsync(run, other);
+    }
+
     [Theory]
     [InlineData("bucket-claim-taken", 1, true)] // the claimed rows match the statement's: the (deliberately wrong) cells are taken
     [InlineData("bucket-claim-wrong-rows", 2, false)] // two rows claimed for one added: counted from the row

@@ -125,6 +125,16 @@ public sealed class AccessOptionsTests
         }
     }
 
+    [Theory]
+    [InlineData("Host=db;Username=u", PostgresConnections.DefaultWriteBufferSize)]
+    [InlineData("Host=db;Username=u;Write Buffer Size=8192", 8192)]
+    [InlineData("Host=db;Username=u;WriteBufferSize=32768", 32768)]
+    public void TheWriteBufferHoldsManyScoreRowsUnlessTheConnectionStringSetsIt(string connectionString, int expected)
+    {
+        using var connections = new PostgresConnections(new PostgresOptions { ConnectionString = connectionString });
+        Assert.Equal(expected, new NpgsqlConnectionStringBuilder(connections.ConnectionString()).WriteBufferSize);
+    }
+
     [Fact]
     public void BadPostgresTlsSettingsAreRefusedNamingTheirKey()
     {
