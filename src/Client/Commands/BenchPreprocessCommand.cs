@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using System.Text;
 using HubertEcg.Inference.Ecg;
 using HubertEcg.Inference.Ecg.Synthetic;
@@ -39,6 +40,11 @@ public static class BenchPreprocessCommand
         var rate = new Option<int>("--rate") { Description = "Sampling rate of the records in Hz (500: no resampling)", DefaultValueFactory = _ => 500 };
         var readOnly = new Option<bool>("--read-only") { Description = "Only decode each record to its EcgRecord: no lead mapping, no preprocessing" };
         var warmup = new Option<double>("--warmup") { Description = "Seconds of unmeasured work first, so that the measured loop runs the runtime's fully optimised code", DefaultValueFactory = _ => 1.0 };
+        var settle = new Option<double>("--jit-settle")
+        {
+            Description = $"After --warmup, go on warming up until the runtime has compiled no method for this many seconds (at most {MaxSettleSeconds} s more); 0: --warmup alone",
+            DefaultValueFactory = _ => 0.5,
+        };
 
         var command = new Command("preprocess", "Records per second through read + preprocess on one core");
         command.Options.Add(seconds);
@@ -47,6 +53,7 @@ public static class BenchPreprocessCommand
         command.Options.Add(rate);
         command.Options.Add(readOnly);
         command.Options.Add(warmup);
+        command.Options.Add(settle);
         command.SetAction(parseResult =>
         {
             var names = parseResult.GetValue(format)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -57,9 +64,10 @@ public static class BenchPreprocessCommand
             }
 
             var profileValue = PreprocessingProfiles.Parse(parseResult.GetValue(profile)!);
+            var warming = new WarmUp(parseResult.GetValue(warmup), parseResult.GetValue(settle));
             return names.Length == 1
-                ? Run(parseResult.GetValue(seconds), profileValue, Codecs[names[0]], parseResult.GetValue(rate), parseResult.GetValue(readOnly), parseResult.GetValue(warmup))
-                : RunSideBySide(parseResult.GetValue(seconds), profileValue, names, parseResult.GetValue(rate), parseResult.GetValue(readOnly), parseResult.GetValue(warmup));
+                ? Run(parseResult.GetValue(seconds), profileValue, Codecs[names[0]], parseResult.GetValue(rate), parseResult.GetValue(readOnly), warming)
+                : RunSideBySide(parseResult.GetValue(seconds), profileValue, names, parseResult.GetValue(rate), parseResult.GetValue(readOnly), warming);
         });
         return command;
     }
@@ -70,7 +78,7 @@ public static class BenchPreprocessCommand
     /// (other work, a shared host) slows every format alike, so their shares of the first format hold where separate
     /// runs would not. Each format's rate is its records over the wall time spent on them.
     /// </summary>
-    private static int RunSideBySide(double seconds, PreprocessingProfile profile, string[] names, int rate, bool readOnly, double warmup)
+    private static int RunSideBySide(double seconds, PreprocessingProfile profile, string[] names, int rate, bool readOnly, WarmUp warmup)
     {
         if (!OptionsHold(seconds, warmup, rate))
         {
@@ -85,16 +93,16 @@ public static class BenchPreprocessCommand
 
         double Step(int f, string id, int i) => ReadAndPreprocess(codecs[f], records[f], preprocessor, windows, rate, readOnly, id, i);
 
-        var warming = Stopwatch.StartNew();
-        for (var i = 0; i < 50 || warming.Elapsed.TotalSeconds < warmup; i++)
+        var warmedFor = warmup.Run(i =>
         {
             for (var f = 0; f < codecs.Length; f++)
             {
                 checksum += Step(f, "warmup", i);
             }
-        }
+        });
 
         checksum = 0;
+        var compiledBefore = JitInfo.GetCompiledMethodCount();
         var ticks = new long[codecs.Length];
         var count = 0;
         var stopwatch = Stopwatch.StartNew();
@@ -117,6 +125,7 @@ public static class BenchPreprocessCommand
 
         Console.WriteLine($"records: {Seconds} s, 12 leads, {rate} Hz; {(readOnly ? "read only (no lead mapping, no preprocessing)" : $"lead mapping, profile: {profile.Name()}")}; one thread; formats in turn, {BatchRecords} records each: {string.Join(", ", names)}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"processed {count} records of each format in {stopwatch.Elapsed.TotalSeconds:F2} s wall (checksum {checksum:F3})"));
+        WarmUp.Report(warmedFor, JitInfo.GetCompiledMethodCount() - compiledBefore);
         var first = count / ((double)ticks[0] / Stopwatch.Frequency);
         for (var f = 0; f < codecs.Length; f++)
         {
@@ -125,6 +134,52 @@ public static class BenchPreprocessCommand
         }
 
         return 0;
+    }
+
+    private const double MaxSettleSeconds = 60;
+
+    /// <summary>
+    /// The unmeasured work before the loop: JIT, filter designs, pooled buffers. By time, not by count: the runtime
+    /// compiles hot methods again, optimised, only after they have run a while (tiered compilation, about 100 ms after
+    /// the calls stop adding new methods, and the compiling itself on a background thread), and a worker that reads
+    /// millions of records runs that code, not the first quick one. A read path with many methods (an XML reader and a
+    /// document model) needs longer than one with few, and longer again when other work holds the cores: so after
+    /// <see cref="Seconds"/> the warm-up goes on until no method has been compiled for <see cref="SettleSeconds"/>.
+    /// </summary>
+    private sealed record WarmUp(double Seconds, double SettleSeconds)
+    {
+        /// <summary>Calls <paramref name="step"/> with 0, 1, ... until warm; the seconds it took.</summary>
+        public double Run(Action<int> step)
+        {
+            var clock = Stopwatch.StartNew();
+            var i = 0;
+            for (; i < 50 || clock.Elapsed.TotalSeconds < Seconds; i++)
+            {
+                step(i);
+            }
+
+            if (SettleSeconds > 0)
+            {
+                var compiled = JitInfo.GetCompiledMethodCount();
+                var quietSince = clock.Elapsed.TotalSeconds;
+                while (clock.Elapsed.TotalSeconds - quietSince < SettleSeconds && clock.Elapsed.TotalSeconds < Seconds + MaxSettleSeconds)
+                {
+                    step(i++);
+                    var now = JitInfo.GetCompiledMethodCount();
+                    if (now != compiled)
+                    {
+                        compiled = now;
+                        quietSince = clock.Elapsed.TotalSeconds;
+                    }
+                }
+            }
+
+            return clock.Elapsed.TotalSeconds;
+        }
+
+        /// <summary>The warm-up's length and what the runtime still compiled while the loop was measured.</summary>
+        public static void Report(double warmedFor, long compiledWhileMeasured) =>
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up {warmedFor:F1} s; methods compiled while measuring: {compiledWhileMeasured}"));
     }
 
     /// <summary>The read step of the loop: how a record's bytes become an <see cref="EcgRecord"/>.</summary>
@@ -156,7 +211,7 @@ public static class BenchPreprocessCommand
         return codecs;
     }
 
-    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate, bool readOnly, double warmup)
+    private static int Run(double seconds, PreprocessingProfile profile, IRecordCodec codec, int rate, bool readOnly, WarmUp warmup)
     {
         if (!OptionsHold(seconds, warmup, rate))
         {
@@ -170,16 +225,10 @@ public static class BenchPreprocessCommand
 
         double Step(string id, int i) => ReadAndPreprocess(codec, records, preprocessor, windows, rate, readOnly, id, i);
 
-        // Warm-up: JIT, filter designs, pooled buffers. By time, not by count: the runtime compiles hot methods again,
-        // optimised, only after they have run a while (tiered compilation, about 100 ms after the calls stop adding
-        // new methods), and a worker that reads millions of records runs that code, not the first quick one.
-        var warming = Stopwatch.StartNew();
-        for (var i = 0; i < 50 || warming.Elapsed.TotalSeconds < warmup; i++)
-        {
-            checksum += Step("warmup", i);
-        }
+        var warmedFor = warmup.Run(i => checksum += Step("warmup", i));
 
         checksum = 0;
+        var compiledBefore = JitInfo.GetCompiledMethodCount();
         var gcBefore = GC.CollectionCount(0);
         var count = 0;
         using var process = Process.GetCurrentProcess();
@@ -207,6 +256,7 @@ public static class BenchPreprocessCommand
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
         var perSecond = count / stopwatch.Elapsed.TotalSeconds;
         Console.WriteLine($"records: {Seconds} s, 12 leads, {rate} Hz; read: {codec.Description}; {(readOnly ? "read only (no lead mapping, no preprocessing)" : $"lead mapping, profile: {profile.Name()}")}; one thread");
+        WarmUp.Report(warmedFor, JitInfo.GetCompiledMethodCount() - compiledBefore);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"processed {count} records in {stopwatch.Elapsed.TotalSeconds:F2} s wall, {cpu:F2} s CPU ({1000 / perSecond:F3} ms wall and {1000 * cpu / count:F3} ms CPU per record, {GC.CollectionCount(0) - gcBefore} gen0 GCs, checksum {checksum:F3})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cpu_records_per_second={count / cpu:F1} (records per second of process CPU time; equals the wall rate on an idle core)"));
         if (bestBatch != TimeSpan.MaxValue)
@@ -237,15 +287,21 @@ public static class BenchPreprocessCommand
     }
 
     /// <summary>The options' bounds, checked before anything is built; false (with the message written) when one is out.</summary>
-    private static bool OptionsHold(double seconds, double warmup, int rate)
+    private static bool OptionsHold(double seconds, WarmUp warmup, int rate)
     {
+        if (!(warmup.SettleSeconds >= 0) || warmup.SettleSeconds > 60)
+        {
+            Console.Error.WriteLine("error: --jit-settle must be between 0 and 60 seconds");
+            return false;
+        }
+
         if (!(seconds > 0) || seconds > 3600)
         {
             Console.Error.WriteLine("error: --seconds must be between 0 and 3600");
             return false;
         }
 
-        if (!(warmup >= 0) || warmup > 600)
+        if (!(warmup.Seconds >= 0) || warmup.Seconds > 600)
         {
             Console.Error.WriteLine("error: --warmup must be between 0 and 600 seconds");
             return false;

@@ -69,7 +69,7 @@ public sealed class InMemoryRecordFileSource : IRecordFileSource
 
     public Stream Open(string fileName) =>
         _files.TryGetValue(fileName, out var bytes)
-            ? new MemoryStream(bytes, writable: false)
+            ? new MemoryStream(bytes, 0, bytes.Length, writable: false, publiclyVisible: true) // readers may read the bytes where they are
             : throw new FileNotFoundException($"{fileName} is not among the record's files", fileName);
 
     public long Length(string fileName) => _files.TryGetValue(fileName, out var bytes) ? bytes.Length : -1;

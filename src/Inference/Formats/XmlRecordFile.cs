@@ -59,7 +59,7 @@ internal static class XmlRecordFile
 
     private static T Read<T>(Stream stream, long expectedLength, string recordId, IReadOnlySet<string> base64Elements, Func<XDocument, T> read)
     {
-        var (file, length) = ReadAll(stream, expectedLength, MaxFileBytes, recordId);
+        var (file, length, pooled) = ReadAll(stream, expectedLength, MaxFileBytes, recordId);
         try
         {
             // The waveform text is taken out and decoded from the bytes; the reader parses the rest.
@@ -94,17 +94,32 @@ internal static class XmlRecordFile
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(file);
+            if (pooled)
+            {
+                ArrayPool<byte>.Shared.Return(file);
+            }
         }
     }
 
     /// <summary>
-    /// The whole of <paramref name="stream"/> in a pooled buffer (return it to <see cref="ArrayPool{T}.Shared"/>) and
-    /// its length; more than <paramref name="maxBytes"/> fails the read. <paramref name="expectedLength"/> (the file's
-    /// stated length, or -1) sizes the buffer.
+    /// The whole of <paramref name="stream"/> and its length; more than <paramref name="maxBytes"/> fails the read.
+    /// A memory stream over a whole array from its start (a record already in memory) is read where it is (only read,
+    /// never written; <c>Pooled</c> false); any other stream is copied into a pooled buffer (return it to
+    /// <see cref="ArrayPool{T}.Shared"/>), which <paramref name="expectedLength"/> (the file's stated length, or -1)
+    /// sizes.
     /// </summary>
-    internal static (byte[] Buffer, int Length) ReadAll(Stream stream, long expectedLength, long maxBytes, string recordId)
+    internal static (byte[] Buffer, int Length, bool Pooled) ReadAll(Stream stream, long expectedLength, long maxBytes, string recordId)
     {
+        if (stream is MemoryStream memory && memory.Position == 0 && memory.TryGetBuffer(out var whole) && whole.Offset == 0 && whole.Array is { } array)
+        {
+            if (whole.Count > maxBytes)
+            {
+                throw new EcgFormatException(recordId, $"the XML ECG is more than the {maxBytes} bytes it may have");
+            }
+
+            return (array, whole.Count, false);
+        }
+
         // One byte more than expected, so that the end of the stream is seen without growing.
         var capacity = expectedLength is >= 0 && expectedLength < maxBytes ? (int)expectedLength + 1 : (int)Math.Min(maxBytes + 1, 1 << 16);
         var buffer = ArrayPool<byte>.Shared.Rent(capacity);
@@ -140,7 +155,7 @@ internal static class XmlRecordFile
                 throw new EcgFormatException(recordId, $"the XML ECG is more than the {maxBytes} bytes it may have");
             }
 
-            return (buffer, length);
+            return (buffer, length, true);
         }
         catch
         {

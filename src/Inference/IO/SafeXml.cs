@@ -35,20 +35,36 @@ public static class SafeXml
     public static (string LocalName, string Namespace)? RootElement(ReadOnlySpan<byte> head)
     {
         // The format registry asks each XML dialect in turn about the same head: the last answer on this thread is
-        // kept with the bytes it was given, so that one file is parsed once, not once per dialect.
-        if (_lastHead is { } last && head.SequenceEqual(last))
+        // kept with the bytes it was given, so that one file is looked at once, not once per dialect.
+        if (_lastHead is { } last && head.SequenceEqual(last.AsSpan(0, _lastHeadLength)))
         {
             return _lastRoot;
         }
 
-        var root = ParseRootElement(head);
-        _lastHead = head.ToArray();
+        // The plain prologue of nearly every file (declaration, comments, processing instructions, a DOCTYPE without
+        // internal subset, ASCII names) is read from the bytes; anything else is left to an XML reader.
+        var root = RootSniffer.Sniff(head, out var sure);
+        if (!sure)
+        {
+            root = ParseRootElement(head);
+        }
+
+        if (_lastHead is null || _lastHead.Length < head.Length)
+        {
+            _lastHead = new byte[Math.Max(head.Length, 4096)];
+        }
+
+        head.CopyTo(_lastHead);
+        _lastHeadLength = head.Length;
         _lastRoot = root;
         return root;
     }
 
     [ThreadStatic]
     private static byte[]? _lastHead;
+
+    [ThreadStatic]
+    private static int _lastHeadLength;
 
     [ThreadStatic]
     private static (string LocalName, string Namespace)? _lastRoot;

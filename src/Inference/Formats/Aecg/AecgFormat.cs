@@ -72,7 +72,7 @@ public sealed class AecgFormat : IRecordFormat
 
     private static EcgRecord Load(Stream stream, long expectedLength, string recordId)
     {
-        var (file, length) = XmlRecordFile.ReadAll(stream, expectedLength, MaxFileBytes, recordId);
+        var (file, length, pooled) = XmlRecordFile.ReadAll(stream, expectedLength, MaxFileBytes, recordId);
         AecgDocument document;
         try
         {
@@ -89,7 +89,10 @@ public sealed class AecgFormat : IRecordFormat
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(file);
+            if (pooled)
+            {
+                ArrayPool<byte>.Shared.Return(file);
+            }
         }
 
         return document.ToRecord(recordId);
