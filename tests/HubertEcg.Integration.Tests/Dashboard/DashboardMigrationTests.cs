@@ -10,50 +10,24 @@ namespace HubertEcg.Integration.Tests.Dashboard;
 /// Upgrading a database that already holds scores: the dashboard migration builds its summaries from the rows
 /// present, and they match what the triggers then maintain for new rows.
 /// </summary>
-public sealed class DashboardMigrationTests : IAsyncLifetime
+public sealed class DashboardMigrationTests : ScratchDatabase
 {
-    private readonly string _databaseName = "test_" + Guid.NewGuid().ToString("N");
-    private NpgsqlDataSource _dataSource = null!;
-
-    public async Task InitializeAsync()
-    {
-        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var create = new NpgsqlCommand($"create database \"{_databaseName}\"", admin);
-        await create.ExecuteNonQueryAsync();
-        _dataSource = NpgsqlDataSource.Create(LocalServices.ForDatabase(_databaseName));
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _dataSource.DisposeAsync();
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"drop database if exists \"{_databaseName}\" with (force)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
-
     [Fact]
     public async Task MigrationSummarisesRowsWrittenBeforeIt()
     {
-        var dashboard = SchemaMigrator.Migrations.Single(m => m.Name == "0010_dashboard.sql");
-        foreach (var migration in SchemaMigrator.Migrations.Where(m => string.CompareOrdinal(m.Version, dashboard.Version) < 0))
-        {
-            await ExecuteAsync(migration.Sql);
-        }
+        var dashboard = await ApplyMigrationsBeforeAsync("0010_dashboard.sql");
 
-        var store = new RunStore(_dataSource);
+        var store = new RunStore(DataSource);
         var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("upgrade-model"), "c", "p/", shardSize: 10);
         // Rows written before the dashboard existed, as that schema's writer stored them (plain inserts: today's writer
         // also needs the tables of later migrations).
         var at = new DateTime(2026, 11, 20, 23, 59, 30, DateTimeKind.Utc);
         foreach (var row in Enumerable.Range(0, 6).Select(i => Row(runId, $"before-{i}", at.AddSeconds(10 * i), i % 2 == 0 ? 0.8f : 0.2f)))
         {
-            await Runs.InsertPre0027RowAsync(_dataSource, row);
+            await Runs.InsertPre0027RowAsync(DataSource, row);
         }
 
-        await using (var quarantine = _dataSource.CreateCommand(
+        await using (var quarantine = DataSource.CreateCommand(
             "insert into quarantine (run_id, record_id, shard_no, source_blob, reason, quarantined_at) values (@run, 'bad', 0, 'p/bad.hea', 'blob: truncated file', @at)"))
         {
             quarantine.Parameters.AddWithValue("run", runId);
@@ -67,7 +41,7 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
             await ExecuteAsync(migration.Sql);
         }
 
-        await new ResultWriter(_dataSource).WriteScoresAsync([Row(runId, "after", at.AddSeconds(90), 0.9f)]);
+        await new ResultWriter(DataSource).WriteScoresAsync([Row(runId, "after", at.AddSeconds(90), 0.9f)]);
 
         var minutes = await RowsAsync(
             $"select minute, records_scored, records_quarantined from run_progress_minutes where run_id = '{runId}' order by minute");
@@ -93,32 +67,5 @@ public sealed class DashboardMigrationTests : IAsyncLifetime
         var probabilities = new float[164];
         probabilities[50] = af;
         return new ScoreRow("upgrade-model", recordId, runId, probabilities, [1f], 1, $"p/{recordId}.hea", "\"e\"", at);
-    }
-
-    private async Task ExecuteAsync(string sql)
-    {
-        await using var connection = await _dataSource.OpenConnectionAsync();
-        await using var tx = await connection.BeginTransactionAsync();
-        await using (var cmd = new NpgsqlCommand(sql, connection, tx))
-        {
-            await cmd.ExecuteNonQueryAsync();
-        }
-
-        await tx.CommitAsync();
-    }
-
-    private async Task<List<object?[]>> RowsAsync(string sql)
-    {
-        await using var cmd = _dataSource.CreateCommand(sql);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<object?[]>();
-        while (await reader.ReadAsync())
-        {
-            var row = new object?[reader.FieldCount];
-            reader.GetValues(row!);
-            rows.Add(row);
-        }
-
-        return rows;
     }
 }

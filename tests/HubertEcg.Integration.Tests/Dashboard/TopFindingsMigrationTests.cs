@@ -13,41 +13,16 @@ namespace HubertEcg.Integration.Tests.Dashboard;
 /// fewer and more probabilities than labels, the view returns the same rows after the migration as before, in whole
 /// and as the dashboard's "latest 50 of a run".
 /// </summary>
-public sealed class TopFindingsMigrationTests : IAsyncLifetime
+public sealed class TopFindingsMigrationTests : ScratchDatabase
 {
     private static readonly float[] Grid = [0.1f, 0.2f, 0.3f, 0.35f, 0.5f, 0.7f, 0.9f];
-    private readonly string _databaseName = "test_" + Guid.NewGuid().ToString("N");
-    private NpgsqlDataSource _dataSource = null!;
-
-    public async Task InitializeAsync()
-    {
-        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var create = new NpgsqlCommand($"create database \"{_databaseName}\"", admin);
-        await create.ExecuteNonQueryAsync();
-        _dataSource = NpgsqlDataSource.Create(LocalServices.ForDatabase(_databaseName));
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _dataSource.DisposeAsync();
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(LocalServices.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"drop database if exists \"{_databaseName}\" with (force)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
 
     [Fact]
     public async Task RewrittenViewReturnsWhatTheOldOneDid()
     {
-        var rewrite = SchemaMigrator.Migrations.Single(m => m.Name == "0028_top_findings_per_model.sql");
-        foreach (var migration in SchemaMigrator.Migrations.Where(m => string.CompareOrdinal(m.Version, rewrite.Version) < 0))
-        {
-            await ExecuteAsync(migration.Sql);
-        }
+        var rewrite = await ApplyMigrationsBeforeAsync("0028_top_findings_per_model.sql");
 
-        var store = new RunStore(_dataSource);
+        var store = new RunStore(DataSource);
         var withSet = await Runs.SubmitAsync(store, TestModels.Descriptor("top-set-model"), "c", "p/", shardSize: 10);
         var global = await Runs.SubmitAsync(store, TestModels.Descriptor("top-global-model"), "c", "p/", shardSize: 10);
         var second = await Runs.SubmitAsync(store, TestModels.Descriptor("top-global-model"), "c", "q/", shardSize: 10);
@@ -67,7 +42,7 @@ public sealed class TopFindingsMigrationTests : IAsyncLifetime
                 }
 
                 await Runs.InsertPre0027RowAsync(
-                    _dataSource, new ScoreRow(model, $"{run:N}/rec-{i:D3}", run, probabilities, [1f], 1, $"p/rec-{i}.hea", "\"e\"", at.AddSeconds(n++)));
+                    DataSource, new ScoreRow(model, $"{run:N}/rec-{i:D3}", run, probabilities, [1f], 1, $"p/rec-{i}.hea", "\"e\"", at.AddSeconds(n++)));
             }
         }
 
@@ -104,32 +79,5 @@ public sealed class TopFindingsMigrationTests : IAsyncLifetime
             "where t.inclusive and s.probabilities[t.position + 1] = t.threshold");
         Assert.True((long)exact[0][0]! > 0);
         Assert.Equal(50, beforeLatest.Count);
-    }
-
-    private async Task ExecuteAsync(string sql)
-    {
-        await using var connection = await _dataSource.OpenConnectionAsync();
-        await using var tx = await connection.BeginTransactionAsync();
-        await using (var cmd = new NpgsqlCommand(sql, connection, tx))
-        {
-            await cmd.ExecuteNonQueryAsync();
-        }
-
-        await tx.CommitAsync();
-    }
-
-    private async Task<List<object?[]>> RowsAsync(string sql)
-    {
-        await using var cmd = _dataSource.CreateCommand(sql);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<object?[]>();
-        while (await reader.ReadAsync())
-        {
-            var row = new object?[reader.FieldCount];
-            reader.GetValues(row!);
-            rows.Add(row);
-        }
-
-        return rows;
     }
 }
