@@ -94,123 +94,19 @@ create trigger models_keep_scored_delete before delete on models
 create trigger models_keep_scored_key before update of model_id on models
     for each row when (old.model_id is distinct from new.model_id) execute function models_keep_scored();
 
--- scores: rows added. As in 0025, except that a statement whose bucket claims held no longer folds: the result writer
--- folds the runs it writes itself, every few batches, in a transaction of its own (ResultWriter.FoldBucketsAsync:
--- the same rule as run_label_buckets_fold, the sums done in the writer). Statements that counted their buckets here
--- (plain SQL, the staging path) fold as before, about one in 16.
-create or replace function dashboard_scores_added() returns trigger
+-- The result writer folds the bucket rows of the runs it writes itself, every few batches, in a transaction of its
+-- own (ResultWriter.FoldBucketsAsync: the same rule as run_label_buckets_fold, the sums done in the writer), and says
+-- so in its batches' transactions (hubert.writer_folds = 'on'): the insert trigger's fold of about one statement in
+-- 16 (0025) is then skipped. Other writers (plain SQL) fold in the trigger as before.
+alter function run_label_buckets_fold(uuid[]) rename to run_label_buckets_fold_rows;
+
+create function run_label_buckets_fold(p_runs uuid[]) returns void
 language plpgsql security definer set search_path from current as $fn$
-declare
-    writer text := dashboard_writer_name();
-    model text;
-    models integer;
-    positions integer[];
-    thresholds real[];
-    inclusive boolean[];
-    claim_text text := nullif(current_setting('hubert.label_positives', true), '');
-    claim jsonb;
-    claim_holds boolean;
-    buckets_claimed boolean;
-    buckets_hold boolean := false;
 begin
-    insert into run_progress_minutes as m (run_id, minute, records_scored)
-    select n.run_id, date_trunc('minute', n.scored_at), count(*)
-    from added_rows n
-    group by 1, 2
-    order by 1, 2
-    on conflict (run_id, minute) do update set records_scored = m.records_scored + excluded.records_scored;
-
-    insert into worker_progress_minutes as w (run_id, minute, worker, records_scored)
-    select n.run_id, date_trunc('minute', n.scored_at), writer, count(*)
-    from added_rows n
-    group by 1, 2
-    order by 1, 2
-    on conflict (run_id, minute, worker) do update set records_scored = w.records_scored + excluded.records_scored;
-
-    -- Bucket counts: a claim serves one statement, whether it holds or not.
-    buckets_claimed := exists (select 1 from run_label_buckets b where b.claim_xid = pg_current_xact_id());
-    if buckets_claimed then
-        buckets_hold := not exists (
-            select 1
-            from (select n.run_id, count(*) as n from added_rows n group by 1) a
-            full join (select b.run_id, sum(b.claim_rows) as n from run_label_buckets b
-                       where b.claim_xid = pg_current_xact_id() group by 1) c using (run_id)
-            where a.n is distinct from c.n);
-        if buckets_hold then
-            update run_label_buckets set claim_xid = null, claim_rows = null where claim_xid = pg_current_xact_id();
-        else
-            delete from run_label_buckets where claim_xid = pg_current_xact_id();
-        end if;
+    if coalesce(current_setting('hubert.writer_folds', true), '') <> 'on' then
+        perform run_label_buckets_fold_rows(p_runs);
     end if;
-    if not buckets_hold then
-        insert into run_label_buckets (run_id, cells, counts)
-        select x.run_id, array_agg(x.cell), array_agg(x.n)
-        from (select n.run_id, (u.ord::integer - 1) * 2003 + label_grid_bucket(u.p) as cell, count(*) as n
-              from added_rows n cross join lateral unnest(n.probabilities) with ordinality as u (p, ord)
-              where u.p is not null
-              group by 1, 2) x
-        group by 1;
-    end if;
-
-    if claim_text is not null then
-        -- A claim serves one statement, whether it holds or not.
-        perform set_config('hubert.label_positives', '', true);
-        claim := claim_text::jsonb;
-    end if;
-
-    select count(distinct n.model_id) into models from added_rows n;
-    for model in select distinct n.model_id from added_rows n order by 1 loop
-        -- Shared: waits only while a threshold change for this model recounts; read the thresholds after it.
-        perform pg_advisory_xact_lock_shared(17017, dashboard_model_lock_key(model));
-        select array_agg(t.position order by t.position), array_agg(t.threshold order by t.position),
-               array_agg(t.inclusive order by t.position)
-        into positions, thresholds, inclusive
-        from dashboard_model_label_thresholds t
-        where t.model_id = model;
-
-        claim_holds := claim is not null
-            and models = 1
-            and not (true = any (inclusive))
-            and array(select e::integer from jsonb_array_elements_text(claim -> 'positions') e) = positions
-            and array(select e::real from jsonb_array_elements_text(claim -> 'thresholds') e) = thresholds
-            and not exists (
-                select 1 from jsonb_array_elements(claim -> 'runs') r
-                where jsonb_array_length(r -> 'positives') <> cardinality(positions))
-            and not exists (
-                select 1
-                from (select n.run_id, count(*) as n from added_rows n group by 1) a
-                full join (select (r ->> 'run')::uuid as run_id, sum((r ->> 'rows')::bigint) as n
-                           from jsonb_array_elements(claim -> 'runs') r group by 1) c using (run_id)
-                where a.n is distinct from c.n);
-
-        if claim_holds then
-            insert into run_label_positives as p (run_id, position, positives)
-            select c.run_id, c.position, sum(c.n)
-            from (select (r ->> 'run')::uuid as run_id, positions[k.i::integer] as position, k.e::bigint as n
-                  from jsonb_array_elements(claim -> 'runs') r
-                  cross join lateral jsonb_array_elements_text(r -> 'positives') with ordinality k (e, i)) c
-            where c.n > 0
-            group by 1, 2
-            order by 1, 2
-            on conflict (run_id, position) do update set positives = p.positives + excluded.positives;
-        else
-            insert into run_label_positives as p (run_id, position, positives)
-            select n.run_id, t.position, count(*)
-            from unnest(positions, thresholds, inclusive) as t (position, threshold, inclusive)
-            cross join added_rows n
-            where n.model_id = model
-              and (n.probabilities[t.position + 1] > t.threshold or (t.inclusive and n.probabilities[t.position + 1] = t.threshold))
-            group by 1, 2
-            order by 1, 2
-            on conflict (run_id, position) do update set positives = p.positives + excluded.positives;
-        end if;
-    end loop;
-
-    -- About one statement in 16 of those that counted their buckets here folds the bucket rows of the runs it touched.
-    if not buckets_hold and random() < 0.0625 then
-        perform run_label_buckets_fold(array(select distinct n.run_id from added_rows n));
-    end if;
-
-    return null;
 end
 $fn$;
+
+revoke execute on function run_label_buckets_fold(uuid[]) from public;

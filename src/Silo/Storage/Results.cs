@@ -207,7 +207,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     /// (deleted, skipping rows another transaction holds), the cells of the checked ones summed (a claim never checked
     /// counts for nothing), and one row of the nonzero sums inserted, in one transaction of its own after the batch's.
     /// Summing in SQL (unnest and a hash aggregate) cost the insert trigger about a fifth of the server's time per row;
-    /// here it is a pass over an array. The batch is committed before: a fold that fails leaves the delta rows for the
+    /// here it is a pass over an array. The batches' transactions set <c>hubert.writer_folds</c>, which makes the
+    /// trigger's own fold skip them (0029_statement_reference_checks.sql). The batch is committed before: a fold that fails leaves the delta rows for the
     /// next one, and is not the batch's error (except a cancellation).
     /// </summary>
     internal async Task FoldBucketsAsync(IReadOnlyList<Guid> runIds, CancellationToken cancellationToken)
@@ -419,10 +420,11 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         CancellationToken cancellationToken)
     {
         // One round trip: the positives claim, and per run the bucket counts of its rows (0025_threshold_buckets.sql),
-        // which the trigger likewise takes only if the statement added exactly the claimed rows per run.
+        // which the trigger likewise takes only if the statement added exactly the claimed rows per run; and that this
+        // writer folds its runs' bucket rows itself (FoldBucketsAsync), so the trigger does not (0029).
         await using (var claims = new NpgsqlBatch(connection, tx))
         {
-            var claim = new NpgsqlBatchCommand("select set_config('hubert.label_positives', @claim, true)");
+            var claim = new NpgsqlBatchCommand("select set_config('hubert.label_positives', @claim, true), set_config('hubert.writer_folds', 'on', true)");
             claim.Parameters.Add(new NpgsqlParameter("claim", NpgsqlDbType.Text) { Value = LabelPositives.Claim(rows, positions, thresholds) });
             claims.BatchCommands.Add(claim);
             foreach (var buckets in LabelBuckets.Claims(rows))
