@@ -73,28 +73,11 @@ internal static class LabelBuckets
     public static IReadOnlyList<LabelBucketClaim> Claims(IReadOnlyList<ScoreRow> rows)
     {
         var claims = new List<LabelBucketClaim>(1);
-        var runs = new List<Guid>(1);
-        foreach (var row in rows)
+        foreach (var run in rows.GroupBy(r => r.RunId))
         {
-            if (!runs.Contains(row.RunId))
-            {
-                runs.Add(row.RunId);
-            }
-        }
-
-        foreach (var runId in runs)
-        {
-            var labels = 0;
-            var count = 0;
-            foreach (var row in rows)
-            {
-                if (row.RunId == runId)
-                {
-                    labels = Math.Max(labels, row.Probabilities.Length);
-                    count++;
-                }
-            }
-
+            var runId = run.Key;
+            var labels = run.Max(r => r.Probabilities.Length);
+            var count = run.Count();
             var cellCount = (long)labels * LabelGrid.Buckets;
             if (cellCount > Array.MaxLength)
             {
@@ -102,17 +85,11 @@ internal static class LabelBuckets
             }
 
             var dense = t_dense is { } d && d.Length >= cellCount ? d : t_dense = new int[cellCount];
-            var touched = t_touched is { } t && t.Length >= Math.Min(cellCount, (long)labels * count)
-                ? t
-                : t_touched = new int[Math.Min(cellCount, (long)labels * count)];
+            var touchedLength = Math.Min(cellCount, (long)labels * count);
+            var touched = t_touched is { } t && t.Length >= touchedLength ? t : t_touched = new int[touchedLength];
             var nonzero = 0;
-            foreach (var row in rows)
+            foreach (var row in run)
             {
-                if (row.RunId != runId)
-                {
-                    continue;
-                }
-
                 var probabilities = row.Probabilities;
                 for (var i = 0; i < probabilities.Length; i++)
                 {

@@ -208,8 +208,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     /// counts for nothing), and one row of the nonzero sums inserted, in one transaction of its own after the batch's.
     /// Summing in SQL (unnest and a hash aggregate) cost the insert trigger about a fifth of the server's time per row;
     /// here it is a pass over an array. The batches' transactions set <c>hubert.writer_folds</c>, which makes the
-    /// trigger's own fold skip them (0029_statement_reference_checks.sql). The batch is committed before: a fold that fails leaves the delta rows for the
-    /// next one, and is not the batch's error (except a cancellation).
+    /// trigger's own fold skip them (0029_statement_reference_checks.sql). The batch is committed before: a fold that
+    /// fails leaves the delta rows for the next one, and is not the batch's error (except a cancellation).
     /// </summary>
     internal async Task FoldBucketsAsync(IReadOnlyList<Guid> runIds, CancellationToken cancellationToken)
     {
@@ -232,7 +232,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
     private static async Task FoldRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid runId, CancellationToken cancellationToken)
     {
-        var taken = 0;
         var rows = new List<(int[] Cells, long[] Counts)>();
         await using (var take = new NpgsqlCommand(
             "with picked as (select ctid from run_label_buckets where run_id = @run for update skip locked) " +
@@ -244,7 +243,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await using var reader = await take.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                taken++;
                 if (reader.GetBoolean(0))
                 {
                     // In Postgres' binary array format (array_send), decoded here: Npgsql's generic array reader cost
@@ -259,11 +257,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                     rows.Add((cells, counts));
                 }
             }
-        }
-
-        if (taken == 0)
-        {
-            return;
         }
 
         // Cells are position * 2003 + bucket: below 164 labels x 2003 for the models here, so the sums go in a dense
@@ -285,19 +278,17 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         if (dense)
         {
             var sums = new long[max + 1];
-            var seen = new bool[max + 1];
             foreach (var (cells, counts) in rows)
             {
                 for (var i = 0; i < cells.Length; i++)
                 {
                     sums[cells[i]] += counts[i];
-                    seen[cells[i]] = true;
                 }
             }
 
             for (var cell = 0; cell <= max; cell++)
             {
-                if (seen[cell] && sums[cell] != 0)
+                if (sums[cell] != 0)
                 {
                     foldedCells.Add(cell);
                     foldedCounts.Add(sums[cell]);
