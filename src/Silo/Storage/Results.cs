@@ -1,3 +1,4 @@
+using System.Buffers;
 using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
@@ -377,29 +378,59 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         return kept;
     }
 
+    // Bytes of encoded rows sent to the server at a time: the server starts on the first rows while the rest are encoded.
+    private const int CopyChunkBytes = 128 * 1024;
+
     private async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
     {
-        var arrays = new byte[Math.Max(
-            RealArrays.EncodedLength(rows.Max(r => r.Probabilities.Length)),
-            PackedEmbeddings.Length(rows.Max(r => r.Embedding.Length), EmbeddingPrecision.Fp32))];
-        await using var import = await connection.BeginBinaryImportAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
-        foreach (var row in rows)
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyChunkBytes);
+        var copy = await connection.BeginRawBinaryCopyAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
+        try
         {
-            await import.StartRowAsync(cancellationToken);
-            await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
-            // The probabilities go out in the binary array format of real[], the embedding packed (0027), each encoded
-            // here in one pass (the importer copies the bytes before it returns, so the buffer serves every row).
-            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Probabilities, arrays)), NpgsqlDbType.Bytea, cancellationToken);
-            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, PackedEmbeddings.Pack(row.Embedding, embeddingPrecision, arrays)), NpgsqlDbType.Bytea, cancellationToken);
-            await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
-            await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
+            var used = ScoreCopyRows.WriteHeader(buffer);
+            foreach (var row in rows)
+            {
+                var most = ScoreCopyRows.MaxLength(row) + ScoreCopyRows.TrailerLength;
+                if (used + most > buffer.Length)
+                {
+                    await copy.WriteAsync(buffer.AsMemory(0, used), cancellationToken);
+                    used = 0;
+                    if (most > buffer.Length)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = ArrayPool<byte>.Shared.Rent(most);
+                    }
+                }
+
+                used += ScoreCopyRows.WriteRow(row, embeddingPrecision, buffer.AsSpan(used));
+            }
+
+            used += ScoreCopyRows.WriteTrailer(buffer.AsSpan(used));
+            await copy.WriteAsync(buffer.AsMemory(0, used), cancellationToken);
+        }
+        catch
+        {
+            // Rows not all encoded or sent: the copy is abandoned (the server discards what it received), and the
+            // transaction, which the caller does not commit, is rolled back.
+            try
+            {
+                await copy.CancelAsync();
+                await copy.DisposeAsync();
+            }
+            catch (Exception) when (connection.FullState is System.Data.ConnectionState.Broken or System.Data.ConnectionState.Closed)
+            {
+                // The connection is gone (the reason is the exception rethrown below); the server dropped the copy with it.
+            }
+
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
-        await import.CompleteAsync(cancellationToken);
+        // Ends the copy: the server's error for the rows (a key stored meanwhile, a missing run) is raised here.
+        await copy.DisposeAsync();
     }
 
     // No key of the batch is stored: a binary COPY straight into scores. The label positives of the rows are counted
