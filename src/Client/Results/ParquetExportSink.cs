@@ -151,7 +151,7 @@ internal sealed class ParquetExportSink : RowSink
 
         try
         {
-            sink._file = File.Create(path);
+            sink._file = new SynchronousStream(File.Create(path));
             sink._writer = await ParquetWriter.CreateAsync(schema, sink._file, cancellationToken: cancellationToken);
             sink._writer.CustomMetadata = new Dictionary<string, string>
             {
@@ -251,33 +251,7 @@ internal sealed class ParquetExportSink : RowSink
             return;
         }
 
-        using (var group = _writer!.CreateRowGroup())
-        {
-            await group.WriteAsync(_recordField, new ArraySegment<string>(_records, 0, n));
-            await group.WriteAsync(_modelField, new ArraySegment<string>(_models, 0, n));
-            await group.WriteAsync(_runField, new ArraySegment<string>(_runs, 0, n));
-            await group.WriteAsync<int>(_windowsField, _windows.AsMemory(0, n), cancellationToken: cancellationToken);
-            await group.WriteAsync(_blobField, new ArraySegment<string>(_blobs, 0, n));
-            await group.WriteAsync(_etagField, new ArraySegment<string>(_etags, 0, n));
-            await group.WriteAsync<DateTime>(_scoredField, _scored.AsMemory(0, n), cancellationToken: cancellationToken);
-            for (var l = 0; l < _labelFields.Length; l++)
-            {
-                await group.WriteAsync<float>(_labelFields[l], _probabilityColumns[l].AsMemory(0, n), cancellationToken: cancellationToken);
-            }
-
-            if (_probabilityElement is not null)
-            {
-                await WriteListAsync(group, _probabilityElement, _probabilities, _probabilityRepetitions, n * _labelCount, cancellationToken);
-            }
-
-            if (_embeddingElement is not null)
-            {
-                await WriteListAsync(group, _embeddingElement, _embeddings, _embeddingRepetitions, n * _embeddingSize, cancellationToken);
-            }
-
-            group.CompleteValidate();
-        }
-
+        await WriteOnItsOwnThreadAsync(n, cancellationToken);
         Array.Clear(_records, 0, n);
         Array.Clear(_models, 0, n);
         Array.Clear(_runs, 0, n);
@@ -288,7 +262,134 @@ internal sealed class ParquetExportSink : RowSink
         _groups++;
     }
 
+    /// <summary>
+    /// Writes the group on a thread started for it, synchronously (the file stream completes every write at once).
+    /// Parquet.Net rents its biggest buffers (a list's levels, 5 bytes a value; the compressed page) from the shared
+    /// array pool, which keeps a returned array in a slot of the returning thread: on the thread pool, where each group
+    /// ran on whichever threads its awaits resumed on, those slots filled one thread after another and the export's
+    /// memory crept up until a 256 MB heap ran out after 1.8M rows with the embedding. A thread of the group's own returns
+    /// its arrays to its own slots, which go with it when it ends.
+    /// </summary>
+    private Task WriteOnItsOwnThreadAsync(int n, CancellationToken cancellationToken)
+    {
+        var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                WriteGroupAsync(n, cancellationToken).GetAwaiter().GetResult();
+                written.SetResult();
+            }
+            catch (Exception e)
+            {
+                written.SetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "parquet-row-group",
+        };
+        thread.Start();
+        return written.Task;
+    }
+
+    private async Task WriteGroupAsync(int n, CancellationToken cancellationToken)
+    {
+        using var group = _writer!.CreateRowGroup();
+        await group.WriteAsync(_recordField, new ArraySegment<string>(_records, 0, n));
+        await group.WriteAsync(_modelField, new ArraySegment<string>(_models, 0, n));
+        await group.WriteAsync(_runField, new ArraySegment<string>(_runs, 0, n));
+        await group.WriteAsync<int>(_windowsField, _windows.AsMemory(0, n), cancellationToken: cancellationToken);
+        await group.WriteAsync(_blobField, new ArraySegment<string>(_blobs, 0, n));
+        await group.WriteAsync(_etagField, new ArraySegment<string>(_etags, 0, n));
+        await group.WriteAsync<DateTime>(_scoredField, _scored.AsMemory(0, n), cancellationToken: cancellationToken);
+        for (var l = 0; l < _labelFields.Length; l++)
+        {
+            await group.WriteAsync<float>(_labelFields[l], _probabilityColumns[l].AsMemory(0, n), cancellationToken: cancellationToken);
+        }
+
+        if (_probabilityElement is not null)
+        {
+            await WriteListAsync(group, _probabilityElement, _probabilities, _probabilityRepetitions, n * _labelCount, cancellationToken);
+        }
+
+        if (_embeddingElement is not null)
+        {
+            await WriteListAsync(group, _embeddingElement, _embeddings, _embeddingRepetitions, n * _embeddingSize, cancellationToken);
+        }
+
+        group.CompleteValidate();
+    }
+
     private Task WriteListAsync(ParquetRowGroupWriter group, DataField<float> element, float[] values, int[] repetitions, int count, CancellationToken cancellationToken) =>
         group.WriteAllPartsAsync<float>(
             element, values.AsMemory(0, count), _definitions.AsMemory(0, count), repetitions.AsMemory(0, count), cancellationToken);
+
+    /// <summary>
+    /// The output file with every asynchronous call done at once on the calling thread, so that a row group written on
+    /// its own thread stays on it (<see cref="WriteOnItsOwnThreadAsync"/>). Seekable when the file is (a named pipe is
+    /// not; Parquet.Net then counts the bytes written itself).
+    /// </summary>
+    private sealed class SynchronousStream(FileStream file) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => file.CanSeek;
+
+        public override bool CanWrite => true;
+
+        public override long Length => file.Length;
+
+        public override long Position
+        {
+            get => file.Position;
+            set => file.Position = value;
+        }
+
+        public override void Flush() => file.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken)
+        {
+            file.Flush();
+            return Task.CompletedTask;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("the export's file is written, not read");
+
+        public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
+
+        public override void SetLength(long value) => file.SetLength(value);
+
+        public override void Write(byte[] buffer, int offset, int count) => file.Write(buffer, offset, count);
+
+        public override void Write(ReadOnlySpan<byte> buffer) => file.Write(buffer);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            file.Write(buffer, offset, count);
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            file.Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                file.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            file.Dispose();
+            return base.DisposeAsync();
+        }
+    }
 }
