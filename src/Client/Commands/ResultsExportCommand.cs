@@ -21,8 +21,8 @@ public static class ResultsExportCommand
         var layout = new Option<string>("--layout")
         {
             Description = "Parquet: list (default: the probabilities as one list<float> column 'probabilities', label codes in the file's " +
-                "key-value metadata 'hubert_ecg.label_codes'; memory flat at any size) or wide (a float column per label code, as CSV; " +
-                "memory grows about 1 MB per million rows, 4 MB with the embedding)",
+                "key-value metadata 'hubert_ecg.label_codes'; memory flat, the footer about 1 MB per million rows with the embedding) or " +
+                "wide (a float column per label code, as CSV; the footer about 1 MB per million rows, 4 MB with the embedding)",
             DefaultValueFactory = _ => "list",
         };
         layout.AcceptOnlyFromAmong("list", "wide");
