@@ -45,8 +45,8 @@ public static class ResultsExport
     /// Target uncompressed size of a Parquet row group by layout. The writer holds one group's values, and Parquet.Net
     /// several times its biggest column chunk while it writes it (a copy of the values, their compressed form, and
     /// buffers for a list's levels), so the group's size sets the export's memory; the footer, held until the end, adds
-    /// about 6 KB a group in the list layout (16 MB: 5,800 rows with a 512-float embedding, 23,000 without) and 100 KB
-    /// in the wide one, whose groups are bigger for that (64 MB: 23,000 and 90,000 rows).
+    /// about 6 KB a group in the list layout (16 MB: 5,800 rows with a 512-float embedding, 20,000 without) and 100 KB
+    /// in the wide one, whose groups are bigger for that (64 MB: 23,000 and 77,000 rows).
     /// </summary>
     public static long DefaultRowGroupBytes(ParquetLayout layout) => layout == ParquetLayout.List ? 16L << 20 : 64L << 20;
 
