@@ -136,8 +136,7 @@ public static class ScoreSources
             }
 
             var table = new ScoreTable(name, [.. labelFields.Select(f => f.Name)]);
-            string? modelId = null;
-            var modelsAgree = true;
+            var agreement = new ModelAgreement();
             long line = 0;
             var probabilities = new float[labelFields.Length];
             for (var g = 0; g < reader.RowGroupCount; g++)
@@ -175,17 +174,7 @@ public static class ScoreSources
                         probabilities[l] = p;
                     }
 
-                    if (models?[r] is { Length: > 0 } m)
-                    {
-                        if (modelId is null && table.Count == 0)
-                        {
-                            modelId = m;
-                        }
-                        else if (m != modelId)
-                        {
-                            modelsAgree = false;
-                        }
-                    }
+                    agreement.Note(models?[r], table.Count);
 
                     table.Add(id, probabilities, line);
                 }
@@ -196,7 +185,7 @@ public static class ScoreSources
                 throw EvaluationInputException.In(name, "has no records");
             }
 
-            table.ModelId = modelsAgree ? modelId : null;
+            table.ModelId = agreement.Agreed;
             return table;
         }
     }
@@ -235,8 +224,7 @@ public static class ScoreSources
 
         var labels = codes.Length;
         var table = new ScoreTable(name, codes);
-        string? modelId = null;
-        var modelsAgree = true;
+        var agreement = new ModelAgreement();
         long line = 0;
         var probabilities = new float[labels];
         for (var g = 0; g < reader.RowGroupCount; g++)
@@ -304,17 +292,7 @@ public static class ScoreSources
                 }
 
                 i0 += n;
-                if (models?[r] is { Length: > 0 } m)
-                {
-                    if (modelId is null && table.Count == 0)
-                    {
-                        modelId = m;
-                    }
-                    else if (m != modelId)
-                    {
-                        modelsAgree = false;
-                    }
-                }
+                agreement.Note(models?[r], table.Count);
 
                 table.Add(id, probabilities, line);
             }
@@ -330,7 +308,7 @@ public static class ScoreSources
             throw EvaluationInputException.In(name, "has no records");
         }
 
-        table.ModelId = modelsAgree ? modelId : null;
+        table.ModelId = agreement.Agreed;
         return table;
     }
 
@@ -395,6 +373,33 @@ public static class ScoreSources
                 }
 
                 await group.WriteAsync<float>(labelFields[l], values.AsMemory(0, n), cancellationToken: cancellationToken);
+            }
+        }
+    }
+
+    // The model the rows name: the one of the first row, unless another row names another (rows naming none count
+    // for nothing); then none.
+    private sealed class ModelAgreement
+    {
+        private string? _model;
+        private bool _agree = true;
+
+        public string? Agreed => _agree ? _model : null;
+
+        public void Note(string? model, int rowsBefore)
+        {
+            if (model is not { Length: > 0 })
+            {
+                return;
+            }
+
+            if (_model is null && rowsBefore == 0)
+            {
+                _model = model;
+            }
+            else if (model != _model)
+            {
+                _agree = false;
             }
         }
     }
