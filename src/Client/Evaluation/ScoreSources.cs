@@ -143,14 +143,7 @@ public static class ScoreSources
             {
                 using var group = reader.OpenRowGroupReader(g);
                 var rows = (int)group.RowCount;
-                var ids = new string?[rows];
-                await group.ReadAsync(record, ids.AsMemory(), cancellationToken: cancellationToken);
-                string?[]? models = null;
-                if (model is not null)
-                {
-                    models = new string?[rows];
-                    await group.ReadAsync(model, models.AsMemory(), cancellationToken: cancellationToken);
-                }
+                var (ids, models) = await ReadIdsAsync(group, record, model, rows, cancellationToken);
 
                 var columns = new float?[labelFields.Length][];
                 for (var l = 0; l < labelFields.Length; l++)
@@ -231,14 +224,7 @@ public static class ScoreSources
         {
             using var group = reader.OpenRowGroupReader(g);
             var rows = (int)group.RowCount;
-            var ids = new string?[rows];
-            await group.ReadAsync(record, ids.AsMemory(), cancellationToken: cancellationToken);
-            string?[]? models = null;
-            if (model is not null)
-            {
-                models = new string?[rows];
-                await group.ReadAsync(model, models.AsMemory(), cancellationToken: cancellationToken);
-            }
+            var (ids, models) = await ReadIdsAsync(group, record, model, rows, cancellationToken);
 
             // Every value with its levels: a row's list starts at repetition level 0; a value below the element's
             // deepest definition level is a null list, an empty one, or a null element.
@@ -375,6 +361,22 @@ public static class ScoreSources
                 await group.WriteAsync<float>(labelFields[l], values.AsMemory(0, n), cancellationToken: cancellationToken);
             }
         }
+    }
+
+    // A row group's record ids, and its model ids where the file has the column.
+    private static async Task<(string?[] Ids, string?[]? Models)> ReadIdsAsync(
+        ParquetRowGroupReader group, DataField record, DataField? model, int rows, CancellationToken cancellationToken)
+    {
+        var ids = new string?[rows];
+        await group.ReadAsync(record, ids.AsMemory(), cancellationToken: cancellationToken);
+        string?[]? models = null;
+        if (model is not null)
+        {
+            models = new string?[rows];
+            await group.ReadAsync(model, models.AsMemory(), cancellationToken: cancellationToken);
+        }
+
+        return (ids, models);
     }
 
     // The model the rows name: the one of the first row, unless another row names another (rows naming none count
