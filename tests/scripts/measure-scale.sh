@@ -36,11 +36,11 @@ queries=(
     "quarantine reasons|select reason, records, first_at, last_at, example_record_id from dashboard_quarantine_reasons where run_id = '$run' order by records desc, reason"
     "prevalence, 164 labels|select position, code, name, label_group, threshold, threshold_is_default, records_scored, records_positive, prevalence from dashboard_label_prevalence where run_id = '$run' order by prevalence desc nulls last, position"
     "prevalence, one label over all runs|select run_name, records_scored, prevalence from dashboard_label_prevalence where code = '$common' order by run_name"
-    "run label ($rare)|select code, name, label_group, threshold, threshold_inclusive, threshold_is_default, threshold_set_name, threshold_set_version, records_scored, records_positive from dashboard_label_prevalence where run_id = '$run' and code = '$rare'"
-    "flagged, page 1, $rare|$(flagged "$rare" 50 "")"
-    "flagged, page 2, $rare|$(flagged "$rare" 50 "$(page2 "$rare")")"
-    "flagged, page 1, $common|$(flagged "$common" 50 "")"
-    "flagged, page 2, $common|$(flagged "$common" 50 "$(page2 "$common")")"
+    "run label (${rare//|//})|select code, name, label_group, threshold, threshold_inclusive, threshold_is_default, threshold_set_name, threshold_set_version, records_scored, records_positive from dashboard_label_prevalence where run_id = '$run' and code = '$rare'"
+    "flagged, page 1, ${rare//|//}|$(flagged "$rare" 50 "")"
+    "flagged, page 2, ${rare//|//}|$(flagged "$rare" 50 "$(page2 "$rare")")"
+    "flagged, page 1, ${common//|//}|$(flagged "$common" 50 "")"
+    "flagged, page 2, ${common//|//}|$(flagged "$common" 50 "$(page2 "$common")")"
     "run record|select s.record_id, s.model_id, mo.name as model_name, mo.untrained as model_untrained, r.run_id, r.name as run_name, s.run_id as scored_by_run, sr.name as scored_by_run_name, sr.input_container as container, s.source_blob, s.source_etag, s.scored_at, s.windows_used, sr.preprocessing_profile from runs r join scores s on s.model_id = r.model_id and s.record_id = $record join runs sr on sr.run_id = s.run_id join models mo on mo.model_id = s.model_id where r.run_id = '$run' and (s.run_id = r.run_id or exists (select 1 from run_reused_scores u where u.run_id = r.run_id and u.model_id = s.model_id and u.record_id = s.record_id))"
     "record findings (20)|select t.code, t.name, t.label_group, u.probability, t.threshold, t.inclusive as threshold_inclusive, (u.probability > t.threshold or (t.inclusive and u.probability = t.threshold)) as positive from scores s cross join lateral unnest(s.probabilities) with ordinality as u (probability, ord) join dashboard_model_label_thresholds t on t.model_id = s.model_id and t.position = u.ord - 1 where s.model_id = '$model' and s.record_id = $record order by positive desc, u.probability desc, t.position limit 20"
     "findings, one record (view)|select rank, code, name, probability from dashboard_record_findings where model_id = '$model' and record_id = $record order by rank"
@@ -53,7 +53,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 printf '%-44s %10s %10s\n' "query" "plan ms" "exec ms"
 for entry in "${queries[@]}"; do
     label="${entry%%|*}"
-    sql="${entry#*|}"
+    sql="${entry#*|}"   # names show a code's '|' as '/' (PAC/SVPB), so the first '|' ends the name
     if [ -n "$only" ] && ! grep -qE -- "$only" <<< "$label"; then continue; fi
     if [ -n "${SKIP:-}" ] && grep -qE -- "$SKIP" <<< "$label"; then continue; fi
     "${psql_cmd[@]}" -c "$sql" > /dev/null
