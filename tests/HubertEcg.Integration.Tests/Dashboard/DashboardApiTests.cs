@@ -214,6 +214,10 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
             write.Parameters.AddWithValue("run", runId);
             var e = await Assert.ThrowsAsync<PostgresException>(() => write.ExecuteNonQueryAsync());
             Assert.Equal(PostgresErrorCodes.ReadOnlySqlTransaction, e.SqlState);
+
+            // And they give up after 10 s and plan without JIT compilation.
+            await using var settings = dashboard.CreateCommand("select current_setting('statement_timeout') || ' ' || current_setting('jit')");
+            Assert.Equal("10s off", (string?)await settings.ExecuteScalarAsync());
         }
         finally
         {

@@ -17,8 +17,10 @@ public sealed partial class DashboardQueries(NpgsqlDataSource dataSource) : IAsy
         "records_remaining, percent_done, rate_last_minute, rate_last_hour, eta_seconds, eta_at, last_written_minute, records_skipped";
 
     /// <summary>
-    /// A data source whose sessions cannot write (<c>default_transaction_read_only</c>) and give up on a query after
-    /// 10 s, named <c>hubert-ecg-dashboard</c> in <c>pg_stat_activity</c>, on <paramref name="connectionString"/> (default
+    /// A data source whose sessions cannot write (<c>default_transaction_read_only</c>), give up on a query after
+    /// 10 s and never compile a plan with JIT (<c>jit=off</c>: none of the dashboard's queries gains from it, and on a
+    /// big table the planner's estimates put a scan over <c>jit_above_cost</c>, whose compilation then took 2.3 s of a
+    /// 2.7 s page at 10M rows), named <c>hubert-ecg-dashboard</c> in <c>pg_stat_activity</c>, on <paramref name="connectionString"/> (default
     /// <c>Postgres:ConnectionString</c>) with the TLS settings and credential of <paramref name="connections"/>.
     /// </summary>
     public static NpgsqlDataSource CreateDataSource(PostgresConnections connections, string? connectionString = null)
@@ -28,7 +30,7 @@ public sealed partial class DashboardQueries(NpgsqlDataSource dataSource) : IAsy
             builder =>
             {
                 builder.ApplicationName = "hubert-ecg-dashboard";
-                builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000".Trim();
+                builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000 -c jit=off".Trim();
             },
             connectionString);
     }
