@@ -171,6 +171,33 @@ public sealed class DashboardApiTests(PostgresDatabaseFixture database) : IClass
     }
 
     [Fact]
+    public async Task AQueryPastTheStatementTimeoutIsA503ThatSaysSo()
+    {
+        var runId = await SeedRunAsync();
+        await using var server = await DashboardServer.StartAsync(database.ConnectionString, Token);
+
+        // Another session holds scores locked, so the flagged page's read of the run's rows waits until the dashboard
+        // session's statement timeout stops it (10 s).
+        await using var connection = await database.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var lockScores = new NpgsqlCommand("lock table scores in access exclusive mode", connection, transaction))
+        {
+            await lockScores.ExecuteNonQueryAsync();
+        }
+
+        using (var response = await GetAsync(server, $"/api/runs/{runId}/flagged?label=AF&after_probability=0.5&after_record=p%2F0", Token))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            var error = (await JsonAsync(response)).GetProperty("error").GetString()!;
+            Assert.StartsWith($"/api/runs/{runId}/flagged: the query ran past the dashboard's limit of 10 s and was stopped", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("p/0", error, StringComparison.Ordinal);
+        }
+
+        await transaction.RollbackAsync();
+        Assert.Equal(JsonValueKind.Object, (await GetJsonAsync(server, $"/api/runs/{runId}/flagged?label=AF")).ValueKind);
+    }
+
+    [Fact]
     public async Task WithoutATokenOnlyRequestsForLoopbackHostsAreAnswered()
     {
         await SeedRunAsync();

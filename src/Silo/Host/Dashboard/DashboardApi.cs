@@ -2,19 +2,38 @@ using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Npgsql;
 
 namespace HubertEcg.Silo.Dashboard;
 
 /// <summary>
 /// The dashboard's JSON API under <c>/api</c>: the dashboard views, one endpoint each, as arrays of objects whose
-/// keys are the views' column names. A malformed run id is a 400 and an unknown run a 404, each with
-/// <c>{"error": "..."}</c>.
+/// keys are the views' column names. A malformed run id is a 400, an unknown run a 404, and a query stopped by the
+/// dashboard sessions' 10 s <c>statement_timeout</c> a 503, each with <c>{"error": "..."}</c>.
 /// </summary>
 public static class DashboardApi
 {
     public static void MapDashboardApi(this IEndpointRouteBuilder endpoints)
     {
         var api = endpoints.MapGroup("/api");
+
+        // A query past the sessions' statement timeout (DashboardQueries.CreateDataSource) is stopped by Postgres: say so,
+        // and what to do, rather than answer 500. Only the path is named: a query string may hold a record id.
+        api.AddEndpointFilter(async (context, next) =>
+        {
+            try
+            {
+                return await next(context);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.QueryCanceled && !context.HttpContext.RequestAborted.IsCancellationRequested)
+            {
+                return Error(
+                    StatusCodes.Status503ServiceUnavailable,
+                    $"{context.HttpContext.Request.Path}: the query ran past the dashboard's limit of {StatementTimeoutSeconds} s and was stopped; " +
+                    "the database is busy or locked, or the view reads more rows than fit in that time (a run's flagged records are read " +
+                    "from all of its rows: for a run of millions, `hubert-ecg results export --run ID` gives every row)");
+            }
+        });
         api.MapGet("/runs", async (string? limit, DashboardQueries queries, CancellationToken ct) =>
             TryIntParameter(limit, "limit", 50, 1, 1000, out var n, out var error)
                 ? Results.Json(await queries.RunsAsync(n, ct))
@@ -35,6 +54,9 @@ public static class DashboardApi
             ForRunAsync(id, queries, runId => queries.PrevalenceAsync(runId, ct), ct));
         api.MapDashboardReviewApi();
     }
+
+    /// <summary>The dashboard sessions' <c>statement_timeout</c>, in seconds.</summary>
+    public const int StatementTimeoutSeconds = 10;
 
     /// <summary>A JSON error body with the given status.</summary>
     public static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
