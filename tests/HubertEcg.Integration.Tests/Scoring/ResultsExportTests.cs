@@ -270,26 +270,8 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
     public async Task AnExportThatFailsPartWayNamesTheRecordLeavesNoPartialFileAndKeepsAnEarlierFile(string extension, bool earlierFile)
     {
         var model = "export-fail" + extension.TrimStart('.') + (earlierFile ? "-kept" : "-new");
-        var store = new RunStore(database.DataSource);
-        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
-        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
-        var rows = Enumerable.Range(0, 40).Select(i => new ScoreRow(
-            model, $"f{i:D3}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
-            1, $"{model}/f{i:D3}.npy", "0x1", start.AddSeconds(i))).ToList();
-        Assert.Equal(40, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
-
-        // A row scored after the others (so it comes last) with 3 probabilities where the model has 164, as a row
-        // written by hand might be: the export reads the 40 rows (several Parquet groups of 4 KB) before it.
-        await using (var bad = database.DataSource.CreateCommand(
-            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
-            "values (@model, 'f999', @run, '{0.1,0.2,0.3}', @embedding, 1, 'x/f999.npy', '0x1', @at)"))
-        {
-            bad.Parameters.AddWithValue("model", model);
-            bad.Parameters.AddWithValue("run", runId);
-            bad.Parameters.AddWithValue("embedding", Enumerable.Repeat(1f, Hidden).ToArray());
-            bad.Parameters.AddWithValue("at", start.AddHours(1));
-            Assert.Equal(1, await bad.ExecuteNonQueryAsync());
-        }
+        var (runId, rows) = await WriteFortyRowsAsync(model, "f");
+        await InsertBadLastRowAsync(model, runId, "f999");
 
         var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-fail-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -342,13 +324,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
     public async Task AParquetExportToANamedPipeThatFailsPartWayEndsWithoutItsFooterAndLeavesThePipe()
     {
         var model = "export-fail-pipe";
-        var store = new RunStore(database.DataSource);
-        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
-        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
-        var rows = Enumerable.Range(0, 40).Select(i => new ScoreRow(
-            model, $"p{i:D3}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
-            1, $"{model}/p{i:D3}.npy", "0x1", start.AddSeconds(i))).ToList();
-        Assert.Equal(40, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+        var (runId, _) = await WriteFortyRowsAsync(model, "p");
         var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-pipe-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         var pipe = Path.Combine(directory, "run.parquet");
@@ -367,16 +343,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             Assert.Equal(40, summary.Rows);
             Assert.Equal("PAR1"u8.ToArray(), bytes[^4..]);
 
-            await using (var bad = database.DataSource.CreateCommand(
-                "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
-                "values (@model, 'p999', @run, '{0.1,0.2,0.3}', @embedding, 1, 'x/p999.npy', '0x1', @at)"))
-            {
-                bad.Parameters.AddWithValue("model", model);
-                bad.Parameters.AddWithValue("run", runId);
-                bad.Parameters.AddWithValue("embedding", Enumerable.Repeat(1f, Hidden).ToArray());
-                bad.Parameters.AddWithValue("at", start.AddHours(1));
-                Assert.Equal(1, await bad.ExecuteNonQueryAsync());
-            }
+            await InsertBadLastRowAsync(model, runId, "p999");
 
             read = Task.Run(() => File.ReadAllBytesAsync(pipe));
             var error = await Assert.ThrowsAsync<InvalidDataException>(() => ResultsExport.ExportAsync(
@@ -394,6 +361,35 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    /// <summary>A run of 40 rows (records PREFIX000 ...), scored a second apart from 2026-12-01.</summary>
+    private async Task<(Guid RunId, List<ScoreRow> Rows)> WriteFortyRowsAsync(string model, string prefix)
+    {
+        var runId = await Runs.SubmitAsync(new RunStore(database.DataSource), TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        var rows = Enumerable.Range(0, 40).Select(i => new ScoreRow(
+            model, $"{prefix}{i:D3}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
+            1, $"{model}/{prefix}{i:D3}.npy", "0x1", start.AddSeconds(i))).ToList();
+        Assert.Equal(40, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+        return (runId, rows);
+    }
+
+    /// <summary>
+    /// A row scored an hour after those of <see cref="WriteFortyRowsAsync"/> (so an export reads it last, after several
+    /// Parquet groups of 4 KB) with 3 probabilities where the model has 164, as a row written by hand might be.
+    /// </summary>
+    private async Task InsertBadLastRowAsync(string model, Guid runId, string record)
+    {
+        await using var bad = database.DataSource.CreateCommand(
+            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+            "values (@model, @record, @run, '{0.1,0.2,0.3}', @embedding, 1, 'x/bad.npy', '0x1', @at)");
+        bad.Parameters.AddWithValue("model", model);
+        bad.Parameters.AddWithValue("record", record);
+        bad.Parameters.AddWithValue("run", runId);
+        bad.Parameters.AddWithValue("embedding", Enumerable.Repeat(1f, Hidden).ToArray());
+        bad.Parameters.AddWithValue("at", new DateTime(2026, 12, 1, 1, 0, 0, DateTimeKind.Utc));
+        Assert.Equal(1, await bad.ExecuteNonQueryAsync());
     }
 
     [Fact]
