@@ -5,8 +5,8 @@ namespace HubertEcg.Client.Results;
 /// folder and moved into place only when the export completed, so an export that fails or is cancelled part-way
 /// leaves no file that looks complete (a truncated CSV, a Parquet file whose footer covers only the groups written)
 /// and keeps any earlier file of that name; the temporary file is deleted. A named pipe or a device (a stream that
-/// cannot seek, or a path under <c>/dev</c>) is written in place: nothing can be taken back there, and a failed
-/// Parquet export then ends without its footer, which readers reject.
+/// cannot seek, or a path, or the end of a link, under <c>/dev</c> or <c>/proc</c>) is written in place: nothing can be
+/// taken back there, and a failed Parquet export then ends without its footer, which readers reject.
 /// </summary>
 internal sealed class ExportFile : IAsyncDisposable
 {
@@ -23,35 +23,34 @@ internal sealed class ExportFile : IAsyncDisposable
 
     public FileStream Stream { get; }
 
-    /// <summary>Whether the export writes the path itself (a pipe or a device) rather than a temporary file.</summary>
-    public bool InPlace => _temporary is null;
-
     public static ExportFile Open(string path, int bufferSize)
     {
         var target = Path.GetFullPath(path);
         if (File.Exists(target))
         {
-            // A link is replaced by nothing: the file it ends at is the one written or moved onto.
-            target = File.ResolveLinkTarget(target, returnFinalTarget: true)?.FullName ?? target;
-            if (target.StartsWith("/dev/", StringComparison.Ordinal))
-            {
-                return new ExportFile(new FileStream(target, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize), null, null);
-            }
-
-            // Opening does not truncate; a pipe's open waits for its reader, as writing it would.
+            // Opened as the path names it, links followed as the system follows them; opening does not truncate, and a
+            // pipe's open waits for its reader, as writing it would.
             var existing = new FileStream(target, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize);
-            if (!existing.CanSeek)
+            var final = existing.CanSeek ? File.ResolveLinkTarget(target, returnFinalTarget: true)?.FullName ?? target : target;
+            if (!existing.CanSeek || IsSystemPath(target) || IsSystemPath(final))
             {
                 return new ExportFile(existing, null, null);
             }
 
+            // A regular file, perhaps behind a link: the new one is written beside the file the link ends at and moved
+            // onto it, so the link stays a link.
             existing.Dispose();
+            target = final;
         }
 
         var directory = Path.GetDirectoryName(target) ?? ".";
         var temporary = Path.Combine(directory, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.partial");
         return new ExportFile(new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize), target, temporary);
     }
+
+    // A device or a process's descriptor (/dev/null, /proc/self/fd/1): never replaced by a file.
+    private static bool IsSystemPath(string path) =>
+        path.StartsWith("/dev/", StringComparison.Ordinal) || path.StartsWith("/proc/", StringComparison.Ordinal);
 
     /// <summary>Closes the stream and, for a temporary file, moves it onto the path: call once the export is complete.</summary>
     public async ValueTask CommitAsync()

@@ -321,6 +321,32 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
     }
 
     [Fact]
+    public async Task AnExportThroughALinkReplacesTheFileTheLinkEndsAtAndKeepsTheLink()
+    {
+        var model = "export-link";
+        var (runId, rows) = await WriteFortyRowsAsync(model, "l");
+        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-link-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var file = Path.Combine(directory, "real.csv");
+            var link = Path.Combine(directory, "link.csv");
+            await File.WriteAllTextAsync(file, "an earlier export");
+            File.CreateSymbolicLink(link, file);
+
+            var summary = await ResultsExport.ExportAsync(database.DataSource, runId, link);
+            Assert.Equal(40, summary.Rows);
+            Assert.Equal(file, new FileInfo(link).LinkTarget);
+            Assert.Equal(rows.Select(r => r.RecordId), ReadCsv(file).Select(e => e.Record));
+            Assert.Equal(["link.csv", "real.csv"], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AParquetExportToANamedPipeThatFailsPartWayEndsWithoutItsFooterAndLeavesThePipe()
     {
         var model = "export-fail-pipe";
