@@ -31,8 +31,7 @@ internal sealed class ExportFile : IAsyncDisposable
             // Opened as the path names it, links followed as the system follows them; opening does not truncate, and a
             // pipe's open waits for its reader, as writing it would.
             var existing = new FileStream(target, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize);
-            var final = existing.CanSeek ? File.ResolveLinkTarget(target, returnFinalTarget: true)?.FullName ?? target : target;
-            if (!existing.CanSeek || IsSystemPath(target) || IsSystemPath(final))
+            if (!existing.CanSeek || LinkChain(target).Any(IsSystemPath))
             {
                 return new ExportFile(existing, null, null);
             }
@@ -40,7 +39,7 @@ internal sealed class ExportFile : IAsyncDisposable
             // A regular file, perhaps behind a link: the new one is written beside the file the link ends at and moved
             // onto it, so the link stays a link.
             existing.Dispose();
-            target = final;
+            target = LinkChain(target).Last();
         }
 
         var directory = Path.GetDirectoryName(target) ?? ".";
@@ -48,7 +47,18 @@ internal sealed class ExportFile : IAsyncDisposable
         return new ExportFile(new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize), target, temporary);
     }
 
-    // A device or a process's descriptor (/dev/null, /proc/self/fd/1): never replaced by a file.
+    // The path and each link it leads through, to the file at the end (at most 40 hops, as the system allows).
+    private static IEnumerable<string> LinkChain(string path)
+    {
+        yield return path;
+        for (var hop = 0; hop < 40 && File.ResolveLinkTarget(path, returnFinalTarget: false) is { } next; hop++)
+        {
+            path = next.FullName;
+            yield return path;
+        }
+    }
+
+    // A device or a process's descriptor (/dev/null, /dev/stdout, /proc/self/fd/1): never replaced by a file.
     private static bool IsSystemPath(string path) =>
         path.StartsWith("/dev/", StringComparison.Ordinal) || path.StartsWith("/proc/", StringComparison.Ordinal);
 
