@@ -273,11 +273,9 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
         var (runId, rows) = await WriteFortyRowsAsync(model, "f");
         await InsertBadLastRowAsync(model, runId, "f999");
 
-        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-fail-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, "run" + extension);
-        try
+        await InScratchDirectoryAsync("hubert-export-fail-", async directory =>
         {
+            var path = Path.Combine(directory, "run" + extension);
             if (earlierFile)
             {
                 await File.WriteAllTextAsync(path, "an earlier export");
@@ -289,7 +287,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             Assert.Contains("3 probabilities", error.Message);
 
             // Nothing of the failed export is left: no temporary file, and the path as it was before.
-            var left = Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray();
+            var left = FileNames(directory);
             if (earlierFile)
             {
                 Assert.Equal(["run" + extension], left);
@@ -310,14 +308,10 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             var summary = await ResultsExport.ExportAsync(
                 database.DataSource, runId, path, new ExportOptions(WithEmbedding: true, RowGroupBytes: 4096), CancellationToken.None);
             Assert.Equal(40, summary.Rows);
-            Assert.Equal(["run" + extension], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray());
+            Assert.Equal(["run" + extension], FileNames(directory));
             var exported = extension == ".csv" ? ReadCsv(path) : await ReadParquetAsync(path);
             Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        });
     }
 
     [Fact]
@@ -325,9 +319,7 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
     {
         var model = "export-link";
         var (runId, rows) = await WriteFortyRowsAsync(model, "l");
-        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-link-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        try
+        await InScratchDirectoryAsync("hubert-export-link-", async directory =>
         {
             var file = Path.Combine(directory, "real.csv");
             var link = Path.Combine(directory, "link.csv");
@@ -338,12 +330,8 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             Assert.Equal(40, summary.Rows);
             Assert.Equal(file, new FileInfo(link).LinkTarget);
             Assert.Equal(rows.Select(r => r.RecordId), ReadCsv(file).Select(e => e.Record));
-            Assert.Equal(["link.csv", "real.csv"], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray());
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+            Assert.Equal(["link.csv", "real.csv"], FileNames(directory));
+        });
     }
 
     [Fact]
@@ -351,11 +339,9 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
     {
         var model = "export-fail-pipe";
         var (runId, _) = await WriteFortyRowsAsync(model, "p");
-        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-pipe-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        var pipe = Path.Combine(directory, "run.parquet");
-        try
+        await InScratchDirectoryAsync("hubert-export-pipe-", async directory =>
         {
+            var pipe = Path.Combine(directory, "run.parquet");
             using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [pipe]))
             {
                 await mkfifo.WaitForExitAsync();
@@ -381,13 +367,27 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             Assert.Equal("PAR1"u8.ToArray(), bytes[..4]);
             Assert.True(bytes.Length > 4096, $"{bytes.Length} bytes");
             Assert.NotEqual("PAR1"u8.ToArray(), bytes[^4..]);
-            Assert.Equal(["run.parquet"], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray());
+            Assert.Equal(["run.parquet"], FileNames(directory));
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/> with a new empty folder under the temporary path, deleted afterwards.</summary>
+    private static async Task InScratchDirectoryAsync(string prefix, Func<string, Task> body)
+    {
+        var directory = Directory.CreateTempSubdirectory(prefix).FullName;
+        try
+        {
+            await body(directory);
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>The names of the files in a folder, in ordinal order.</summary>
+    private static string[] FileNames(string directory) =>
+        Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
 
     /// <summary>A run of 40 rows (records PREFIX000 ...), scored a second apart from 2026-12-01.</summary>
     private async Task<(Guid RunId, List<ScoreRow> Rows)> WriteFortyRowsAsync(string model, string prefix)
