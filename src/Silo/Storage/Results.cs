@@ -22,6 +22,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
+    // This writer's part in the runs' lists of their highest rows per label (0030_run_label_top.sql).
+    private readonly RunLabelTop _top = new();
+
     /// <summary>How this writer stores embeddings.</summary>
     public EmbeddingPrecision EmbeddingPrecision => embeddingPrecision;
 
@@ -130,6 +133,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         var anyStored = true;
         var positions = new List<int>();
         var thresholds = new List<float>();
+        Dictionary<Guid, float?[]?> topCuts;
         await using (var probe = new NpgsqlBatch(connection, tx))
         {
             var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
@@ -146,6 +150,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.RecordId).ToArray() });
             probe.BatchCommands.Add(stored);
             probe.BatchCommands.Add(new NpgsqlBatchCommand("select position, threshold from dashboard_label_thresholds order by position"));
+            RunLabelTop.AddProbe(probe, runIds);
             await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -164,18 +169,21 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                 positions.Add(reader.GetInt32(0));
                 thresholds.Add(reader.GetFloat(1));
             }
+
+            topCuts = await RunLabelTop.ReadProbeAsync(reader, cancellationToken);
         }
 
         // Rows of runs that ended early are not written (their counts are final).
         var rows = ended.Count == 0 ? batch : batch.Where(r => !ended.Contains(r.RunId)).ToList();
         int written;
+        IReadOnlyList<LabelBucketClaim> bucketClaims = [];
         if (rows.Count == 0)
         {
             written = 0;
         }
         else if (allowDirect && !anyStored)
         {
-            written = await CopyIntoScoresAsync(connection, tx, rows, positions, thresholds, cancellationToken);
+            (written, bucketClaims) = await CopyIntoScoresAsync(connection, tx, rows, positions, thresholds, topCuts, cancellationToken);
         }
         else
         {
@@ -188,6 +196,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         }
 
         await tx.CommitAsync(cancellationToken);
+        await _top.CommittedAsync(connection, bucketClaims, topCuts, cancellationToken);
         if (allowDirect && !anyStored && rows.Count > 0 && Interlocked.Increment(ref _claimedBatches) % FoldEvery == 0)
         {
             await FoldBucketsAsync(runIds, cancellationToken);
@@ -221,6 +230,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             {
                 await FoldRunAsync(connection, tx, runId, cancellationToken);
             }
+
+            await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
 
             await tx.CommitAsync(cancellationToken);
         }
@@ -406,10 +417,11 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // here against the thresholds read in this transaction and handed to the insert trigger, which takes them only if
     // the thresholds are still those in force (0018_fast_score_writes.sql); so are their label bucket counts
     // (0025_threshold_buckets.sql), which need no thresholds.
-    private async Task<int> CopyIntoScoresAsync(
+    private async Task<(int Written, IReadOnlyList<LabelBucketClaim> BucketClaims)> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, List<int> positions, List<float> thresholds,
-        CancellationToken cancellationToken)
+        IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
     {
+        IReadOnlyList<LabelBucketClaim> bucketClaims;
         // One round trip: the positives claim, and per run the bucket counts of its rows (0025_threshold_buckets.sql),
         // which the trigger likewise takes only if the statement added exactly the claimed rows per run; and that this
         // writer folds its runs' bucket rows itself (FoldBucketsAsync), so the trigger does not (0029).
@@ -418,7 +430,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             var claim = new NpgsqlBatchCommand("select set_config('hubert.label_positives', @claim, true), set_config('hubert.writer_folds', 'on', true)");
             claim.Parameters.Add(new NpgsqlParameter("claim", NpgsqlDbType.Text) { Value = LabelPositives.Claim(rows, positions, thresholds) });
             claims.BatchCommands.Add(claim);
-            foreach (var buckets in LabelBuckets.Claims(rows))
+            bucketClaims = LabelBuckets.Claims(rows);
+            foreach (var buckets in bucketClaims)
             {
                 var command = new NpgsqlBatchCommand("select label_buckets_claim(@run, @rows, @cells, @counts)");
                 command.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = buckets.RunId });
@@ -428,11 +441,12 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                 claims.BatchCommands.Add(command);
             }
 
+            RunLabelTop.AddEntries(claims, rows, topCuts);
             await claims.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await CopyRowsAsync(connection, "scores", rows, cancellationToken);
-        return rows.Count;
+        return (rows.Count, bucketClaims);
     }
 
     // Some keys are stored: COPY into a transaction-scoped staging table, then an insert that leaves stored rows alone
@@ -470,7 +484,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             "insert into run_reused_scores (run_id, model_id, record_id) " +
             "select s.run_id, s.model_id, s.record_id from score_staging s " +
             "join scores c on c.model_id = s.model_id and c.record_id = s.record_id and c.run_id <> s.run_id " +
-            "order by 1, 2, 3 on conflict do nothing",
+            "order by 1, 2, 3 on conflict do nothing; " +
+            // Then the entries of the runs that count the stored rows of these keys (0030_run_label_top.sql).
+            "select run_label_top_add_staged()",
             connection,
             tx))
         {
