@@ -22,14 +22,20 @@
 -- * Any other write of scores or run_reused_scores (plain SQL, an older writer) marks the runs it touches 'invalid'
 --   (a statement trigger; nothing per row or per label when the writer says it keeps the entries), and their pages are
 --   read from the rows until an operator rebuilds the list (run_label_top_rebuild).
--- * A new run starts 'complete' with no cuts (every probability is above a missing cut); a run of before this
---   migration starts 'complete' only when it has no rows yet, else 'invalid'.
+-- * A new run starts 'pending': writers send no entries, and its pages read its rows (cheap while it is small). The
+--   writer's fold makes the list once the run has enough rows (run_label_top_establish, 50,000 from the writer): cuts
+--   from the run's bucket counts and entries from one pass over its rows, holding the run's writers back meanwhile
+--   (under a second at 50,000 rows). Sending entries from a run's first row instead cost more than the rows
+--   themselves in `bench write` (each of a run's first n rows is among its top 1,000 of a label with odds 1,000 / n,
+--   164 labels: about 9 entries per row over 100,000 rows; docs/benchmarks.md).
+-- * A run of before this migration starts 'pending' when it has no rows yet, else 'invalid'.
 -- Threshold changes do not touch the list: a threshold only cuts the ordered list.
 
 create table run_label_top_cuts (
     run_id uuid primary key references runs (run_id) on delete cascade,
-    -- 'complete': the rule above holds; 'invalid': rows came through a path that does not keep the entries.
-    state text not null check (state in ('complete', 'invalid')),
+    -- 'pending': a new run, no list yet (its pages read the rows, cheap while it is small); 'complete': the rule above
+    -- holds; 'invalid': rows came through a path that does not keep the entries.
+    state text not null check (state in ('pending', 'complete', 'invalid')),
     -- Per label (index position + 1) the cut; null (or an element past the end) is minus infinity: every row enters.
     cuts real[],
     updated_at timestamptz not null default now()
@@ -65,13 +71,13 @@ create index run_label_top_batches_run on run_label_top_batches (run_id);
 insert into run_label_top_cuts (run_id, state)
 select r.run_id,
        case when exists (select 1 from scores s where s.run_id = r.run_id)
-              or exists (select 1 from run_reused_scores u where u.run_id = r.run_id) then 'invalid' else 'complete' end
+              or exists (select 1 from run_reused_scores u where u.run_id = r.run_id) then 'invalid' else 'pending' end
 from runs r;
 
 create function run_label_top_new_run() returns trigger
 language plpgsql security definer set search_path from current as $fn$
 begin
-    insert into run_label_top_cuts (run_id, state) values (new.run_id, 'complete') on conflict (run_id) do nothing;
+    insert into run_label_top_cuts (run_id, state) values (new.run_id, 'pending') on conflict (run_id) do nothing;
     return null;
 end
 $fn$;
@@ -145,7 +151,6 @@ begin
     join run_label_top_cuts k on k.run_id = x.run_id and k.state = 'complete'
     cross join lateral unnest(x.probabilities) with ordinality as u (p, ord)
     where u.p >= coalesce(k.cuts[u.ord], '-Infinity'::real)
-    order by 1, 2, 3, 4
     on conflict do nothing;
 end
 $fn$;
@@ -171,7 +176,6 @@ begin
         from taken t
         cross join lateral unnest(t.positions, t.rows, t.probabilities) as u (position, r, p)
         where u.p >= coalesce(run_cuts[u.position + 1], '-Infinity'::real)
-        order by 1, 2, 3, 4
         on conflict do nothing;
 
         delete from run_label_top e
@@ -185,7 +189,7 @@ $fn$;
 -- cuts from the run's bucket counts (per label the lowest grid threshold with at least p_top of the run's rows at or
 -- above it), entries from a pass over the run's rows and those it reuses. Holds writers of scores back meanwhile (a
 -- share lock, as an off-grid threshold change does): minutes at millions of rows.
-create function run_label_top_rebuild(p_run uuid, p_top integer default 1000) returns void
+create function run_label_top_rebuild(p_run uuid, p_top integer default 1000, p_only_pending boolean default false) returns void
 language plpgsql security definer set search_path from current as $fn$
 declare
     run_cuts real[];
@@ -196,6 +200,9 @@ begin
     perform 1 from runs where run_id = p_run for update;
     if not found then
         raise exception 'run % does not exist', p_run using errcode = 'no_data_found';
+    end if;
+    if p_only_pending and not exists (select 1 from run_label_top_cuts k where k.run_id = p_run and k.state = 'pending') then
+        return;
     end if;
     lock table scores in share mode;
     lock table run_reused_scores in share mode;
@@ -237,6 +244,24 @@ begin
 end
 $fn$;
 
-revoke execute on function run_label_top_rebuild(uuid, integer) from public;
+-- The writer's fold: each of the given runs still 'pending' with at least p_rows rows (written or reused) gets its
+-- list (run_label_top_rebuild), one run per call at most, so a fold is held up once.
+create function run_label_top_establish(p_runs uuid[], p_rows bigint) returns void
+language plpgsql security definer set search_path from current as $fn$
+declare
+    run uuid;
+begin
+    for run in select k.run_id from run_label_top_cuts k where k.run_id = any (p_runs) and k.state = 'pending' order by 1 loop
+        if (select count(*) from (select 1 from scores s where s.run_id = run
+                                  union all
+                                  select 1 from run_reused_scores u where u.run_id = run limit p_rows) x) >= p_rows then
+            perform run_label_top_rebuild(run, 1000, true);
+            return;
+        end if;
+    end loop;
+end
+$fn$;
+
+revoke execute on function run_label_top_rebuild(uuid, integer, boolean) from public;
 
 grant select on run_label_top, run_label_top_cuts, run_label_top_batches to hubert_dashboard;

@@ -208,6 +208,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     /// <summary>Batches written with bucket claims between two folds of their runs' bucket rows.</summary>
     internal int FoldEvery { get; init; } = 16;
 
+    /// <summary>Rows a run has when a fold makes its list of top rows per label (<see cref="RunLabelTop"/>).</summary>
+    internal long TopListFrom { get; init; } = RunLabelTop.EstablishRows;
+
     private int _claimedBatches;
 
     /// <summary>
@@ -234,6 +237,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
 
             await tx.CommitAsync(cancellationToken);
+            await RunLabelTop.EstablishAsync(connection, runIds, TopListFrom, cancellationToken);
         }
         catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
         {

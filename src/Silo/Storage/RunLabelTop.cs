@@ -12,12 +12,19 @@ namespace HubertEcg.Storage;
 /// <c>run_label_top_batches</c> per run (the staging path adds its entries in SQL, <c>run_label_top_add_staged</c>);
 /// after the commit it adds the batch's bucket counts to its own per-run counts and raises a run's cuts when the bucket
 /// where its own top <see cref="Top"/> rows of a label end has risen. The writer's fold moves the batch rows into the
-/// indexed list (<c>run_label_top_compact</c>).
+/// indexed list (<c>run_label_top_compact</c>), and makes a run's list once the run has <see cref="EstablishRows"/> rows
+/// (<see cref="EstablishAsync"/>).
 /// </summary>
 internal sealed class RunLabelTop
 {
     /// <summary>Rows per label kept above the cut (20 pages of 50).</summary>
     public const int Top = 1000;
+
+    /// <summary>
+    /// Rows of a run (written or reused) from which its list is kept: below, its pages read its rows (about 2 us a
+    /// row), and keeping entries from a run's first rows would cost more than the rows (docs/benchmarks.md).
+    /// </summary>
+    public const long EstablishRows = 50_000;
 
     /// <summary>Runs whose counts one writer keeps (the least recently written go first).</summary>
     private const int MaxRuns = 16;
@@ -195,6 +202,26 @@ internal sealed class RunLabelTop
         await using var compact = new NpgsqlCommand("select run_label_top_compact(@runs)", connection, tx);
         compact.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds.ToArray() });
         await compact.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// After a fold: a run of <paramref name="runIds"/> still without its list that has at least <paramref name="rows"/>
+    /// rows gets it (<c>run_label_top_establish</c>: one pass over its rows, its writers held back meanwhile). A failure
+    /// leaves the run pending, for the next fold.
+    /// </summary>
+    public static async Task EstablishAsync(NpgsqlConnection connection, IReadOnlyList<Guid> runIds, long rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var establish = new NpgsqlCommand("select run_label_top_establish(@runs, @rows)", connection);
+            establish.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds.ToArray() });
+            establish.Parameters.Add(new NpgsqlParameter("rows", NpgsqlDbType.Bigint) { Value = rows });
+            await establish.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Still pending: the next fold tries again.
+        }
     }
 
     /// <summary>

@@ -29,9 +29,16 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
     {
         var model = NewModel();
         var run = await SubmitAsync(model);
-        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2 };
-        await WriteAsync(writer, Rows(model, run, 0, 3000, "\"v1\""));
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1000 };
         await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
+
+        // A new run has no list until a fold finds it with enough rows: its pages read the rows.
+        Assert.Equal("pending", await StateAsync(run));
+        await WriteAsync(writer, Rows(model, run, 0, 500, "\"v1\""));
+        Assert.Equal("pending", await StateAsync(run));
+        Assert.All(await AssertPagesEqualAsync(queries, run, Code(Labels[0]), 100), Assert.False);
+        await WriteAsync(writer, Rows(model, run, 500, 2500, "\"v1\""));
+        Assert.Equal("complete", await StateAsync(run));
 
         foreach (var label in Labels)
         {
@@ -39,10 +46,19 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
             Assert.True(listed[0], $"page 1 of label {label} came from the rows");
         }
 
-        // Label 0 has about 1,500 flagged rows: pages past the top 1,000 are read from the rows.
-        var common = await AssertPagesEqualAsync(queries, run, Code(0), 100);
-        Assert.Contains(false, common);
-        Assert.True(common.Take(5).All(l => l));
+        // At a threshold of 0.05 label 0 has about 2,850 flagged rows, more than its list holds: page 1 and the next
+        // come from the list, the pages below its cut from the rows.
+        try
+        {
+            await ExecuteAsync("insert into label_thresholds (position, threshold) values (0, 0.05)");
+            var common = await AssertPagesEqualAsync(queries, run, Code(0), 100);
+            Assert.Contains(false, common);
+            Assert.True(common.Take(5).All(l => l));
+        }
+        finally
+        {
+            await ExecuteAsync("delete from label_thresholds");
+        }
 
         // The fold moved the writer's batch rows into the indexed list and kept only entries at or above the cuts.
         Assert.Equal(0, await CountAsync("select count(*) from run_label_top_batches where run_id = @run", run));
@@ -58,7 +74,7 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
     {
         var model = NewModel();
         var run = await SubmitAsync(model);
-        var writer = new ResultWriter(database.DataSource);
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1000 };
         await WriteAsync(writer, Rows(model, run, 0, 2500, "\"v1\""));
         await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
 
@@ -102,12 +118,17 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         var first = await SubmitAsync(model);
         var second = await SubmitAsync(model);
         var third = await SubmitAsync(model);
-        var writer = new ResultWriter(database.DataSource) { FoldEvery = 3 };
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 3, TopListFrom = 1000 };
         await WriteAsync(writer, Rows(model, first, 0, 2500, "\"v1\""));
 
-        // The third run reuses 300 records of the first (same source version): it counts their stored rows.
+        // The third run reuses 300 records of the first (same source version): it counts their stored rows. Its
+        // writes go through staging only (no fold of its own), so its list is made by a rebuild, as is the second's
+        // before its first write; from then on the writer keeps both.
         await WriteAsync(writer, Rows(model, third, 0, 300, "\"v1\""));
         Assert.Equal(300, await CountAsync("select count(*) from run_reused_scores where run_id = @run", third));
+        Assert.Equal("pending", await StateAsync(third));
+        await ExecuteAsync($"select run_label_top_rebuild('{third}'); select run_label_top_rebuild('{second}')");
+        Assert.Equal("complete", await StateAsync(second));
 
         // The second run scores 200 of them again from a changed blob, all near the top: their rows move to it with
         // new probabilities, which the third run (reusing them) now counts too, and the first no longer does.
@@ -140,7 +161,7 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
     {
         var model = NewModel();
         var run = await SubmitAsync(model);
-        var writer = new ResultWriter(database.DataSource);
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1000 };
         await WriteAsync(writer, Rows(model, run, 0, 1500, "\"v1\""));
         await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
         Assert.True((await AssertPagesEqualAsync(queries, run, Code(Labels[0]), 50))[0]);
@@ -152,9 +173,11 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         Assert.All(await AssertPagesEqualAsync(queries, run, Code(Labels[0]), 50), Assert.False);
 
         // Writers keep no entries for it meanwhile; a rebuild makes it complete again, and the pages come from it.
-        var batchRows = await CountAsync("select count(*) from run_label_top_batches where run_id = @run", run);
         await WriteAsync(writer, Rows(model, run, 1500, 500, "\"v1\""));
-        Assert.Equal(batchRows, await CountAsync("select count(*) from run_label_top_batches where run_id = @run", run));
+        Assert.Equal(0, await CountAsync(
+            $"select (select count(*) from run_label_top_batches b cross join lateral unnest(b.record_ids) r where b.run_id = @run and r >= '{model}-rec-01500') " +
+            $"+ (select count(*) from run_label_top where run_id = @run and record_id >= '{model}-rec-01500')",
+            run));
         await ExecuteAsync($"select run_label_top_rebuild('{run}')");
         Assert.Equal("complete", await StateAsync(run));
         Assert.Equal(0, await MissingEntriesAsync(run));
@@ -176,7 +199,7 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
     {
         var model = NewModel();
         var run = await SubmitAsync(model);
-        var writer = new ResultWriter(database.DataSource);
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1000 };
         var rows = Rows(model, run, 0, 2000, "\"v1\"");
         await WriteAsync(writer, rows);
 
