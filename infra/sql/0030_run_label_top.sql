@@ -23,9 +23,10 @@
 --   (a statement trigger; nothing per row or per label when the writer says it keeps the entries), and their pages are
 --   read from the rows until an operator rebuilds the list (run_label_top_rebuild).
 -- * A new run starts 'pending': writers send no entries, and its pages read its rows (cheap while it is small). The
---   writer's fold makes the list once the run has enough rows (run_label_top_establish, 50,000 from the writer): cuts
---   from the run's bucket counts and entries from one pass over its rows, holding the run's writers back meanwhile
---   (under a second at 50,000 rows). Sending entries from a run's first row instead cost more than the rows
+--   writer's fold makes the list once the run has enough rows (run_label_top_establish; 200,000 from the writer, as
+--   its progress minutes count them): cuts from the run's bucket counts and entries from one pass over its rows, all
+--   writers held back meanwhile (a share lock on scores: about 2.4 s at 50,000 rows on the loaded 2-core VM, so some
+--   10 s at 200,000), once per run. Sending entries from a run's first row instead cost more than the rows
 --   themselves in `bench write` (each of a run's first n rows is among its top 1,000 of a label with odds 1,000 / n,
 --   164 labels: about 9 entries per row over 100,000 rows; docs/benchmarks.md).
 -- * A run of before this migration starts 'pending' when it has no rows yet, else 'invalid'.
@@ -163,7 +164,8 @@ declare
     run uuid;
     run_cuts real[];
 begin
-    for run in select distinct r from unnest(p_runs) r order by 1 loop
+    -- Only complete lists: a pending or invalid run's writers send no entries (its batch rows, if any, go with a rebuild).
+    for run in select k.run_id from run_label_top_cuts k where k.run_id = any (p_runs) and k.state = 'complete' order by 1 loop
         select k.cuts into run_cuts from run_label_top_cuts k where k.run_id = run;
         with picked as (
             select ctid from run_label_top_batches where run_id = run for update skip locked
@@ -252,9 +254,8 @@ declare
     run uuid;
 begin
     for run in select k.run_id from run_label_top_cuts k where k.run_id = any (p_runs) and k.state = 'pending' order by 1 loop
-        if (select count(*) from (select 1 from scores s where s.run_id = run
-                                  union all
-                                  select 1 from run_reused_scores u where u.run_id = run limit p_rows) x) >= p_rows then
+        -- The run's rows as its progress minutes count them (written and reused; a few rows per run, not a pass).
+        if (select coalesce(sum(m.records_scored), 0) from run_progress_minutes m where m.run_id = run) >= p_rows then
             perform run_label_top_rebuild(run, 1000, true);
             return;
         end if;

@@ -24,7 +24,7 @@ internal sealed class RunLabelTop
     /// Rows of a run (written or reused) from which its list is kept: below, its pages read its rows (about 2 us a
     /// row), and keeping entries from a run's first rows would cost more than the rows (docs/benchmarks.md).
     /// </summary>
-    public const long EstablishRows = 50_000;
+    public const long EstablishRows = 200_000;
 
     /// <summary>Runs whose counts one writer keeps (the least recently written go first).</summary>
     private const int MaxRuns = 16;

@@ -28,7 +28,7 @@ public sealed partial class DashboardQueries(NpgsqlDataSource dataSource) : IAsy
             builder =>
             {
                 builder.ApplicationName = "hubert-ecg-dashboard";
-                builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000".Trim();
+                builder.Options = $"{builder.Options} -c default_transaction_read_only=on -c statement_timeout=10000 -c jit=off".Trim();
             },
             connectionString);
     }
