@@ -93,7 +93,11 @@ else
         die "port $pg_port is already taken by another process; set HUBERT_PG_PORT to a free port"
     fi
     log "starting PostgreSQL on 127.0.0.1:$pg_port"
-    run_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_log" -w -t 60 \
+    # glibc's malloc keeps freed memory of up to 64 MB in the process instead of handing blocks under 16 MB back to
+    # the kernel: a statement that adds score rows keeps them in a tuplestore for its triggers (a few MB a batch),
+    # and memory fresh from the kernel is paid for in page faults on every statement, which on a virtual machine cost
+    # the result writer's COPY about a seventh of the server's time per row (docs/benchmarks.md, issue 14).
+    run_pg env MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=67108864 "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_sock -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
         start >/dev/null || { tail -20 "$pg_log" >&2; die "PostgreSQL did not start (log: $pg_log)"; }
 fi

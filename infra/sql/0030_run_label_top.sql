@@ -20,7 +20,7 @@
 -- * The writer's fold (every few batches, a transaction of its own) moves the batch rows into run_label_top and drops
 --   entries below the cuts (run_label_top_compact).
 -- * Any other write of scores or run_reused_scores (plain SQL, an older writer) marks the runs it touches 'invalid'
---   (a statement trigger; nothing per row or per label when the writer says it keeps the entries), and their pages are
+--   (a statement trigger, not even called when the writer says it keeps the entries), and their pages are
 --   read from the rows until an operator rebuilds the list (run_label_top_rebuild).
 -- * A new run starts 'pending': writers send no entries, and its pages read its rows (cheap while it is small). The
 --   writer's fold makes the list once the run has enough rows (run_label_top_establish; 200,000 from the writer, as
@@ -114,11 +114,17 @@ end
 $fn$;
 
 create trigger run_label_top_guard_insert after insert on scores
-    referencing new table as added_rows for each statement execute function run_label_top_guard();
+    referencing new table as added_rows for each statement
+    when (current_setting('hubert.top_entries', true) is distinct from 'on')
+    execute function run_label_top_guard();
 create trigger run_label_top_guard_update after update on scores
-    referencing new table as added_rows for each statement execute function run_label_top_guard();
+    referencing new table as added_rows for each statement
+    when (current_setting('hubert.top_entries', true) is distinct from 'on')
+    execute function run_label_top_guard();
 create trigger run_label_top_guard_reused after insert on run_reused_scores
-    referencing new table as added_rows for each statement execute function run_label_top_guard();
+    referencing new table as added_rows for each statement
+    when (current_setting('hubert.top_entries', true) is distinct from 'on')
+    execute function run_label_top_guard();
 
 -- Raises a run's cuts to at least p_cuts, label by label (never lowers one).
 create function run_label_top_raise(p_run uuid, p_cuts real[]) returns void

@@ -1,88 +1,94 @@
-using System.Buffers;
-using System.Text;
-using System.Text.Json;
 using HubertEcg.Worker;
 
 namespace HubertEcg.Storage;
 
+/// <summary>A model's label thresholds in force (<c>dashboard_model_label_thresholds</c>), in position order.</summary>
+internal sealed record ModelThresholds(int[] Positions, float[] Thresholds, bool[] Inclusive);
+
 /// <summary>
-/// A batch's label positives counted by the writer, in the form the scores insert trigger takes them from the
-/// transaction setting <c>hubert.label_positives</c> (0018_fast_score_writes.sql). Counting 164 labels over a batch
-/// in SQL costs the server more than the rest of the insert; here it is a few microseconds per row.
+/// The bookkeeping the scores insert trigger (0010_dashboard.sql, 0018, 0025) does for rows it is given, done by the
+/// result writer for a batch it copies itself (0032_writer_bookkeeping.sql): the rows per run and minute, and the
+/// label positives per run and label. Counting 164 labels over a batch in SQL costs the server more than the rest of
+/// the insert; here it is a few microseconds per row.
 /// </summary>
 internal static class LabelPositives
 {
     /// <summary>
-    /// The claim for <paramref name="rows"/>: per run, its row count and, for each label in
-    /// <paramref name="positions"/> order, how many rows have <c>probabilities[position] &gt; threshold</c> compared as
-    /// Postgres compares reals (NaN above every threshold; a probability the row lacks is not positive).
+    /// Per run and label position, how many of <paramref name="rows"/> are positive against their model's thresholds
+    /// in <paramref name="thresholds"/>: <c>probabilities[position] &gt; threshold</c>, or equal where the threshold is
+    /// inclusive, compared as Postgres compares reals (NaN above every number and equal to itself). A probability the
+    /// row lacks is not positive, and rows of a model with no thresholds count for nothing. Only nonzero counts.
     /// </summary>
-    public static string Claim(IReadOnlyList<ScoreRow> rows, IReadOnlyList<int> positions, IReadOnlyList<float> thresholds)
+    public static (Guid[] Runs, int[] Positions, long[] Counts) Count(
+        IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<string, ModelThresholds> thresholds)
     {
-        var counts = new Dictionary<Guid, (int Rows, long[] Positives)>();
+        var counts = new Dictionary<(Guid Run, string Model), long[]>();
         foreach (var row in rows)
         {
-            if (!counts.TryGetValue(row.RunId, out var run))
+            if (!thresholds.TryGetValue(row.ModelId, out var model))
             {
-                run = (0, new long[positions.Count]);
+                continue;
+            }
+
+            if (!counts.TryGetValue((row.RunId, row.ModelId), out var positives))
+            {
+                counts[(row.RunId, row.ModelId)] = positives = new long[model.Positions.Length];
             }
 
             var probabilities = row.Probabilities;
-            for (var i = 0; i < positions.Count; i++)
+            for (var i = 0; i < model.Positions.Length; i++)
             {
-                var position = positions[i];
-                if ((uint)position < (uint)probabilities.Length)
+                var position = model.Positions[i];
+                if ((uint)position < (uint)probabilities.Length && Positive(probabilities[position], model.Thresholds[i], model.Inclusive[i]))
                 {
-                    var p = probabilities[position];
-                    if (float.IsNaN(p) || p > thresholds[i])
-                    {
-                        run.Positives[i]++;
-                    }
+                    positives[i]++;
                 }
             }
-
-            counts[row.RunId] = (run.Rows + 1, run.Positives);
         }
 
-        var buffer = new ArrayBufferWriter<byte>(1024 + 8 * positions.Count * (counts.Count + 2));
-        using (var json = new Utf8JsonWriter(buffer))
+        // A run has one model; summed per (run, position) all the same, as the trigger's upsert does.
+        var sums = new SortedDictionary<(Guid Run, int Position), long>();
+        foreach (var ((run, modelId), positives) in counts)
         {
-            json.WriteStartObject();
-            json.WriteStartArray("positions");
-            foreach (var position in positions)
+            var positions = thresholds[modelId].Positions;
+            for (var i = 0; i < positions.Length; i++)
             {
-                json.WriteNumberValue(position);
-            }
-
-            json.WriteEndArray();
-            json.WriteStartArray("thresholds");
-            foreach (var threshold in thresholds)
-            {
-                // The shortest text that reads back as the same float; the trigger compares it as real.
-                json.WriteNumberValue(threshold);
-            }
-
-            json.WriteEndArray();
-            json.WriteStartArray("runs");
-            foreach (var (runId, run) in counts)
-            {
-                json.WriteStartObject();
-                json.WriteString("run", runId);
-                json.WriteNumber("rows", run.Rows);
-                json.WriteStartArray("positives");
-                foreach (var n in run.Positives)
+                if (positives[i] != 0)
                 {
-                    json.WriteNumberValue(n);
+                    sums[(run, positions[i])] = sums.GetValueOrDefault((run, positions[i])) + positives[i];
                 }
-
-                json.WriteEndArray();
-                json.WriteEndObject();
             }
-
-            json.WriteEndArray();
-            json.WriteEndObject();
         }
 
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return (sums.Keys.Select(k => k.Run).ToArray(), sums.Keys.Select(k => k.Position).ToArray(), sums.Values.ToArray());
+    }
+
+    /// <summary>Whether <paramref name="p"/> is positive at <paramref name="threshold"/>, as Postgres compares two reals.</summary>
+    public static bool Positive(float p, float threshold, bool inclusive)
+    {
+        if (float.IsNaN(p) || float.IsNaN(threshold))
+        {
+            // NaN sorts above every number: above any numeric threshold, equal to a NaN one.
+            return float.IsNaN(threshold) ? inclusive && float.IsNaN(p) : true;
+        }
+
+        return p > threshold || (inclusive && p == threshold);
+    }
+
+    /// <summary>Rows per run and minute of their scoring time (UTC, truncated to the minute), in (run, minute) order.</summary>
+    public static (Guid[] Runs, DateTime[] Minutes, long[] Counts) Minutes(IReadOnlyList<ScoreRow> rows)
+    {
+        var counts = new SortedDictionary<(Guid Run, long Minute), long>();
+        foreach (var row in rows)
+        {
+            var ticks = DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc).Ticks;
+            var key = (row.RunId, ticks - ticks % TimeSpan.TicksPerMinute);
+            counts[key] = counts.GetValueOrDefault(key) + 1;
+        }
+
+        return (
+            counts.Keys.Select(k => k.Run).ToArray(),
+            counts.Keys.Select(k => new DateTime(k.Minute, DateTimeKind.Utc)).ToArray(),
+            counts.Values.ToArray());
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using HubertEcg.Worker;
 using Npgsql;
 using NpgsqlTypes;
@@ -126,13 +127,14 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
         await NameWriterAsync(connection, tx, writerId, cancellationToken);
 
-        // One round trip: share-lock the batch's runs in id order and read their states, ask whether any key is stored
-        // already, and read the label thresholds in force.
+        // One round trip: share-lock the batch's runs in id order and read their states, and ask whether any key is
+        // stored already. For a direct copy also: hold the models' threshold locks shared (as the insert trigger does,
+        // 0020_evaluations.sql: a threshold change waits for this transaction and then recounts with its rows) and
+        // read the thresholds in force after taking them, for the label positives the writer counts itself.
         var runIds = batch.Select(r => r.RunId).Distinct().Order().ToArray();
         var ended = new HashSet<Guid>();
         var anyStored = true;
-        var positions = new List<int>();
-        var thresholds = new List<float>();
+        var thresholds = new Dictionary<string, ModelThresholds>(StringComparer.Ordinal);
         Dictionary<Guid, float?[]?> topCuts;
         await using (var probe = new NpgsqlBatch(connection, tx))
         {
@@ -149,7 +151,20 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             stored.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.ModelId).ToArray() });
             stored.Parameters.Add(new NpgsqlParameter("records", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = sample.Select(r => r.RecordId).ToArray() });
             probe.BatchCommands.Add(stored);
-            probe.BatchCommands.Add(new NpgsqlBatchCommand("select position, threshold from dashboard_label_thresholds order by position"));
+            if (allowDirect)
+            {
+                var modelIds = batch.Select(r => r.ModelId).Distinct().ToArray();
+                // In the order the trigger takes them (model id order in SQL), so that the two never wait on each other in a cycle.
+                var lockModels = new NpgsqlBatchCommand(
+                    "select count(pg_advisory_xact_lock_shared(17017, dashboard_model_lock_key(m))) from (select m from unnest(@models) m order by 1) x");
+                lockModels.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = modelIds });
+                probe.BatchCommands.Add(lockModels);
+                var read = new NpgsqlBatchCommand(
+                    "select model_id, position, threshold, inclusive from dashboard_model_label_thresholds where model_id = any (@models) order by model_id, position");
+                read.Parameters.Add(new NpgsqlParameter("models", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = modelIds });
+                probe.BatchCommands.Add(read);
+            }
+
             RunLabelTop.AddProbe(probe, runIds);
             await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
@@ -163,11 +178,28 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             await reader.NextResultAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             anyStored = reader.GetBoolean(0);
-            await reader.NextResultAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            if (allowDirect)
             {
-                positions.Add(reader.GetInt32(0));
-                thresholds.Add(reader.GetFloat(1));
+                await reader.NextResultAsync(cancellationToken);
+                await reader.NextResultAsync(cancellationToken);
+                var byModel = new Dictionary<string, (List<int> Positions, List<float> Thresholds, List<bool> Inclusive)>(StringComparer.Ordinal);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var model = reader.GetString(0);
+                    if (!byModel.TryGetValue(model, out var lists))
+                    {
+                        byModel[model] = lists = ([], [], []);
+                    }
+
+                    lists.Positions.Add(reader.GetInt32(1));
+                    lists.Thresholds.Add(reader.GetFloat(2));
+                    lists.Inclusive.Add(reader.GetBoolean(3));
+                }
+
+                foreach (var (model, lists) in byModel)
+                {
+                    thresholds[model] = new ModelThresholds([.. lists.Positions], [.. lists.Thresholds], [.. lists.Inclusive]);
+                }
             }
 
             topCuts = await RunLabelTop.ReadProbeAsync(reader, cancellationToken);
@@ -183,7 +215,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         }
         else if (allowDirect && !anyStored)
         {
-            (written, bucketClaims) = await CopyIntoScoresAsync(connection, tx, rows, positions, thresholds, topCuts, cancellationToken);
+            (written, bucketClaims) = await CopyIntoScoresAsync(connection, tx, rows, thresholds, topCuts, cancellationToken);
         }
         else
         {
@@ -235,7 +267,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             }
 
             await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
-
             await tx.CommitAsync(cancellationToken);
             await RunLabelTop.EstablishAsync(connection, runIds, TopListFrom, cancellationToken);
         }
@@ -392,65 +423,134 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         return kept;
     }
 
+    // Bytes of encoded rows sent to the server at a time: the server starts on the first rows while the rest are encoded.
+    private const int CopyChunkBytes = 128 * 1024;
+
     private async Task CopyRowsAsync(NpgsqlConnection connection, string table, IReadOnlyList<ScoreRow> rows, CancellationToken cancellationToken)
     {
-        var arrays = new byte[Math.Max(
-            RealArrays.EncodedLength(rows.Max(r => r.Probabilities.Length)),
-            PackedEmbeddings.Length(rows.Max(r => r.Embedding.Length), EmbeddingPrecision.Fp32))];
-        await using var import = await connection.BeginBinaryImportAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
-        foreach (var row in rows)
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyChunkBytes);
+        var copy = await connection.BeginRawBinaryCopyAsync($"copy {table} ({ScoreColumns}) from stdin (format binary)", cancellationToken);
+        try
         {
-            await import.StartRowAsync(cancellationToken);
-            await import.WriteAsync(row.ModelId, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.RecordId, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.RunId, NpgsqlDbType.Uuid, cancellationToken);
-            // The probabilities go out in the binary array format of real[], the embedding packed (0027), each encoded
-            // here in one pass (the importer copies the bytes before it returns, so the buffer serves every row).
-            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, RealArrays.Encode(row.Probabilities, arrays)), NpgsqlDbType.Bytea, cancellationToken);
-            await import.WriteAsync(new ReadOnlyMemory<byte>(arrays, 0, PackedEmbeddings.Pack(row.Embedding, embeddingPrecision, arrays)), NpgsqlDbType.Bytea, cancellationToken);
-            await import.WriteAsync(row.WindowsUsed, NpgsqlDbType.Integer, cancellationToken);
-            await import.WriteAsync(row.SourceBlob, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(row.SourceETag, NpgsqlDbType.Text, cancellationToken);
-            await import.WriteAsync(DateTime.SpecifyKind(row.ScoredAt, DateTimeKind.Utc), NpgsqlDbType.TimestampTz, cancellationToken);
-        }
-
-        await import.CompleteAsync(cancellationToken);
-    }
-
-    // No key of the batch is stored: a binary COPY straight into scores. The label positives of the rows are counted
-    // here against the thresholds read in this transaction and handed to the insert trigger, which takes them only if
-    // the thresholds are still those in force (0018_fast_score_writes.sql); so are their label bucket counts
-    // (0025_threshold_buckets.sql), which need no thresholds.
-    private async Task<(int Written, IReadOnlyList<LabelBucketClaim> BucketClaims)> CopyIntoScoresAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, List<int> positions, List<float> thresholds,
-        IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
-    {
-        IReadOnlyList<LabelBucketClaim> bucketClaims;
-        // One round trip: the positives claim, and per run the bucket counts of its rows (0025_threshold_buckets.sql),
-        // which the trigger likewise takes only if the statement added exactly the claimed rows per run; and that this
-        // writer folds its runs' bucket rows itself (FoldBucketsAsync), so the trigger does not (0029).
-        await using (var claims = new NpgsqlBatch(connection, tx))
-        {
-            var claim = new NpgsqlBatchCommand("select set_config('hubert.label_positives', @claim, true), set_config('hubert.writer_folds', 'on', true)");
-            claim.Parameters.Add(new NpgsqlParameter("claim", NpgsqlDbType.Text) { Value = LabelPositives.Claim(rows, positions, thresholds) });
-            claims.BatchCommands.Add(claim);
-            bucketClaims = LabelBuckets.Claims(rows);
-            foreach (var buckets in bucketClaims)
+            var used = ScoreCopyRows.WriteHeader(buffer);
+            foreach (var row in rows)
             {
-                var command = new NpgsqlBatchCommand("select label_buckets_claim(@run, @rows, @cells, @counts)");
-                command.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = buckets.RunId });
-                command.Parameters.Add(new NpgsqlParameter("rows", NpgsqlDbType.Bigint) { Value = buckets.Rows });
-                command.Parameters.Add(new NpgsqlParameter("cells", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = buckets.Cells });
-                command.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = buckets.Counts });
-                claims.BatchCommands.Add(command);
+                var most = ScoreCopyRows.MaxLength(row) + ScoreCopyRows.TrailerLength;
+                if (used + most > buffer.Length)
+                {
+                    await copy.WriteAsync(buffer.AsMemory(0, used), cancellationToken);
+                    used = 0;
+                    if (most > buffer.Length)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = ArrayPool<byte>.Shared.Rent(most);
+                    }
+                }
+
+                used += ScoreCopyRows.WriteRow(row, embeddingPrecision, buffer.AsSpan(used));
             }
 
-            RunLabelTop.AddEntries(claims, rows, topCuts);
-            await claims.ExecuteNonQueryAsync(cancellationToken);
+            used += ScoreCopyRows.WriteTrailer(buffer.AsSpan(used));
+            await copy.WriteAsync(buffer.AsMemory(0, used), cancellationToken);
+        }
+        catch
+        {
+            // Rows not all encoded or sent: the copy is abandoned (the server discards what it received), and the
+            // transaction, which the caller does not commit, is rolled back.
+            try
+            {
+                await copy.CancelAsync();
+                await copy.DisposeAsync();
+            }
+            catch (Exception) when (connection.FullState is System.Data.ConnectionState.Broken or System.Data.ConnectionState.Closed)
+            {
+                // The connection is gone (the reason is the exception rethrown below); the server dropped the copy with it.
+            }
+
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        // Ends the copy: the server's error for the rows (a key stored meanwhile, a missing run) is raised here.
+        await copy.DisposeAsync();
+    }
+
+    // No key of the batch is stored: a binary COPY straight into scores, with the insert trigger's bookkeeping done
+    // here (0032_writer_bookkeeping.sql): the trigger is skipped for this transaction (hubert.writer_bookkeeping), and
+    // after the copy one round trip adds the rows per run and minute (overall and for this writer), the label
+    // positives counted against the thresholds read under their locks, and per run a row of the label bucket counts
+    // (0025_threshold_buckets.sql), which this writer folds itself (FoldBucketsAsync). The copy adds exactly the rows
+    // sent or fails whole (scores has no trigger that skips a row), so the counts are those of the rows added; they
+    // are written after the copy, so that the counter rows writers of one run share are locked only until the commit.
+    private async Task<(int Written, IReadOnlyList<LabelBucketClaim> BucketClaims)> CopyIntoScoresAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<string, ModelThresholds> thresholds,
+        IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
+    {
+        await using (var flags = new NpgsqlCommand(
+            "select set_config('hubert.writer_bookkeeping', 'on', true), set_config('hubert.writer_folds', 'on', true)", connection, tx))
+        {
+            await flags.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await CopyRowsAsync(connection, "scores", rows, cancellationToken);
+
+        await using var bookkeeping = new NpgsqlBatch(connection, tx);
+        var (minuteRuns, minutes, minuteCounts) = LabelPositives.Minutes(rows);
+        var progress = new NpgsqlBatchCommand(
+            "insert into run_progress_minutes as m (run_id, minute, records_scored) " +
+            "select * from unnest(@runs, @minutes, @counts) order by 1, 2 " +
+            "on conflict (run_id, minute) do update set records_scored = m.records_scored + excluded.records_scored");
+        AddMinutes(progress, minuteRuns, minutes, minuteCounts);
+        bookkeeping.BatchCommands.Add(progress);
+        var worker = new NpgsqlBatchCommand(
+            "insert into worker_progress_minutes as w (run_id, minute, worker, records_scored) " +
+            "select u.run_id, u.minute, dashboard_writer_name(), u.n from unnest(@runs, @minutes, @counts) u (run_id, minute, n) order by 1, 2 " +
+            "on conflict (run_id, minute, worker) do update set records_scored = w.records_scored + excluded.records_scored");
+        AddMinutes(worker, minuteRuns, minutes, minuteCounts);
+        bookkeeping.BatchCommands.Add(worker);
+
+        var (positiveRuns, positions, positives) = LabelPositives.Count(rows, thresholds);
+        if (positiveRuns.Length > 0)
+        {
+            var command = new NpgsqlBatchCommand(
+                "insert into run_label_positives as p (run_id, position, positives) " +
+                "select * from unnest(@runs, @positions, @counts) order by 1, 2 " +
+                "on conflict (run_id, position) do update set positives = p.positives + excluded.positives");
+            command.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = positiveRuns });
+            command.Parameters.Add(new NpgsqlParameter("positions", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = positions });
+            command.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = positives });
+            bookkeeping.BatchCommands.Add(command);
+        }
+
+        var bucketClaims = LabelBuckets.Claims(rows);
+        foreach (var buckets in bucketClaims)
+        {
+            if (buckets.Cells.Length == 0)
+            {
+                continue;
+            }
+
+            var command = new NpgsqlBatchCommand("insert into run_label_buckets (run_id, cells, counts) values (@run, @cells, @counts)");
+            command.Parameters.Add(new NpgsqlParameter("run", NpgsqlDbType.Uuid) { Value = buckets.RunId });
+            command.Parameters.Add(new NpgsqlParameter("cells", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = buckets.Cells });
+            command.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = buckets.Counts });
+            bookkeeping.BatchCommands.Add(command);
+        }
+
+        // The runs' top-list entries of these rows (0030_run_label_top.sql).
+        RunLabelTop.AddEntries(bookkeeping, rows, topCuts);
+        await bookkeeping.ExecuteNonQueryAsync(cancellationToken);
         return (rows.Count, bucketClaims);
+    }
+
+    private static void AddMinutes(NpgsqlBatchCommand command, Guid[] runs, DateTime[] minutes, long[] counts)
+    {
+        command.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runs });
+        command.Parameters.Add(new NpgsqlParameter("minutes", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = minutes });
+        command.Parameters.Add(new NpgsqlParameter("counts", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = counts });
     }
 
     // Some keys are stored: COPY into a transaction-scoped staging table, then an insert that leaves stored rows alone

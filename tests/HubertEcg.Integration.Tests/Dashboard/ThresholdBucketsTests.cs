@@ -116,6 +116,84 @@ public sealed class ThresholdBucketsTests(PostgresDatabaseFixture database) : IC
         await AssertExactAsync(run, other);
     }
 
+    [Fact]
+    public async Task TheWritersOwnCountsOfABatchOfTwoModelsAndTwoMinutesEqualCountsOverTheRows()
+    {
+        // Model a at the global thresholds; model b with an active set of inclusive thresholds, some labels left to the
+        // global ones. One batch holds rows of both, scored in two different minutes, some with fewer probabilities.
+        var store = new RunStore(database.DataSource);
+        var runA = await Runs.SubmitAsync(store, TestModels.Descriptor("bookkeeping-a"), "c", "ka/", shardSize: 10);
+        var runB = await Runs.SubmitAsync(store, TestModels.Descriptor("bookkeeping-b"), "c", "kb/", shardSize: 10);
+        await ActivateAsync(await CreateSetAsync("bookkeeping-b", "inclusive", 1, p => p % 3 == 0 ? null : LabelGrid.Threshold((p * 37) % 1001)));
+        var writer = new ResultWriter(database.DataSource);
+        var minute = new DateTime(2026, 12, 6, 9, 0, 0, DateTimeKind.Utc);
+        ScoreRow Row(string model, Guid run, int i) => new(
+            model, $"k-{i}", run, i % 10 == 9 ? Probabilities(i, "\"k\"")[..100] : Probabilities(i, "\"k\""), new float[16], 1, $"k/{i}.npy", "\"k\"",
+            minute.AddSeconds(i % 2 == 0 ? 59.999 : 60.001));
+
+        List<ScoreRow> batch = [.. Enumerable.Range(0, 120).Select(i => i % 3 == 0 ? Row("bookkeeping-b", runB, i) : Row("bookkeeping-a", runA, i))];
+        Assert.Equal(120, await writer.WriteScoresAsync(batch, "worker-k", CancellationToken.None));
+        await AssertExactAsync(runA, runB);
+
+        // Rows per run and minute, overall and for the writer, equal a count over the rows (and were not also counted
+        // by the trigger).
+        foreach (var run in new[] { runA, runB })
+        {
+            Assert.Equal(0, await Runs.CountAsync(
+                database.DataSource,
+                "select count(*) from (select date_trunc('minute', scored_at) as minute, count(*) as n from scores where run_id = @run group by 1) c " +
+                "full join (select minute, records_scored as n from run_progress_minutes where run_id = @run and records_scored <> 0) m using (minute) " +
+                "full join (select minute, records_scored as n from worker_progress_minutes where run_id = @run and worker = 'worker-k') w using (minute) " +
+                "where c.n is distinct from m.n or c.n is distinct from w.n",
+                run));
+            Assert.Equal(2, await Runs.CountAsync(database.DataSource, "select count(*) from run_progress_minutes where run_id = @run", run));
+        }
+    }
+
+    [Fact]
+    public async Task AThresholdChangeWaitsForAWriterInItsTransactionAndThenCountsItsRows()
+    {
+        const string model = "bookkeeping-race";
+        var store = new RunStore(database.DataSource);
+        var run = await Runs.SubmitAsync(store, TestModels.Descriptor(model), "c", "kr/", shardSize: 10);
+        var patience = TimeSpan.FromSeconds(60);
+        var atCommit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writer = new ResultWriter(database.DataSource)
+        {
+            BeforeCommit = async (_, ct) =>
+            {
+                atCommit.TrySetResult();
+                await release.Task.WaitAsync(patience, ct);
+            },
+        };
+        var at = DateTime.UtcNow;
+        var write = writer.WriteScoresAsync([.. Enumerable.Range(0, 80).Select(i => new ScoreRow(model, $"kr-{i}", run, Probabilities(i, "\"r\""), new float[16], 1, $"kr/{i}.npy", "\"r\"", at))]);
+        await atCommit.Task.WaitAsync(patience);
+
+        // The writer holds the model's threshold lock shared, its rows and counts uncommitted: activating a set waits...
+        var set = await CreateSetAsync(model, "race", 1, p => LabelGrid.Threshold((p * 13) % 1001));
+        await using var changer = await database.DataSource.OpenConnectionAsync();
+        await using var activate = new NpgsqlCommand("select threshold_set_activate(@id)", changer);
+        activate.Parameters.AddWithValue("id", set);
+        var activating = activate.ExecuteNonQueryAsync();
+        var deadline = DateTime.UtcNow + patience;
+        while (!await WaitsOnALockAsync(changer.ProcessID))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the threshold change did not wait for the writer within " + patience);
+            await Task.Delay(20);
+        }
+
+        Assert.False(activating.IsCompleted);
+
+        // ...and, once the writer commits, recounts with its rows.
+        release.SetResult();
+        Assert.Equal(80, await write.WaitAsync(patience));
+        await activating.WaitAsync(patience);
+        await AssertExactAsync(run);
+        Assert.True(await Runs.CountAsync(database.DataSource, "select coalesce(sum(positives), 0)::bigint from run_label_positives where run_id = @run", run) > 0);
+    }
+
     [Theory]
     [InlineData("bucket-claim-taken", 1, true)] // the claimed rows match the statement's: the (deliberately wrong) cells are taken
     [InlineData("bucket-claim-wrong-rows", 2, false)] // two rows claimed for one added: counted from the row
@@ -252,6 +330,13 @@ public sealed class ThresholdBucketsTests(PostgresDatabaseFixture database) : IC
         await using var cmd = database.DataSource.CreateCommand("select threshold_set_activate(@id)");
         cmd.Parameters.AddWithValue("id", set);
         await cmd.ExecuteNonQueryAsync();
+    }
+
+    private async Task<bool> WaitsOnALockAsync(int pid)
+    {
+        await using var cmd = database.DataSource.CreateCommand("select exists (select 1 from pg_stat_activity where pid = @pid and wait_event_type = 'Lock')");
+        cmd.Parameters.AddWithValue("pid", pid);
+        return (bool)(await cmd.ExecuteScalarAsync())!;
     }
 
     private async Task ExecuteAsync(string sql)

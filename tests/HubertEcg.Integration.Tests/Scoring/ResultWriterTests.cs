@@ -39,6 +39,62 @@ public sealed class ResultWriterTests(PostgresDatabaseFixture database) : IClass
     }
 
     [Fact]
+    public async Task TextUuidAndTimeArriveAsWrittenThroughTheDirectCopyAndTheStagingTable()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("writer-text-model"), "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        // Sub-microsecond ticks are dropped, as timestamptz holds microseconds.
+        var at = new DateTime(2026, 12, 6, 9, 15, 30, DateTimeKind.Utc).AddTicks(1_234_567);
+        ScoreRow Row(int i, string etag) => new(
+            "writer-text-model", $"récord-ü-{i}-\u65e5", runId, [0.25f, float.Epsilon, 1f, 0f],
+            [1.5f, -0f, float.MaxValue], 1 + i, $"p/dossier é/{i}.xml", etag, at);
+
+        Assert.Equal(3, await writer.WriteScoresAsync([Row(1, "\"é1\""), Row(2, "\"é2\""), Row(3, "\"é3\"")]));
+        // Record 2's source changed, record 4 is new: the batch goes through the staging table.
+        Assert.Equal(2, await writer.WriteScoresAsync([Row(2, "\"é2-b\""), Row(4, "\"é4\"")]));
+
+        await using var cmd = database.DataSource.CreateCommand(
+            "select record_id, run_id, probabilities, score_embedding(embedding, embedding_packed), windows_used, source_blob, source_etag, scored_at " +
+            "from scores where model_id = 'writer-text-model' order by record_id");
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var expected = new[] { Row(1, "\"é1\""), Row(2, "\"é2-b\""), Row(3, "\"é3\""), Row(4, "\"é4\"") };
+        foreach (var row in expected)
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(row.RecordId, reader.GetString(0));
+            Assert.Equal(runId, reader.GetGuid(1));
+            Assert.Equal(row.Probabilities, reader.GetFieldValue<float[]>(2));
+            Assert.Equal(row.Embedding, reader.GetFieldValue<float[]>(3));
+            Assert.Equal(row.WindowsUsed, reader.GetInt32(4));
+            Assert.Equal(row.SourceBlob, reader.GetString(5));
+            Assert.Equal(row.SourceETag, reader.GetString(6));
+            Assert.Equal(new DateTime(2026, 12, 6, 9, 15, 30, 123, 456, DateTimeKind.Utc), reader.GetFieldValue<DateTime>(7));
+        }
+
+        Assert.False(await reader.ReadAsync());
+    }
+
+    [Fact]
+    public async Task ABatchWithTextThatIsNotValidIsRefusedNamingTheRecordAndWritesNothing()
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor("writer-bad-text-model"), "c", "p/", shardSize: 10);
+        var writer = new ResultWriter(database.DataSource);
+        ScoreRow Row(int i, string blob) => new(
+            "writer-bad-text-model", $"rec-{i}", runId, [0.5f], [1f], 1, blob, "\"e\"", DateTime.UtcNow);
+
+        // Enough rows before the bad one that the first of them are already sent when it is reached.
+        var rows = Enumerable.Range(0, 200).Select(i => Row(i, $"p/{i}.xml")).Append(Row(200, "p/\ud800.xml")).ToList();
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => writer.WriteScoresAsync(rows));
+        Assert.Contains("record rec-200", error.Message);
+        Assert.Equal(0, await Runs.CountAsync(database.DataSource, "select count(*) from scores where run_id = @run", runId));
+
+        // The writer and its connections are still usable.
+        Assert.Equal(200, await writer.WriteScoresAsync(rows.Take(200).ToList()));
+    }
+
+    [Fact]
     public async Task AChangedSourceReplacesTheRowAndMovesItsDashboardCountsWhileTheSameRowAgainChangesNothing()
     {
         var store = new RunStore(database.DataSource);
