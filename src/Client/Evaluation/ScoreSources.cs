@@ -1,3 +1,5 @@
+using System.Text.Json;
+using HubertEcg.Client.Results;
 using HubertEcg.Inference.Evaluation;
 using Npgsql;
 using NpgsqlTypes;
@@ -84,9 +86,12 @@ public static class ScoreSources
     }
 
     /// <summary>
-    /// A Parquet export: columns <c>record_id</c> and one float column per label code; the export's other columns and
-    /// its embedding (one nested list column, or an <c>embedding_N</c> column per dimension in older files) are
-    /// skipped (<c>model_id</c> names the model). "Line" in messages is the row number (1-based) in the file.
+    /// A Parquet export: column <c>record_id</c> and the probabilities, either as a list column <c>probabilities</c>
+    /// with the label codes in the file's key-value metadata (<c>hubert_ecg.label_codes</c>, the export's default
+    /// layout) or as one float column per label code (<c>--layout wide</c>, and files written before the list layout);
+    /// the export's other columns and its embedding (one nested list column, or an <c>embedding_N</c> column per
+    /// dimension in older files) are skipped (<c>model_id</c> names the model). "Line" in messages is the row number
+    /// (1-based) in the file.
     /// </summary>
     public static async Task<ScoreTable> ReadParquetAsync(string path, CancellationToken cancellationToken)
     {
@@ -109,6 +114,11 @@ public static class ScoreSources
             var record = fields.FirstOrDefault(f => f.Name == "record_id")
                 ?? throw EvaluationInputException.In(name, "has no record_id column");
             var model = fields.FirstOrDefault(f => f.Name == "model_id");
+            if (reader.Schema.Fields.OfType<ListField>().FirstOrDefault(f => f.Name == ParquetExportSink.ProbabilitiesColumn) is { } list)
+            {
+                return await ReadProbabilityListAsync(name, reader, record, model, list, cancellationToken);
+            }
+
             var labelFields = fields
                 .Where(f => f.Name != "record_id" && !ScoreCsvReader.ExportColumns.Contains(f.Name) && !ScoreCsvReader.IsEmbeddingColumn(f.Name))
                 .ToArray();
@@ -126,22 +136,14 @@ public static class ScoreSources
             }
 
             var table = new ScoreTable(name, [.. labelFields.Select(f => f.Name)]);
-            string? modelId = null;
-            var modelsAgree = true;
+            var agreement = new ModelAgreement();
             long line = 0;
             var probabilities = new float[labelFields.Length];
             for (var g = 0; g < reader.RowGroupCount; g++)
             {
                 using var group = reader.OpenRowGroupReader(g);
                 var rows = (int)group.RowCount;
-                var ids = new string?[rows];
-                await group.ReadAsync(record, ids.AsMemory(), cancellationToken: cancellationToken);
-                string?[]? models = null;
-                if (model is not null)
-                {
-                    models = new string?[rows];
-                    await group.ReadAsync(model, models.AsMemory(), cancellationToken: cancellationToken);
-                }
+                var (ids, models) = await ReadIdsAsync(group, record, model, rows, cancellationToken);
 
                 var columns = new float?[labelFields.Length][];
                 for (var l = 0; l < labelFields.Length; l++)
@@ -165,17 +167,7 @@ public static class ScoreSources
                         probabilities[l] = p;
                     }
 
-                    if (models?[r] is { Length: > 0 } m)
-                    {
-                        if (modelId is null && table.Count == 0)
-                        {
-                            modelId = m;
-                        }
-                        else if (m != modelId)
-                        {
-                            modelsAgree = false;
-                        }
-                    }
+                    agreement.Note(models?[r], table.Count);
 
                     table.Add(id, probabilities, line);
                 }
@@ -186,9 +178,124 @@ public static class ScoreSources
                 throw EvaluationInputException.In(name, "has no records");
             }
 
-            table.ModelId = modelsAgree ? modelId : null;
+            table.ModelId = agreement.Agreed;
             return table;
         }
+    }
+
+    /// <summary>
+    /// The list layout: each row's probabilities are one list of as many floats as the label codes the file's metadata
+    /// names, in their order.
+    /// </summary>
+    private static async Task<ScoreTable> ReadProbabilityListAsync(
+        string name, ParquetReader reader, DataField record, DataField? model, ListField list, CancellationToken cancellationToken)
+    {
+        if (!reader.CustomMetadata.TryGetValue(ParquetExportSink.LabelCodesKey, out var codesJson))
+        {
+            throw EvaluationInputException.In(name, $"has a {ParquetExportSink.ProbabilitiesColumn} list column but no {ParquetExportSink.LabelCodesKey} in its metadata");
+        }
+
+        string[] codes;
+        try
+        {
+            codes = JsonSerializer.Deserialize<string[]>(codesJson) ?? [];
+        }
+        catch (JsonException e)
+        {
+            throw EvaluationInputException.In(name, $"its {ParquetExportSink.LabelCodesKey} metadata is not a JSON array of strings: {e.Message}");
+        }
+
+        if (codes.Length == 0 || codes.Any(string.IsNullOrEmpty) || codes.Distinct(StringComparer.Ordinal).Count() != codes.Length)
+        {
+            throw EvaluationInputException.In(name, $"its {ParquetExportSink.LabelCodesKey} metadata must name each label once, none empty");
+        }
+
+        if (list.Item is not DataField { } element || (element.ClrType != typeof(float) && element.ClrType != typeof(double)))
+        {
+            throw EvaluationInputException.In(name, $"column {ParquetExportSink.ProbabilitiesColumn} is not a list of floats");
+        }
+
+        var labels = codes.Length;
+        var table = new ScoreTable(name, codes);
+        var agreement = new ModelAgreement();
+        long line = 0;
+        var probabilities = new float[labels];
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var rows = (int)group.RowCount;
+            var (ids, models) = await ReadIdsAsync(group, record, model, rows, cancellationToken);
+
+            // Every value with its levels: a row's list starts at repetition level 0; a value below the element's
+            // deepest definition level is a null list, an empty one, or a null element.
+            var count = checked((int)(group.GetMetadata(element)?.MetaData?.NumValues ?? 0));
+            var values = new double[count];
+            var definitions = new int[count];
+            var repetitions = new int[count];
+            if (element.ClrType == typeof(float))
+            {
+                var floats = new float[count];
+                await group.ReadRawAsync<float>(element, floats.AsMemory(), definitions.AsMemory(), repetitions.AsMemory(), cancellationToken);
+                for (var i = 0; i < count; i++)
+                {
+                    values[i] = floats[i];
+                }
+            }
+            else
+            {
+                await group.ReadRawAsync<double>(element, values.AsMemory(), definitions.AsMemory(), repetitions.AsMemory(), cancellationToken);
+            }
+
+            var i0 = 0;
+            for (var r = 0; r < rows; r++)
+            {
+                line++;
+                var id = ids[r] is { Length: > 0 } found ? found : throw EvaluationInputException.At(name, line, "record_id is empty or null");
+                var n = 0;
+                for (var i = i0; i < count && (i == i0 || repetitions[i] != 0); i++, n++)
+                {
+                    if (definitions[i] != element.MaxDefinitionLevel)
+                    {
+                        throw EvaluationInputException.At(name, line, $"record {id}: its {ParquetExportSink.ProbabilitiesColumn} list is null or empty or holds a null");
+                    }
+
+                    if (n < labels)
+                    {
+                        var p = values[i];
+                        if (!(p >= 0 && p <= 1))
+                        {
+                            throw EvaluationInputException.At(
+                                name, line, $"record {id}: probability {p.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} of label {codes[n]} is outside [0, 1]");
+                        }
+
+                        probabilities[n] = (float)p;
+                    }
+                }
+
+                if (n != labels)
+                {
+                    throw EvaluationInputException.At(name, line, $"record {id}: {n} probabilities where the file names {labels} labels");
+                }
+
+                i0 += n;
+                agreement.Note(models?[r], table.Count);
+
+                table.Add(id, probabilities, line);
+            }
+
+            if (i0 != count)
+            {
+                throw EvaluationInputException.In(name, $"row group {g} has {count - i0} probability values past its {rows} rows");
+            }
+        }
+
+        if (table.Count == 0)
+        {
+            throw EvaluationInputException.In(name, "has no records");
+        }
+
+        table.ModelId = agreement.Agreed;
+        return table;
     }
 
     private static async Task<float?[]> ReadProbabilitiesAsync(ParquetRowGroupReader group, DataField field, int rows, CancellationToken cancellationToken)
@@ -252,6 +359,49 @@ public static class ScoreSources
                 }
 
                 await group.WriteAsync<float>(labelFields[l], values.AsMemory(0, n), cancellationToken: cancellationToken);
+            }
+        }
+    }
+
+    // A row group's record ids, and its model ids where the file has the column.
+    private static async Task<(string?[] Ids, string?[]? Models)> ReadIdsAsync(
+        ParquetRowGroupReader group, DataField record, DataField? model, int rows, CancellationToken cancellationToken)
+    {
+        var ids = new string?[rows];
+        await group.ReadAsync(record, ids.AsMemory(), cancellationToken: cancellationToken);
+        string?[]? models = null;
+        if (model is not null)
+        {
+            models = new string?[rows];
+            await group.ReadAsync(model, models.AsMemory(), cancellationToken: cancellationToken);
+        }
+
+        return (ids, models);
+    }
+
+    // The model the rows name: the one of the first row, unless another row names another (rows naming none count
+    // for nothing); then none.
+    private sealed class ModelAgreement
+    {
+        private string? _model;
+        private bool _agree = true;
+
+        public string? Agreed => _agree ? _model : null;
+
+        public void Note(string? model, int rowsBefore)
+        {
+            if (model is not { Length: > 0 })
+            {
+                return;
+            }
+
+            if (_model is null && rowsBefore == 0)
+            {
+                _model = model;
+            }
+            else if (model != _model)
+            {
+                _agree = false;
             }
         }
     }

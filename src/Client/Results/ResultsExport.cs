@@ -15,10 +15,18 @@ public sealed record ExportSummary(
     string Path, string Format, long Rows, int LabelColumns, int EmbeddingColumns, int RowGroups, TimeSpan FirstRow, TimeSpan Elapsed);
 
 /// <summary>
+/// How an export is written: with the embedding or not; for Parquet the layout of the probabilities
+/// (<see cref="ParquetLayout"/>) and the target size of a row group in bytes of uncompressed values (null: the
+/// layout's default, <see cref="ResultsExport.DefaultRowGroupBytes"/>).
+/// </summary>
+public sealed record ExportOptions(bool WithEmbedding = false, ParquetLayout Layout = ParquetLayout.List, long? RowGroupBytes = null);
+
+/// <summary>
 /// Exports a run's score rows to CSV or Parquet: one row per record the run scored, fixed columns (record, model, the
-/// run that wrote the row, windows, source blob and ETag, scored time), then one column per label named by its code
-/// in the model's label order, then optionally the embedding: in CSV one column per dimension (<c>embedding_0</c>
-/// ...), in Parquet one list column <c>embedding</c> (list of float).
+/// run that wrote the row, windows, source blob and ETag, scored time), then the probabilities in the model's label
+/// order, then optionally the embedding. CSV: one column per label named by its code, and one column per embedding
+/// dimension (<c>embedding_0</c> ...). Parquet: see <see cref="ParquetLayout"/>; the embedding is one list column
+/// <c>embedding</c> (list of float) in both layouts.
 /// <para>
 /// Order: first the rows the run wrote itself, in the order of their scored time (rows scored at the same instant in
 /// no particular order), then the rows it reused from earlier runs (<c>run_reused_scores</c>), by record id. Both
@@ -27,16 +35,20 @@ public sealed record ExportSummary(
 /// </para>
 /// <para>
 /// Memory stays flat: CSV is written a row at a time, Parquet in row groups of about
-/// <see cref="DefaultRowGroupBytes"/> of uncompressed values each.
+/// <see cref="DefaultRowGroupBytes"/> of uncompressed values each (<see cref="ParquetExportSink"/>), with a footer
+/// that grows by a few kilobytes a group in the default list layout.
 /// </para>
 /// </summary>
 public static class ResultsExport
 {
     /// <summary>
-    /// Target uncompressed size of a Parquet row group: about 78,000 rows without the embedding and 22,000 with a
-    /// 512-float one. The export holds one row group's values at a time, and the file's footer one entry per group.
+    /// Target uncompressed size of a Parquet row group by layout. The writer holds one group's values, and Parquet.Net
+    /// several times its biggest column chunk while it writes it (a copy of the values, their compressed form, and
+    /// buffers for a list's levels), so the group's size sets the export's memory; the footer, held until the end, adds
+    /// about 6 KB a group in the list layout (16 MB: 5,800 rows with a 512-float embedding, 20,000 without) and 100 KB
+    /// in the wide one, whose groups are bigger for that (64 MB: 23,000 and 77,000 rows).
     /// </summary>
-    public const long DefaultRowGroupBytes = 64L << 20;
+    public static long DefaultRowGroupBytes(ParquetLayout layout) => layout == ParquetLayout.List ? 16L << 20 : 64L << 20;
 
     /// <summary>
     /// What the export's transaction sets before its queries: a sort only where no index gives the order (the planner
@@ -46,16 +58,18 @@ public static class ResultsExport
     /// </summary>
     internal const string PlannerSettings = "set local enable_sort = off; set local jit = off";
 
-    private static readonly string[] FixedColumns = ["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at"];
+    internal static readonly string[] FixedColumns = ["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at"];
 
+    /// <summary>Exports with the default layout and row groups; <paramref name="withEmbedding"/> adds the embedding.</summary>
     public static Task<ExportSummary> ExportAsync(
         NpgsqlDataSource dataSource, Guid runId, string path, bool withEmbedding = false, CancellationToken cancellationToken = default) =>
-        ExportAsync(dataSource, runId, path, withEmbedding, DefaultRowGroupBytes, cancellationToken);
+        ExportAsync(dataSource, runId, path, new ExportOptions(withEmbedding), cancellationToken);
 
-    /// <summary>As the public overload, with the Parquet row groups' target size in bytes (tests set it small).</summary>
-    internal static async Task<ExportSummary> ExportAsync(
-        NpgsqlDataSource dataSource, Guid runId, string path, bool withEmbedding, long rowGroupBytes, CancellationToken cancellationToken)
+    public static async Task<ExportSummary> ExportAsync(
+        NpgsqlDataSource dataSource, Guid runId, string path, ExportOptions options, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        var rowGroupBytes = options.RowGroupBytes ?? DefaultRowGroupBytes(options.Layout);
         ArgumentOutOfRangeException.ThrowIfLessThan(rowGroupBytes, 1);
         var format = Path.GetExtension(path).ToLowerInvariant() switch
         {
@@ -65,7 +79,7 @@ public static class ResultsExport
         };
         var stopwatch = Stopwatch.StartNew();
         var (labels, hiddenSize) = await RunModelAsync(dataSource, runId, cancellationToken);
-        var embeddingSize = withEmbedding ? hiddenSize : 0;
+        var embeddingSize = options.WithEmbedding ? hiddenSize : 0;
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(directory))
         {
@@ -74,7 +88,7 @@ public static class ResultsExport
 
         await using var sink = format == "csv"
             ? (RowSink)new CsvSink(path, labels, embeddingSize)
-            : await ParquetSink.CreateAsync(path, labels, embeddingSize, rowGroupBytes, cancellationToken);
+            : await ParquetExportSink.CreateAsync(path, runId, labels, embeddingSize, options.Layout, rowGroupBytes, cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
 
         // One snapshot for both parts, so a row cannot move from one to the other between them. The settings steer the
@@ -88,7 +102,7 @@ public static class ResultsExport
 
         TimeSpan? firstRow = null;
         long rows = 0;
-        foreach (var sql in RunRowsQueries(withEmbedding))
+        foreach (var sql in RunRowsQueries(options.WithEmbedding))
         {
             // No command timeout: the rows stream for as long as the file takes to write.
             await using var cmd = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = 0 };
@@ -136,58 +150,6 @@ public static class ResultsExport
         }
 
         return (reader.GetFieldValue<string[]>(0), reader.GetInt32(1));
-    }
-
-    /// <summary>One score row as read, its arrays checked against the model's sizes.</summary>
-    private readonly record struct ExportRow(
-        string RecordId, string ModelId, Guid RunId, int WindowsUsed, string SourceBlob, string SourceEtag, DateTime ScoredAt, float[] Probabilities, float[]? Embedding)
-    {
-        public static ExportRow Read(NpgsqlDataReader reader, int labelCount, int embeddingSize)
-        {
-            // Sequential access: columns in order, each once.
-            var recordId = reader.GetString(0);
-            var row = new ExportRow(
-                recordId,
-                reader.GetString(1),
-                reader.GetGuid(2),
-                reader.GetInt32(3),
-                reader.GetString(4),
-                reader.GetString(5),
-                reader.GetFieldValue<DateTime>(6),
-                reader.GetFieldValue<float[]>(7),
-                embeddingSize > 0 ? ReadEmbedding(reader, recordId) : null);
-            if (row.Probabilities.Length != labelCount)
-            {
-                throw new InvalidDataException($"record {recordId} has {row.Probabilities.Length} probabilities where the model has {labelCount} labels");
-            }
-
-            if (row.Embedding is { } e && e.Length != embeddingSize)
-            {
-                throw new InvalidDataException($"record {recordId} has an embedding of {e.Length} values where the model has {embeddingSize}");
-            }
-
-            return row;
-        }
-
-        // The embedding: packed (0027_packed_embeddings.sql) or, in rows written before, the real[] before it. Read in
-        // column order, as sequential access requires.
-        private static float[] ReadEmbedding(NpgsqlDataReader reader, string recordId)
-        {
-            var array = reader.IsDBNull(8) ? null : reader.GetFieldValue<float[]>(8);
-            return reader.IsDBNull(9)
-                ? array ?? throw new InvalidDataException($"record {recordId} has no embedding stored")
-                : PackedEmbeddings.Unpack(reader.GetFieldValue<byte[]>(9), recordId);
-        }
-    }
-
-    private abstract class RowSink : IAsyncDisposable
-    {
-        public abstract ValueTask AddAsync(ExportRow row, CancellationToken cancellationToken);
-
-        /// <summary>Writes what is buffered and the file's end; returns the number of row groups (1 for CSV).</summary>
-        public abstract ValueTask<int> CompleteAsync(CancellationToken cancellationToken);
-
-        public abstract ValueTask DisposeAsync();
     }
 
     private sealed class CsvSink : RowSink
@@ -257,200 +219,56 @@ public static class ResultsExport
         private static string Quote(string value) =>
             value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
     }
+}
 
-    /// <summary>
-    /// Parquet in row groups of about a target size of uncompressed values: the fixed columns, one float column per label,
-    /// and the embedding as one column <c>embedding</c>, a list of float per row (one value column with repetition
-    /// levels, instead of one column per dimension: the footer's metadata per row group stays a few columns wide).
-    /// </summary>
-    private sealed class ParquetSink : RowSink
+/// <summary>One score row as read, its arrays checked against the model's sizes.</summary>
+internal readonly record struct ExportRow(
+    string RecordId, string ModelId, Guid RunId, int WindowsUsed, string SourceBlob, string SourceEtag, DateTime ScoredAt, float[] Probabilities, float[]? Embedding)
+{
+    public static ExportRow Read(NpgsqlDataReader reader, int labelCount, int embeddingSize)
     {
-        // Bytes a row's fixed-width values take: windows_used (4), scored_at (12 as written), run_id (36 characters).
-        private const int FixedWidthBytes = 4 + 12 + 36;
-
-        private readonly long _targetBytes;
-        private readonly int _capacity;
-        private readonly int _embeddingSize;
-        private readonly DataField<string> _recordField = new("record_id");
-        private readonly DataField<string> _modelField = new("model_id");
-        private readonly DataField<string> _runField = new("run_id");
-        private readonly DataField<int> _windowsField = new("windows_used");
-        private readonly DataField<string> _blobField = new("source_blob");
-        private readonly DataField<string> _etagField = new("source_etag");
-        private readonly DataField<DateTime> _scoredField = new("scored_at");
-        private readonly DataField<float>[] _labelFields;
-        private readonly DataField<float>? _embeddingField;
-        private readonly string[] _records;
-        private readonly string[] _models;
-        private readonly string[] _runs;
-        private readonly int[] _windows;
-        private readonly string[] _blobs;
-        private readonly string[] _etags;
-        private readonly DateTime[] _scored;
-        private readonly float[][] _probabilities;
-        private readonly float[] _embeddings;
-        private readonly int[] _embeddingRepetitions;
-        private int[] _embeddingDefinitions = [];
-        private Stream? _file;
-        private ParquetWriter? _writer;
-        private int _count;
-        private long _bytes;
-        private int _groups;
-
-        private ParquetSink(IReadOnlyList<string> labels, int embeddingSize, long targetBytes)
+        // Sequential access: columns in order, each once.
+        var recordId = reader.GetString(0);
+        var row = new ExportRow(
+            recordId,
+            reader.GetString(1),
+            reader.GetGuid(2),
+            reader.GetInt32(3),
+            reader.GetString(4),
+            reader.GetString(5),
+            reader.GetFieldValue<DateTime>(6),
+            reader.GetFieldValue<float[]>(7),
+            embeddingSize > 0 ? ReadEmbedding(reader, recordId) : null);
+        if (row.Probabilities.Length != labelCount)
         {
-            _labelFields = labels.Select(code => new DataField<float>(code)).ToArray();
-            _embeddingField = embeddingSize > 0 ? new DataField<float>(ListField.ElementName) : null;
-            _embeddingSize = embeddingSize;
-            _targetBytes = targetBytes;
-
-            // The most rows a group can hold: every row has at least its fixed-width values and its floats; its strings
-            // only add to that, and a group is also written once its bytes reach the target.
-            var minimumRowBytes = FixedWidthBytes + 4L * (_labelFields.Length + embeddingSize);
-            _capacity = (int)Math.Clamp(targetBytes / minimumRowBytes, 1, 1 << 20);
-            _records = new string[_capacity];
-            _models = new string[_capacity];
-            _runs = new string[_capacity];
-            _windows = new int[_capacity];
-            _blobs = new string[_capacity];
-            _etags = new string[_capacity];
-            _scored = new DateTime[_capacity];
-            _probabilities = _labelFields.Select(_ => new float[_capacity]).ToArray();
-            _embeddings = new float[embeddingSize > 0 ? _capacity * embeddingSize : 0];
-
-            // Repetition level 0 starts a row's list, 1 continues it: the same pattern for every group.
-            _embeddingRepetitions = new int[_embeddings.Length];
-            for (var i = 0; i < _embeddingRepetitions.Length; i++)
-            {
-                _embeddingRepetitions[i] = i % embeddingSize == 0 ? 0 : 1;
-            }
+            throw new InvalidDataException($"record {recordId} has {row.Probabilities.Length} probabilities where the model has {labelCount} labels");
         }
 
-        public static async Task<ParquetSink> CreateAsync(string path, IReadOnlyList<string> labels, int embeddingSize, long targetBytes, CancellationToken cancellationToken)
+        if (row.Embedding is { } e && e.Length != embeddingSize)
         {
-            var sink = new ParquetSink(labels, embeddingSize, targetBytes);
-            var fields = new List<Field> { sink._recordField, sink._modelField, sink._runField, sink._windowsField, sink._blobField, sink._etagField, sink._scoredField };
-            fields.AddRange(sink._labelFields);
-            if (sink._embeddingField is { } element)
-            {
-                fields.Add(new ListField("embedding", element));
-            }
-
-            var schema = new ParquetSchema(fields);
-            if (sink._embeddingField is { } listed)
-            {
-                // Every list is present and every value in it: each value at the element's deepest definition level,
-                // known once the schema has placed the element under its list.
-                Array.Fill(sink._embeddingDefinitions = new int[sink._embeddings.Length], listed.MaxDefinitionLevel);
-            }
-
-            try
-            {
-                sink._file = File.Create(path);
-                sink._writer = await ParquetWriter.CreateAsync(schema, sink._file, cancellationToken: cancellationToken);
-                return sink;
-            }
-            catch
-            {
-                await sink.DisposeAsync();
-                throw;
-            }
+            throw new InvalidDataException($"record {recordId} has an embedding of {e.Length} values where the model has {embeddingSize}");
         }
 
-        public override async ValueTask AddAsync(ExportRow row, CancellationToken cancellationToken)
-        {
-            var i = _count;
-            _records[i] = row.RecordId;
-            _models[i] = row.ModelId;
-            _runs[i] = row.RunId.ToString();
-            _windows[i] = row.WindowsUsed;
-            _blobs[i] = row.SourceBlob;
-            _etags[i] = row.SourceEtag;
-            _scored[i] = row.ScoredAt;
-            var p = row.Probabilities;
-            for (var l = 0; l < p.Length; l++)
-            {
-                _probabilities[l][i] = p[l];
-            }
-
-            if (row.Embedding is { } embedding)
-            {
-                embedding.CopyTo(_embeddings, (long)i * _embeddingSize);
-            }
-
-            _count++;
-            _bytes += FixedWidthBytes + 4L * (p.Length + _embeddingSize) +
-                Encoding.UTF8.GetByteCount(row.RecordId) + Encoding.UTF8.GetByteCount(row.ModelId) +
-                Encoding.UTF8.GetByteCount(row.SourceBlob) + Encoding.UTF8.GetByteCount(row.SourceEtag);
-            if (_count == _capacity || _bytes >= _targetBytes)
-            {
-                await FlushAsync(cancellationToken);
-            }
-        }
-
-        public override async ValueTask<int> CompleteAsync(CancellationToken cancellationToken)
-        {
-            await FlushAsync(cancellationToken);
-            return _groups;
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            if (_writer is not null)
-            {
-                await _writer.DisposeAsync();
-            }
-
-            if (_file is not null)
-            {
-                await _file.DisposeAsync();
-            }
-        }
-
-        private async Task FlushAsync(CancellationToken cancellationToken)
-        {
-            var n = _count;
-            if (n == 0)
-            {
-                return;
-            }
-
-            using (var group = _writer!.CreateRowGroup())
-            {
-                await group.WriteAsync(_recordField, new ArraySegment<string>(_records, 0, n));
-                await group.WriteAsync(_modelField, new ArraySegment<string>(_models, 0, n));
-                await group.WriteAsync(_runField, new ArraySegment<string>(_runs, 0, n));
-                await group.WriteAsync<int>(_windowsField, _windows.AsMemory(0, n), cancellationToken: cancellationToken);
-                await group.WriteAsync(_blobField, new ArraySegment<string>(_blobs, 0, n));
-                await group.WriteAsync(_etagField, new ArraySegment<string>(_etags, 0, n));
-                await group.WriteAsync<DateTime>(_scoredField, _scored.AsMemory(0, n), cancellationToken: cancellationToken);
-                for (var l = 0; l < _labelFields.Length; l++)
-                {
-                    await group.WriteAsync<float>(_labelFields[l], _probabilities[l].AsMemory(0, n), cancellationToken: cancellationToken);
-                }
-
-                if (_embeddingField is not null)
-                {
-                    var values = n * _embeddingSize;
-                    await group.WriteAllPartsAsync<float>(
-                        _embeddingField,
-                        _embeddings.AsMemory(0, values),
-                        _embeddingDefinitions.AsMemory(0, values),
-                        _embeddingRepetitions.AsMemory(0, values),
-                        cancellationToken);
-                }
-
-                group.CompleteValidate();
-            }
-
-            Array.Clear(_records, 0, n);
-            Array.Clear(_models, 0, n);
-            Array.Clear(_runs, 0, n);
-            Array.Clear(_blobs, 0, n);
-            Array.Clear(_etags, 0, n);
-            _count = 0;
-            _bytes = 0;
-            _groups++;
-        }
+        return row;
     }
+
+    // The embedding: packed (0027_packed_embeddings.sql) or, in rows written before, the real[] before it. Read in
+    // column order, as sequential access requires.
+    private static float[] ReadEmbedding(NpgsqlDataReader reader, string recordId)
+    {
+        var array = reader.IsDBNull(8) ? null : reader.GetFieldValue<float[]>(8);
+        return reader.IsDBNull(9)
+            ? array ?? throw new InvalidDataException($"record {recordId} has no embedding stored")
+            : PackedEmbeddings.Unpack(reader.GetFieldValue<byte[]>(9), recordId);
+    }
+}
+
+internal abstract class RowSink : IAsyncDisposable
+{
+    public abstract ValueTask AddAsync(ExportRow row, CancellationToken cancellationToken);
+
+    /// <summary>Writes what is buffered and the file's end; returns the number of row groups (1 for CSV).</summary>
+    public abstract ValueTask<int> CompleteAsync(CancellationToken cancellationToken);
+
+    public abstract ValueTask DisposeAsync();
 }

@@ -55,7 +55,7 @@ public static class LabelGrid
     }
 }
 
-/// <summary>A writer's bucket counts of a batch for one run, in the form <c>label_buckets_claim</c> takes them.</summary>
+/// <summary>A writer's bucket counts of a batch for one run: the nonzero cells and their counts, a delta row of <c>run_label_buckets</c>.</summary>
 internal sealed record LabelBucketClaim(Guid RunId, long Rows, int[] Cells, long[] Counts);
 
 /// <summary>Counts a batch's rows per run, label and bucket (cell = position * <see cref="LabelGrid.Buckets"/> + bucket).</summary>

@@ -251,8 +251,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     /// (deleted, skipping rows another transaction holds), the cells of the checked ones summed (a claim never checked
     /// counts for nothing), and one row of the nonzero sums inserted, in one transaction of its own after the batch's.
     /// Summing in SQL (unnest and a hash aggregate) cost the insert trigger about a fifth of the server's time per row;
-    /// here it is a pass over an array. The batches' transactions set <c>hubert.writer_folds</c>, which makes the
-    /// trigger's own fold skip them (0029_statement_reference_checks.sql). The batch is committed before: a fold that
+    /// here it is a pass over an array. The insert trigger, which folds one statement in 16, is skipped for the batches
+    /// this writer copies (0032_writer_bookkeeping.sql). The batch is committed before: a fold that
     /// fails leaves the delta rows for the next one, and is not the batch's error (except a cancellation).
     /// </summary>
     internal async Task FoldBucketsAsync(IReadOnlyList<Guid> runIds, CancellationToken cancellationToken)
@@ -490,7 +490,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
     {
         await using (var flags = new NpgsqlCommand(
-            "select set_config('hubert.writer_bookkeeping', 'on', true), set_config('hubert.writer_folds', 'on', true)", connection, tx))
+            "select set_config('hubert.writer_bookkeeping', 'on', true)", connection, tx))
         {
             await flags.ExecuteNonQueryAsync(cancellationToken);
         }

@@ -130,25 +130,7 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
             var scoredAt = lines.Skip(1).Select(l => l.Split(',')[6]).ToList();
             Assert.Equal(scoredAt.Order(StringComparer.Ordinal), scoredAt);
 
-            var parquet = Path.Combine(dir, "scores.parquet");
-            (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", parquet, "--with-embedding");
-            Assert.Equal(0, code);
-            await using var stream = File.OpenRead(parquet);
-            await using var reader = await ParquetReader.CreateAsync(stream);
-            // Fixed columns, one per label code, and the embedding as one list column.
-            var fields = reader.Schema.Fields;
-            Assert.Equal(7 + codes.Count + 1, fields.Count);
-            Assert.Equal(codes, fields.Skip(7).Take(codes.Count).Select(f => f.Name));
-            Assert.Equal("embedding", Assert.IsType<ListField>(fields[^1]).Name);
-            using var group = reader.OpenRowGroupReader(0);
-            Assert.Equal(cohort.GoodRecords.Count, group.RowCount);
-            var ids = new string?[group.RowCount];
-            await group.ReadAsync((DataField)fields[0], ids.AsMemory());
-            var first = new float[group.RowCount];
-            await group.ReadAsync<float>((DataField)fields[7], first.AsMemory());
-            Assert.All(first, p => Assert.InRange(p, 0f, 1f));
-
-            // The Parquet values are the stored ones.
+            // The stored first probability of every record, which both Parquet layouts must hold.
             await using var cmd = database.DataSource.CreateCommand("select record_id, probabilities[1] from scores where run_id = @run");
             cmd.Parameters.AddWithValue("run", runId);
             var stored = new Dictionary<string, float>();
@@ -160,8 +142,45 @@ public sealed class ClientCommandsTests(PostgresDatabaseFixture database, BlobCo
                 }
             }
 
-            Assert.Equal(stored.Count, ids.Length);
-            Assert.Equal(ids.Select(id => stored[id!]), first);
+            // Parquet, the default list layout: fixed columns, the probabilities and the embedding as list columns, the
+            // label codes in the file's metadata.
+            var parquet = Path.Combine(dir, "scores.parquet");
+            (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", parquet, "--with-embedding");
+            Assert.Equal(0, code);
+            await using (var stream = File.OpenRead(parquet))
+            await using (var reader = await ParquetReader.CreateAsync(stream))
+            {
+                var fields = reader.Schema.Fields;
+                Assert.Equal(["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at", "probabilities", "embedding"], fields.Select(f => f.Name));
+                Assert.Equal(codes, System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.CustomMetadata["hubert_ecg.label_codes"]));
+                using var group = reader.OpenRowGroupReader(0);
+                Assert.Equal(cohort.GoodRecords.Count, group.RowCount);
+                var ids = new string?[group.RowCount];
+                await group.ReadAsync((DataField)fields[0], ids.AsMemory());
+                var element = (DataField)Assert.IsType<ListField>(fields[7]).Item;
+                var values = new float[group.RowCount * codes.Count];
+                await group.ReadRawAsync<float>(element, values.AsMemory(), new int[values.Length], new int[values.Length]);
+                Assert.All(values, p => Assert.InRange(p, 0f, 1f));
+                Assert.Equal(stored.Count, ids.Length);
+                Assert.Equal(ids.Select(id => stored[id!]), Enumerable.Range(0, ids.Length).Select(r => values[r * codes.Count]));
+            }
+
+            // --layout wide: one float column per label code, as CSV.
+            (code, _) = await CliAsync("results", "export", "--run", runId.ToString(), "--out", parquet, "--layout", "wide");
+            Assert.Equal(0, code);
+            await using (var stream = File.OpenRead(parquet))
+            await using (var reader = await ParquetReader.CreateAsync(stream))
+            {
+                var fields = reader.Schema.Fields;
+                Assert.Equal(7 + codes.Count, fields.Count);
+                Assert.Equal(codes, fields.Skip(7).Select(f => f.Name));
+                using var group = reader.OpenRowGroupReader(0);
+                var ids = new string?[group.RowCount];
+                await group.ReadAsync((DataField)fields[0], ids.AsMemory());
+                var first = new float[group.RowCount];
+                await group.ReadAsync<float>((DataField)fields[7], first.AsMemory());
+                Assert.Equal(ids.Select(id => stored[id!]), first);
+            }
         }
         finally
         {

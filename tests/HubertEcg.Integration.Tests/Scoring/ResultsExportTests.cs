@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using HubertEcg.Client.Results;
 using HubertEcg.Storage;
 using HubertEcg.Testing;
@@ -11,44 +12,78 @@ namespace HubertEcg.Integration.Tests.Scoring;
 
 /// <summary>
 /// <c>results export</c> at scale (issue 14): the documented order (the run's own rows by scored time, then the rows it
-/// reused, by record id), each record once, a query plan with no sort of the run, Parquet row groups cut by size, and
-/// the embedding as one list column that reads back bit for bit.
+/// reused, by record id), each record once, a query plan with no sort of the run, Parquet row groups cut by size, the
+/// list layout (probabilities and embedding as list columns, the label codes in the metadata) and the wide one (a
+/// column per label), each reading back bit for bit.
 /// </summary>
 public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClassFixture<PostgresDatabaseFixture>
 {
     private const int Hidden = 16;
 
     [Fact]
-    public async Task ParquetHoldsTheEmbeddingAsOneListColumnEqualToTheStoredFloatsInSeveralRowGroups()
+    public async Task ListLayoutHoldsProbabilitiesAndEmbeddingAsListColumnsEqualToTheStoredFloatsWithTheCodesInTheMetadata()
     {
-        var model = "export-list";
-        var store = new RunStore(database.DataSource);
-        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var (runId, rows) = await WriteSpecialRowsAsync("export-list");
         var labels = TestModels.LabelCodes.Value.Count;
-
-        // Floats whose text or arithmetic could lose bits: negative zero, subnormals, extremes, values next to 0 and 1.
-        float[] probabilitySpecials = [0f, float.Epsilon, 1.17549435e-38f, 0.99999994f, 1f, 0.1f, 1f / 3];
-        float[] embeddingSpecials = [-0f, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue, 0.99999994f, 1.17549435e-38f, 0.1f, -1f / 3];
-        var random = new Random(14);
-        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
-        var rows = Enumerable.Range(0, 37).Select(i => new ScoreRow(
-            model, $"rec{i:D3}", runId,
-            Enumerable.Range(0, labels).Select(l => (i + l) % 7 == 0 ? probabilitySpecials[(i + l) % probabilitySpecials.Length] : random.NextSingle()).ToArray(),
-            Enumerable.Range(0, Hidden).Select(h => (i * Hidden + h) % 5 == 0 ? embeddingSpecials[(i + h) % embeddingSpecials.Length] : (random.NextSingle() - 0.5f) * 1e3f).ToArray(),
-            1, $"{model}/rec{i:D3}.npy", "0x1", start.AddMilliseconds(i))).ToList();
-        Assert.Equal(rows.Count, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
-
-        // A row as written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.
-        var legacy = rows[0] with { RecordId = "rec037", SourceBlob = $"{model}/rec037.npy", ScoredAt = start.AddMilliseconds(37), Embedding = [.. rows[1].Embedding.Reverse()] };
-        await Runs.InsertPre0027RowAsync(database.DataSource, legacy);
-
-        rows.Add(legacy);
-
         var path = Path.Combine(Path.GetTempPath(), $"hubert-export-{Guid.NewGuid():N}.parquet");
         try
         {
             // About 5 rows of 52 + 4 x (164 + 16) bytes fit in 4 KB: the 38 rows take 8 groups.
-            var summary = await ResultsExport.ExportAsync(database.DataSource, runId, path, withEmbedding: true, rowGroupBytes: 4096, CancellationToken.None);
+            var summary = await ResultsExport.ExportAsync(
+                database.DataSource, runId, path, new ExportOptions(WithEmbedding: true, RowGroupBytes: 4096), CancellationToken.None);
+            Assert.Equal((38L, labels, Hidden), (summary.Rows, summary.LabelColumns, summary.EmbeddingColumns));
+
+            await using var stream = File.OpenRead(path);
+            await using var reader = await ParquetReader.CreateAsync(stream);
+            Assert.Equal(summary.RowGroups, reader.RowGroupCount);
+            Assert.True(reader.RowGroupCount >= 7, $"{reader.RowGroupCount} row groups");
+
+            // Top level: the 7 fixed columns, then two lists of float; the codes, layout and run in the metadata.
+            var top = reader.Schema.Fields;
+            Assert.Equal(["record_id", "model_id", "run_id", "windows_used", "source_blob", "source_etag", "scored_at", "probabilities", "embedding"], top.Select(f => f.Name));
+            var probabilityElement = ListElement(top[7]);
+            var embeddingElement = ListElement(top[8]);
+            Assert.Equal(TestModels.LabelCodes.Value, JsonSerializer.Deserialize<string[]>(reader.CustomMetadata["hubert_ecg.label_codes"]));
+            Assert.Equal("list", reader.CustomMetadata["hubert_ecg.layout"]);
+            Assert.Equal(runId.ToString(), reader.CustomMetadata["hubert_ecg.run_id"]);
+
+            var exported = new List<(string Record, float[] Probabilities, float[] Embedding)>();
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var n = (int)group.RowCount;
+                Assert.InRange(n, 1, 5);
+                var ids = new string?[n];
+                await group.ReadAsync((DataField)top[0], ids.AsMemory());
+                var probabilities = await ReadListAsync(group, probabilityElement, n, labels);
+                var embeddings = await ReadListAsync(group, embeddingElement, n, Hidden);
+                exported.AddRange(Enumerable.Range(0, n).Select(r => (ids[r]!, probabilities[r], embeddings[r])));
+            }
+
+            AssertRowsEqual(rows, exported);
+
+            // The evaluation reads the same file: the codes from the metadata, every probability as stored.
+            var table = await HubertEcg.Client.Evaluation.ScoreSources.ReadParquetAsync(path, CancellationToken.None);
+            Assert.Equal(38, table.Count);
+            Assert.Equal(TestModels.LabelCodes.Value, table.Codes);
+            AssertTableEqual(rows, table);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task WideLayoutHasAFloatColumnPerLabelCodeAndTheEmbeddingAsOneListColumnEqualToTheStoredFloats()
+    {
+        var (runId, rows) = await WriteSpecialRowsAsync("export-wide");
+        var labels = TestModels.LabelCodes.Value.Count;
+        var path = Path.Combine(Path.GetTempPath(), $"hubert-export-{Guid.NewGuid():N}.parquet");
+        try
+        {
+            var summary = await ResultsExport.ExportAsync(
+                database.DataSource, runId, path, new ExportOptions(true, ParquetLayout.Wide, 4096), CancellationToken.None);
             Assert.Equal((38L, labels, Hidden), (summary.Rows, summary.LabelColumns, summary.EmbeddingColumns));
 
             await using var stream = File.OpenRead(path);
@@ -60,10 +95,10 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
             var top = reader.Schema.Fields;
             Assert.Equal(7 + labels + 1, top.Count);
             Assert.Equal(TestModels.LabelCodes.Value, top.Skip(7).Take(labels).Select(f => f.Name));
-            var list = Assert.IsType<ListField>(top[^1]);
-            Assert.Equal("embedding", list.Name);
-            var element = Assert.IsType<DataField>(list.Item, exactMatch: false);
-            Assert.Equal(typeof(float), element.ClrType);
+            Assert.Equal("embedding", top[^1].Name);
+            var element = ListElement(top[^1]);
+            Assert.Equal("wide", reader.CustomMetadata["hubert_ecg.layout"]);
+            Assert.Equal(TestModels.LabelCodes.Value, JsonSerializer.Deserialize<string[]>(reader.CustomMetadata["hubert_ecg.label_codes"]));
             var record = (DataField)top[0];
             var labelFields = top.Skip(7).Take(labels).Cast<DataField>().ToArray();
 
@@ -82,37 +117,93 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
                     await group.ReadAsync<float>(labelFields[l], probabilities[l].AsMemory());
                 }
 
-                // One value per dimension and row, none missing: repetition level 0 starts a row's list.
-                Assert.Equal(n * Hidden, group.GetMetadata(element)?.MetaData?.NumValues);
-                var values = new float[n * Hidden];
-                var repetitions = new int[n * Hidden];
-                var definitions = new int[n * Hidden];
-                await group.ReadRawAsync<float>(element, values.AsMemory(), definitions.AsMemory(), repetitions.AsMemory());
-                Assert.All(definitions, d => Assert.Equal(element.MaxDefinitionLevel, d));
-                Assert.Equal(n, repetitions.Count(r => r == 0));
-                for (var r = 0; r < n; r++)
-                {
-                    Assert.Equal(0, repetitions[r * Hidden]);
-                    exported.Add((ids[r]!, probabilities.Select(column => column[r]).ToArray(), values.AsSpan(r * Hidden, Hidden).ToArray()));
-                }
+                var embeddings = await ReadListAsync(group, element, n, Hidden);
+                exported.AddRange(Enumerable.Range(0, n).Select(r => (ids[r]!, probabilities.Select(column => column[r]).ToArray(), embeddings[r])));
             }
 
-            // Own rows in scored order, which here is record order; every float bit for bit, packed or not.
-            Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
-            for (var i = 0; i < rows.Count; i++)
-            {
-                Assert.Equal(Bits(rows[i].Probabilities), Bits(exported[i].Probabilities));
-                Assert.Equal(Bits(rows[i].Embedding), Bits(exported[i].Embedding));
-            }
+            AssertRowsEqual(rows, exported);
 
             // The evaluation reads the same file: labels only, the list column is not taken for one.
             var table = await HubertEcg.Client.Evaluation.ScoreSources.ReadParquetAsync(path, CancellationToken.None);
             Assert.Equal(38, table.Count);
             Assert.Equal(TestModels.LabelCodes.Value, table.Codes);
+            AssertTableEqual(rows, table);
         }
         finally
         {
             File.Delete(path);
+        }
+    }
+
+    /// <summary>
+    /// 37 rows through the result writer and one as written before 0027 (embedding as real[]), with floats whose text
+    /// or arithmetic could lose bits: negative zero, subnormals, extremes, values next to 0 and 1; in scored order.
+    /// </summary>
+    private async Task<(Guid RunId, List<ScoreRow> Rows)> WriteSpecialRowsAsync(string model)
+    {
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var labels = TestModels.LabelCodes.Value.Count;
+        float[] probabilitySpecials = [0f, float.Epsilon, 1.17549435e-38f, 0.99999994f, 1f, 0.1f, 1f / 3];
+        float[] embeddingSpecials = [-0f, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue, 0.99999994f, 1.17549435e-38f, 0.1f, -1f / 3];
+        var random = new Random(14);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        var rows = Enumerable.Range(0, 37).Select(i => new ScoreRow(
+            model, $"rec{i:D3}", runId,
+            Enumerable.Range(0, labels).Select(l => (i + l) % 7 == 0 ? probabilitySpecials[(i + l) % probabilitySpecials.Length] : random.NextSingle()).ToArray(),
+            Enumerable.Range(0, Hidden).Select(h => (i * Hidden + h) % 5 == 0 ? embeddingSpecials[(i + h) % embeddingSpecials.Length] : (random.NextSingle() - 0.5f) * 1e3f).ToArray(),
+            1, $"{model}/rec{i:D3}.npy", "0x1", start.AddMilliseconds(i))).ToList();
+        Assert.Equal(rows.Count, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+
+        // A row as written before 0027_packed_embeddings.sql: the embedding as real[], nothing packed.
+        var legacy = rows[0] with { RecordId = "rec037", SourceBlob = $"{model}/rec037.npy", ScoredAt = start.AddMilliseconds(37), Embedding = [.. rows[1].Embedding.Reverse()] };
+        await Runs.InsertPre0027RowAsync(database.DataSource, legacy);
+        rows.Add(legacy);
+        return (runId, rows);
+    }
+
+    private static DataField ListElement(Field field)
+    {
+        var list = Assert.IsType<ListField>(field);
+        var element = Assert.IsType<DataField>(list.Item, exactMatch: false);
+        Assert.Equal(typeof(float), element.ClrType);
+        return element;
+    }
+
+    /// <summary>A list column of a group, every row's list of exactly <paramref name="length"/> values, none missing.</summary>
+    private static async Task<float[][]> ReadListAsync(ParquetRowGroupReader group, DataField element, int rows, int length)
+    {
+        Assert.Equal(rows * length, group.GetMetadata(element)?.MetaData?.NumValues);
+        var values = new float[rows * length];
+        var repetitions = new int[rows * length];
+        var definitions = new int[rows * length];
+        await group.ReadRawAsync<float>(element, values.AsMemory(), definitions.AsMemory(), repetitions.AsMemory());
+        Assert.All(definitions, d => Assert.Equal(element.MaxDefinitionLevel, d));
+        Assert.Equal(rows, repetitions.Count(r => r == 0));
+        return Enumerable.Range(0, rows).Select(r =>
+        {
+            Assert.Equal(0, repetitions[r * length]);
+            return values.AsSpan(r * length, length).ToArray();
+        }).ToArray();
+    }
+
+    // Own rows in scored order, which here is record order; every float bit for bit, packed or not.
+    private static void AssertRowsEqual(List<ScoreRow> rows, List<(string Record, float[] Probabilities, float[] Embedding)> exported)
+    {
+        Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
+        for (var i = 0; i < rows.Count; i++)
+        {
+            Assert.Equal(Bits(rows[i].Probabilities), Bits(exported[i].Probabilities));
+            Assert.Equal(Bits(rows[i].Embedding), Bits(exported[i].Embedding));
+        }
+    }
+
+    private static void AssertTableEqual(List<ScoreRow> rows, HubertEcg.Inference.Evaluation.ScoreTable table)
+    {
+        foreach (var row in rows)
+        {
+            Assert.True(table.TryGetRow(row.RecordId, out var r), row.RecordId);
+            Assert.Equal(Bits(row.Probabilities), Bits(Enumerable.Range(0, row.Probabilities.Length).Select(l => table.Get(l, r)).ToArray()));
         }
     }
 

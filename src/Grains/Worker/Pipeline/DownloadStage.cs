@@ -47,7 +47,7 @@ internal sealed partial class DownloadStage(
                     scope = ScoringPipeline.ShardScope(logger, held.Lease.RunId, held.Lease.ShardNo, workerId);
 
                     // The model loads (once per model) while the shard downloads; a failure shows when the shard is read.
-                    _ = scorers.OpenAsync(held.Lease);
+                    scorers.Start(held.Lease);
                     if (await DownloadAsync(held, stoppingToken))
                     {
                         leases.Add(held);

@@ -20,13 +20,23 @@ internal sealed class ScorerCache(IScorerProvider scorers, WorkerDevice device, 
     private readonly ConcurrentDictionary<string, Task<IEcgScorer>> _opening = new(StringComparer.Ordinal);
     private readonly Queue<string> _runKeys = new();
 
-    public Task<IEcgScorer> OpenAsync(ShardLease lease)
+    /// <summary>
+    /// Starts opening <paramref name="lease"/>'s model, or finds it opening or open, without taking a failure away: the
+    /// shard's own <see cref="OpenAsync"/> later sees it (a failure seen here, when the open failed at once, would
+    /// otherwise make that call open the model a second time for the same shard).
+    /// </summary>
+    public void Start(ShardLease lease) => _ = Opening(lease, retryFailed: false);
+
+    /// <summary>The scorer of <paramref name="lease"/>'s model; a failed open is forgotten once seen here, so the next shard tries again.</summary>
+    public Task<IEcgScorer> OpenAsync(ShardLease lease) => Opening(lease, retryFailed: true);
+
+    private Task<IEcgScorer> Opening(ShardLease lease, bool retryFailed)
     {
         var location = lease.Settings.ModelPath;
         var blob = ModelLocation.Parse(location);
         var key = blob is null ? location : $"{lease.RunId:N} {location}";
         var opening = _opening.GetOrAdd(key, _ => blob is null ? Open(location) : OpenBlobAsync(blob));
-        if (opening.IsFaulted)
+        if (opening.IsFaulted && retryFailed)
         {
             _opening.TryRemove(new KeyValuePair<string, Task<IEcgScorer>>(key, opening));
         }
