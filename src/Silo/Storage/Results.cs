@@ -208,14 +208,13 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         // Rows of runs that ended early are not written (their counts are final).
         var rows = ended.Count == 0 ? batch : batch.Where(r => !ended.Contains(r.RunId)).ToList();
         int written;
-        IReadOnlyList<LabelBucketClaim> bucketClaims = [];
         if (rows.Count == 0)
         {
             written = 0;
         }
         else if (allowDirect && !anyStored)
         {
-            (written, bucketClaims) = await CopyIntoScoresAsync(connection, tx, rows, thresholds, topCuts, cancellationToken);
+            written = await CopyIntoScoresAsync(connection, tx, rows, thresholds, topCuts, cancellationToken);
         }
         else
         {
@@ -228,7 +227,6 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         }
 
         await tx.CommitAsync(cancellationToken);
-        await _top.CommittedAsync(connection, bucketClaims, topCuts, cancellationToken);
         if (allowDirect && !anyStored && rows.Count > 0 && Interlocked.Increment(ref _claimedBatches) % FoldEvery == 0)
         {
             await FoldBucketsAsync(runIds, cancellationToken);
@@ -244,6 +242,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     internal long TopListFrom { get; init; } = RunLabelTop.EstablishRows;
 
     private int _claimedBatches;
+
+    /// <summary>The passes over runs' rows this writer started to make their top lists, finished (for tests).</summary>
+    internal Task TopListPassesDoneAsync() => _top.PassesDoneAsync();
 
     /// <summary>
     /// Folds the label bucket delta rows of <paramref name="runIds"/> into one row per run, as
@@ -268,7 +269,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
             await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
             await tx.CommitAsync(cancellationToken);
-            await RunLabelTop.EstablishAsync(connection, runIds, TopListFrom, cancellationToken);
+            // A run's list once it has TopListFrom rows: step 1 here, the pass in the background (0030's header).
+            _top.StartPasses(dataSource, await RunLabelTop.BeginAsync(connection, runIds, TopListFrom, cancellationToken));
         }
         catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -485,7 +487,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // (0025_threshold_buckets.sql), which this writer folds itself (FoldBucketsAsync). The copy adds exactly the rows
     // sent or fails whole (scores has no trigger that skips a row), so the counts are those of the rows added; they
     // are written after the copy, so that the counter rows writers of one run share are locked only until the commit.
-    private async Task<(int Written, IReadOnlyList<LabelBucketClaim> BucketClaims)> CopyIntoScoresAsync(
+    private async Task<int> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<string, ModelThresholds> thresholds,
         IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
     {
@@ -525,8 +527,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             bookkeeping.BatchCommands.Add(command);
         }
 
-        var bucketClaims = LabelBuckets.Claims(rows);
-        foreach (var buckets in bucketClaims)
+        foreach (var buckets in LabelBuckets.Claims(rows))
         {
             if (buckets.Cells.Length == 0)
             {
@@ -543,7 +544,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         // The runs' top-list entries of these rows (0030_run_label_top.sql).
         RunLabelTop.AddEntries(bookkeeping, rows, topCuts);
         await bookkeeping.ExecuteNonQueryAsync(cancellationToken);
-        return (rows.Count, bucketClaims);
+        return rows.Count;
     }
 
     private static void AddMinutes(NpgsqlBatchCommand command, Guid[] runs, DateTime[] minutes, long[] counts)

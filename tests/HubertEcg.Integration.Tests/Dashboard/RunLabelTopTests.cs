@@ -13,7 +13,9 @@ namespace HubertEcg.Integration.Tests.Dashboard;
 /// page read from the run's rows (<see cref="DashboardQueries.FlaggedRecordsScanAsync"/>, the query of before), row for
 /// row and page by page through keyset paging: for a plain run, after threshold changes up and down, after rows replaced
 /// from another source, for reused records, for rows written by plain SQL (which the list does not see: the page falls
-/// back to the rows), and on pages below the cut (read from the rows). Each case also says which way the page came.
+/// back to the rows), on pages below the cut (read from the rows), for many rows tied on one probability (the cut a
+/// position in page order, raised from the list as entries come), and for a run whose list is made while two writers
+/// write it (the pass in the background, no writer held). Each case also says which way the page came.
 /// </summary>
 public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassFixture<PostgresDatabaseFixture>
 {
@@ -64,7 +66,8 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         Assert.Equal(0, await CountAsync("select count(*) from run_label_top_batches where run_id = @run", run));
         Assert.True(await CountAsync("select count(*) from run_label_top where run_id = @run", run) >= 1000 * Labels.Length);
         Assert.Equal(0, await CountAsync(
-            "select count(*) from run_label_top e join run_label_top_cuts k using (run_id) where e.run_id = @run and e.probability < k.cuts[e.position + 1]",
+            "select count(*) from run_label_top e join run_label_top_cuts k using (run_id) where e.run_id = @run " +
+            "and (e.probability, e.record_id) < (k.cuts[e.position + 1], coalesce(k.cut_records[e.position + 1], ''))",
             run));
         Assert.Equal(0, await MissingEntriesAsync(run));
     }
@@ -215,6 +218,135 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         Assert.Equal(0, await MissingEntriesAsync(run));
     }
 
+    [Fact]
+    public async Task TiedProbabilitiesPageThroughTheListAsTheScanDoes()
+    {
+        var model = NewModel();
+        var run = await SubmitAsync(model);
+        var writer = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1000 };
+        await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
+
+        // Every probability one of three values per label: each label's top value is shared by about a third of the
+        // rows, and every new row that has it is above the cut (record ids rise, and page order puts the highest first).
+        await WriteAsync(writer, Tied(model, run, 0, 2000));
+        Assert.Equal("complete", await StateAsync(run));
+        var cutsBefore = await CutsAsync(run);
+        await WriteAsync(writer, Tied(model, run, 2000, 7000));
+
+        // The list was made with the cut in the middle value's tie (about 670 rows at the top value); the entries added
+        // since raised each label's cut into the top value's tie: no label keeps the whole tie (about 3,000 rows) nor
+        // more than 3 x 1,000 entries.
+        var cutsAfter = await CutsAsync(run);
+        foreach (var label in Labels)
+        {
+            Assert.Equal(0.5f, cutsBefore[label].Probability);
+            Assert.Equal(0.9f, cutsAfter[label].Probability);
+            Assert.NotEqual("", cutsAfter[label].Record);
+            Assert.InRange(await CountAsync($"select count(*) from run_label_top where run_id = @run and position = {label}", run), 1000, 3000);
+        }
+
+        Assert.Equal(0, await MissingEntriesAsync(run));
+        try
+        {
+            // The global threshold at the middle value (exclusive): the flagged rows are the tie at the top value, more
+            // than the list holds. Then the model's own set (inclusive) at the top value: the same rows, the threshold at
+            // the cut's probability and the cut within the tie.
+            await ExecuteAsync($"insert into label_thresholds (position, threshold) select p, 0.5 from unnest(array[{string.Join(", ", Labels)}]) p");
+            for (var round = 0; round < 2; round++)
+            {
+                if (round == 1)
+                {
+                    var set = Guid.NewGuid();
+                    await ExecuteAsync(
+                        "insert into threshold_sets (set_id, model_id, name, version, rule, scores_source, labels_file, labels_sha256, cohort_size) " +
+                        $"values ('{set}', '{model}', 'review', 1, 'youden', 'test', 'labels.csv', repeat('a', 64), 10); " +
+                        $"insert into threshold_set_labels (set_id, position, threshold) select '{set}', p, 0.9 from unnest(array[{string.Join(", ", Labels)}]) p; " +
+                        $"select threshold_set_activate('{set}')");
+                }
+
+                foreach (var label in Labels)
+                {
+                    var listed = await AssertPagesEqualAsync(queries, run, Code(label), 100);
+                    Assert.True(listed[0], $"page 1 of label {label} came from the rows");
+                    Assert.Contains(false, listed);
+                }
+            }
+        }
+        finally
+        {
+            await ExecuteAsync("delete from label_thresholds");
+        }
+    }
+
+    [Fact]
+    public async Task ListMadeWhileTwoWritersWriteMissesNoRow()
+    {
+        var model = NewModel();
+        var run = await SubmitAsync(model);
+        var first = new ResultWriter(database.DataSource) { FoldEvery = 2, TopListFrom = 1500 };
+        var second = new ResultWriter(database.DataSource) { FoldEvery = 3, TopListFrom = 1500 };
+
+        // Two writers, one run, their batches interleaved; the run passes 1,500 rows early on, and its list is made
+        // (the pass in a writer's background task) while both go on writing.
+        var rows = Rows(model, run, 0, 12000, "\"v1\"");
+        await Task.WhenAll(
+            WriteAsync(first, [.. rows.Where((_, i) => i / 256 % 2 == 0)]),
+            WriteAsync(second, [.. rows.Where((_, i) => i / 256 % 2 == 1)]));
+        await first.TopListPassesDoneAsync();
+        await second.TopListPassesDoneAsync();
+        Assert.Equal(12000, await CountAsync("select count(*) from scores where run_id = @run", run));
+        Assert.Equal("complete", await StateAsync(run));
+        Assert.Equal(0, await MissingEntriesAsync(run));
+
+        await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
+        try
+        {
+            // Every page at two thresholds, one with more flagged rows than the list holds.
+            foreach (var threshold in new[] { 0.5f, 0.05f })
+            {
+                await ExecuteAsync("delete from label_thresholds");
+                await ExecuteAsync(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"insert into label_thresholds (position, threshold) select p, {threshold}::real from unnest(array[{string.Join(", ", Labels)}]) p"));
+                foreach (var label in Labels)
+                {
+                    Assert.True((await AssertPagesEqualAsync(queries, run, Code(label), 100))[0], $"page 1 of label {label} came from the rows");
+                }
+            }
+        }
+        finally
+        {
+            await ExecuteAsync("delete from label_thresholds");
+        }
+    }
+
+    // Rows [start, start + count) whose probabilities take three values per label, 0.9, 0.5 and 0.1, in turn by record.
+    private static List<ScoreRow> Tied(string model, Guid run, int start, int count) =>
+    [
+        .. Enumerable.Range(start, count).Select(i =>
+        {
+            var probabilities = Enumerable.Range(0, 164).Select(label => ((i * 7 + label) % 3) switch { 0 => 0.9f, 1 => 0.5f, _ => 0.1f }).ToArray();
+            return new ScoreRow(model, $"{model}-rec-{i:D5}", run, probabilities, new float[16], 1, $"top/rec-{i}.npy", "\"v1\"", At.AddSeconds(i));
+        }),
+    ];
+
+    // Per label position the run's cut: its probability and record ('' for the lowest).
+    private async Task<Dictionary<int, (float Probability, string Record)>> CutsAsync(Guid run)
+    {
+        await using var cmd = database.DataSource.CreateCommand(
+            "select g.i - 1, k.cuts[g.i], coalesce(k.cut_records[g.i], '') from run_label_top_cuts k " +
+            "cross join generate_series(1, cardinality(k.cuts)) g (i) where k.run_id = @run and k.cuts[g.i] is not null");
+        cmd.Parameters.AddWithValue("run", run);
+        var cuts = new Dictionary<int, (float, string)>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            cuts[reader.GetInt32(0)] = (reader.GetFloat(1), reader.GetString(2));
+        }
+
+        return cuts;
+    }
+
     // Walks every page of the label through keyset paging both ways; asserts they are equal and returns, per page,
     // whether it came from the list.
     private static async Task<List<bool>> AssertPagesEqualAsync(DashboardQueries queries, Guid run, string code, int pageSize)
@@ -259,12 +391,12 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         "union all select s.record_id, s.probabilities from run_reused_scores r join scores s using (model_id, record_id) where r.run_id = @run) x " +
         "cross join lateral unnest(x.probabilities) with ordinality u (p, ord) " +
         "join run_label_top_cuts k on k.run_id = @run and k.state = 'complete' " +
-        "where u.p >= coalesce(k.cuts[u.ord], '-Infinity'::real) " +
+        "where (u.p, x.record_id) >= (coalesce(k.cuts[u.ord], '-Infinity'::real), coalesce(k.cut_records[u.ord], '')) " +
         "except " +
         "select e.position, e.probability, e.record_id from run_label_top e where e.run_id = @run " +
         "except " +
-        "select v.position, v.p, b.record_ids[v.r + 1] from run_label_top_batches b " +
-        "cross join lateral unnest(b.positions, b.rows, b.probabilities) v (position, r, p) where b.run_id = @run) missing",
+        "select v.position, v.p, v.record_id from run_label_top_batches b " +
+        "cross join lateral unnest(b.positions, b.record_ids, b.probabilities) v (position, record_id, p) where b.run_id = @run) missing",
         run);
 
     private static string NewModel() => "top-" + Guid.NewGuid().ToString("N")[..12];
@@ -289,12 +421,16 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         }),
     ];
 
+    // Writes the rows in batches of 512, then waits for the passes the writer started in the background (a run's list
+    // made meanwhile).
     private static async Task WriteAsync(ResultWriter writer, List<ScoreRow> rows)
     {
         foreach (var batch in rows.Chunk(512))
         {
             await writer.WriteScoresAsync(batch);
         }
+
+        await writer.TopListPassesDoneAsync();
     }
 
     private async Task<string?> StateAsync(Guid run)

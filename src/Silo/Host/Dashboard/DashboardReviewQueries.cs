@@ -88,8 +88,10 @@ public sealed partial class DashboardQueries
     /// The page comes from the run's list of its highest rows for the label (<c>infra/sql/0030_run_label_top.sql</c>:
     /// an index in page order, complete at or above the label's cut while the run's list is 'complete'), each entry
     /// checked against its score row (a primary-key look-up: the row must still be the run's, or one it reused, with
-    /// that probability). That page is exact when it is full and ends at or above the cut, or when the threshold is at
-    /// or above the cut (no flagged row can be missing from the list). Otherwise (a page below the cut, a threshold
+    /// that probability). A cut is a position in page order (probability, record_id). That page is exact when it is
+    /// full and its last row is at or above the cut, or when every flagged row is (the threshold above the cut's
+    /// probability, or at it with the cut's record the lowest or the threshold exclusive): no flagged row can be
+    /// missing from the list. Otherwise (a page below the cut, a threshold
     /// below it, a run whose list is not complete) the page is read from the run's rows
     /// (<see cref="FlaggedRecordsScanAsync"/>), which costs a read of all of them (<c>docs/queries.md</c>).
     /// </summary>
@@ -107,7 +109,7 @@ public sealed partial class DashboardQueries
     {
         var listed = await RowsAsync(
             "with t as (select t.position, t.threshold, t.inclusive, r.model_id, " +
-            "coalesce(k.cuts[t.position + 1], '-Infinity'::real) as cut from runs r " +
+            "coalesce(k.cuts[t.position + 1], '-Infinity'::real) as cut, coalesce(k.cut_records[t.position + 1], '') as cut_record from runs r " +
             "join dashboard_model_label_thresholds t on t.model_id = r.model_id " +
             "join run_label_top_cuts k on k.run_id = r.run_id and k.state = 'complete' " +
             "where r.run_id = @run and t.code = @code), " +
@@ -115,10 +117,10 @@ public sealed partial class DashboardQueries
             "where (e.probability > t.threshold or (t.inclusive and e.probability = t.threshold)) " +
             "and (not @paged or (e.probability, e.record_id) < (@after_probability, @after_record)) " +
             "union " +
-            "select u.probability, b.record_ids[u.r + 1] from t join run_label_top_batches b on b.run_id = @run " +
-            "cross join lateral unnest(b.positions, b.rows, b.probabilities) as u (position, r, probability) " +
+            "select u.probability, u.record_id from t join run_label_top_batches b on b.run_id = @run " +
+            "cross join lateral unnest(b.positions, b.record_ids, b.probabilities) as u (position, record_id, probability) " +
             "where u.position = t.position and (u.probability > t.threshold or (t.inclusive and u.probability = t.threshold)) " +
-            "and (not @paged or (u.probability, b.record_ids[u.r + 1]) < (@after_probability, @after_record))), " +
+            "and (not @paged or (u.probability, u.record_id) < (@after_probability, @after_record))), " +
             "page as (select x.record_id, x.probability, v.scored_at, v.scored_by_run " +
             "from (select c.probability, c.record_id from c order by c.probability desc, c.record_id desc) x cross join t " +
             "cross join lateral (select s.scored_at, s.run_id as scored_by_run from scores s " +
@@ -128,8 +130,9 @@ public sealed partial class DashboardQueries
             "order by x.probability desc, x.record_id desc limit @limit) " +
             "select p.record_id, p.probability, p.scored_at, p.scored_by_run, null::boolean as exact from page p " +
             "union all " +
-            "select null, null, null, null, coalesce((select t.threshold >= t.cut " +
-            "or ((select count(*) from page) = @limit and (select min(p.probability) from page p) >= t.cut) from t), false)",
+            "select null, null, null, null, coalesce((select t.threshold > t.cut or (t.threshold = t.cut and (not t.inclusive or t.cut_record = '')) " +
+            "or ((select count(*) from page) = @limit " +
+            "and (select (p.probability, p.record_id) >= (t.cut, t.cut_record) from page p order by p.probability, p.record_id limit 1)) from t), false)",
             cancellationToken,
             FlaggedParameters(runId, code, limit, after));
         if (!listed.Any(r => r["exact"] is true))
