@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using HubertEcg.Storage;
 using Npgsql;
 using HubertEcg.Grains;
@@ -9,10 +10,12 @@ using HubertEcg.Worker;
 namespace HubertEcg.Client.Commands;
 
 /// <summary>
-/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16] [--warmup-rows N] [--distinct-vectors N]</c>:
+/// <c>hubert-ecg bench write [--rows N] [--batch B] [--labels 164] [--embedding 512] [--writers W] [--embedding-precision fp32|fp16] [--warmup-rows N] [--jit-settle S] [--distinct-vectors N]</c>:
 /// score rows per second through the workers' result writer (binary COPY straight into scores for new keys, else through staging) into a scratch
 /// database created on the configured Postgres server with the project's schema and dropped afterwards. Warm-up rows (another run of the same model)
-/// are written first and not timed, so the timed rows run the runtime's optimised code as a long-running worker does. Besides the rate it prints the
+/// are written first and not timed, at least <c>--warmup-rows</c> and then more until the runtime has compiled no method for <c>--jit-settle</c>
+/// seconds, so the timed rows run the runtime's optimised code as a long-running worker does (tiered compilation compiles a hot method again,
+/// optimised, only after it has been called many times, and code run once per batch needs many batches for that). Besides the rate it prints the
 /// CPU per row of this process and, when the server runs on this machine (its backends' /proc entries readable), of the writers' server backends.
 /// </summary>
 public static class BenchWriteCommand
@@ -26,7 +29,12 @@ public static class BenchWriteCommand
         var writers = new Option<int>("--writers") { Description = "Concurrent writers (workers)", DefaultValueFactory = _ => 2 };
         var precision = new Option<string?>("--embedding-precision") { Description = "How rows store the embedding: fp32 or fp16 (default: Postgres:EmbeddingPrecision)" };
         var vectors = new Option<int>("--distinct-vectors") { Description = "Distinct probability and embedding vectors the rows cycle through (64: a batch's label bucket counts have few cells; thousands: as many as uniformly random outputs, the worst case)", DefaultValueFactory = _ => 64 };
-        var warmupRows = new Option<int>("--warmup-rows") { Description = "Rows written first and not timed (0: none)", DefaultValueFactory = _ => 20_000 };
+        var warmupRows = new Option<int>("--warmup-rows") { Description = "Rows written first and not timed, at the least (0: none)", DefaultValueFactory = _ => 20_000 };
+        var settle = new Option<double>("--jit-settle")
+        {
+            Description = $"After --warmup-rows, go on writing untimed rows until the runtime has compiled no method for this many seconds (at most {MaxSettleSeconds} s more); 0: --warmup-rows alone",
+            DefaultValueFactory = _ => 1.0,
+        };
         var command = new Command("write", "Postgres write rate of score rows through the result writer");
         command.Options.Add(rows);
         command.Options.Add(batch);
@@ -35,6 +43,7 @@ public static class BenchWriteCommand
         command.Options.Add(writers);
         command.Options.Add(precision);
         command.Options.Add(warmupRows);
+        command.Options.Add(settle);
         command.Options.Add(vectors);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -44,6 +53,7 @@ public static class BenchWriteCommand
             var hidden = parseResult.GetValue(embedding);
             var concurrency = parseResult.GetValue(writers);
             var warmup = parseResult.GetValue(warmupRows);
+            var settleSeconds = parseResult.GetValue(settle);
             var distinct = parseResult.GetValue(vectors);
             if (total < 1 || size < 1 || labelCount < 1 || hidden < 1 || concurrency < 1 || distinct < 1)
             {
@@ -60,6 +70,12 @@ public static class BenchWriteCommand
             if (warmup < 0)
             {
                 Console.Error.WriteLine("error: --warmup-rows must not be negative");
+                return 1;
+            }
+
+            if (!(settleSeconds >= 0 && settleSeconds <= MaxSettleSeconds))
+            {
+                Console.Error.WriteLine($"error: --jit-settle must be between 0 and {MaxSettleSeconds} seconds");
                 return 1;
             }
 
@@ -129,10 +145,36 @@ public static class BenchWriteCommand
                     return written;
                 }
 
+                // The warm-up: its rows go to another run of the same model, each round under its own record ids.
+                var warmupClock = Stopwatch.StartNew();
+                var warmedRows = 0L;
+                var rounds = 0;
                 if (warmup > 0)
                 {
-                    await WriteAsync(warmupRun, "warmup", warmup);
+                    warmedRows += await WriteAsync(warmupRun, $"warmup{rounds++}", warmup);
                 }
+
+                if (settleSeconds > 0)
+                {
+                    // A round of a few batches per writer, so the check comes often; the runtime compiles on a background thread.
+                    var roundRows = (int)Math.Min(int.MaxValue, 4L * size * concurrency);
+                    var compiled = JitInfo.GetCompiledMethodCount();
+                    var quietSince = warmupClock.Elapsed.TotalSeconds;
+                    var settleStart = quietSince;
+                    while (warmupClock.Elapsed.TotalSeconds - quietSince < settleSeconds && warmupClock.Elapsed.TotalSeconds - settleStart < MaxSettleSeconds)
+                    {
+                        warmedRows += await WriteAsync(warmupRun, $"warmup{rounds++}", roundRows);
+                        var now = JitInfo.GetCompiledMethodCount();
+                        if (now != compiled)
+                        {
+                            compiled = now;
+                            quietSince = warmupClock.Elapsed.TotalSeconds;
+                        }
+                    }
+                }
+
+                warmupClock.Stop();
+                var compiledBefore = JitInfo.GetCompiledMethodCount();
 
                 var serverBefore = await BackendCpu.ReadAsync(db, cancellationToken);
                 var clientBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -140,6 +182,7 @@ public static class BenchWriteCommand
                 var written = await WriteAsync(runId, "bench", total);
                 stopwatch.Stop();
                 var clientCpu = Process.GetCurrentProcess().TotalProcessorTime - clientBefore;
+                var compiledWhileMeasuring = JitInfo.GetCompiledMethodCount() - compiledBefore;
                 var serverAfter = await BackendCpu.ReadAsync(db, cancellationToken);
 
                 await using var count = db.CreateCommand("select count(*) from scores where run_id = @run");
@@ -151,7 +194,8 @@ public static class BenchWriteCommand
                     return 1;
                 }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s, after {warmup} warm-up rows, {distinct} distinct vectors"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rows: {total} ({labelCount} probabilities + {hidden}-float embedding each, stored {PackedEmbeddings.Name(embeddingPrecision)}), batches of {size}, {concurrency} writer(s), {stopwatch.Elapsed.TotalSeconds:F2} s, {distinct} distinct vectors"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up: {warmedRows} rows in {warmupClock.Elapsed.TotalSeconds:F1} s; methods compiled while measuring: {compiledWhileMeasuring}"));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"client_cpu_us_per_row={clientCpu.TotalMicroseconds / total:F1}"));
                 if (BackendCpu.Delta(serverBefore, serverAfter) is { } serverCpu)
                 {
@@ -171,6 +215,8 @@ public static class BenchWriteCommand
         });
         return command;
     }
+
+    private const double MaxSettleSeconds = 60;
 }
 
 /// <summary>

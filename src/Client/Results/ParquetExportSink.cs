@@ -85,6 +85,7 @@ internal sealed class ParquetExportSink : RowSink
     private int _count;
     private long _bytes;
     private int _groups;
+    private bool _complete;
 
     // The same model and run on almost every row: one string each, not one per row.
     private Guid _lastRunId;
@@ -118,7 +119,7 @@ internal sealed class ParquetExportSink : RowSink
     }
 
     public static async Task<ParquetExportSink> CreateAsync(
-        string path, Guid runId, IReadOnlyList<string> labels, int embeddingSize, ParquetLayout layout, long targetBytes, CancellationToken cancellationToken)
+        FileStream file, Guid runId, IReadOnlyList<string> labels, int embeddingSize, ParquetLayout layout, long targetBytes, CancellationToken cancellationToken)
     {
         var sink = new ParquetExportSink(labels, embeddingSize, layout, targetBytes);
         var fields = new List<Field> { sink._recordField, sink._modelField, sink._runField, sink._windowsField, sink._blobField, sink._etagField, sink._scoredField };
@@ -151,7 +152,7 @@ internal sealed class ParquetExportSink : RowSink
 
         try
         {
-            sink._file = new SynchronousStream(File.Create(path));
+            sink._file = new SynchronousStream(file);
             sink._writer = await ParquetWriter.CreateAsync(schema, sink._file, cancellationToken: cancellationToken);
             sink._writer.CustomMetadata = new Dictionary<string, string>
             {
@@ -215,13 +216,17 @@ internal sealed class ParquetExportSink : RowSink
     public override async ValueTask<int> CompleteAsync(CancellationToken cancellationToken)
     {
         await FlushAsync(cancellationToken);
+        _complete = true;
         return _groups;
     }
 
     public override async ValueTask DisposeAsync()
     {
-        if (_writer is not null)
+        // The writer's disposal writes the footer: only for a complete export. One that failed part-way ends without
+        // it, so no reader takes the groups written for the whole run.
+        if (_writer is not null && _complete)
         {
+            _complete = false;
             await _writer.DisposeAsync();
         }
 

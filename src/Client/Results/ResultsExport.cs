@@ -86,9 +86,12 @@ public static class ResultsExport
             Directory.CreateDirectory(directory);
         }
 
+        // Written under a temporary name and moved into place once complete (ExportFile): a failed export leaves no
+        // file that looks whole, and an earlier file of the name stays.
+        await using var file = ExportFile.Open(path, 1 << 16);
         await using var sink = format == "csv"
-            ? (RowSink)new CsvSink(path, labels, embeddingSize)
-            : await ParquetExportSink.CreateAsync(path, runId, labels, embeddingSize, options.Layout, rowGroupBytes, cancellationToken);
+            ? (RowSink)new CsvSink(file.Stream, labels, embeddingSize)
+            : await ParquetExportSink.CreateAsync(file.Stream, runId, labels, embeddingSize, options.Layout, rowGroupBytes, cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
 
         // One snapshot for both parts, so a row cannot move from one to the other between them. The settings steer the
@@ -118,6 +121,8 @@ public static class ResultsExport
 
         await transaction.CommitAsync(cancellationToken);
         var groups = await sink.CompleteAsync(cancellationToken);
+        await sink.DisposeAsync();
+        await file.CommitAsync();
         return new ExportSummary(path, format, rows, labels.Count, embeddingSize, groups, firstRow ?? stopwatch.Elapsed, stopwatch.Elapsed);
     }
 
@@ -159,9 +164,9 @@ public static class ResultsExport
         private bool _headerWritten;
         private readonly string _header;
 
-        public CsvSink(string path, IReadOnlyList<string> labels, int embeddingSize)
+        public CsvSink(Stream file, IReadOnlyList<string> labels, int embeddingSize)
         {
-            _writer = new StreamWriter(path, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, BufferSize = 1 << 16 })
+            _writer = new StreamWriter(file, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), 1 << 16)
             {
                 AutoFlush = false,
             };

@@ -262,6 +262,140 @@ public sealed class ResultsExportTests(PostgresDatabaseFixture database) : IClas
         }
     }
 
+    [Theory]
+    [InlineData(".csv", true)]
+    [InlineData(".csv", false)]
+    [InlineData(".parquet", true)]
+    [InlineData(".parquet", false)]
+    public async Task AnExportThatFailsPartWayNamesTheRecordLeavesNoPartialFileAndKeepsAnEarlierFile(string extension, bool earlierFile)
+    {
+        var model = "export-fail" + extension.TrimStart('.') + (earlierFile ? "-kept" : "-new");
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        var rows = Enumerable.Range(0, 40).Select(i => new ScoreRow(
+            model, $"f{i:D3}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
+            1, $"{model}/f{i:D3}.npy", "0x1", start.AddSeconds(i))).ToList();
+        Assert.Equal(40, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+
+        // A row scored after the others (so it comes last) with 3 probabilities where the model has 164, as a row
+        // written by hand might be: the export reads the 40 rows (several Parquet groups of 4 KB) before it.
+        await using (var bad = database.DataSource.CreateCommand(
+            "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+            "values (@model, 'f999', @run, '{0.1,0.2,0.3}', @embedding, 1, 'x/f999.npy', '0x1', @at)"))
+        {
+            bad.Parameters.AddWithValue("model", model);
+            bad.Parameters.AddWithValue("run", runId);
+            bad.Parameters.AddWithValue("embedding", Enumerable.Repeat(1f, Hidden).ToArray());
+            bad.Parameters.AddWithValue("at", start.AddHours(1));
+            Assert.Equal(1, await bad.ExecuteNonQueryAsync());
+        }
+
+        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-fail-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, "run" + extension);
+        try
+        {
+            if (earlierFile)
+            {
+                await File.WriteAllTextAsync(path, "an earlier export");
+            }
+
+            var error = await Assert.ThrowsAsync<InvalidDataException>(() => ResultsExport.ExportAsync(
+                database.DataSource, runId, path, new ExportOptions(WithEmbedding: true, RowGroupBytes: 4096), CancellationToken.None));
+            Assert.Contains("f999", error.Message);
+            Assert.Contains("3 probabilities", error.Message);
+
+            // Nothing of the failed export is left: no temporary file, and the path as it was before.
+            var left = Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray();
+            if (earlierFile)
+            {
+                Assert.Equal(["run" + extension], left);
+                Assert.Equal("an earlier export", await File.ReadAllTextAsync(path));
+            }
+            else
+            {
+                Assert.Empty(left);
+            }
+
+            // Without the bad row the same export completes and replaces the earlier file.
+            await using (var delete = database.DataSource.CreateCommand("delete from scores where model_id = @model and record_id = 'f999'"))
+            {
+                delete.Parameters.AddWithValue("model", model);
+                Assert.Equal(1, await delete.ExecuteNonQueryAsync());
+            }
+
+            var summary = await ResultsExport.ExportAsync(
+                database.DataSource, runId, path, new ExportOptions(WithEmbedding: true, RowGroupBytes: 4096), CancellationToken.None);
+            Assert.Equal(40, summary.Rows);
+            Assert.Equal(["run" + extension], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray());
+            var exported = extension == ".csv" ? ReadCsv(path) : await ReadParquetAsync(path);
+            Assert.Equal(rows.Select(r => r.RecordId), exported.Select(e => e.Record));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AParquetExportToANamedPipeThatFailsPartWayEndsWithoutItsFooterAndLeavesThePipe()
+    {
+        var model = "export-fail-pipe";
+        var store = new RunStore(database.DataSource);
+        var runId = await Runs.SubmitAsync(store, TestModels.Descriptor(model, Hidden), "c", model + "/", shardSize: 10);
+        var start = new DateTime(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);
+        var rows = Enumerable.Range(0, 40).Select(i => new ScoreRow(
+            model, $"p{i:D3}", runId, Enumerable.Repeat(0.5f, TestModels.LabelCodes.Value.Count).ToArray(), Enumerable.Repeat(1f, Hidden).ToArray(),
+            1, $"{model}/p{i:D3}.npy", "0x1", start.AddSeconds(i))).ToList();
+        Assert.Equal(40, await new ResultWriter(database.DataSource).WriteScoresAsync(rows));
+        var directory = Path.Combine(Path.GetTempPath(), $"hubert-export-pipe-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var pipe = Path.Combine(directory, "run.parquet");
+        try
+        {
+            using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [pipe]))
+            {
+                await mkfifo.WaitForExitAsync();
+                Assert.Equal(0, mkfifo.ExitCode);
+            }
+
+            // A complete export through the pipe first: the bytes read end with the footer's magic.
+            var read = Task.Run(() => File.ReadAllBytesAsync(pipe));
+            var summary = await ResultsExport.ExportAsync(database.DataSource, runId, pipe, new ExportOptions(RowGroupBytes: 4096), CancellationToken.None);
+            var bytes = await read;
+            Assert.Equal(40, summary.Rows);
+            Assert.Equal("PAR1"u8.ToArray(), bytes[^4..]);
+
+            await using (var bad = database.DataSource.CreateCommand(
+                "insert into scores (model_id, record_id, run_id, probabilities, embedding, windows_used, source_blob, source_etag, scored_at) " +
+                "values (@model, 'p999', @run, '{0.1,0.2,0.3}', @embedding, 1, 'x/p999.npy', '0x1', @at)"))
+            {
+                bad.Parameters.AddWithValue("model", model);
+                bad.Parameters.AddWithValue("run", runId);
+                bad.Parameters.AddWithValue("embedding", Enumerable.Repeat(1f, Hidden).ToArray());
+                bad.Parameters.AddWithValue("at", start.AddHours(1));
+                Assert.Equal(1, await bad.ExecuteNonQueryAsync());
+            }
+
+            read = Task.Run(() => File.ReadAllBytesAsync(pipe));
+            var error = await Assert.ThrowsAsync<InvalidDataException>(() => ResultsExport.ExportAsync(
+                database.DataSource, runId, pipe, new ExportOptions(RowGroupBytes: 4096), CancellationToken.None));
+            Assert.Contains("p999", error.Message);
+            bytes = await read;
+
+            // Row groups went through the pipe, but no footer: a reader takes the stream for the broken file it is.
+            Assert.Equal("PAR1"u8.ToArray(), bytes[..4]);
+            Assert.True(bytes.Length > 4096, $"{bytes.Length} bytes");
+            Assert.NotEqual("PAR1"u8.ToArray(), bytes[^4..]);
+            Assert.Equal(["run.parquet"], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).ToArray());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task TheExportQueriesFollowIndexesEvenWhereThePlannerWouldRatherSort()
     {
