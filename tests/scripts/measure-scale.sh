@@ -16,6 +16,7 @@ model="$("${psql_cmd[@]}" -c "select model_id from runs where run_id = '$run'")"
 record="$("${psql_cmd[@]}" -c "select quote_literal(record_id) from scores where run_id = '$run' order by scored_at desc limit 1")"
 rare="$("${psql_cmd[@]}" -c "select code from dashboard_label_prevalence where run_id = '$run' and records_positive > 1000 order by records_positive limit 1")"
 common="$("${psql_cmd[@]}" -c "select code from dashboard_label_prevalence where run_id = '$run' order by records_positive desc limit 1")"
+mid="$("${psql_cmd[@]}" -c "select code from dashboard_label_prevalence where run_id = '$run' order by abs(records_positive - 100000) limit 1")"
 
 progress_columns="run_id, name, state, model_id, cancel_requested, planning_complete, created_at, started_at, finished_at, updated_at, shards_planned, shards_done, shards_failed, records_planned, records_done, records_quarantined, records_failed, records_remaining, percent_done, rate_last_minute, rate_last_hour, eta_seconds, eta_at, last_written_minute, records_skipped"
 
@@ -24,6 +25,15 @@ flagged() { # code, limit, after (empty: first page; else "probability|record")
     if [ -n "$3" ]; then paged=true; p="${3%%|*}"; r="$(printf "'%s'" "${3#*|}")"; fi
     echo "with t as (select t.position, t.threshold, t.inclusive from runs r join dashboard_model_label_thresholds t on t.model_id = r.model_id where r.run_id = '$run' and t.code = '$1') select x.record_id, x.probability, x.scored_at, x.scored_by_run from t cross join lateral (select s.record_id, s.probabilities[t.position + 1] as probability, s.scored_at, s.run_id as scored_by_run from scores s where s.run_id = '$run' union all select s.record_id, s.probabilities[t.position + 1], s.scored_at, s.run_id from run_reused_scores u join scores s on s.model_id = u.model_id and s.record_id = u.record_id where u.run_id = '$run') x where (x.probability > t.threshold or (t.inclusive and x.probability = t.threshold)) and (not $paged or (x.probability, x.record_id) < ($p::real, $r)) order by x.probability desc, x.record_id desc limit $2"
 }
+# The same page from the run's top-K list (0030_run_label_top.sql; DashboardQueries.FlaggedRecordsFromListAsync): the
+# rows, then one row whose last column says whether the page is exact (else the dashboard reads the rows as above).
+flagged_list() { # code, limit, after (as for flagged)
+    local paged=false p=0 r="''"
+    if [ -n "$3" ]; then paged=true; p="${3%%|*}"; r="$(printf "'%s'" "${3#*|}")"; fi
+    echo "with t as (select t.position, t.threshold, t.inclusive, r.model_id, coalesce(k.cuts[t.position + 1], '-Infinity'::real) as cut, coalesce(k.cut_records[t.position + 1], '') as cut_record from runs r join dashboard_model_label_thresholds t on t.model_id = r.model_id join run_label_top_cuts k on k.run_id = r.run_id and k.state = 'complete' where r.run_id = '$run' and t.code = '$1'), c as (select e.probability, e.record_id from t join run_label_top e on e.run_id = '$run' and e.position = t.position where (e.probability > t.threshold or (t.inclusive and e.probability = t.threshold)) and (not $paged or (e.probability, e.record_id) < ($p::real, $r)) union select u.probability, u.record_id from t join run_label_top_batches b on b.run_id = '$run' cross join lateral unnest(b.positions, b.record_ids, b.probabilities) as u (position, record_id, probability) where u.position = t.position and (u.probability > t.threshold or (t.inclusive and u.probability = t.threshold)) and (not $paged or (u.probability, u.record_id) < ($p::real, $r))), page as (select x.record_id, x.probability, v.scored_at, v.scored_by_run from (select c.probability, c.record_id from c order by c.probability desc, c.record_id desc) x cross join t cross join lateral (select s.scored_at, s.run_id as scored_by_run from scores s where s.model_id = t.model_id and s.record_id = x.record_id and s.probabilities[t.position + 1] = x.probability and (s.run_id = '$run' or exists (select 1 from run_reused_scores u where u.run_id = '$run' and u.model_id = s.model_id and u.record_id = s.record_id))) v order by x.probability desc, x.record_id desc limit $2) select p.record_id, p.probability, p.scored_at, p.scored_by_run, null::boolean as exact from page p union all select null, null, null, null, coalesce((select t.threshold > t.cut or (t.threshold = t.cut and (not t.inclusive or t.cut_record = '')) or ((select count(*) from page) = $2 and (select (p.probability, p.record_id) >= (t.cut, t.cut_record) from page p order by p.probability, p.record_id limit 1)) from t), false)"
+}
+# The last row of page n (pages of 50) of the list: the keyset of page n + 1.
+after_page() { "${psql_cmd[@]}" -F '|' -c "select probability, record_id from ($(flagged_list "$1" $((50 * $2)) "")) f where record_id is not null order by probability, record_id limit 1"; }
 page2() { "${psql_cmd[@]}" -F '|' -c "select probability, record_id from ($(flagged "$1" 50 "")) f order by probability, record_id limit 1"; }
 
 queries=(
@@ -41,6 +51,12 @@ queries=(
     "flagged, page 2, ${rare//|//}|$(flagged "$rare" 50 "$(page2 "$rare")")"
     "flagged, page 1, ${common//|//}|$(flagged "$common" 50 "")"
     "flagged, page 2, ${common//|//}|$(flagged "$common" 50 "$(page2 "$common")")"
+    "flagged (list), page 1, ${rare//|//}|$(flagged_list "$rare" 51 "")"
+    "flagged (list), page 5, ${rare//|//}|$(flagged_list "$rare" 51 "$(after_page "$rare" 4)")"
+    "flagged (list), page 1, ${mid//|//}|$(flagged_list "$mid" 51 "")"
+    "flagged (list), page 5, ${mid//|//}|$(flagged_list "$mid" 51 "$(after_page "$mid" 4)")"
+    "flagged (list), page 1, ${common//|//}|$(flagged_list "$common" 51 "")"
+    "flagged (list), page 5, ${common//|//}|$(flagged_list "$common" 51 "$(after_page "$common" 4)")"
     "run record|select s.record_id, s.model_id, mo.name as model_name, mo.untrained as model_untrained, r.run_id, r.name as run_name, s.run_id as scored_by_run, sr.name as scored_by_run_name, sr.input_container as container, s.source_blob, s.source_etag, s.scored_at, s.windows_used, sr.preprocessing_profile from runs r join scores s on s.model_id = r.model_id and s.record_id = $record join runs sr on sr.run_id = s.run_id join models mo on mo.model_id = s.model_id where r.run_id = '$run' and (s.run_id = r.run_id or exists (select 1 from run_reused_scores u where u.run_id = r.run_id and u.model_id = s.model_id and u.record_id = s.record_id))"
     "record findings (20)|select t.code, t.name, t.label_group, u.probability, t.threshold, t.inclusive as threshold_inclusive, (u.probability > t.threshold or (t.inclusive and u.probability = t.threshold)) as positive from scores s cross join lateral unnest(s.probabilities) with ordinality as u (probability, ord) join dashboard_model_label_thresholds t on t.model_id = s.model_id and t.position = u.ord - 1 where s.model_id = '$model' and s.record_id = $record order by positive desc, u.probability desc, t.position limit 20"
     "findings, one record (view)|select rank, code, name, probability from dashboard_record_findings where model_id = '$model' and record_id = $record order by rank"
