@@ -88,7 +88,7 @@ insert into checks
 select 'shard records_done sum = rows',
        (select sum(records_done) from run_shards where run_id = :'run') = (select count(*) from scores where run_id = :'run');
 
--- The run's list of its highest rows per label (0030_run_label_top.sql), when the schema has it: complete, each cut the
+-- The run's list of its highest rows per label (0033_run_label_top.sql), when the schema has it: complete, each cut the
 -- highest grid threshold with at least 1,000 of the run's rows at or above it (counted from the rows: one pass, two
 -- filtered counts per label), and the entries exactly the (label, probability, record) of the rows at or above it.
 select to_regclass('run_label_top') is not null as has_top_list \gset

@@ -186,7 +186,7 @@ set records_done = c.rows,
 from scale_settings c
 where r.run_id = c.run_id;
 
--- The run's list of its highest rows per label (0030_run_label_top.sql), where the schema has it: the rows went in with
+-- The run's list of its highest rows per label (0033_run_label_top.sql), where the schema has it: the rows went in with
 -- the triggers off, so the run has no list yet; run_label_top_rebuild makes it as the result writer keeps it (per
 -- label the cut where the top 1,000 rows end in the bucket counts above, every row at or above it an entry).
 select to_regproc('run_label_top_rebuild') is not null as has_top_list \gset

@@ -23,7 +23,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
-    // This writer's part in the runs' lists of their highest rows per label (0030_run_label_top.sql).
+    // This writer's part in the runs' lists of their highest rows per label (0033_run_label_top.sql).
     private readonly RunLabelTop _top = new();
 
     /// <summary>How this writer stores embeddings.</summary>
@@ -135,7 +135,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         var ended = new HashSet<Guid>();
         var anyStored = true;
         var thresholds = new Dictionary<string, ModelThresholds>(StringComparer.Ordinal);
-        Dictionary<Guid, float?[]?> topCuts;
+        Dictionary<Guid, RunLabelTop.Cuts> topCuts;
         await using (var probe = new NpgsqlBatch(connection, tx))
         {
             var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
@@ -269,7 +269,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 
             await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
             await tx.CommitAsync(cancellationToken);
-            // A run's list once it has TopListFrom rows: step 1 here, the pass in the background (0030's header).
+            // A run's list once it has TopListFrom rows: step 1 here, the pass in the background (0033's header).
             _top.StartPasses(dataSource, await RunLabelTop.BeginAsync(connection, runIds, TopListFrom, cancellationToken));
         }
         catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
@@ -489,7 +489,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // are written after the copy, so that the counter rows writers of one run share are locked only until the commit.
     private async Task<int> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<string, ModelThresholds> thresholds,
-        IReadOnlyDictionary<Guid, float?[]?> topCuts, CancellationToken cancellationToken)
+        IReadOnlyDictionary<Guid, RunLabelTop.Cuts> topCuts, CancellationToken cancellationToken)
     {
         await using (var flags = new NpgsqlCommand(
             "select set_config('hubert.writer_bookkeeping', 'on', true)", connection, tx))
@@ -541,7 +541,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             bookkeeping.BatchCommands.Add(command);
         }
 
-        // The runs' top-list entries of these rows (0030_run_label_top.sql).
+        // The runs' top-list entries of these rows (0033_run_label_top.sql).
         RunLabelTop.AddEntries(bookkeeping, rows, topCuts);
         await bookkeeping.ExecuteNonQueryAsync(cancellationToken);
         return rows.Count;
@@ -590,7 +590,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             "select s.run_id, s.model_id, s.record_id from score_staging s " +
             "join scores c on c.model_id = s.model_id and c.record_id = s.record_id and c.run_id <> s.run_id " +
             "order by 1, 2, 3 on conflict do nothing; " +
-            // Then the entries of the runs that count the stored rows of these keys (0030_run_label_top.sql).
+            // Then the entries of the runs that count the stored rows of these keys (0033_run_label_top.sql).
             "select run_label_top_add_staged()",
             connection,
             tx))

@@ -5,7 +5,7 @@ using NpgsqlTypes;
 namespace HubertEcg.Storage;
 
 /// <summary>
-/// The result writer's part in each run's list of its highest rows per label (infra/sql/0030_run_label_top.sql), which
+/// The result writer's part in each run's list of its highest rows per label (infra/sql/0033_run_label_top.sql), which
 /// serves the dashboard's flagged-records pages without reading every row of the run. In a batch's transaction it reads
 /// the cuts of the batch's runs (runs whose list is being made or complete) and says that it keeps the entries
 /// (<c>hubert.top_entries</c>); on the direct COPY path it sends the batch's entries at or above the cuts' probabilities
@@ -26,44 +26,106 @@ internal sealed class RunLabelTop
     /// </summary>
     public const long EstablishRows = 200_000;
 
-    // The passes this writer runs (step 2 and 3 of the header of 0030), by run.
+    // The passes this writer runs (step 2 and 3 of the header of 0033), by run.
     private readonly Lock _gate = new();
     private readonly Dictionary<Guid, Task> _passes = [];
 
     /// <summary>
     /// In the probe of a batch, after the statement that share-locks the batch's runs' rows (a statement of its own, so
-    /// that the cuts are read after the lock: the visibility rule of 0030's header): the transaction keeps the entries,
+    /// that the cuts are read after the lock: the visibility rule of 0033's header): the transaction keeps the entries,
     /// and the cuts of its runs whose list is being made or complete.
     /// </summary>
     public static void AddProbe(NpgsqlBatch probe, Guid[] runIds)
     {
         probe.BatchCommands.Add(new NpgsqlBatchCommand("select set_config('hubert.top_entries', 'on', true)"));
-        var cuts = new NpgsqlBatchCommand("select run_id, cuts from run_label_top_cuts where run_id = any (@runs) and state in ('establishing', 'complete')");
+        var cuts = new NpgsqlBatchCommand("select run_id, cuts, cut_records from run_label_top_cuts where run_id = any (@runs) and state in ('establishing', 'complete')");
         cuts.Parameters.Add(new NpgsqlParameter("runs", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { Value = runIds });
         probe.BatchCommands.Add(cuts);
     }
 
     /// <summary>Reads what <see cref="AddProbe"/> asked, the reader positioned before the set_config result.</summary>
-    public static async Task<Dictionary<Guid, float?[]?>> ReadProbeAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    public static async Task<Dictionary<Guid, Cuts>> ReadProbeAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
     {
         await reader.NextResultAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
-        var cuts = new Dictionary<Guid, float?[]?>();
+        var cuts = new Dictionary<Guid, Cuts>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            cuts[reader.GetGuid(0)] = reader.IsDBNull(1) ? null : reader.GetFieldValue<float?[]>(1);
+            cuts[reader.GetGuid(0)] = new Cuts(
+                reader.IsDBNull(1) ? [] : reader.GetFieldValue<float?[]>(1),
+                reader.IsDBNull(2) ? [] : reader.GetFieldValue<string?[]>(2));
         }
 
         return cuts;
     }
 
     /// <summary>
-    /// The direct path's entries: per run with a list, the rows' probabilities at or above the probability of the run's
-    /// cut of their label (NaN included: Postgres orders it above every number), as one <c>run_label_top_batches</c> row.
-    /// A superset of the entries at or above the cut in page order (the record part of the cut is compared in the
-    /// fold, in the database's collation).
+    /// A run's cuts: per label position the cut's probability (null, or past the end: below every row) and record
+    /// (null, or past the end: every row at the cut's probability is above the cut).
     /// </summary>
-    public static void AddEntries(NpgsqlBatch batch, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<Guid, float?[]?> cutsByRun)
+    public sealed record Cuts(float?[] Probabilities, string?[] Records)
+    {
+        /// <summary>
+        /// Whether (p, record) of label <paramref name="position"/> is at or above the cut in page order, as
+        /// <c>run_label_top_at_or_above</c> decides it: probability descending (NaN above every number, as Postgres
+        /// orders it), then record id ascending in the "C" collation (UTF-8 byte order).
+        /// </summary>
+        public bool AtOrAbove(int position, float p, string record)
+        {
+            if (position >= Probabilities.Length || Probabilities[position] is not { } cut)
+            {
+                return true;
+            }
+
+            if (float.IsNaN(cut))
+            {
+                return float.IsNaN(p) && AtOrAboveRecord(position, record);
+            }
+
+            if (float.IsNaN(p) || p > cut)
+            {
+                return true;
+            }
+
+            return p == cut && AtOrAboveRecord(position, record);
+        }
+
+        private bool AtOrAboveRecord(int position, string record) =>
+            position >= Records.Length || Records[position] is not { } cutRecord || CompareUtf8(record, cutRecord) <= 0;
+    }
+
+    /// <summary>
+    /// Compares two strings in the order of their UTF-8 bytes (Postgres' "C" collation): UTF-16 code unit order except
+    /// that a surrogate pair (a code point above U+FFFF) comes after every other code unit.
+    /// </summary>
+    public static int CompareUtf8(string a, string b)
+    {
+        var n = Math.Min(a.Length, b.Length);
+        for (var i = 0; i < n; i++)
+        {
+            var x = a[i];
+            var y = b[i];
+            if (x == y)
+            {
+                continue;
+            }
+
+            if (char.IsSurrogate(x) != char.IsSurrogate(y))
+            {
+                return char.IsSurrogate(x) ? 1 : -1;
+            }
+
+            return x < y ? -1 : 1;
+        }
+
+        return a.Length.CompareTo(b.Length);
+    }
+
+    /// <summary>
+    /// The direct path's entries: per run with a list, the rows' probabilities at or above the run's cut of their label
+    /// in page order (<see cref="Cuts.AtOrAbove"/>), as one <c>run_label_top_batches</c> row.
+    /// </summary>
+    public static void AddEntries(NpgsqlBatch batch, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<Guid, Cuts> cutsByRun)
     {
         if (cutsByRun.Count == 0)
         {
@@ -86,8 +148,7 @@ internal sealed class RunLabelTop
                 for (var i = 0; i < values.Length; i++)
                 {
                     var p = values[i];
-                    var cut = cuts is not null && i < cuts.Length ? cuts[i] : null;
-                    if (cut is { } c && !float.IsNaN(p) && !(p >= c))
+                    if (!cuts.AtOrAbove(i, p, row.RecordId))
                     {
                         continue;
                     }
@@ -178,7 +239,7 @@ internal sealed class RunLabelTop
         }
     }
 
-    // Steps 2 and 3 of 0030's header for one run, under a session advisory lock of the run (another writer passing it
+    // Steps 2 and 3 of 0033's header for one run, under a session advisory lock of the run (another writer passing it
     // already: nothing to do). A failure leaves the run establishing: the next fold that finds it so starts the pass again.
     private static async Task PassAsync(NpgsqlDataSource dataSource, Guid run)
     {
@@ -242,15 +303,15 @@ internal sealed class RunLabelTop
         }
     }
 
-    // The run's rows (written and reused) in the transaction's snapshot; per label the candidates: every row whose
-    // probability is at or above the Top-th highest of the label, ties included (NaN counts as the highest, as in
-    // Postgres). run_label_top_fill keeps the Top first of them in page order.
+    // The run's rows (written and reused) in the transaction's snapshot; per label the Top first in page order
+    // (probability descending, NaN the highest as in Postgres, then record id ascending in UTF-8 byte order), kept in a
+    // heap whose root is the last of them: ties at the cut are broken here, so what run_label_top_fill receives is the
+    // list itself (164 x Top entries at most), whatever the ties.
     private static async Task<(short[] Positions, string[] Records, float[] Probabilities)> CandidatesAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, Guid run)
     {
         var records = new List<string>();
-        var lowest = new List<PriorityQueue<int, float>>();
-        var candidates = new List<List<(float Key, float P, int Row)>>();
+        var heaps = new List<PriorityQueue<(int Row, float P), (float Key, string Record)>>();
         await using (var read = new NpgsqlCommand(
             "select s.record_id, s.probabilities from scores s where s.run_id = @run " +
             "union all select s.record_id, s.probabilities from run_reused_scores r " +
@@ -264,36 +325,27 @@ internal sealed class RunLabelTop
             while (await reader.ReadAsync())
             {
                 var row = records.Count;
-                records.Add(reader.GetString(0));
+                var record = reader.GetString(0);
+                records.Add(record);
                 var values = reader.GetFieldValue<float[]>(1);
                 for (var i = 0; i < values.Length; i++)
                 {
-                    if (i == lowest.Count)
+                    if (i == heaps.Count)
                     {
-                        lowest.Add(new PriorityQueue<int, float>(Top));
-                        candidates.Add([]);
+                        heaps.Add(new PriorityQueue<(int, float), (float, string)>(Top + 1, LastInPageOrderFirst.Instance));
                     }
 
                     var p = values[i];
-                    var key = float.IsNaN(p) ? float.PositiveInfinity : p;
-                    var heap = lowest[i];
+                    var key = (float.IsNaN(p) ? float.PositiveInfinity : p, record);
+                    var heap = heaps[i];
                     if (heap.Count < Top)
                     {
-                        heap.Enqueue(row, key);
+                        heap.Enqueue((row, p), key);
                     }
-                    else if (heap.TryPeek(out _, out var least) && key >= least)
+                    else if (heap.TryPeek(out _, out var last) && LastInPageOrderFirst.Instance.Compare(key, last) > 0)
                     {
-                        if (key > least)
-                        {
-                            heap.DequeueEnqueue(row, key);
-                        }
+                        heap.DequeueEnqueue((row, p), key);
                     }
-                    else
-                    {
-                        continue;
-                    }
-
-                    candidates[i].Add((key, p, row));
                 }
             }
         }
@@ -301,20 +353,29 @@ internal sealed class RunLabelTop
         var positions = new List<short>();
         var names = new List<string>();
         var probabilities = new List<float>();
-        for (var i = 0; i < candidates.Count; i++)
+        for (var i = 0; i < heaps.Count; i++)
         {
-            var cut = lowest[i].Count < Top ? float.NegativeInfinity : lowest[i].TryPeek(out _, out var least) ? least : float.NegativeInfinity;
-            foreach (var (key, p, row) in candidates[i])
+            foreach (var ((row, p), _) in heaps[i].UnorderedItems)
             {
-                if (key >= cut)
-                {
-                    positions.Add((short)i);
-                    names.Add(records[row]);
-                    probabilities.Add(p);
-                }
+                positions.Add((short)i);
+                names.Add(records[row]);
+                probabilities.Add(p);
             }
         }
 
         return ([.. positions], [.. names], [.. probabilities]);
+    }
+
+    // Orders (probability key, record) from the last in page order to the first: a lower key first, then on a tie the
+    // higher record (UTF-8 byte order). NaN keys come as +infinity (the highest, as Postgres orders NaN).
+    private sealed class LastInPageOrderFirst : IComparer<(float Key, string Record)>
+    {
+        public static readonly LastInPageOrderFirst Instance = new();
+
+        public int Compare((float Key, string Record) x, (float Key, string Record) y)
+        {
+            var byKey = x.Key.CompareTo(y.Key);
+            return byKey != 0 ? byKey : CompareUtf8(y.Record, x.Record);
+        }
     }
 }

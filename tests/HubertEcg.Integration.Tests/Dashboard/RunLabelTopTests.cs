@@ -9,7 +9,7 @@ using Npgsql;
 namespace HubertEcg.Integration.Tests.Dashboard;
 
 /// <summary>
-/// The flagged-records page served from a run's list of its highest rows per label (0030_run_label_top.sql) equals the
+/// The flagged-records page served from a run's list of its highest rows per label (0033_run_label_top.sql) equals the
 /// page read from the run's rows (<see cref="DashboardQueries.FlaggedRecordsScanAsync"/>, the query of before), row for
 /// row and page by page through keyset paging: for a plain run, after threshold changes up and down, after rows replaced
 /// from another source, for reused records, for rows written by plain SQL (which the list does not see: the page falls
@@ -67,7 +67,7 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         Assert.True(await CountAsync("select count(*) from run_label_top where run_id = @run", run) >= 1000 * Labels.Length);
         Assert.Equal(0, await CountAsync(
             "select count(*) from run_label_top e join run_label_top_cuts k using (run_id) where e.run_id = @run " +
-            "and (e.probability, e.record_id) < (k.cuts[e.position + 1], coalesce(k.cut_records[e.position + 1], ''))",
+            "and not run_label_top_at_or_above(e.probability, e.record_id, k.cuts[e.position + 1], k.cut_records[e.position + 1])",
             run));
         Assert.Equal(0, await MissingEntriesAsync(run));
     }
@@ -227,7 +227,8 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         await using var queries = new DashboardQueries(NpgsqlDataSource.Create(database.ConnectionString));
 
         // Every probability one of three values per label: each label's top value is shared by about a third of the
-        // rows, and every new row that has it is above the cut (record ids rise, and page order puts the highest first).
+        // rows. Record ids rise and page order puts the lowest first within a tie: once a cut is in the top value's
+        // tie, no later row is above it.
         await WriteAsync(writer, Tied(model, run, 0, 2000));
         Assert.Equal("complete", await StateAsync(run));
         var cutsBefore = await CutsAsync(run);
@@ -245,6 +246,15 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
             Assert.InRange(await CountAsync($"select count(*) from run_label_top where run_id = @run and position = {label}", run), 1000, 3000);
         }
 
+        Assert.Equal(0, await MissingEntriesAsync(run));
+
+        // 3,000 more rows, about 1,000 of them in each label's top tie, all past the cut's record: no entry is sent.
+        const string Entries = "select (select count(*) from run_label_top where run_id = @run) + " +
+            "(select coalesce(sum(cardinality(positions)), 0) from run_label_top_batches where run_id = @run)";
+        var entries = await CountAsync(Entries, run);
+        await WriteAsync(writer, Tied(model, run, 9000, 3000));
+        Assert.Equal(entries, await CountAsync(Entries, run));
+        Assert.Equal(cutsAfter, await CutsAsync(run));
         Assert.Equal(0, await MissingEntriesAsync(run));
         try
         {
@@ -391,7 +401,7 @@ public sealed class RunLabelTopTests(PostgresDatabaseFixture database) : IClassF
         "union all select s.record_id, s.probabilities from run_reused_scores r join scores s using (model_id, record_id) where r.run_id = @run) x " +
         "cross join lateral unnest(x.probabilities) with ordinality u (p, ord) " +
         "join run_label_top_cuts k on k.run_id = @run and k.state = 'complete' " +
-        "where (u.p, x.record_id) >= (coalesce(k.cuts[u.ord], '-Infinity'::real), coalesce(k.cut_records[u.ord], '')) " +
+        "where run_label_top_at_or_above(u.p, x.record_id, k.cuts[u.ord], k.cut_records[u.ord]) " +
         "except " +
         "select e.position, e.probability, e.record_id from run_label_top e where e.run_id = @run " +
         "except " +

@@ -4,11 +4,15 @@
 -- a page from them when the page ends at or above the cut; otherwise (a deep page, a threshold below the cut, a run
 -- whose list is not complete) it reads the rows as before (src/Silo/Host/Dashboard/DashboardReviewQueries.cs).
 --
+-- Page order: probability descending (NaN above every number, as Postgres orders it), then record_id ascending in
+-- the "C" collation (byte order of the UTF-8 text: the same on every database, and what the writer compares with).
 -- A cut is a position in page order, a keyset (probability, record_id): cuts[i] and cut_records[i] of label i (a null
--- record, or none, is the lowest record: every row at the cut's probability is above it). A row (p, record) is at or
--- above the cut when (p, record) >= (cut, cut_record), Postgres' row comparison (NaN above every number). The keyset
--- matters with ties: with a cut on the probability alone, every row that ties a label's top value (model outputs
--- saturate at 1.0; `bench write` cycles through 64 vectors) would add an entry that no raise could drop.
+-- record, or none, is past the last record: every row at the cut's probability is above it; a null cut, or none, is
+-- below every row). A row is at or above the cut when run_label_top_at_or_above says so. The keyset matters with
+-- ties: with a cut on the probability alone, every row that ties a label's top value (model outputs saturate at 1.0;
+-- `bench write` cycles through 64 vectors) would add an entry that no raise could drop; and ties go to the lowest
+-- record ids, so that rows arriving in rising record order (a shard's files, `bench write`) do not enter a list full
+-- of ties at all.
 --
 -- The rule every part keeps: while a run's list is 'complete', every row the run counts (the rows it wrote, and those
 -- it reused through run_reused_scores) at or above a label's cut has an entry (run, label, its probability, record).
@@ -17,8 +21,8 @@
 --
 -- Who keeps it:
 -- * The result writer (src/Silo/Storage/RunLabelTop.cs), in each batch's own transaction, for runs 'establishing' or
---   'complete': on the direct COPY path it sends the batch's entries whose probability is at or above the cuts it
---   read (a superset of the keyset rule: the record order is the database's collation, compared in SQL) as one row of
+--   'complete': on the direct COPY path it sends the batch's entries at or above the cuts it read (the keyset rule,
+--   compared in the writer: the "C" collation is byte order) as one row of
 --   run_label_top_batches (arrays; one row per run and batch, not one per entry); on the staging path (stored keys:
 --   retries, replacements, reuse) one insert of the entries of every run that counts the stored rows, after a share
 --   lock of those runs' cuts rows. It says so in the transaction (hubert.top_entries = 'on').
@@ -71,22 +75,29 @@ create table run_label_top_cuts (
     -- Per label (index position + 1) the cut's probability; null (or an element past the end) is minus infinity: every
     -- row enters.
     cuts real[],
-    -- Per label the cut's record (page order: record_id descending within a probability); null (or past the end): the
-    -- lowest, every row at the cut's probability is at or above the cut.
+    -- Per label the cut's record (page order: record_id ascending within a probability, "C" collation); null (or past
+    -- the end): every row at the cut's probability is at or above the cut.
     cut_records text[],
     -- Per label the entries the fold added since the label's cut last rose from the list (a trigger, not a count).
     added integer[],
     updated_at timestamptz not null default now()
 );
 
--- Entries in page order (a backward scan of the key gives probability desc, record_id desc).
+-- Entries, in page order in their index.
 create table run_label_top (
     run_id uuid not null references runs (run_id) on delete cascade,
     position smallint not null,
     probability real not null,
-    record_id text not null,
-    primary key (run_id, position, probability, record_id)
+    record_id text collate "C" not null
 );
+
+create unique index run_label_top_page_order on run_label_top (run_id, position, probability desc, record_id);
+
+-- Whether (p, r) is at or above the cut (cut, cut_record) in page order (the header). Inlined by the planner.
+create function run_label_top_at_or_above(p real, r text, cut real, cut_record text) returns boolean
+language sql immutable parallel safe as $fn$
+    select cut is null or p > cut or (p = cut and (cut_record is null or r collate "C" <= cut_record collate "C"))
+$fn$;
 
 -- The writer's entries of one batch, awaiting the next fold: entry i is label positions[i] of record record_ids[i] at
 -- probabilities[i]. The record is repeated per entry: the fold and the reader read the three arrays in one unnest
@@ -211,7 +222,7 @@ begin
           join scores s on s.model_id = st.model_id and s.record_id = st.record_id) x
     join run_label_top_cuts k on k.run_id = x.run_id and k.state in ('establishing', 'complete')
     cross join lateral unnest(x.probabilities) with ordinality as u (p, ord)
-    where (u.p, x.record_id) >= (coalesce(k.cuts[u.ord], '-Infinity'::real), coalesce(k.cut_records[u.ord], ''))
+    where run_label_top_at_or_above(u.p, x.record_id, k.cuts[u.ord], k.cut_records[u.ord])
     on conflict do nothing;
 end
 $fn$;
@@ -231,10 +242,10 @@ begin
     foreach pos in array p_positions loop
         select e.probability, e.record_id into new_p, new_r
         from run_label_top e where e.run_id = p_run and e.position = pos
-        order by e.probability desc, e.record_id desc offset p_top - 1 limit 1;
+        order by e.probability desc, e.record_id offset p_top - 1 limit 1;
         select k.cuts[pos + 1], k.cut_records[pos + 1] into old_p, old_r from run_label_top_cuts k where k.run_id = p_run;
         if new_p is not null
-           and (old_p is null or (new_p, new_r) > (old_p, coalesce(old_r, ''))) then
+           and (old_p is null or new_p > old_p or (new_p = old_p and (old_r is null or new_r collate "C" < old_r collate "C"))) then
             update run_label_top_cuts k
             set cuts = array(select case when g.i = pos + 1 then new_p else k.cuts[g.i] end
                              from generate_series(1, greatest(coalesce(cardinality(k.cuts), 0), pos + 1)) g (i) order by g.i),
@@ -243,7 +254,7 @@ begin
                 updated_at = now()
             where k.run_id = p_run;
             delete from run_label_top e
-            where e.run_id = p_run and e.position = pos and (e.probability, e.record_id) < (new_p, new_r);
+            where e.run_id = p_run and e.position = pos and not run_label_top_at_or_above(e.probability, e.record_id, new_p, new_r);
         end if;
     end loop;
     update run_label_top_cuts k
@@ -283,8 +294,7 @@ begin
             select run, u.position, u.p, u.record_id
             from taken t
             cross join lateral unnest(t.positions, t.record_ids, t.probabilities) as u (position, record_id, p)
-            where (u.p, u.record_id)
-                  >= (coalesce(run_cuts[u.position + 1], '-Infinity'::real), coalesce(run_records[u.position + 1], ''))
+            where run_label_top_at_or_above(u.p, u.record_id, run_cuts[u.position + 1], run_records[u.position + 1])
             on conflict do nothing
             returning position
         ), counts as (
@@ -347,7 +357,7 @@ begin
     insert into run_label_top (run_id, position, probability, record_id)
     select p_run, c.position, c.p, c.record_id
     from (select u.position, u.p, u.record_id,
-                 row_number() over (partition by u.position order by u.p desc, u.record_id desc) as n
+                 row_number() over (partition by u.position order by u.p desc, u.record_id collate "C") as n
           from unnest(p_positions, p_records, p_probabilities) as u (position, record_id, p)) c
     where c.n <= p_top
     on conflict do nothing;
@@ -406,7 +416,7 @@ begin
           select s.record_id, s.probabilities from run_reused_scores r
           join scores s on s.model_id = r.model_id and s.record_id = r.record_id where r.run_id = p_run) x
     cross join lateral unnest(x.probabilities) with ordinality as u (p, ord)
-    where u.p >= coalesce(run_cuts[u.ord], '-Infinity'::real)
+    where run_label_top_at_or_above(u.p, x.record_id, run_cuts[u.ord], null)
     on conflict do nothing;
 
     insert into run_label_top_cuts as k (run_id, state, cuts) values (p_run, 'complete', run_cuts)
