@@ -26,8 +26,10 @@
 --   run_label_top_batches (arrays; one row per run and batch, not one per entry); on the staging path (stored keys:
 --   retries, replacements, reuse) one insert of the entries of every run that counts the stored rows, after a share
 --   lock of those runs' cuts rows. It says so in the transaction (hubert.top_entries = 'on').
--- * The writer's fold (every few batches, a transaction of its own) moves the batch rows into run_label_top, keeping
---   the entries at or above the cuts in keyset order (run_label_top_compact), and counts per label the entries it added;
+-- * The writer's fold (every few batches, a transaction of its own) moves the batch rows of complete runs into
+--   run_label_top, keeping the entries at or above the cuts in keyset order (run_label_top_compact), and counts per
+--   label the entries it added (the batch rows sent while a run's list is made wait for step 3 below, which moves them
+--   with the cuts it raised: the rows that tie the provisional cut, all sent, mostly never reach the index);
 --   once a complete run's label has 2 x 1,000 added since its last raise, the cut rises to the list's 1,000th entry in
 --   page order and the entries below it are deleted (run_label_top_raise_to_list): an index range of 1,000 entries read
 --   and about as many deleted per 1,000 added.
@@ -264,9 +266,9 @@ begin
 end
 $fn$;
 
--- The fold: the batch rows of the given runs (those no other transaction holds) into run_label_top, keeping only
--- entries at or above the cuts; for a complete run, each label with 2 x p_top entries added since its cut last rose
--- gets its cut raised to the list (run_label_top_raise_to_list).
+-- The fold: the batch rows of the given complete runs (those no other transaction holds) into run_label_top, keeping
+-- only entries at or above the cuts; each label with 2 x p_top entries added since its cut last rose gets its cut
+-- raised to the list (run_label_top_raise_to_list).
 create function run_label_top_compact(p_runs uuid[], p_top integer default 1000) returns void
 language plpgsql security definer set search_path from current as $fn$
 declare
@@ -277,11 +279,12 @@ declare
     run_added integer[];
     full_labels integer[];
 begin
-    -- A pending or invalid run's writers send no entries (its batch rows, if any, go with a rebuild).
-    for run in select k.run_id from run_label_top_cuts k where k.run_id = any (p_runs) and k.state in ('establishing', 'complete') order by 1 loop
+    -- A pending or invalid run's writers send no entries (its batch rows, if any, go with a rebuild); an establishing
+    -- run's wait for run_label_top_finish.
+    for run in select k.run_id from run_label_top_cuts k where k.run_id = any (p_runs) and k.state = 'complete' order by 1 loop
         select k.state, k.cuts, k.cut_records into run_state, run_cuts, run_records
         from run_label_top_cuts k where k.run_id = run for update;
-        if run_state not in ('establishing', 'complete') then
+        if run_state <> 'complete' then
             continue;
         end if;
         with picked as (
@@ -364,22 +367,56 @@ begin
 end
 $fn$;
 
--- Step 3 (the header): per label the cut rises to the list's p_top-th entry where that is above the provisional one,
--- entries below deleted, and the run is 'complete'. Nothing when it is no longer 'establishing'.
+-- Step 3 (the header): per label the cut rises to the p_top-th entry in page order of the list and the writers' batch
+-- rows together (the rows the pass read and those written since) where that is above the provisional cut, the list's
+-- entries below it are deleted, the run is 'complete', and the batch rows are moved into the list with those cuts (most
+-- of the ties of a provisional cut fall below them and never reach the index). Nothing when it is no longer
+-- 'establishing'.
 create function run_label_top_finish(p_run uuid, p_top integer default 1000) returns void
 language plpgsql security definer set search_path from current as $fn$
-declare
-    labels integer;
 begin
-    select coalesce(cardinality(m.label_codes), 0) into labels
-    from run_label_top_cuts k join runs r on r.run_id = k.run_id join models m on m.model_id = r.model_id
-    where k.run_id = p_run and k.state = 'establishing'
-    for update of k;
+    perform 1 from run_label_top_cuts k where k.run_id = p_run and k.state = 'establishing' for update of k;
     if not found then
         return;
     end if;
-    perform run_label_top_raise_to_list(p_run, array(select generate_series(0, labels - 1)), p_top);
-    update run_label_top_cuts k set state = 'complete', updated_at = now() where k.run_id = p_run;
+
+    create temporary table run_label_top_new_cuts on commit drop as
+    select r.position, r.probability, r.record_id
+    from (select x.position, x.probability, x.record_id,
+                 row_number() over (partition by x.position order by x.probability desc, x.record_id) as n
+          from (select e.position, e.probability, e.record_id from run_label_top e where e.run_id = p_run
+                union
+                select u.position, u.p, u.record_id collate "C"
+                from run_label_top_batches b
+                cross join lateral unnest(b.positions, b.record_ids, b.probabilities) as u (position, record_id, p)
+                where b.run_id = p_run) x) r
+    where r.n = p_top;
+
+    -- Only where the new cut is above the old one (a label with fewer than p_top entries keeps its cut).
+    delete from run_label_top_new_cuts c
+    using run_label_top_cuts k
+    where k.run_id = p_run and k.cuts[c.position + 1] is not null
+      and not (c.probability > k.cuts[c.position + 1]
+               or (c.probability = k.cuts[c.position + 1]
+                   and (k.cut_records[c.position + 1] is null or c.record_id < k.cut_records[c.position + 1] collate "C")));
+
+    update run_label_top_cuts k
+    set cuts = array(select coalesce(c.probability, k.cuts[g.i])
+                     from generate_series(1, greatest(coalesce(cardinality(k.cuts), 0), coalesce((select max(position) + 1 from run_label_top_new_cuts), 0))) g (i)
+                     left join run_label_top_new_cuts c on c.position = g.i - 1 order by g.i),
+        cut_records = array(select case when c.position is not null then c.record_id::text else k.cut_records[g.i] end
+                            from generate_series(1, greatest(coalesce(cardinality(k.cuts), 0), coalesce((select max(position) + 1 from run_label_top_new_cuts), 0))) g (i)
+                            left join run_label_top_new_cuts c on c.position = g.i - 1 order by g.i),
+        added = null, state = 'complete', updated_at = now()
+    where k.run_id = p_run;
+
+    delete from run_label_top e
+    using run_label_top_new_cuts c
+    where e.run_id = p_run and e.position = c.position
+      and not run_label_top_at_or_above(e.probability, e.record_id, c.probability, c.record_id);
+
+    drop table run_label_top_new_cuts;
+    perform run_label_top_compact(array[p_run], p_top);
 end
 $fn$;
 
