@@ -312,6 +312,8 @@ internal sealed class RunLabelTop
     {
         var records = new List<string>();
         var heaps = new List<PriorityQueue<(int Row, float P), (float Key, string Record)>>();
+        // Per label the key of the heap's root once the heap is full (a row below it cannot enter): most values stop here.
+        var floors = new List<float>();
         await using (var read = new NpgsqlCommand(
             "select s.record_id, s.probabilities from scores s where s.run_id = @run " +
             "union all select s.record_id, s.probabilities from run_reused_scores r " +
@@ -333,10 +335,17 @@ internal sealed class RunLabelTop
                     if (i == heaps.Count)
                     {
                         heaps.Add(new PriorityQueue<(int, float), (float, string)>(Top + 1, LastInPageOrderFirst.Instance));
+                        floors.Add(float.NegativeInfinity);
                     }
 
                     var p = values[i];
-                    var key = (float.IsNaN(p) ? float.PositiveInfinity : p, record);
+                    var value = float.IsNaN(p) ? float.PositiveInfinity : p;
+                    if (value < floors[i])
+                    {
+                        continue;
+                    }
+
+                    var key = (value, record);
                     var heap = heaps[i];
                     if (heap.Count < Top)
                     {
@@ -345,6 +354,15 @@ internal sealed class RunLabelTop
                     else if (heap.TryPeek(out _, out var last) && LastInPageOrderFirst.Instance.Compare(key, last) > 0)
                     {
                         heap.DequeueEnqueue((row, p), key);
+                    }
+                    else
+                    {
+                        continue;
+                    }
+
+                    if (heap.Count == Top && heap.TryPeek(out _, out var root))
+                    {
+                        floors[i] = root.Key;
                     }
                 }
             }
