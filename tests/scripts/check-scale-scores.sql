@@ -2,7 +2,7 @@
 -- (run_label_positives and dashboard_label_prevalence), the threshold bucket counts (every label's buckets sum to the
 -- run's rows; four labels' buckets cell by cell from the rows; the positives rebuilt from the buckets, as a threshold
 -- change does, equal the direct count for all 164 labels), progress minutes, worker minutes, and the run's counters
--- (dashboard_run_progress). Prints one line per check and fails (ON_ERROR_STOP) on the first mismatch.
+-- (dashboard_run_progress), and the run's top-K list of 0030 where the schema has it. Prints one line per check and fails (ON_ERROR_STOP) on the first mismatch.
 -- Usage: psql "host=... dbname=scale" -v ON_ERROR_STOP=1 -f tests/scripts/check-scale-scores.sql
 \timing on
 set max_parallel_workers_per_gather = 2;
@@ -87,6 +87,43 @@ select 'dashboard_run_progress records_done and quarantined = direct counts',
 insert into checks
 select 'shard records_done sum = rows',
        (select sum(records_done) from run_shards where run_id = :'run') = (select count(*) from scores where run_id = :'run');
+
+-- The run's list of its highest rows per label (0033_run_label_top.sql), when the schema has it: complete, each cut the
+-- highest grid threshold with at least 1,000 of the run's rows at or above it (counted from the rows: one pass, two
+-- filtered counts per label), and the entries exactly the (label, probability, record) of the rows at or above it.
+select to_regclass('run_label_top') is not null as has_top_list \gset
+\if :has_top_list
+select format('select array[%s] as at_cut, array[%s] as at_next from scores where run_id = %L',
+              string_agg(format('count(*) filter (where probabilities[%s] >= %L::real)', l.i + 1, c.cut), ', ' order by l.i),
+              string_agg(format('count(*) filter (where probabilities[%s] >= %L::real)', l.i + 1,
+                                case when c.cut >= 1 then 'Infinity' else ((round(c.cut::float8 * 1000) + 1) / 1000)::real::text end),
+                         ', ' order by l.i),
+              :'run') as top_sql
+from generate_series(0, 163) l (i)
+cross join lateral (select coalesce(k.cuts[l.i + 1], '-Infinity'::real) as cut from run_label_top_cuts k where k.run_id = :'run') c \gset
+create temp table direct_top as :top_sql;
+insert into checks
+select 'run_label_top_cuts: complete, 164 cuts on the grid', state = 'complete' and cardinality(cuts) = 164
+       and not exists (select 1 from unnest(cuts) c where c is null or label_grid_index(c) is null)
+from run_label_top_cuts where run_id = :'run';
+insert into checks
+select 'top-list cut = highest grid threshold with >= 1,000 rows at or above, 164 labels',
+       (select bool_and(a >= 1000 and b < 1000) from direct_top cross join lateral unnest(at_cut, at_next) x (a, b));
+insert into checks
+select 'top-list entries per label = direct count at or above the cut, 164 labels',
+       (select at_cut from direct_top)
+         = array(select coalesce(e.n, 0) from generate_series(0, 163) l (i)
+                 left join (select position, count(*) as n from run_label_top where run_id = :'run' group by 1) e on e.position = l.i
+                 order by l.i);
+insert into checks
+select 'every top-list entry is its row''s probability, at or above the cut',
+       not exists (select 1 from run_label_top e
+                   join run_label_top_cuts k on k.run_id = e.run_id
+                   left join scores s on s.model_id = :'model' and s.record_id = e.record_id and s.run_id = e.run_id
+                   where e.run_id = :'run'
+                     and (s.record_id is null or s.probabilities[e.position + 1] <> e.probability or e.probability < k.cuts[e.position + 1]))
+   and not exists (select 1 from run_label_top_batches where run_id = :'run');
+\endif
 
 select name, ok from checks;
 select bool_and(ok) as all_ok from checks \gset

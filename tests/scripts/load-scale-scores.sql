@@ -186,6 +186,14 @@ set records_done = c.rows,
 from scale_settings c
 where r.run_id = c.run_id;
 
+-- The run's list of its highest rows per label (0033_run_label_top.sql), where the schema has it: the rows went in with
+-- the triggers off, so the run has no list yet; run_label_top_rebuild makes it as the result writer keeps it (per
+-- label the cut where the top 1,000 rows end in the bucket counts above, every row at or above it an entry).
+select to_regproc('run_label_top_rebuild') is not null as has_top_list \gset
+\if :has_top_list
+select run_label_top_rebuild(run_id) from scale_settings;
+\endif
+
 drop table scale_pool_p, scale_pool_e;
 vacuum analyze scores;
 vacuum analyze run_shards;
@@ -195,4 +203,8 @@ vacuum analyze worker_progress_minutes;
 vacuum analyze run_label_positives;
 vacuum analyze run_label_buckets;
 vacuum analyze runs;
+\if :has_top_list
+vacuum analyze run_label_top;
+vacuum analyze run_label_top_cuts;
+\endif
 select count(*) as score_rows, pg_size_pretty(pg_total_relation_size('scores')) as scores_total from scores;

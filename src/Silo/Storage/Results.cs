@@ -23,6 +23,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
 {
     private readonly TransientRetry _retry = retry ?? TransientRetry.Default;
 
+    // This writer's part in the runs' lists of their highest rows per label (0033_run_label_top.sql).
+    private readonly RunLabelTop _top = new();
+
     /// <summary>How this writer stores embeddings.</summary>
     public EmbeddingPrecision EmbeddingPrecision => embeddingPrecision;
 
@@ -132,6 +135,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         var ended = new HashSet<Guid>();
         var anyStored = true;
         var thresholds = new Dictionary<string, ModelThresholds>(StringComparer.Ordinal);
+        Dictionary<Guid, RunLabelTop.Cuts> topCuts;
         await using (var probe = new NpgsqlBatch(connection, tx))
         {
             var lockRuns = new NpgsqlBatchCommand("select run_id, state from runs where run_id = any (@runs) order by run_id for share");
@@ -161,6 +165,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                 probe.BatchCommands.Add(read);
             }
 
+            RunLabelTop.AddProbe(probe, runIds);
             await using var reader = await probe.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -196,6 +201,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                     thresholds[model] = new ModelThresholds([.. lists.Positions], [.. lists.Thresholds], [.. lists.Inclusive]);
                 }
             }
+
+            topCuts = await RunLabelTop.ReadProbeAsync(reader, cancellationToken);
         }
 
         // Rows of runs that ended early are not written (their counts are final).
@@ -207,7 +214,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
         }
         else if (allowDirect && !anyStored)
         {
-            written = await CopyIntoScoresAsync(connection, tx, rows, thresholds, cancellationToken);
+            written = await CopyIntoScoresAsync(connection, tx, rows, thresholds, topCuts, cancellationToken);
         }
         else
         {
@@ -231,7 +238,13 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     /// <summary>Batches written with bucket claims between two folds of their runs' bucket rows.</summary>
     internal int FoldEvery { get; init; } = 16;
 
+    /// <summary>Rows a run has when a fold makes its list of top rows per label (<see cref="RunLabelTop"/>).</summary>
+    internal long TopListFrom { get; init; } = RunLabelTop.EstablishRows;
+
     private int _claimedBatches;
+
+    /// <summary>The passes over runs' rows this writer started to make their top lists, finished (for tests).</summary>
+    internal Task TopListPassesDoneAsync() => _top.PassesDoneAsync();
 
     /// <summary>
     /// Folds the label bucket delta rows of <paramref name="runIds"/> into one row per run, as
@@ -254,7 +267,10 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
                 await FoldRunAsync(connection, tx, runId, cancellationToken);
             }
 
+            await RunLabelTop.CompactAsync(connection, tx, runIds, cancellationToken);
             await tx.CommitAsync(cancellationToken);
+            // A run's list once it has TopListFrom rows: step 1 here, the pass in the background (0033's header).
+            _top.StartPasses(dataSource, await RunLabelTop.BeginAsync(connection, runIds, TopListFrom, cancellationToken));
         }
         catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -473,7 +489,7 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
     // are written after the copy, so that the counter rows writers of one run share are locked only until the commit.
     private async Task<int> CopyIntoScoresAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<ScoreRow> rows, IReadOnlyDictionary<string, ModelThresholds> thresholds,
-        CancellationToken cancellationToken)
+        IReadOnlyDictionary<Guid, RunLabelTop.Cuts> topCuts, CancellationToken cancellationToken)
     {
         await using (var flags = new NpgsqlCommand(
             "select set_config('hubert.writer_bookkeeping', 'on', true)", connection, tx))
@@ -525,6 +541,8 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             bookkeeping.BatchCommands.Add(command);
         }
 
+        // The runs' top-list entries of these rows (0033_run_label_top.sql).
+        RunLabelTop.AddEntries(bookkeeping, rows, topCuts);
         await bookkeeping.ExecuteNonQueryAsync(cancellationToken);
         return rows.Count;
     }
@@ -571,7 +589,9 @@ public sealed class ResultWriter(NpgsqlDataSource dataSource, TransientRetry? re
             "insert into run_reused_scores (run_id, model_id, record_id) " +
             "select s.run_id, s.model_id, s.record_id from score_staging s " +
             "join scores c on c.model_id = s.model_id and c.record_id = s.record_id and c.run_id <> s.run_id " +
-            "order by 1, 2, 3 on conflict do nothing",
+            "order by 1, 2, 3 on conflict do nothing; " +
+            // Then the entries of the runs that count the stored rows of these keys (0033_run_label_top.sql).
+            "select run_label_top_add_staged()",
             connection,
             tx))
         {

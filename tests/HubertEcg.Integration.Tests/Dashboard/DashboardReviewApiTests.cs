@@ -89,11 +89,11 @@ public sealed class DashboardReviewApiTests(PostgresDatabaseFixture database, Bl
         var seed = await SeedAsync();
         await using var server = await DashboardServer.StartAsync(database.ConnectionString, Token);
 
-        // At or above the active set's 0.5: records 20 to 29; 25 and 26 tie, so the record id (descending) orders them.
+        // At or above the active set's 0.5: records 20 to 29; 25 and 26 tie, so the record id (ascending) orders them.
         var expected = Enumerable.Range(0, Records)
             .Select(i => (Record: RecordId(seed.RunId, i), P: AfProbability(i)))
             .Where(r => r.P >= 0.5f)
-            .OrderByDescending(r => r.P).ThenByDescending(r => r.Record, StringComparer.Ordinal)
+            .OrderByDescending(r => r.P).ThenBy(r => r.Record, StringComparer.Ordinal)
             .ToList();
         Assert.Equal(10, expected.Count);
 

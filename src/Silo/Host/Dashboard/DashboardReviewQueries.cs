@@ -83,14 +83,80 @@ public sealed partial class DashboardQueries
     /// <summary>
     /// One page of the records a run scored (written or reused) that are flagged for a label: probability at or above
     /// its model's active-set threshold (above the global one for labels without), highest probability first, then
-    /// record id descending. Keyset paging: the page after <paramref name="after"/> (the last row of the previous one)
-    /// starts strictly below it in that order, so a page costs the same however deep it is and rows written meanwhile
-    /// never shift a page. Served by <c>scores_run</c> (run_id, scored_at) for the rows the run wrote and by the primary
-    /// key of <c>run_reused_scores</c> (run_id, ...) for those it reused: each page reads the run's rows once and keeps
-    /// only the page in a top-N sort (no per-label index: 164 expression indexes on <c>scores</c> would slow every write
-    /// of the scoring path), so a page costs a read of the run's rows (measured in <c>docs/queries.md</c>).
+    /// record id ascending (in byte order, the "C" collation, whatever the database's). Keyset paging: the page after <paramref name="after"/> (the last row of the previous one)
+    /// starts strictly below it in that order, so rows written meanwhile never shift a page.
+    /// The page comes from the run's list of its highest rows for the label (<c>infra/sql/0033_run_label_top.sql</c>:
+    /// an index in page order, complete at or above the label's cut while the run's list is 'complete'), each entry
+    /// checked against its score row (a primary-key look-up: the row must still be the run's, or one it reused, with
+    /// that probability). A cut is a position in page order (probability, record_id). That page is exact when it is
+    /// full and its last row is at or above the cut, or when every flagged row is (no cut, the threshold above the
+    /// cut's probability, or at it with no cut record or the threshold exclusive): no flagged row can be
+    /// missing from the list. Otherwise (a page below the cut, a threshold
+    /// below it, a run whose list is not complete) the page is read from the run's rows
+    /// (<see cref="FlaggedRecordsScanAsync"/>), which costs a read of all of them (<c>docs/queries.md</c>).
     /// </summary>
-    public Task<IReadOnlyList<Row>> FlaggedRecordsAsync(
+    public async Task<IReadOnlyList<Row>> FlaggedRecordsAsync(
+        Guid runId, string code, int limit, (float Probability, string RecordId)? after, CancellationToken cancellationToken) =>
+        await FlaggedRecordsFromListAsync(runId, code, limit, after, cancellationToken)
+        ?? await FlaggedRecordsScanAsync(runId, code, limit, after, cancellationToken);
+
+    /// <summary>
+    /// <see cref="FlaggedRecordsAsync"/> from the run's list of its highest rows for the label, or null when that list
+    /// cannot give the exact page (the caller reads the rows then).
+    /// </summary>
+    public async Task<IReadOnlyList<Row>?> FlaggedRecordsFromListAsync(
+        Guid runId, string code, int limit, (float Probability, string RecordId)? after, CancellationToken cancellationToken)
+    {
+        var listed = await RowsAsync(
+            "with t as (select t.position, t.threshold, t.inclusive, r.model_id, " +
+            "k.cuts[t.position + 1] as cut, k.cut_records[t.position + 1] as cut_record from runs r " +
+            "join dashboard_model_label_thresholds t on t.model_id = r.model_id " +
+            "join run_label_top_cuts k on k.run_id = r.run_id and k.state = 'complete' " +
+            "where r.run_id = @run and t.code = @code), " +
+            "c as (select e.probability, e.record_id from t join run_label_top e on e.run_id = @run and e.position = t.position " +
+            "where (e.probability > t.threshold or (t.inclusive and e.probability = t.threshold)) " +
+            "and (not @paged or e.probability < @after_probability or (e.probability = @after_probability and e.record_id > @after_record)) " +
+            "union " +
+            "select u.probability, u.record_id collate \"C\" from t join run_label_top_batches b on b.run_id = @run " +
+            "cross join lateral unnest(b.positions, b.record_ids, b.probabilities) as u (position, record_id, probability) " +
+            "where u.position = t.position and (u.probability > t.threshold or (t.inclusive and u.probability = t.threshold)) " +
+            "and (not @paged or u.probability < @after_probability or (u.probability = @after_probability and u.record_id collate \"C\" > @after_record))), " +
+            "page as (select x.record_id, x.probability, v.scored_at, v.scored_by_run " +
+            "from (select c.probability, c.record_id from c order by c.probability desc, c.record_id) x cross join t " +
+            "cross join lateral (select s.scored_at, s.run_id as scored_by_run from scores s " +
+            "where s.model_id = t.model_id and s.record_id = x.record_id collate \"default\" and s.probabilities[t.position + 1] = x.probability " +
+            "and (s.run_id = @run or exists (select 1 from run_reused_scores u " +
+            "where u.run_id = @run and u.model_id = s.model_id and u.record_id = s.record_id))) v " +
+            "order by x.probability desc, x.record_id limit @limit) " +
+            "select p.record_id::text, p.probability, p.scored_at, p.scored_by_run, null::boolean as exact from page p " +
+            "union all " +
+            "select null, null, null, null, coalesce((select t.cut is null or t.threshold > t.cut " +
+            "or (t.threshold = t.cut and (not t.inclusive or t.cut_record is null)) " +
+            "or ((select count(*) from page) = @limit " +
+            "and (select run_label_top_at_or_above(p.probability, p.record_id, t.cut, t.cut_record) from page p " +
+            "order by p.probability, p.record_id desc limit 1)) from t), false)",
+            cancellationToken,
+            FlaggedParameters(runId, code, limit, after));
+        if (!listed.Any(r => r["exact"] is true))
+        {
+            return null;
+        }
+
+        var page = listed.Where(r => r["exact"] is null).ToList();
+        foreach (var row in page)
+        {
+            row.Remove("exact");
+        }
+
+        return page;
+    }
+
+    /// <summary>
+    /// <see cref="FlaggedRecordsAsync"/> from the run's rows: served by <c>scores_run</c> (run_id, scored_at) for the rows
+    /// the run wrote and by the primary key of <c>run_reused_scores</c> (run_id, ...) for those it reused; each page reads
+    /// the run's rows once and keeps only the page in a top-N sort.
+    /// </summary>
+    public Task<IReadOnlyList<Row>> FlaggedRecordsScanAsync(
         Guid runId, string code, int limit, (float Probability, string RecordId)? after, CancellationToken cancellationToken) =>
         RowsAsync(
             "with t as (select t.position, t.threshold, t.inclusive from runs r " +
@@ -103,15 +169,20 @@ public sealed partial class DashboardQueries
             "select s.record_id, s.probabilities[t.position + 1], s.scored_at, s.run_id " +
             "from run_reused_scores u join scores s on s.model_id = u.model_id and s.record_id = u.record_id where u.run_id = @run) x " +
             "where (x.probability > t.threshold or (t.inclusive and x.probability = t.threshold)) " +
-            "and (not @paged or (x.probability, x.record_id) < (@after_probability, @after_record)) " +
-            "order by x.probability desc, x.record_id desc limit @limit",
+            "and (not @paged or x.probability < @after_probability or (x.probability = @after_probability and x.record_id collate \"C\" > @after_record)) " +
+            "order by x.probability desc, x.record_id collate \"C\" limit @limit",
             cancellationToken,
-            Run(runId),
-            new NpgsqlParameter("code", NpgsqlDbType.Text) { Value = code },
-            new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit },
-            new NpgsqlParameter("paged", NpgsqlDbType.Boolean) { Value = after is not null },
-            new NpgsqlParameter("after_probability", NpgsqlDbType.Real) { Value = after?.Probability ?? 0f },
-            new NpgsqlParameter("after_record", NpgsqlDbType.Text) { Value = after?.RecordId ?? "" });
+            FlaggedParameters(runId, code, limit, after));
+
+    private static NpgsqlParameter[] FlaggedParameters(Guid runId, string code, int limit, (float Probability, string RecordId)? after) =>
+    [
+        Run(runId),
+        new NpgsqlParameter("code", NpgsqlDbType.Text) { Value = code },
+        new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit },
+        new NpgsqlParameter("paged", NpgsqlDbType.Boolean) { Value = after is not null },
+        new NpgsqlParameter("after_probability", NpgsqlDbType.Real) { Value = after?.Probability ?? 0f },
+        new NpgsqlParameter("after_record", NpgsqlDbType.Text) { Value = after?.RecordId ?? "" },
+    ];
 
     /// <summary>
     /// The score row of a record the run scored (written or reused), with the run that wrote it, that run's input
