@@ -47,9 +47,10 @@
 --      advisory lock per run so one writer does it): a REPEATABLE READ transaction, whose snapshot is taken after step 1
 --      committed, reads the run's rows (written and reused) and inserts per label the 1,000 highest in page order
 --      (run_label_top_fill, on conflict do nothing).
---   3. run_label_top_finish: per label the cut rises to the greater of the provisional cut and the list's 1,000th
---      entry, entries below it are deleted, and the state becomes 'complete' (only from 'establishing': a run made
---      invalid meanwhile stays so).
+--   3. run_label_top_finish: per label the cut rises to the greater of the provisional cut and the 1,000th entry of
+--      the list and the writers' batch rows together (entries both), the list's entries below it are deleted, the
+--      state becomes 'complete' (only from 'establishing': a run made invalid meanwhile stays so), and the batch rows
+--      are moved into the list with the raised cuts.
 --   Why no row is missed. A row the run counts was stored by a transaction W. If W committed before step 1 committed,
 --   it is in the pass's snapshot (taken after step 1 committed). Otherwise W held the run's row share lock (its own
 --   run: the result writer locks its runs' rows before anything) or the cuts row share lock (the staging path, for the

@@ -8,10 +8,11 @@ namespace HubertEcg.Storage;
 /// The result writer's part in each run's list of its highest rows per label (infra/sql/0033_run_label_top.sql), which
 /// serves the dashboard's flagged-records pages without reading every row of the run. In a batch's transaction it reads
 /// the cuts of the batch's runs (runs whose list is being made or complete) and says that it keeps the entries
-/// (<c>hubert.top_entries</c>); on the direct COPY path it sends the batch's entries at or above the cuts' probabilities
-/// as one row of <c>run_label_top_batches</c> per run (the staging path adds its entries in SQL,
-/// <c>run_label_top_add_staged</c>). The writer's fold moves the batch rows into the indexed list and raises the cuts
-/// from it (<c>run_label_top_compact</c>), and starts a run's list once the run has <see cref="EstablishRows"/> rows:
+/// (<c>hubert.top_entries</c>); on the direct COPY path it sends the batch's entries at or above the cuts in page order
+/// (<see cref="Cuts.AtOrAbove"/>) as one row of <c>run_label_top_batches</c> per run (the staging path adds its entries
+/// in SQL, <c>run_label_top_add_staged</c>). The writer's fold moves the batch rows of complete runs into the indexed
+/// list and raises the cuts from it (<c>run_label_top_compact</c>), and starts a run's list once the run has
+/// <see cref="EstablishRows"/> rows:
 /// <c>run_label_top_begin</c> in the fold, then the pass over the run's rows in a background task of this writer
 /// (<see cref="StartPasses"/>), which holds no writer back.
 /// </summary>
