@@ -30,8 +30,9 @@ public static class DashboardApi
                 return Error(
                     StatusCodes.Status503ServiceUnavailable,
                     $"{context.HttpContext.Request.Path}: the query ran past the dashboard's limit of {StatementTimeoutSeconds} s and was stopped; " +
-                    "the database is busy or locked, or the view reads more rows than fit in that time (a run's flagged records are read " +
-                    "from all of its rows: for a run of millions, `hubert-ecg results export --run ID` gives every row)");
+                    "the database is busy or locked, or the view reads more rows than fit in that time (a run's flagged records past the " +
+                    "top 1,000 of a label, or below a threshold lower than its list holds, are read from all of its rows: for a run of " +
+                    "millions, `hubert-ecg results export --run ID` gives every row)");
             }
         });
         api.MapGet("/runs", async (string? limit, DashboardQueries queries, CancellationToken ct) =>
