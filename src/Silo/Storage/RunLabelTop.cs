@@ -311,8 +311,8 @@ internal sealed class RunLabelTop
     private static async Task<(short[] Positions, string[] Records, float[] Probabilities)> CandidatesAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, Guid run)
     {
-        var records = new List<string>();
-        var heaps = new List<PriorityQueue<(int Row, float P), (float Key, string Record)>>();
+        // The element is the stored probability; the priority holds the record.
+        var heaps = new List<PriorityQueue<float, (float Key, string Record)>>();
         // Per label the key of the heap's root once the heap is full (a row below it cannot enter): most values stop here.
         var floors = new List<float>();
         await using (var read = new NpgsqlCommand(
@@ -327,15 +327,13 @@ internal sealed class RunLabelTop
             await using var reader = await read.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                var row = records.Count;
                 var record = reader.GetString(0);
-                records.Add(record);
                 var values = reader.GetFieldValue<float[]>(1);
                 for (var i = 0; i < values.Length; i++)
                 {
                     if (i == heaps.Count)
                     {
-                        heaps.Add(new PriorityQueue<(int, float), (float, string)>(Top + 1, LastInPageOrderFirst.Instance));
+                        heaps.Add(new PriorityQueue<float, (float, string)>(Top + 1, LastInPageOrderFirst.Instance));
                         floors.Add(float.NegativeInfinity);
                     }
 
@@ -350,11 +348,11 @@ internal sealed class RunLabelTop
                     var heap = heaps[i];
                     if (heap.Count < Top)
                     {
-                        heap.Enqueue((row, p), key);
+                        heap.Enqueue(p, key);
                     }
                     else if (heap.TryPeek(out _, out var last) && LastInPageOrderFirst.Instance.Compare(key, last) > 0)
                     {
-                        heap.DequeueEnqueue((row, p), key);
+                        heap.DequeueEnqueue(p, key);
                     }
                     else
                     {
@@ -374,10 +372,10 @@ internal sealed class RunLabelTop
         var probabilities = new List<float>();
         for (var i = 0; i < heaps.Count; i++)
         {
-            foreach (var ((row, p), _) in heaps[i].UnorderedItems)
+            foreach (var (p, (_, record)) in heaps[i].UnorderedItems)
             {
                 positions.Add((short)i);
-                names.Add(records[row]);
+                names.Add(record);
                 probabilities.Add(p);
             }
         }
